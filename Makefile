@@ -1,0 +1,33 @@
+# Two commands set up a fresh machine: `make run` (the main job) and `make test` (the whole suite).
+# Every pip call passes -c constraints.txt so torch stays the CPU wheel (FINDINGS.md).
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.zaoshu-installed
+ARGS   ?=
+
+.PHONY: run test install finetune-env bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependencies change: a second `make test` does not touch pip.
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --progress-bar off -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/python -m recipes.wulewule $(ARGS)
+
+test: install
+	$(VENV)/bin/python -m pytest -q
+
+finetune-env: install
+	$(VENV)/bin/zaoshu finetune setup
+
+bench: install
+	$(VENV)/bin/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .venv-xtuner .pytest_cache

@@ -1,0 +1,13 @@
+"""Errors a user can act on. The CLI prints each as one red line and exits 1 (no traceback)."""
+
+
+class ZaoshuError(Exception):
+    """Base for every error whose message alone tells the user what went wrong and what to do."""
+
+
+class ConfigError(ZaoshuError):
+    """Settings are missing or invalid (e.g. no LLM endpoint configured)."""
+
+
+class InputError(ZaoshuError):
+    """A file, folder or argument the user gave cannot be used."""

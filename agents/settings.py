@@ -1,0 +1,207 @@
+"""One typed settings object. Precedence: CLI flag > environment / `.env` > recipe YAML > default.
+
+>>> s = load_settings(yaml_data={"preset": "deepseek"}, env_file=None)
+>>> s.for_role("critic").base_url
+'https://api.deepseek.com/v1'
+
+Secrets come only from the environment (`ZAOSHU_API_KEY`, or `OPENAI_API_KEY` when that is unset)
+and are masked in every printout (`masked_dump`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.errors import ConfigError
+
+Role = Literal["asker", "answerer", "responder", "critic"]
+ROLES: tuple[Role, ...] = ("asker", "answerer", "responder", "critic")
+
+
+class Preset(BaseModel):
+    base_url: str
+    model: str
+    needs_key: bool = True
+    key_hint: str = ""
+
+
+# Base URLs and typical models as each provider documents its OpenAI-compatible API.
+PRESETS: dict[str, Preset] = {
+    "deepseek": Preset(base_url="https://api.deepseek.com/v1", model="deepseek-chat",
+                       key_hint="platform.deepseek.com → API keys"),
+    "siliconflow": Preset(base_url="https://api.siliconflow.cn/v1", model="Qwen/Qwen2.5-7B-Instruct",
+                          key_hint="cloud.siliconflow.cn → API 密钥"),
+    "dashscope": Preset(base_url="https://dashscope.aliyuncs.com/compatible-mode/v1", model="qwen-plus",
+                        key_hint="阿里云百炼 → API-KEY"),
+    "zhipu": Preset(base_url="https://open.bigmodel.cn/api/paas/v4", model="glm-4-flash",
+                    key_hint="open.bigmodel.cn → API keys"),
+    "ollama": Preset(base_url="http://localhost:11434/v1", model="qwen2.5:7b", needs_key=False),
+    "vllm": Preset(base_url="http://localhost:8000/v1", model="Qwen/Qwen2.5-7B-Instruct", needs_key=False),
+    "lmdeploy": Preset(base_url="http://localhost:23333/v1", model="internlm2_5-7b-chat", needs_key=False),
+    "openai": Preset(base_url="https://api.openai.com/v1", model="gpt-4o-mini"),
+}
+
+
+class LLMFields(BaseModel):
+    """Endpoint fields; every one optional so a role override only names what differs."""
+
+    preset: str | None = Field(default=None, description=f"Provider preset: {', '.join(PRESETS)}.")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. https://api.deepseek.com/v1.")
+    api_key: SecretStr | None = Field(default=None, description="API key (environment only; never written to disk).")
+    model: str | None = Field(default=None, description="Model name as the endpoint knows it.")
+    temperature: float | None = Field(default=None, description="Sampling temperature.")
+    timeout: float | None = Field(default=None, description="Seconds before one request times out.")
+    max_retries: int | None = Field(default=None, description="Retries on 429 / 5xx / timeouts / dropped connections.")
+    rpm: int | None = Field(default=None, description="Requests per minute cap (0 = none).")
+    tpm: int | None = Field(default=None, description="Tokens per minute cap (0 = none).")
+    max_concurrency: int | None = Field(default=None, description="Requests in flight at most.")
+    price_input_per_1k: float | None = Field(default=None, description="Price per 1k input tokens.")
+    price_output_per_1k: float | None = Field(default=None, description="Price per 1k output tokens.")
+    currency: str | None = Field(default=None, description="Currency symbol for cost estimates (¥ or $).")
+
+
+class LLMConfig(BaseModel):
+    """The resolved endpoint of one role: what the client is built from."""
+
+    role: str
+    preset: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    temperature: float = 0.7
+    timeout: float = 60.0
+    max_retries: int = 4
+    rpm: int = 0
+    tpm: int = 0
+    max_concurrency: int = 16
+    price_input_per_1k: float = 0.0
+    price_output_per_1k: float = 0.0
+    currency: str = "¥"
+
+    def require_endpoint(self) -> LLMConfig:
+        """Raise one clear ConfigError when this role cannot reach any endpoint."""
+        if not self.base_url or not self.model:
+            raise ConfigError(
+                f"no LLM endpoint configured for role '{self.role}': set ZAOSHU_PRESET "
+                f"({'|'.join(PRESETS)}) and ZAOSHU_API_KEY, or ZAOSHU_BASE_URL + ZAOSHU_MODEL (see .env.example)"
+            )
+        preset = PRESETS.get(self.preset or "")
+        if self.api_key is None and (preset is None or preset.needs_key) and not _is_local(self.base_url):
+            hint = f" ({preset.key_hint})" if preset and preset.key_hint else ""
+            raise ConfigError(f"no API key for role '{self.role}' at {self.base_url}: set ZAOSHU_API_KEY{hint}")
+        return self
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.price_input_per_1k + output_tokens * self.price_output_per_1k) / 1000
+
+
+def _is_local(url: str) -> bool:
+    return any(host in url for host in ("://localhost", "://127.", "://[::1]", "://0.0.0.0"))
+
+
+class Settings(BaseSettings, LLMFields):
+    """All of zaoshu's settings. Env prefix `ZAOSHU_`; role overrides as `ZAOSHU_CRITIC__MODEL`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ZAOSHU_", env_nested_delimiter="__", env_file=".env", extra="ignore",
+    )
+
+    asker: LLMFields = Field(default_factory=LLMFields, description="Overrides for the question asker.")
+    answerer: LLMFields = Field(default_factory=LLMFields, description="Overrides for the RAG answerer.")
+    responder: LLMFields = Field(default_factory=LLMFields, description="Overrides for the persona responder.")
+    critic: LLMFields = Field(default_factory=LLMFields, description="Overrides for the critic's LLM judge.")
+    structured_attempts: int = Field(default=3, description="Attempts to get valid JSON before recording a failure.")
+
+    def for_role(self, role: str) -> LLMConfig:
+        """Merge: role override > shared fields > preset > defaults."""
+        shared = LLMFields.model_validate(self.model_dump(include=set(LLMFields.model_fields)))
+        override: LLMFields = getattr(self, role)
+        merged: dict[str, Any] = {}
+        for name in LLMFields.model_fields:
+            value = getattr(override, name)
+            merged[name] = value if value is not None else getattr(shared, name)
+        preset = PRESETS.get(merged["preset"] or "")
+        if merged["preset"] and preset is None:
+            raise ConfigError(f"unknown preset '{merged['preset']}': choose one of {', '.join(PRESETS)}")
+        if preset is not None:
+            merged["base_url"] = merged["base_url"] or preset.base_url
+            merged["model"] = merged["model"] or preset.model
+        return LLMConfig(role=role, **{k: v for k, v in merged.items() if v is not None})
+
+    def masked_dump(self) -> dict[str, Any]:
+        """Settings as plain data with every key masked: safe to print and to save."""
+        data = self.model_dump(mode="json")
+        for section in [data, *(data[r] for r in ROLES)]:
+            if section.get("api_key"):
+                section["api_key"] = "***"
+        data["resolved"] = {r: _masked_config(self.for_role(r)) for r in ROLES}
+        return data
+
+
+def mask(key: SecretStr | None) -> str | None:
+    """A set key prints as `***`: shows that a key is set, never any part of it."""
+    return None if key is None else "***"
+
+
+def _masked_config(cfg: LLMConfig) -> dict[str, Any]:
+    data = cfg.model_dump(mode="json")
+    data["api_key"] = mask(cfg.api_key)
+    return data
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    yaml_data: Mapping[str, Any] | None = None,
+    cli: Mapping[str, Any] | None = None,
+    env_file: str | None = ".env",
+) -> Settings:
+    """Resolve settings: CLI flags > environment / .env > recipe YAML (its `llm:` block) > defaults.
+
+    Keys are read from the environment only — an `api_key` in YAML or a CLI flag is refused, so a
+    key can never end up in a committed file.
+    """
+    environ = os.environ
+    yaml_data = dict(yaml_data or {})
+    for source, name in ((yaml_data, "recipe YAML"), (cli or {}, "CLI")):
+        if _has_key(source):
+            raise ConfigError(f"api_key found in the {name}: keys come only from the environment (ZAOSHU_API_KEY)")
+    from_env = _settings_from_env(env_file)
+    merged = _deep_merge(_deep_merge(yaml_data, from_env), cli or {})
+    if not merged.get("api_key") and environ.get("OPENAI_API_KEY"):
+        merged["api_key"] = environ["OPENAI_API_KEY"]
+    if not merged.get("base_url") and not merged.get("preset") and environ.get("OPENAI_BASE_URL"):
+        merged["base_url"] = environ["OPENAI_BASE_URL"]
+    return Settings.model_validate(merged)
+
+
+def _has_key(data: Mapping[str, Any]) -> bool:
+    return bool(data.get("api_key")) or any(
+        isinstance(v, Mapping) and v.get("api_key") for v in data.values()
+    )
+
+
+def _settings_from_env(env_file: str | None) -> dict[str, Any]:
+    """Only what the environment (and .env) actually set, so YAML values below it survive."""
+    from_env = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    data = from_env.model_dump(exclude_unset=True)
+    if from_env.api_key is not None:
+        data["api_key"] = from_env.api_key.get_secret_value()
+    for role in ROLES:
+        key = getattr(from_env, role).api_key
+        if key is not None:
+            data[role]["api_key"] = key.get_secret_value()
+    return data

@@ -1,0 +1,111 @@
+"""Structured output that never raises into a graph: JSON mode, validate, re-ask, then record.
+
+>>> from pydantic import BaseModel
+>>> class Q(BaseModel):
+...     questions: list[str]
+>>> parse_reply('<think>先想想</think>```json\\n{"questions": ["天命人是谁？"]}\\n```', Q).questions
+['天命人是谁？']
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agents.llm import ChatClient, Message
+
+T = TypeVar("T", bound=BaseModel)
+
+_THINK = re.compile(r"^\s*<think>.*?(</think>|$)", re.DOTALL)
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+SCHEMA_INSTRUCTION = """只输出一个 JSON 对象，不要输出任何其他文字。字段如下：
+{fields}"""
+
+REASK_PROMPT = """你上一条回复不是符合要求的 JSON：{error}
+请只输出一个符合字段要求的 JSON 对象。"""
+
+
+class Structured(BaseModel, Generic[T]):
+    """The outcome of a structured call: `value` when valid, else `None` with the raw text kept."""
+
+    value: T | None = None
+    raw: str = ""
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def parse_reply(text: str, schema: type[T]) -> T:
+    """Tolerant parse: drops a `<think>…</think>` preamble and ```json fences, then validates.
+
+    Raises ValueError (not JSON) or pydantic.ValidationError (wrong shape).
+    """
+    body = _THINK.sub("", text, count=1).strip()
+    fenced = _FENCE.search(body)
+    if fenced:
+        body = fenced.group(1).strip()
+    start, end = body.find("{"), body.rfind("}")
+    if start == -1 or end < start:
+        raise ValueError("no JSON object in the reply")
+    data = json.loads(body[start:end + 1])
+    return schema.model_validate(data)
+
+
+def schema_fields(schema: type[BaseModel]) -> str:
+    """One line per field — `- name (type): description` — for the prompt."""
+    props = schema.model_json_schema().get("properties", {})
+    lines = []
+    for name, spec in props.items():
+        kind = spec.get("type") or ("|".join(
+            s.get("type", "object") for s in spec.get("anyOf", [])) or "object")
+        if kind == "array":
+            kind = f"array of {spec.get('items', {}).get('type', 'object')}"
+        enum = spec.get("enum") or spec.get("items", {}).get("enum")
+        extra = f"，取值：{'/'.join(map(str, enum))}" if enum else ""
+        lines.append(f"- {name} ({kind}): {spec.get('description', '')}{extra}".rstrip(": "))
+    return "\n".join(lines)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'])) or '根'}: {e['msg']}" for e in error.errors()[:5]]
+        return "; ".join(parts)
+    return str(error)
+
+
+async def ask_structured(client: ChatClient, messages: list[Message], schema: type[T], *,
+                         attempts: int = 3, temperature: float | None = None,
+                         max_tokens: int | None = None) -> Structured[T]:
+    """Ask for `schema` in JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
+
+    Transport errors (auth, unreachable, retries exhausted) propagate: the runner decides about
+    those. A reply that never validates comes back as `Structured(value=None, raw=…, error=…)`.
+    """
+    instruction = SCHEMA_INSTRUCTION.format(fields=schema_fields(schema))
+    history = _with_instruction(messages, instruction)
+    raw, error = "", "no attempt made"
+    for attempt in range(1, attempts + 1):
+        reply = await client.chat(history, json_mode=True, temperature=temperature, max_tokens=max_tokens)
+        raw = reply.text
+        try:
+            return Structured[schema](value=parse_reply(raw, schema), raw=raw, attempts=attempt)
+        except (ValueError, ValidationError) as exc:
+            error = _describe(exc)
+            history = [*history, {"role": "assistant", "content": raw},
+                       {"role": "user", "content": REASK_PROMPT.format(error=error)}]
+    return Structured[schema](value=None, raw=raw, error=error, attempts=attempts)
+
+
+def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:
+    """Append the JSON instruction to the system message (JSON mode needs the word JSON in it)."""
+    if messages and messages[0]["role"] == "system":
+        first = {"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]

@@ -1,0 +1,34 @@
+"""Shared fixtures: no API key and no user config leak into a test; a fake OpenAI server on demand."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI
+
+_LEAKY_PREFIXES = ("ZAOSHU_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_", "SERPER_", "XTUNER_PYTHON")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """Remove keys and endpoint settings from the environment; run each test in its own tmp dir."""
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def fake_llm(monkeypatch):
+    """A running FakeOpenAI; the environment points every role at it (script it per test)."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
+        monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
+        monkeypatch.setenv("ZAOSHU_MAX_RETRIES", "3")
+        monkeypatch.setenv("ZAOSHU_TIMEOUT", "5")
+        yield server

@@ -1,0 +1,135 @@
+"""The `zaoshu` command: one entry point that gathers each package's sub-commands.
+
+    zaoshu --help
+    zaoshu config show            # resolved settings, keys masked
+    zaoshu llm ping               # one call per role: model, latency, tokens — or the clear error
+    zaoshu kb … / zaoshu graph … / zaoshu runs … / zaoshu export … / zaoshu finetune …
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.errors import ZaoshuError
+
+app = typer.Typer(name="zaoshu", no_args_is_help=True, add_completion=False,
+                  help="造数 zaoshu: verified fine-tuning data for Chinese LLM applications.")
+config_app = typer.Typer(no_args_is_help=True, help="Show the resolved settings.")
+llm_app = typer.Typer(no_args_is_help=True, help="Check the configured LLM endpoints.")
+app.add_typer(config_app, name="config")
+app.add_typer(llm_app, name="llm")
+
+console = Console()
+
+
+def _recipe_llm_block(recipe: Optional[Path]) -> dict:
+    if recipe is None:
+        return {}
+    import yaml
+
+    from agents.errors import InputError
+
+    if not recipe.is_file():
+        raise InputError(f"recipe config not found: {recipe}")
+    return (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("llm") or {}
+
+
+@config_app.command("show")
+def config_show(
+    recipe: Optional[Path] = typer.Option(None, help="A recipe YAML whose `llm:` block sits under the environment."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Print the settings each role will use (CLI > env/.env > recipe YAML > defaults), keys masked."""
+    from agents.settings import ROLES, load_settings
+
+    settings = load_settings(_recipe_llm_block(recipe))
+    data = settings.masked_dump()
+    if as_json:
+        console.print_json(json.dumps(data["resolved"], ensure_ascii=False))
+        return
+    table = Table(title="zaoshu settings (keys masked)")
+    table.add_column("field")
+    for role in ROLES:
+        table.add_column(role)
+    for field in data["resolved"]["asker"]:
+        if field == "role":
+            continue
+        table.add_row(field, *(str(data["resolved"][r][field]) for r in ROLES))
+    console.print(table)
+
+
+@llm_app.command("ping")
+def llm_ping(recipe: Optional[Path] = typer.Option(None, help="A recipe YAML with an `llm:` block.")) -> None:
+    """Send one short request to each role's endpoint and report model, latency and tokens."""
+    from agents.llm import make_client
+    from agents.llm_errors import LLMError
+    from agents.settings import ROLES, load_settings
+
+    settings = load_settings(_recipe_llm_block(recipe))
+    table = Table(title="LLM ping")
+    for column in ("role", "endpoint", "model", "latency", "tokens in/out", "result"):
+        table.add_column(column)
+    failed = False
+
+    configs = {role: settings.for_role(role).require_endpoint() for role in ROLES}  # ConfigError → one line
+
+    async def ping(role: str) -> None:
+        nonlocal failed
+        cfg = configs[role].model_copy(update={"max_retries": 1})
+        client = make_client(cfg)
+        start = time.monotonic()
+        try:
+            reply = await client.chat([{"role": "user", "content": "你好，请回复“在”。"}], max_tokens=8)
+            table.add_row(role, cfg.base_url, reply.model, f"{time.monotonic() - start:.2f}s",
+                          f"{reply.input_tokens}/{reply.output_tokens}", f"[green]ok[/]: {reply.text[:20]}")
+        except LLMError as exc:
+            failed = True
+            table.add_row(role, cfg.base_url, cfg.model, "-", "-", f"[red]{exc}[/]")
+        finally:
+            await client.aclose()
+
+    async def ping_all() -> None:
+        for role in ROLES:
+            await ping(role)
+
+    asyncio.run(ping_all())
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _register_subcommands() -> None:
+    """Each package owns its sub-commands; importing them is cheap (heavy imports are lazy)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a user-facing error is one red line and exit code 1, never a traceback."""
+    import click
+
+    _register_subcommands()
+    err = Console(stderr=True)
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except ZaoshuError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        err.print("[red]aborted[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
