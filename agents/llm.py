@@ -239,6 +239,9 @@ class LangChainChatClient(_RetryingClient):
         super().__init__(cfg, usage)
         self.model = model
 
+    async def aclose(self) -> None:
+        """ChatOpenAI's httpx clients are closed by the SDK when collected."""
+
     async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
         import openai
 
@@ -308,6 +311,16 @@ def make_clients(settings: Settings, *, roles=ROLES, backend: str = "http",
     return clients
 
 
+async def close_clients(clients: dict[str, ChatClient]) -> None:
+    """Close the HTTP sessions behind a set of clients (shared ones once)."""
+    seen = set()
+    for client in clients.values():
+        inner = getattr(client, "_client", client)
+        if id(inner) not in seen and hasattr(inner, "aclose"):
+            seen.add(id(inner))
+            await inner.aclose()
+
+
 class _RoleView:
     """A role's name on a client shared with another role, so usage is still counted per role."""
 
@@ -317,3 +330,6 @@ class _RoleView:
 
     async def chat(self, messages: list[Message], **kwargs) -> ChatReply:
         return await self._client.chat(messages, account_as=self.cfg, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,103 @@
+"""`zaoshu graph show <name>` and `zaoshu runs list | show`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.errors import InputError
+
+graph_app = typer.Typer(no_args_is_help=True, help="The LangGraph graphs that make samples.")
+runs_app = typer.Typer(no_args_is_help=True, help="Runs on disk: list them, show one.")
+console = Console()
+
+RUNS_ROOT = typer.Option(Path("runs"), "--root", help="Folder that holds runs/<recipe>/<run-name>/.")
+
+
+@graph_app.command("show")
+def graph_show(name: str = typer.Argument(..., help="qa | dialogue | persona")) -> None:
+    """Print the graph's mermaid diagram."""
+    from graphs.registry import GRAPHS, mermaid
+
+    if name not in GRAPHS:
+        raise InputError(f"unknown graph {name!r}: choose one of {', '.join(GRAPHS)}")
+    console.print(mermaid(name), markup=False, highlight=False)
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/*/stats.json"))
+
+
+@runs_app.command("list")
+def runs_list(root: Path = RUNS_ROOT) -> None:
+    """One line per run: recipe, name, status, accepted / rejected / failed, tokens, cost."""
+    runs = _run_dirs(root)
+    if not runs:
+        console.print(f"no runs under {root}/")
+        return
+    table = Table(title=f"runs under {root}/")
+    for column in ("recipe", "run", "status", "accepted", "rejected", "failed", "tokens in/out", "cost", "duration"):
+        table.add_column(column)
+    for run in runs:
+        s = json.loads((run / "stats.json").read_text(encoding="utf-8"))
+        table.add_row(run.parent.name, run.name, s.get("status", "?"), str(s.get("accepted", 0)),
+                      str(s.get("rejected", 0)), str(s.get("failed", 0)),
+                      f"{s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}",
+                      f"{s.get('currency', '¥')}{s.get('cost', 0):.4f}", f"{s.get('duration_s', 0):.0f}s")
+    console.print(table)
+
+
+def summarize_run(run: Path) -> dict:
+    """Counts by reason code and by aspect / persona / scene / style / emotion / area."""
+    from graphs.rundir import read_jsonl
+
+    stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
+    codes: Counter[str] = Counter()
+    by_field: dict[str, Counter[str]] = {}
+    fields = ("aspect", "role", "scene", "style", "emotion", "area")
+    for status, path in (("accepted", run / "accepted.jsonl"), ("rejected", run / "rejected.jsonl")):
+        for record in read_jsonl(path):
+            if status == "rejected":
+                codes.update(record.get("codes", []))
+            meta = (record.get("meta") or {}) if status == "accepted" else {**(record.get("key") or {})}
+            for name in fields:
+                if meta.get(name) is not None:
+                    by_field.setdefault(name, Counter())[f"{meta[name]} ({status})"] += 1
+    return {"stats": stats, "codes": dict(codes.most_common()),
+            "by": {k: dict(v.most_common()) for k, v in by_field.items()}}
+
+
+@runs_app.command("show")
+def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tianji/20261121-101500"),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Counts by reason code and by aspect / scene / style, tokens, cost, duration."""
+    if not (run / "accepted.jsonl").exists() and not (run / "stats.json").exists():
+        raise InputError(f"not a run folder: {run} (no stats.json or accepted.jsonl)")
+    summary = summarize_run(run)
+    if as_json:
+        console.print_json(json.dumps(summary, ensure_ascii=False))
+        return
+    s = summary["stats"]
+    console.print(f"[bold]{run}[/]  status {s.get('status', '?')}  accepted {s.get('accepted', 0)}  "
+                  f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
+                  f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
+                  f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
+    if summary["codes"]:
+        table = Table(title="rejections by reason code")
+        table.add_column("code")
+        table.add_column("count", justify="right")
+        for code, n in summary["codes"].items():
+            table.add_row(code, str(n))
+        console.print(table)
+    for name, counts in summary["by"].items():
+        table = Table(title=f"by {name}")
+        table.add_column(name)
+        table.add_column("count", justify="right")
+        for value, n in counts.items():
+            table.add_row(value, str(n))
+        console.print(table)

@@ -1,0 +1,178 @@
+"""The run directory: append-only JSONL ledgers that survive `kill -9` and make reruns resume.
+
+    runs/<recipe>/<run-name>/
+        config.resolved.yaml   settings and recipe config, keys masked
+        accepted.jsonl         one Sample per line
+        rejected.jsonl         {id, codes, verdict, raw, sample?, meta} — nothing silently dropped
+        failed.jsonl           items whose LLM calls failed; retried by the next run
+        stats.json             counts, tokens, cost, duration
+        checkpoints.sqlite     LangGraph checkpoints (interactive review only)
+
+Each record is one `os.write` of a whole line to a file opened with O_APPEND, so a killed process
+leaves whole lines; a torn last line (power loss) is cut off when the run is opened again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.errors import InputError
+
+
+class Ledger:
+    """One append-only JSONL file. `fsync_every` lines (0 = never) are forced to disk as a batch."""
+
+    def __init__(self, path: Path, fsync_every: int = 20):
+        self.path = path
+        self.fsync_every = fsync_every
+        _repair_torn_tail(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._pending = 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        os.write(self._fd, line)
+        self._pending += 1
+        if self.fsync_every and self._pending >= self.fsync_every:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._pending:
+            os.fsync(self._fd)
+            self._pending = 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """Cut a last line that has no newline (a write torn by a crash): it was never acknowledged."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return
+        pos = end
+        while pos > 0:  # scan back in blocks for the last newline
+            start = max(0, pos - 65536)
+            f.seek(start)
+            block = f.read(pos - start)
+            cut = block.rfind(b"\n")
+            if cut != -1:
+                f.truncate(start + cut + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a ledger; a line that is not JSON is a corrupt ledger, reported with its number."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
+
+class RunDir:
+    """A run's folder and its ledgers; `finished` holds every id that must not run again."""
+
+    def __init__(self, path: Path, *, fsync_every: int = 20):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.fsync_every = fsync_every
+        self.accepted_path = self.path / "accepted.jsonl"
+        self.rejected_path = self.path / "rejected.jsonl"
+        self.failed_path = self.path / "failed.jsonl"
+        self.stats_path = self.path / "stats.json"
+        self.config_path = self.path / "config.resolved.yaml"
+        self.checkpoints_path = self.path / "checkpoints.sqlite"
+        self._ledgers: dict[str, Ledger] = {}
+        for ledger in (self.accepted_path, self.rejected_path):
+            _repair_torn_tail(ledger)
+        self.accepted_ids = {r["id"] for r in read_jsonl(self.accepted_path)}
+        self.rejected_codes = Counter()
+        self.rejected_ids = set()
+        for record in read_jsonl(self.rejected_path):
+            self.rejected_ids.add(record["id"])
+            self.rejected_codes.update(record.get("codes", []))
+
+    @property
+    def finished(self) -> set[str]:
+        return self.accepted_ids | self.rejected_ids
+
+    def _ledger(self, path: Path) -> Ledger:
+        if path.name not in self._ledgers:
+            self._ledgers[path.name] = Ledger(path, self.fsync_every)
+        return self._ledgers[path.name]
+
+    def accept(self, sample: dict[str, Any]) -> None:
+        self._ledger(self.accepted_path).append(sample)
+        self.accepted_ids.add(sample["id"])
+
+    def reject(self, record: dict[str, Any]) -> None:
+        self._ledger(self.rejected_path).append(record)
+        self.rejected_ids.add(record["id"])
+        self.rejected_codes.update(record.get("codes", []))
+
+    def fail(self, record: dict[str, Any]) -> None:
+        self._ledger(self.failed_path).append(record)
+
+    def accepted_samples(self) -> Iterator[dict[str, Any]]:
+        return read_jsonl(self.accepted_path)
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        _atomic_write(self.config_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+    def write_stats(self, data: dict[str, Any]) -> None:
+        _atomic_write(self.stats_path, json.dumps(data, ensure_ascii=False, indent=2))
+
+    def read_stats(self) -> dict[str, Any]:
+        return json.loads(self.stats_path.read_text(encoding="utf-8")) if self.stats_path.exists() else {}
+
+    def close(self) -> None:
+        for ledger in self._ledgers.values():
+            ledger.close()
+        self._ledgers.clear()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def new_run_name() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fingerprint: str) -> Path:
+    """`--out` wins; else the latest run of this recipe with the same config fingerprint resumes;
+    `--fresh` (or a changed config) starts a new run folder."""
+    if out is not None:
+        return out
+    base = root / recipe
+    if not fresh and base.exists():
+        for run in sorted((p for p in base.iterdir() if p.is_dir()), reverse=True):
+            stats = run / "stats.json"
+            if stats.exists() and json.loads(stats.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
+                return run
+    return base / new_run_name()

@@ -1,0 +1,250 @@
+"""The runner: work items → item graph, N in flight, results appended to the run directory.
+
+    outcome = await Runner(compiled_graph, ctx, RunDir(path), usage, RunOptions(concurrency=32)).run(items)
+
+- Up to N items in flight (asyncio tasks; no checkpointer in the hot path, so nothing caps N).
+- Finished ids (accepted or rejected) are skipped, so a rerun resumes; in-flight items are redone.
+- A fatal LLM error (auth, unreachable, 404), N consecutive failed items, the budget, `--target`
+  or Ctrl-C stop the run cleanly: in-flight items are cancelled (and redone next time), ledgers
+  are flushed, stats are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agents.errors import ZaoshuError
+from agents.llm import Usage, close_clients
+from agents.llm_errors import LLMError, LLMFatalError
+from agents.schemas import ReasonCode
+from graphs.observer import RunObserver
+from graphs.rundir import RunDir
+from graphs.state import WorkItem
+
+log = logging.getLogger(__name__)
+
+StopReason = Literal["completed", "target", "budget", "interrupted", "fatal"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A spending cap: `Budget.parse("5¥")`, `"$2"`, `"200000 tokens"`, `"200k tokens"`."""
+
+    amount: float
+    unit: str  # "tokens" or a currency symbol
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        m = re.fullmatch(r"\s*([¥$])?\s*([\d.]+)\s*([kKmM])?\s*(tokens?|[¥$]|元|yuan|usd)?\s*", text)
+        if not m or not (m.group(1) or m.group(4)):
+            raise ZaoshuError(f"cannot read budget {text!r}: write e.g. 5¥, $2 or 200k tokens")
+        amount = float(m.group(2)) * {"k": 1e3, "m": 1e6}.get((m.group(3) or "").lower(), 1)
+        unit = m.group(1) or m.group(4)
+        unit = {"元": "¥", "yuan": "¥", "usd": "$", "token": "tokens"}.get(unit, unit)
+        return cls(amount, unit)
+
+    def spent(self, usage: Usage) -> float:
+        return usage.input_tokens + usage.output_tokens if self.unit == "tokens" else usage.cost
+
+    def __str__(self) -> str:
+        return f"{self.amount:g} tokens" if self.unit == "tokens" else f"{self.unit}{self.amount:g}"
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = 8
+    target: int | None = None
+    budget: Budget | None = None
+    max_consecutive_failures: int = 5
+
+
+@dataclass
+class ItemResult:
+    """What the runner needs from a graph's final state (see graphs.state)."""
+
+    status: Literal["accepted", "rejected"]
+    sample: dict[str, Any] | None
+    codes: list[str] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None
+    raw: str | None = None
+    attempts: int = 0
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ItemResult:
+        def plain(value):
+            return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+        codes = [c.value if isinstance(c, ReasonCode) else str(c) for c in state.get("reject_codes") or []]
+        return cls(status=state.get("status") or "rejected", sample=plain(state.get("sample")), codes=codes,
+                   verdict=plain(state.get("verdict")), raw=state.get("raw"), attempts=state.get("attempts") or 0)
+
+
+@dataclass
+class RunOutcome:
+    reason: StopReason
+    message: str
+    accepted: int
+    rejected: int
+    failed: int
+
+
+class Runner:
+    def __init__(self, graph, ctx, run: RunDir, usage: Usage, options: RunOptions,
+                 observer: RunObserver | None = None, invoke=None):
+        self.graph = graph
+        self.ctx = ctx
+        self.run_dir = run
+        self.usage = usage
+        self.options = options
+        self.observer = observer or RunObserver()
+        self.invoke = invoke or self._invoke
+        self.failed = 0
+        self.started_here = 0
+        self._consecutive_failures = 0
+        self._stop_reason: StopReason | None = None
+        self._stop_message = ""
+        self._stopped = asyncio.Event()
+
+    # -- control -----------------------------------------------------------------------------
+    def request_stop(self, reason: StopReason, message: str = "") -> None:
+        if self._stop_reason is None:
+            self._stop_reason, self._stop_message = reason, message
+            log.info("stopping: %s %s", reason, message)
+        self._stopped.set()
+
+    @property
+    def accepted(self) -> int:
+        return len(self.run_dir.accepted_ids)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.run_dir.rejected_ids)
+
+    def _over_budget(self) -> bool:
+        budget = self.options.budget
+        return budget is not None and budget.spent(self.usage) >= budget.amount
+
+    def _target_reached(self) -> bool:
+        return self.options.target is not None and self.accepted >= self.options.target
+
+    # -- running -----------------------------------------------------------------------------
+    async def run(self, items: Iterable[WorkItem]) -> RunOutcome:
+        finished = self.run_dir.finished
+        pending = (item for item in items if item.id not in finished)
+        self.observer.run_started(self)
+        if self._target_reached():
+            self.request_stop("target", f"target of {self.options.target} accepted samples already reached")
+        workers = [asyncio.create_task(self._worker(pending)) for _ in range(max(1, self.options.concurrency))]
+        stop_waiter = asyncio.create_task(self._stopped.wait())
+        done_all = asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.wait([stop_waiter, done_all], return_when=asyncio.FIRST_COMPLETED)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        stop_waiter.cancel()
+        self.run_dir.close()
+        await close_clients(getattr(self.ctx, "clients", {}) or {})
+        reason = self._stop_reason or "completed"
+        outcome = RunOutcome(reason, self._stop_message, self.accepted, self.rejected, self.failed)
+        self.observer.run_finished(self, outcome)
+        return outcome
+
+    async def _worker(self, pending) -> None:
+        while self._stop_reason is None:
+            if self._over_budget():
+                self.request_stop("budget", f"budget {self.options.budget} reached")
+                return
+            item = next(pending, None)
+            if item is None:
+                return
+            self.started_here += 1
+            await self._process(item)
+
+    async def _invoke(self, item: WorkItem) -> dict[str, Any]:
+        if not self.observer.wants_events:
+            return await self.graph.ainvoke({"item": item}, context=self.ctx)
+        final: dict[str, Any] = {}
+        async for mode, chunk in self.graph.astream({"item": item}, context=self.ctx,
+                                                     stream_mode=["updates", "custom", "values"]):
+            if mode == "values":
+                final = chunk
+            else:
+                self.observer.item_event(item, mode, chunk)
+        return final
+
+    async def _process(self, item: WorkItem) -> None:
+        self.observer.item_started(item)
+        try:
+            state = await self.invoke(item)
+        except asyncio.CancelledError:
+            self.observer.item_cancelled(item)
+            raise
+        except LLMFatalError as exc:
+            self.request_stop("fatal", str(exc))
+            return
+        except ZaoshuError as exc:
+            if not isinstance(exc, LLMError):
+                self.request_stop("fatal", str(exc))
+                return
+            self._record_failure(item, exc)
+            return
+        except Exception as exc:  # a bug in a node: keep the run going, record it, stop if it repeats
+            log.exception("item %s crashed", item.id)
+            self._record_failure(item, exc)
+            return
+        self._consecutive_failures = 0
+        self._record(item, ItemResult.from_state(state))
+
+    def _record_failure(self, item: WorkItem, exc: Exception) -> None:
+        self.failed += 1
+        self._consecutive_failures += 1
+        error = f"{exc.__class__.__name__}: {exc}"
+        self.run_dir.fail({"id": item.id, "key": item.key, "error": error, "at": time.time()})
+        self.observer.item_failed(item, error)
+        if self._consecutive_failures >= self.options.max_consecutive_failures:
+            self.request_stop("fatal", f"{self._consecutive_failures} items in a row failed; last: {error}")
+
+    def _record(self, item: WorkItem, result: ItemResult) -> None:
+        if result.status == "accepted" and result.sample is not None:
+            if self._target_reached():
+                return  # another item got there first; this one is redone if the target grows
+            self.run_dir.accept(result.sample)
+            if self._target_reached():
+                self.request_stop("target", f"target of {self.options.target} accepted samples reached")
+        else:
+            codes = result.codes or [ReasonCode.FORMAT.value]
+            self.run_dir.reject({"id": item.id, "key": item.key, "codes": codes, "verdict": result.verdict,
+                                 "raw": result.raw, "attempts": result.attempts, "sample": result.sample})
+        self.observer.item_finished(item, result)
+        if self._over_budget():
+            self.request_stop("budget", f"budget {self.options.budget} reached")
+
+
+def install_signal_handlers(runner: Runner, on_force=None) -> None:
+    """First Ctrl-C (or SIGTERM): stop cleanly — in-flight items are redone on resume.
+    Second Ctrl-C: flush the ledgers and leave at once."""
+    import os
+    import signal
+
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            runner.request_stop("interrupted", "stopped by Ctrl-C")
+            return
+        runner.run_dir.close()
+        if on_force is not None:
+            on_force()
+        os._exit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
