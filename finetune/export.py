@@ -1,0 +1,313 @@
+"""Export a run's accepted samples to a training format, merge runs, and describe a dataset file.
+
+    zaoshu export runs/wulewule/r1 --format xtuner --split 0.7 --seed 42
+    → runs/wulewule/r1/exports/xtuner/train.jsonl, test.jsonl
+
+>>> seeded_split(list("abcdefghij"), 0.7, seed=42)
+(['h', 'd', 'c', 'i', 'f', 'g', 'j'], ['e', 'a', 'b'])
+
+The split is reproducible: items are sorted by `key` (a sample's id) when given — so the order in
+which a concurrent run appended them does not matter — then shuffled with `random.Random(seed)`;
+the first `floor(n × split + 0.5)` go to train (240 × 0.7 → 168 train, 72 test), the rest to test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents.errors import InputError
+from agents.schemas import Sample
+from finetune.formats import FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record, to_format
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line that could not be used, with its 1-based line number (item number for a .json array)."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def read_records(path: Path) -> tuple[list[tuple[int, Any]], list[BadLine]]:
+    """Read a `.jsonl` file (or a `.json` array) into `(line_number, value)` pairs plus the lines that are not JSON.
+
+    Blank lines are skipped without complaint; invalid JSON never raises, it is returned as a `BadLine`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path} is not valid UTF-8 JSON: {exc}") from exc
+        if not isinstance(data, list):
+            raise InputError(f"{path} must hold a JSON array of records")
+        return list(enumerate(data, start=1)), []
+    records, bad = [], []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line.decode("utf-8"))))
+        except UnicodeDecodeError:
+            bad.append(BadLine(number, "not UTF-8 text"))
+        except json.JSONDecodeError as exc:
+            bad.append(BadLine(number, f"invalid JSON ({exc.msg})"))
+    return records, bad
+
+
+def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample], list[BadLine]]:
+    """Read any supported file (accepted.jsonl or an export) as Samples; unusable lines become `BadLine`s."""
+    records, bad = read_records(path)
+    samples = []
+    for number, record in records:
+        try:
+            samples.append(from_record(record, recipe=recipe))
+        except InputError as exc:
+            bad.append(BadLine(number, str(exc)))
+    bad.sort(key=lambda b: b.line)
+    if bad:
+        log.warning("%s: %d unusable lines skipped (lines %s)", path, len(bad), ", ".join(str(b.line) for b in bad))
+    return samples, bad
+
+
+def seeded_split(items: Sequence[T], split: float, seed: int = 42,
+                 key: Callable[[T], Any] | None = None) -> tuple[list[T], list[T]]:
+    """Shuffle with `random.Random(seed)` (after sorting by `key` if given) and cut at `floor(n × split + 0.5)`."""
+    if not 0 < split < 1:
+        raise InputError(f"--split must be between 0 and 1 (exclusive), got {split}")
+    ordered = sorted(items, key=key) if key else list(items)
+    random.Random(seed).shuffle(ordered)
+    cut = math.floor(len(ordered) * split + 0.5)
+    return ordered[:cut], ordered[cut:]
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]], *, as_json: bool = False) -> int:
+    """Write records as JSONL (or one JSON array) in UTF-8 with Chinese kept readable; atomic replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = list(records)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if as_json:
+            json.dump(rows, handle, ensure_ascii=False, indent=2)
+            handle.write("\n")
+        else:
+            handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    os.replace(tmp, path)
+    return len(rows)
+
+
+@dataclass
+class ExportReport:
+    """What `export_run` wrote: one file per split name (`train`/`test` or `all`) and its record count."""
+
+    fmt: str
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    bad_lines: list[BadLine] = field(default_factory=list)
+    dataset_info: Path | None = None
+
+
+def _accepted_path(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"run directory not found: {run_dir}")
+    path = run_dir / "accepted.jsonl"
+    if not path.is_file():
+        raise InputError(f"{run_dir} has no accepted.jsonl; is it a run directory (runs/<recipe>/<run-name>/)?")
+    return path
+
+
+def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 42,
+               keep_meta: bool = False, as_json: bool = False) -> ExportReport:
+    """Export `<run_dir>/accepted.jsonl` to `<run_dir>/exports/<fmt>/` (train/test files, or all.* without a split).
+
+    For LLaMA-Factory formats (openai, alpaca, sharegpt) a `dataset_info.json` is written beside the data,
+    so that folder can be LLaMA-Factory's `dataset_dir`. Files from an earlier export of this format are replaced.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    run_dir = Path(run_dir)
+    samples, bad = read_samples(_accepted_path(run_dir))
+    if not samples:
+        raise InputError(f"{run_dir / 'accepted.jsonl'} holds no usable samples")
+    if split is None:
+        parts = {"all": sorted(samples, key=lambda s: s.id)}
+    else:
+        train, test = seeded_split(samples, split, seed, key=lambda s: s.id)
+        parts = {"train": train, "test": test}
+
+    out_dir = run_dir / "exports" / fmt
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("train", "test", "all"):
+        for suffix in (".jsonl", ".json"):
+            (out_dir / f"{stale}{suffix}").unlink(missing_ok=True)
+    (out_dir / "dataset_info.json").unlink(missing_ok=True)
+
+    report = ExportReport(fmt=fmt, out_dir=out_dir, bad_lines=bad)
+    suffix = ".json" if as_json else ".jsonl"
+    for name, part in parts.items():
+        path = out_dir / f"{name}{suffix}"
+        report.counts[name] = write_records(path, (to_format(s, fmt, keep_meta=keep_meta) for s in part), as_json=as_json)
+        report.files[name] = path
+    if fmt in LLAMA_FACTORY_FORMATS:
+        info: dict[str, Any] = {}
+        for name, path in report.files.items():
+            info.update(dataset_info_entry(f"{run_dir.name}_{name}", path.name, fmt))
+        report.dataset_info = out_dir / "dataset_info.json"
+        report.dataset_info.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    log.info("exported %s to %s: %s", run_dir, out_dir, report.counts)
+    return report
+
+
+# ---------------------------------------------------------------- merge
+
+
+def normalized_text(sample: Sample) -> str:
+    """The text two samples must share to count as duplicates: system + turns, NFKC, case-folded, whitespace collapsed.
+
+    >>> normalized_text(Sample(id="x", recipe="r", kind="qa", turns=[{"input": " 你好  ", "output": "ＯＫ"}]))
+    '\\x1e你好\\x1fok'
+    """
+    def norm(text: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+    return "\x1e".join([norm(sample.system)] + [f"{norm(t.input)}\x1f{norm(t.output)}" for t in sample.turns])
+
+
+@dataclass
+class MergeReport:
+    """What `merge_runs` did: samples read per input, duplicates dropped, samples written."""
+
+    out: Path
+    read: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    written: int = 0
+    bad_lines: dict[str, list[BadLine]] = field(default_factory=dict)
+
+
+def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeReport:
+    """Join run directories and/or dataset files into one accepted.jsonl of Samples, dropping exact duplicates.
+
+    `out` is a run directory (→ `out/accepted.jsonl`, ready for `zaoshu export`) or a `.jsonl` path.
+    Duplicates are samples whose `normalized_text` is equal; the first one seen is kept.
+    """
+    if not inputs:
+        raise InputError("merge needs at least one run directory or file")
+    out = Path(out)
+    target = out if out.suffix == ".jsonl" else out / "accepted.jsonl"
+    report = MergeReport(out=target)
+    seen: set[str] = set()
+    merged: list[Sample] = []
+    for source in map(Path, inputs):
+        path = _accepted_path(source) if source.is_dir() else source
+        if path.resolve() == target.resolve():
+            raise InputError(f"the merge output {target} is also an input; choose another --out")
+        samples, bad = read_samples(path)
+        report.read[str(source)] = len(samples)
+        if bad:
+            report.bad_lines[str(source)] = bad
+        for sample in samples:
+            key = normalized_text(sample)
+            if dedup and key in seen:
+                report.duplicates += 1
+                continue
+            seen.add(key)
+            merged.append(sample)
+    report.written = write_records(target, (s.model_dump(mode="json") for s in merged))
+    log.info("merged %d inputs into %s: %d written, %d duplicates", len(inputs), target, report.written, report.duplicates)
+    return report
+
+
+# ---------------------------------------------------------------- stats
+
+
+def _summary(values: list[int]) -> dict[str, float]:
+    """min / mean / p50 / p95 / max (nearest-rank percentiles) of a list of lengths.
+
+    >>> _summary([1, 2, 3, 4, 100])
+    {'min': 1, 'mean': 22.0, 'p50': 3, 'p95': 100, 'max': 100}
+    """
+    if not values:
+        return {"min": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0}
+    ordered = sorted(values)
+
+    def rank(q: float) -> int:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return {"min": ordered[0], "mean": round(sum(ordered) / len(ordered), 1),
+            "p50": rank(0.5), "p95": rank(0.95), "max": ordered[-1]}
+
+
+def _lookup(sample: Sample, record: dict[str, Any], dotted: str) -> Any:
+    """A `--by` field: a (dotted) path into `meta`, else a Sample field, else a top-level key of the raw record."""
+    for root in (sample.meta, sample.model_dump(exclude={"meta", "turns"}), record):
+        value: Any = root
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                break
+            value = value[part]
+        else:
+            return value
+    return "(missing)"
+
+
+def file_stats(path: Path, by: Sequence[str] = ()) -> dict[str, Any]:
+    """Counts, turns and character lengths of a dataset file in any supported format (or an accepted.jsonl).
+
+    `by` names fields to count values of (e.g. `aspect`, `critic.decision`); list values count each element.
+    """
+    records, bad = read_records(Path(path))
+    formats: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    by_counts: dict[str, Counter[str]] = {name: Counter() for name in by}
+    turns, inputs, outputs, with_system = [], [], [], 0
+    for number, record in records:
+        try:
+            formats[detect_format(record)] += 1
+            sample = from_record(record)
+        except InputError as exc:
+            bad.append(BadLine(number, str(exc)))
+            continue
+        kinds[sample.kind] += 1
+        with_system += bool(sample.system)
+        turns.append(len(sample.turns))
+        inputs += [len(t.input) for t in sample.turns]
+        outputs += [len(t.output) for t in sample.turns]
+        for name in by:
+            value = _lookup(sample, record, name)
+            for item in value if isinstance(value, list) else [value]:
+                by_counts[name][item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)] += 1
+    turn_summary = _summary(turns)
+    return {
+        "file": str(path),
+        "records": len(turns),
+        "bad_lines": [str(b) for b in sorted(bad, key=lambda b: b.line)],
+        "formats": dict(formats),
+        "kinds": dict(kinds),
+        "with_system": with_system,
+        "turns": {"total": sum(turns), "min": turn_summary["min"], "mean": turn_summary["mean"], "max": turn_summary["max"]},
+        "input_chars": _summary(inputs),
+        "output_chars": _summary(outputs),
+        "by": {name: dict(counter.most_common()) for name, counter in by_counts.items()},
+    }

@@ -1,0 +1,120 @@
+"""`zaoshu export`, `zaoshu merge` and `zaoshu stats`: top-level commands added to the root CLI by `register(app)`.
+
+    zaoshu export runs/wulewule/r1 --format xtuner --split 0.7 --seed 42
+    zaoshu merge runs/tianji/a runs/tianji/b --out runs/tianji/merged
+    zaoshu stats runs/tianji/merged/accepted.jsonl --by style --by critic.decision
+
+>>> import typer; app = typer.Typer(); register(app)
+>>> sorted(c.name for c in app.registered_commands)
+['export', 'merge', 'stats']
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from finetune.formats import FORMATS
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _warn_bad(console: Console, source: str, bad: list) -> None:
+    for b in bad:
+        console.print(f"[yellow]warning:[/] {source}: {b} (skipped)")
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="Run directory holding accepted.jsonl (runs/<recipe>/<run-name>/)."),
+    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    split: float | None = typer.Option(None, help="Train fraction, e.g. 0.7 → train/test files; none → all.jsonl."),
+    seed: int = typer.Option(42, help="Seed of the shuffle before the split."),
+    keep_meta: bool = typer.Option(False, "--keep-meta", help="Keep each sample's id and meta in the records."),
+    as_json: bool = typer.Option(False, "--json/--jsonl", help="Write one JSON array per file instead of JSONL."),
+) -> None:
+    """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records."""
+    from finetune.export import export_run
+
+    console = _console()
+    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json)
+    _warn_bad(console, str(run_dir / "accepted.jsonl"), report.bad_lines)
+    for name, path in report.files.items():
+        console.print(f"{name}: {report.counts[name]} records → {path}")
+    if report.dataset_info:
+        console.print(f"LLaMA-Factory dataset_info: {report.dataset_info}")
+
+
+def merge(
+    inputs: list[Path] = typer.Argument(..., help="Run directories and/or dataset files (any supported format)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output run directory (→ accepted.jsonl) or a .jsonl file."),
+    dedup: bool = typer.Option(True, "--dedup/--no-dedup", help="Drop samples whose normalized text repeats."),
+) -> None:
+    """Join runs into one accepted.jsonl, dropping exact (normalized-text) duplicates."""
+    from finetune.export import merge_runs
+
+    console = _console()
+    report = merge_runs(inputs, out, dedup=dedup)
+    for source, bad in report.bad_lines.items():
+        _warn_bad(console, source, bad)
+    for source, count in report.read.items():
+        console.print(f"read {count} samples from {source}")
+    console.print(f"wrote {report.written} samples to {report.out} ({report.duplicates} duplicates dropped)")
+
+
+def _stats_tables(stats: dict) -> list[Table]:
+    main = Table(title=f"{stats['file']}", show_header=True)
+    main.add_column("measure")
+    for column in ("min", "mean", "p50", "p95", "max"):
+        main.add_column(column, justify="right")
+    t = stats["turns"]
+    main.add_row("turns per record", str(t["min"]), str(t["mean"]), "", "", str(t["max"]))
+    for name in ("input_chars", "output_chars"):
+        s = stats[name]
+        main.add_row(name.replace("_", " ") + " per turn", *(str(s[k]) for k in ("min", "mean", "p50", "p95", "max")))
+    counts = Table(show_header=True)
+    counts.add_column("count")
+    counts.add_column("value")
+    counts.add_column("n", justify="right")
+    counts.add_row("records", "", str(stats["records"]))
+    counts.add_row("turns", "", str(t["total"]))
+    counts.add_row("with system prompt", "", str(stats["with_system"]))
+    counts.add_row("bad lines", "", str(len(stats["bad_lines"])))
+    for group in ("formats", "kinds"):
+        for value, n in stats[group].items():
+            counts.add_row(group[:-1], value, str(n))
+    for field, values in stats["by"].items():
+        for value, n in values.items():
+            counts.add_row(field, value, str(n))
+    return [main, counts]
+
+
+def stats(
+    path: Path = typer.Argument(..., help="A dataset file: accepted.jsonl or any export (.jsonl or .json)."),
+    by: list[str] = typer.Option([], "--by", help="Count values of this meta field (dotted paths allowed); repeatable."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+) -> None:
+    """Counts, turns and input/output lengths of a dataset file, and counts by meta fields."""
+    from finetune.export import file_stats
+
+    result = file_stats(path, by=by)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    console = _console()
+    for line in result["bad_lines"]:
+        console.print(f"[yellow]warning:[/] {path}: {line} (skipped)")
+    for table in _stats_tables(result):
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export`, `merge` and `stats` as top-level commands of the root CLI."""
+    app.command("export")(export)
+    app.command("merge")(merge)
+    app.command("stats")(stats)

@@ -1,0 +1,111 @@
+"""python -m recipes.ruozhiba --input FILE --out DIR [--format openai|xtuner] [--split 0.7] [--seed 42] [--critic]
+
+Convert COIG-CQIA rows (e.g. the 240-row ruozhiba_raw.jsonl) to OpenAI messages or XTuner
+conversations and write a seeded train/test split to DIR/train.jsonl and DIR/test.jsonl
+(DIR defaults to runs/ruozhiba/<run-name>/). Bad rows are reported by line number and skipped.
+`--critic` asks the LLM judge configured for the critic role (ZAOSHU_PRESET / ZAOSHU_BASE_URL,
+ZAOSHU_MODEL, ZAOSHU_API_KEY) about every answer and lists the disputed ones in DIR/flagged.jsonl.
+Defaults come from recipes/ruozhiba/ruozhiba.yaml; flags override them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from agents.errors import InputError, ZaoshuError
+
+DEFAULTS_YAML = Path(__file__).with_name("ruozhiba.yaml")
+
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0], rich_markup_mode=None)
+
+
+def load_recipe_yaml(path: Path = DEFAULTS_YAML) -> dict[str, Any]:
+    """The recipe's defaults (a YAML mapping); a broken file is an `InputError` naming it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read recipe config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"recipe config {path} must be a mapping")
+    return data
+
+
+def _make_judge(config: dict[str, Any]):
+    """The LLM judge for the critic role; `ConfigError` (one red line) when no endpoint is configured."""
+    from agents.llm import make_client
+    from agents.settings import load_settings
+    from recipes.ruozhiba.convert import LLMJudge
+
+    settings = load_settings(yaml_data=config.get("llm") or {})
+    client = make_client(settings.for_role("critic"))
+    return LLMJudge(client, attempts=settings.structured_attempts), settings
+
+
+@app.command()
+def main(
+    input_path: Path = typer.Option(..., "--input", "-i", help="COIG-CQIA JSONL file (instruction/input/output rows)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder; default runs/ruozhiba/<run-name>/."),
+    run_name: str | None = typer.Option(None, help="Run name for the default --out; default: a timestamp."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="openai (default) | xtuner | alpaca | sharegpt."),
+    split: float | None = typer.Option(None, help="Train fraction (default 0.7)."),
+    seed: int | None = typer.Option(None, help="Shuffle seed (default 42)."),
+    system: str | None = typer.Option(None, help="System prompt for every sample (default: none)."),
+    critic: bool = typer.Option(False, "--critic", help="Ask the LLM judge about every answer (needs an endpoint)."),
+    config: Path = typer.Option(DEFAULTS_YAML, help="Recipe YAML with the defaults."),
+) -> None:
+    """Convert COIG-CQIA rows and write a seeded train/test split."""
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        _run(console, input_path, out, run_name, fmt, split, seed, system, critic, config)
+    except ZaoshuError as exc:
+        console.print(f"[red]error: {exc}[/]")
+        raise typer.Exit(1) from None
+
+
+def _run(console: Console, input_path: Path, out: Path | None, run_name: str | None, fmt: str | None,
+         split: float | None, seed: int | None, system: str | None, critic: bool, config_path: Path) -> None:
+    from recipes.ruozhiba.convert import convert
+
+    config = load_recipe_yaml(config_path)
+    fmt = fmt or config.get("format", "openai")
+    split = split if split is not None else float(config.get("split", 0.7))
+    seed = seed if seed is not None else int(config.get("seed", 42))
+    system = system if system is not None else str(config.get("system") or "")
+    out = out or Path("runs") / "ruozhiba" / (run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if not input_path.is_file():
+        raise InputError(f"input file not found: {input_path}")
+
+    judge, resolved = None, {"input": str(input_path), "out": str(out), "format": fmt, "split": split,
+                             "seed": seed, "system": system, "critic": critic}
+    if critic:
+        judge, settings = _make_judge(config)
+        resolved["llm"] = settings.masked_dump()["resolved"]["critic"]
+        console.print(f"critic: {resolved['llm']['model']} at {resolved['llm']['base_url']}")
+
+    report = convert(input_path, out, fmt=fmt, split=split, seed=seed, system=system, judge=judge,
+                     concurrency=int((config.get("critic") or {}).get("concurrency", 4)))
+    (out / "config.resolved.yaml").write_text(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False),
+                                              encoding="utf-8")
+    for b in report.bad:
+        console.print(f"[yellow]warning:[/] {input_path} {b} — skipped")
+    accepted = report.counts["train"] + report.counts["test"]
+    console.print(f"read {report.rows} rows from {input_path}: {accepted} converted, {len(report.bad)} bad rows skipped"
+                  + (f" (lines {', '.join(str(b.line) for b in report.bad)})" if report.bad else ""))
+    for name in ("train", "test"):
+        console.print(f"{name}: {report.counts[name]} → {report.files[name]}")
+    if report.critic is not None:
+        c = report.critic
+        console.print(f"critic: {c.judged} judged, {len(c.flagged)} flagged → {report.files['flagged']}, "
+                      f"{len(c.errors)} could not be judged")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,238 @@
+"""`export_run`, `merge_runs`, `file_stats` and the `zaoshu export / merge / stats` commands."""
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agents.errors import InputError
+from agents.schemas import Sample, Turn
+from finetune.export import export_run, file_stats, merge_runs, read_samples, seeded_split
+from finetune.export_cli import register
+
+REFERENCE = Path(__file__).parents[2] / "shared" / "reference"
+
+
+def make_samples(n: int = 10) -> list[Sample]:
+    return [
+        Sample.new(recipe="demo", kind="qa" if i % 2 else "dialogue", key={"n": i}, system="你是助手" if i % 2 else "",
+                   turns=[Turn(input=f"问题{i}", output="答" * (i + 1))] * (1 if i % 2 else 2),
+                   meta={"aspect": "角色" if i < 4 else "剧情", "critic": {"reason_codes": ["TOO_SHORT"] * (i % 3)}})
+        for i in range(n)
+    ]
+
+
+def write_run(run_dir: Path, samples: list[Sample], extra_lines: tuple[str, ...] = ()) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [s.model_dump_json() for s in samples] + list(extra_lines)
+    (run_dir / "accepted.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return run_dir
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def run(tmp_path) -> Path:
+    return write_run(tmp_path / "runs" / "demo" / "r1", make_samples())
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_split_counts_and_files(run):
+    report = export_run(run, "xtuner", split=0.7, seed=42)
+    assert report.counts == {"train": 7, "test": 3}
+    assert report.files == {"train": run / "exports/xtuner/train.jsonl", "test": run / "exports/xtuner/test.jsonl"}
+    train, test = read_jsonl(report.files["train"]), read_jsonl(report.files["test"])
+    assert len(train) == 7 and len(test) == 3
+    inputs = sorted(r["conversation"][-1]["input"] for r in train + test)
+    assert inputs == sorted(f"问题{i}" for i in range(10))
+    assert report.dataset_info is None and not (run / "exports/xtuner/dataset_info.json").exists()
+
+
+def test_split_is_seeded_and_independent_of_file_order(run, tmp_path):
+    first = export_run(run, "openai", split=0.7, seed=42).files["train"].read_text(encoding="utf-8")
+    assert export_run(run, "openai", split=0.7, seed=42).files["train"].read_text(encoding="utf-8") == first
+    shuffled = write_run(tmp_path / "r2", list(reversed(make_samples())))
+    assert export_run(shuffled, "openai", split=0.7, seed=42).files["train"].read_text(encoding="utf-8") == first
+    assert export_run(run, "openai", split=0.7, seed=7).files["train"].read_text(encoding="utf-8") != first
+
+
+def test_seeded_split_rounds_half_up_and_checks_the_fraction():
+    assert [len(part) for part in seeded_split(range(240), 0.7)] == [168, 72]
+    assert [len(part) for part in seeded_split(range(5), 0.5)] == [3, 2]
+    with pytest.raises(InputError, match="between 0 and 1"):
+        seeded_split(range(5), 1.5)
+
+
+def test_no_split_writes_all_and_replaces_an_earlier_split(run):
+    export_run(run, "alpaca", split=0.7)
+    report = export_run(run, "alpaca")
+    assert report.counts == {"all": 10}
+    assert sorted(p.name for p in (run / "exports/alpaca").iterdir()) == ["all.jsonl", "dataset_info.json"]
+    info = json.loads((run / "exports/alpaca/dataset_info.json").read_text(encoding="utf-8"))
+    assert info == {"r1_all": {"file_name": "all.jsonl", "formatting": "alpaca", "columns": {
+        "prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history"}}}
+
+
+def test_json_arrays_and_kept_meta(run):
+    report = export_run(run, "sharegpt", split=0.5, as_json=True, keep_meta=True)
+    train = json.loads(report.files["train"].read_text(encoding="utf-8"))
+    assert report.files["train"].name == "train.json" and isinstance(train, list) and len(train) == 5
+    assert {"conversations", "system", "id", "meta"} <= set(train[0])
+    info = json.loads(report.dataset_info.read_text(encoding="utf-8"))
+    assert sorted(info) == ["r1_test", "r1_train"] and info["r1_train"]["file_name"] == "train.json"
+
+
+def test_meta_is_stripped_by_default(run):
+    record = read_jsonl(export_run(run, "openai").files["all"])[0]
+    assert set(record) == {"messages"}
+
+
+def test_pretrain_export_matches_xtuner_incremental_format(tmp_path):
+    chunks = [Sample.new(recipe="wulewule", kind="pretrain", key=str(i), turns=[Turn(input="", output=f"第{i}段")])
+              for i in range(3)]
+    report = export_run(write_run(tmp_path / "r", chunks), "pretrain")
+    assert sorted(read_jsonl(report.files["all"]), key=str) == [
+        {"conversation": [{"input": "", "output": f"第{i}段"}]} for i in range(3)]
+
+
+def test_bad_lines_are_reported_and_skipped(tmp_path):
+    run = write_run(tmp_path / "r", make_samples(3), extra_lines=("{oops", '{"kind": "qa"}'))
+    report = export_run(run, "xtuner")
+    assert report.counts == {"all": 3}
+    assert [(b.line, b.reason.split(" ")[0]) for b in report.bad_lines] == [(4, "invalid"), (5, "unrecognised")]
+
+
+def test_export_errors_name_the_problem(tmp_path):
+    with pytest.raises(InputError, match="run directory not found"):
+        export_run(tmp_path / "nope", "xtuner")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no accepted.jsonl"):
+        export_run(tmp_path / "empty", "xtuner")
+    with pytest.raises(InputError, match="unknown format 'csv'"):
+        export_run(tmp_path / "empty", "csv")
+    run = write_run(tmp_path / "r", make_samples(3))
+    with pytest.raises(InputError, match="between 0 and 1"):
+        export_run(run, "xtuner", split=0)
+
+
+# ---------------------------------------------------------------- merge
+
+
+def test_merge_drops_normalized_duplicates_and_feeds_export(tmp_path):
+    a = write_run(tmp_path / "a", make_samples(4))
+    twin = Sample.new(recipe="other", kind="qa", key="x", system="你是助手",
+                      turns=[Turn(input=" 问题1 ", output="答答")])  # = sample 1 up to spaces
+    fullwidth = Sample.new(recipe="other", kind="qa", key="y", turns=[Turn(input="ＡＢＣ", output="ok")])
+    ascii_twin = Sample.new(recipe="other", kind="qa", key="z", turns=[Turn(input="abc", output="OK")])
+    b = write_run(tmp_path / "b", [twin, fullwidth, ascii_twin])
+    report = merge_runs([a, b], tmp_path / "merged")
+    assert report.read == {str(a): 4, str(b): 3}
+    assert (report.duplicates, report.written) == (2, 5)
+    assert report.out == tmp_path / "merged" / "accepted.jsonl"
+    assert export_run(tmp_path / "merged", "openai", split=0.6).counts == {"train": 3, "test": 2}
+    assert merge_runs([a, b], tmp_path / "all.jsonl", dedup=False).written == 7
+
+
+def test_merge_reads_export_files_too(tmp_path, run):
+    exported = export_run(run, "sharegpt").files["all"]
+    report = merge_runs([run, exported], tmp_path / "m.jsonl")
+    assert (report.written, report.duplicates) == (10, 10)
+    samples, bad = read_samples(tmp_path / "m.jsonl")
+    assert len(samples) == 10 and not bad
+
+
+def test_merge_refuses_to_overwrite_an_input(run):
+    with pytest.raises(InputError, match="also an input"):
+        merge_runs([run], run)
+
+
+# ---------------------------------------------------------------- stats
+
+
+def test_stats_exact_values(run):
+    stats = file_stats(run / "accepted.jsonl", by=["aspect", "critic.reason_codes", "kind", "nothing"])
+    assert stats["records"] == 10 and stats["bad_lines"] == []
+    assert stats["formats"] == {"sample": 10} and stats["kinds"] == {"dialogue": 5, "qa": 5}
+    assert stats["turns"] == {"total": 15, "min": 1, "mean": 1.5, "max": 2}
+    assert stats["input_chars"] == {"min": 3, "mean": 3.0, "p50": 3, "p95": 3, "max": 3}
+    # outputs: i+1 chars, dialogues (even i) twice: 1,1,2,3,3,4,5,5,6,7,7,8,9,9,10
+    assert stats["output_chars"] == {"min": 1, "mean": 5.3, "p50": 5, "p95": 10, "max": 10}
+    assert stats["by"]["aspect"] == {"剧情": 6, "角色": 4}
+    assert stats["by"]["critic.reason_codes"] == {"TOO_SHORT": 9}
+    assert stats["by"]["kind"] == {"dialogue": 5, "qa": 5}
+    assert stats["by"]["nothing"] == {"(missing)": 10}
+    assert stats["with_system"] == 5
+
+
+@pytest.mark.parametrize("fmt", ["xtuner", "openai", "alpaca", "sharegpt"])
+def test_stats_agree_across_formats(run, fmt):
+    expected = file_stats(run / "accepted.jsonl")
+    got = file_stats(export_run(run, fmt).files["all"])
+    assert got["formats"] == {fmt: 10}
+    for key in ("records", "turns", "input_chars", "output_chars", "kinds", "with_system"):
+        assert got[key] == expected[key], key
+
+
+def test_stats_on_the_real_ruozhiba_file():
+    path = REFERENCE / "ruozhiba" / "ruozhiba_raw.jsonl"
+    if not path.is_file():
+        pytest.skip(f"reference data absent: {path}")
+    stats = file_stats(path, by=["answer_from", "task_type.minor"])
+    assert stats["records"] == 240 and stats["formats"] == {"alpaca": 240}
+    assert (stats["input_chars"]["min"], stats["input_chars"]["max"], stats["input_chars"]["mean"]) == (9, 215, 27.4)
+    assert (stats["output_chars"]["min"], stats["output_chars"]["max"], stats["output_chars"]["mean"]) == (7, 600, 257.8)
+    assert stats["by"]["answer_from"] == {"llm": 240}
+    assert stats["by"]["task_type.minor"] == {"逻辑问答": 240, "隐喻理解": 240}
+
+
+def test_stats_reads_a_json_array():
+    path = REFERENCE / "emollm" / "data_json_first20.json"
+    if not path.is_file():
+        pytest.skip(f"reference data absent: {path}")
+    stats = file_stats(path)
+    assert stats["records"] == 20 and stats["formats"] == {"xtuner": 20} and stats["with_system"] == 20
+
+
+# ---------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_cli_export(cli, run):
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "alpaca", "--split", "0.7", "--seed", "42"])
+    assert result.exit_code == 0, result.output
+    assert f"train: 7 records → {run / 'exports/alpaca/train.jsonl'}" in result.output
+    assert "test: 3 records" in result.output and "dataset_info" in result.output
+    result = CliRunner().invoke(cli, ["export", str(run), "-f", "xtuner", "--json", "--keep-meta"])
+    assert result.exit_code == 0, result.output
+    assert "meta" in json.loads((run / "exports/xtuner/all.json").read_text(encoding="utf-8"))[0]
+
+
+def test_cli_export_user_mistake_is_an_input_error(cli, run):
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "csv"])
+    assert result.exit_code == 1 and isinstance(result.exception, InputError)
+
+
+def test_cli_merge_and_stats(cli, run, tmp_path):
+    other = write_run(tmp_path / "other", make_samples(12))
+    result = CliRunner().invoke(cli, ["merge", str(run), str(other), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "wrote 12 samples" in result.output and "(10 duplicates dropped)" in result.output
+    result = CliRunner().invoke(cli, ["stats", str(tmp_path / "m" / "accepted.jsonl"), "--by", "aspect", "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["records"] == 12 and stats["by"]["aspect"] == {"剧情": 8, "角色": 4}
+    result = CliRunner().invoke(cli, ["stats", str(run / "accepted.jsonl"), "--by", "aspect"])
+    assert result.exit_code == 0, result.output
+    assert "output chars per turn" in result.output and "剧情" in result.output

@@ -1,0 +1,225 @@
+"""The ruozhiba recipe on the real 240 COIG-CQIA rows, on bad rows, and its optional critic pass."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.llm_errors import LLMAuthError, LLMServerError
+from agents.schemas import Sample, Turn, Verdict
+from finetune.formats import from_record
+from recipes.ruozhiba.__main__ import app
+from recipes.ruozhiba.convert import JudgeError, convert, critic_pass, read_cqia
+from tests.fake_openai import FakeOpenAI
+
+REPO = Path(__file__).parents[1]
+RAW = Path(__file__).parents[2] / "shared" / "reference" / "ruozhiba" / "ruozhiba_raw.jsonl"
+needs_raw = pytest.mark.skipif(not RAW.is_file(), reason=f"reference data absent: {RAW}")
+
+# The seed-42 split of the real file (sort by id, random.Random(42).shuffle, first 168 → train).
+FIRST_TRAIN = ("2b4554c614924801", 45, "当我看到脚下先辈们铺好的路，才发觉人生的意义是为后人铺路。")
+FIRST_TEST = ("47dca62ba45b99f0", 213, "都说适者生存那为什么猛犸没有活到现在呢？是太弱了还是太强了？")
+
+BAD_ROWS = "\n".join([
+    json.dumps({"instruction": "咖啡严格来说是不是也可以叫豆浆？", "input": "", "output": "不是。", "domain": ["通用"]},
+               ensure_ascii=False),
+    '{"instruction": "坏行", ',
+    "",
+    json.dumps({"instruction": "没有回答"}, ensure_ascii=False),
+    json.dumps({"instruction": "回答不是字符串", "output": 42}, ensure_ascii=False),
+    '["不是", "对象"]',
+    json.dumps({"instruction": "为什么猛犸没有活到现在？", "input": "", "output": "因为环境变化和人类狩猎。"}, ensure_ascii=False),
+    json.dumps({"instruction": "  ", "output": "空问题"}, ensure_ascii=False),
+    json.dumps({"instruction": "输入类型错", "input": 1, "output": "x"}, ensure_ascii=False),
+    json.dumps({"instruction": "翻译", "input": "你好", "output": "Hello"}, ensure_ascii=False),
+]) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def no_llm_env(monkeypatch, tmp_path):
+    """No key or endpoint from the machine running the tests; no .env from the repo."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("ZAOSHU_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def bad_file(tmp_path) -> Path:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(BAD_ROWS, encoding="utf-8")
+    return path
+
+
+def first(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+
+
+@needs_raw
+def test_real_file_default_split(tmp_path):
+    report = convert(RAW, tmp_path / "out")
+    assert (report.rows, report.bad, report.counts) == (240, [], {"train": 168, "test": 72})
+    accepted = {s["id"]: s for s in map(json.loads, (tmp_path / "out/accepted.jsonl").read_text("utf-8").splitlines())}
+    assert len(accepted) == 240
+    train = first(tmp_path / "out/train.jsonl")
+    assert train == {"messages": [{"role": "user", "content": FIRST_TRAIN[2]},
+                                  {"role": "assistant", "content": accepted[FIRST_TRAIN[0]]["turns"][0]["output"]}]}
+    assert accepted[FIRST_TRAIN[0]]["meta"]["source_line"] == FIRST_TRAIN[1]
+    assert first(tmp_path / "out/test.jsonl")["messages"][0]["content"] == FIRST_TEST[2]
+    assert accepted[FIRST_TEST[0]]["meta"]["source_line"] == FIRST_TEST[1]
+    stats = json.loads((tmp_path / "out/stats.json").read_text(encoding="utf-8"))
+    assert (stats["rows"], stats["train"], stats["test"], stats["bad_rows"]) == (240, 168, 72, [])
+
+
+@needs_raw
+def test_real_file_split_is_reproducible_and_seeded(tmp_path):
+    convert(RAW, tmp_path / "a")
+    convert(RAW, tmp_path / "b")
+    assert (tmp_path / "a/train.jsonl").read_bytes() == (tmp_path / "b/train.jsonl").read_bytes()
+    other = convert(RAW, tmp_path / "c", seed=7)
+    assert other.counts == {"train": 168, "test": 72}
+    assert first(tmp_path / "c/train.jsonl") != first(tmp_path / "a/train.jsonl")
+    train = {json.dumps(r, ensure_ascii=False) for r in map(json.loads, (tmp_path / "a/train.jsonl").read_text("utf-8").splitlines())}
+    test = {json.dumps(r, ensure_ascii=False) for r in map(json.loads, (tmp_path / "a/test.jsonl").read_text("utf-8").splitlines())}
+    assert len(train) == 168 and len(test) == 72 and not train & test
+
+
+@needs_raw
+def test_real_file_xtuner_format_with_system(tmp_path):
+    convert(RAW, tmp_path / "x", fmt="xtuner", system="你是一个逻辑清晰的助手。")
+    record = first(tmp_path / "x/train.jsonl")
+    assert record == {"conversation": [{"system": "你是一个逻辑清晰的助手。", "input": FIRST_TRAIN[2],
+                                        "output": record["conversation"][0]["output"]}]}
+    assert from_record(record).turns[0].input == FIRST_TRAIN[2]
+
+
+def test_bad_rows_are_reported_by_line_and_skipped(bad_file):
+    samples, bad = read_cqia(bad_file)
+    assert [s.meta["source_line"] for s in samples] == [1, 7, 10]
+    assert [(b.line, b.reason) for b in bad] == [
+        (2, "invalid JSON (Expecting property name enclosed in double quotes)"),
+        (4, "missing field `output`"),
+        (5, "`output` must be a string, got int"),
+        (6, "a row must be a JSON object, got list"),
+        (8, "empty `instruction`"),
+        (9, "`input` must be a string, got int"),
+    ]
+    assert samples[0].meta == {"domain": ["通用"], "source_line": 1}
+    assert samples[2].turns == [Turn(input="翻译\n你好", output="Hello")]
+
+
+def test_bad_rows_file_converts(bad_file, tmp_path):
+    report = convert(bad_file, tmp_path / "out")
+    assert report.rows == 9 and report.counts == {"train": 2, "test": 1}
+    stats = json.loads((tmp_path / "out/stats.json").read_text(encoding="utf-8"))
+    assert [b["line"] for b in stats["bad_rows"]] == [2, 4, 5, 6, 8, 9]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+@needs_raw
+def test_cli_real_file(tmp_path):
+    result = CliRunner().invoke(app, ["--input", str(RAW), "--out", str(tmp_path / "o"), "--format", "xtuner"])
+    assert result.exit_code == 0, result.output
+    assert "read 240 rows" in result.output and "0 bad rows skipped" in result.output
+    assert f"train: 168 → {tmp_path / 'o' / 'train.jsonl'}" in result.output
+    assert f"test: 72 → {tmp_path / 'o' / 'test.jsonl'}" in result.output
+    assert "conversation" in first(tmp_path / "o/train.jsonl")
+    assert "format: xtuner" in (tmp_path / "o/config.resolved.yaml").read_text(encoding="utf-8")
+
+
+def test_cli_reports_bad_rows_and_uses_the_default_out(bad_file, tmp_path):
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--run-name", "t1"])
+    assert result.exit_code == 0, result.output
+    assert f"{bad_file} line 4: missing field `output` — skipped" in result.output
+    assert "6 bad rows skipped (lines 2, 4, 5, 6, 8, 9)" in result.output
+    assert (tmp_path / "runs/ruozhiba/t1/train.jsonl").is_file()
+
+
+def test_cli_user_mistakes_are_one_red_line(tmp_path, bad_file):
+    result = CliRunner().invoke(app, ["--input", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code == 1 and result.output.strip() == f"error: input file not found: {tmp_path / 'missing.jsonl'}"
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--format", "csv"])
+    assert result.exit_code == 1 and "unknown format 'csv'" in result.output
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--split", "1"])
+    assert result.exit_code == 1 and "between 0 and 1" in result.output
+
+
+def test_cli_critic_without_endpoint_is_a_config_error(bad_file):
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--critic"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: no LLM endpoint configured for role 'critic'")
+
+
+def test_help_and_docstring():
+    import recipes.ruozhiba.__main__ as main
+
+    assert main.__doc__.startswith("python -m recipes.ruozhiba --input FILE --out DIR")
+    done = subprocess.run([sys.executable, "-m", "recipes.ruozhiba", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--input" in done.stdout and "--critic" in done.stdout
+
+
+# ---------------------------------------------------------------- critic
+
+
+def sample(question: str, answer: str = "答") -> Sample:
+    return Sample.new(recipe="ruozhiba", kind="qa", key=question, turns=[Turn(input=question, output=answer)])
+
+
+async def fake_judge(s: Sample) -> Verdict:
+    if "坏" in s.turns[0].input:
+        return Verdict(reasons=["没识破陷阱"], decision="revise", reason_codes=["CONTRADICTION"], feedback="重写")
+    if "超时" in s.turns[0].input:
+        raise LLMServerError("server error (500)")
+    if "乱码" in s.turns[0].input:
+        raise JudgeError("no valid verdict after 3 attempts")
+    return Verdict(reasons=["正确"], decision="accept")
+
+
+async def test_critic_pass_flags_disputed_answers_and_records_failures():
+    samples = [sample("好问题"), sample("坏问题"), sample("超时问题"), sample("乱码问题"), sample("坏问题二")]
+    report = await critic_pass(samples, fake_judge, concurrency=2)
+    assert report.judged == 3
+    assert [s.turns[0].input for s, _ in report.flagged] == ["坏问题", "坏问题二"]
+    assert [s.turns[0].input for s, _ in report.errors] == ["超时问题", "乱码问题"]
+    assert samples[0].meta["critic"]["decision"] == "accept"
+    assert samples[1].meta["critic"]["reason_codes"] == ["CONTRADICTION"]
+    assert samples[2].meta["critic"] == {"error": "server error (500)"}
+
+
+async def test_critic_pass_stops_on_a_fatal_endpoint_error():
+    async def judge(s: Sample) -> Verdict:
+        raise LLMAuthError("authentication failed (401)")
+
+    with pytest.raises(LLMAuthError):
+        await critic_pass([sample("问")], judge)
+
+
+def test_cli_critic_against_a_local_openai_compatible_server(bad_file, tmp_path, monkeypatch):
+    revise = {"reasons": ["猛犸灭绝的主因尚有争议"], "decision": "revise", "reason_codes": ["UNGROUNDED"],
+              "scores": {"grounding": 0.3}, "feedback": "补充气候变化的证据"}
+    accept = {"reasons": ["回答正确"], "decision": "accept", "reason_codes": [], "scores": {}, "feedback": None}
+    with FakeOpenAI(reply=lambda req: json.dumps(accept, ensure_ascii=False)) as server:
+        server.add_rule("猛犸", json.dumps(revise, ensure_ascii=False))
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c"), "--critic"])
+        requests = list(server.requests)
+    assert result.exit_code == 0, result.output
+    assert "critic: 3 judged, 1 flagged" in result.output and "0 could not be judged" in result.output
+    assert len(requests) == 3 and all(r.json_mode for r in requests)
+    assert all("<question>" in r.last_user and "弱智吧" in r.system for r in requests)
+    flagged = [json.loads(line) for line in (tmp_path / "c/flagged.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(f["line"], f["decision"], f["reason_codes"]) for f in flagged] == [(7, "revise", ["UNGROUNDED"])]
+    accepted = [json.loads(line) for line in (tmp_path / "c/accepted.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [a["meta"]["critic"]["decision"] for a in accepted] == ["accept", "revise", "accept"]
+    assert "fake-judge" in (tmp_path / "c/config.resolved.yaml").read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "c/stats.json").read_text(encoding="utf-8"))["critic"] == {
+        "judged": 3, "flagged": 1, "errors": 0}
