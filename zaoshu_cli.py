@@ -109,6 +109,16 @@ def llm_ping(recipe: Optional[Path] = typer.Option(None, help="A recipe YAML wit
 
 def _register_subcommands() -> None:
     """Each package owns its sub-commands; importing them is cheap (heavy imports are lazy)."""
+    from finetune.cli import app as finetune_app
+    from finetune.export_cli import register as register_export
+    from graphs.cli import graph_app, runs_app
+    from knowledge.cli import app as kb_app
+
+    app.add_typer(kb_app, name="kb")
+    app.add_typer(graph_app, name="graph")
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(finetune_app, name="finetune")
+    register_export(app)
 
 
 def main(argv: list[str] | None = None) -> None:

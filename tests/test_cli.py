@@ -1,0 +1,67 @@
+"""The `zaoshu` command as a user runs it: help, config show (keys masked), llm ping, clear errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "sk-verysecretkey-abcdef123456"
+
+
+def zaoshu(*args, env=None, cwd=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "zaoshu_cli", *args], capture_output=True, text=True,
+                          env={**full_env, "PYTHONPATH": str(REPO), "COLUMNS": "200"}, cwd=cwd, timeout=120)
+
+
+def test_help_lists_every_command_group():
+    result = zaoshu("--help")
+    assert result.returncode == 0
+    for group in ("config", "llm", "kb", "graph", "runs", "export", "merge", "stats", "finetune"):
+        assert group in result.stdout
+
+
+def test_config_show_masks_the_key_everywhere(tmp_path):
+    env = {"ZAOSHU_PRESET": "zhipu", "ZAOSHU_API_KEY": SECRET, "ZAOSHU_CRITIC__MODEL": "glm-4-plus"}
+    result = zaoshu("config", "show", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert '"api_key": "***"' in result.stdout
+    assert '"model": "glm-4-plus"' in result.stdout and "open.bigmodel.cn" in result.stdout
+    table = zaoshu("config", "show", env=env, cwd=tmp_path)
+    assert SECRET not in table.stdout and "***" in table.stdout
+    assert not any(SECRET in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_llm_ping_reports_each_role(tmp_path):
+    with FakeOpenAI(reply=lambda req: "在") as server:
+        env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model", "ZAOSHU_API_KEY": SECRET}
+        result = zaoshu("llm", "ping", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for role in ("asker", "answerer", "responder", "critic"):
+        assert role in result.stdout
+    assert result.stdout.count("ok: 在") == 4 and SECRET not in result.stdout
+    assert len(server.requests) == 4
+
+
+def test_llm_ping_without_endpoint_is_one_clear_line(tmp_path):
+    result = zaoshu("llm", "ping", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: no LLM endpoint configured")
+
+
+def test_llm_ping_with_a_wrong_key_says_authentication(tmp_path):
+    with FakeOpenAI(api_key="sk-the-right-one") as server:
+        env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "m", "ZAOSHU_API_KEY": "sk-wrong"}
+        result = zaoshu("llm", "ping", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "authentication failed (401)" in result.stdout
+    assert len(server.requests) == 4  # one per role, no retries on 401
