@@ -1,0 +1,58 @@
+"""`zaoshu finetune validate`: run XTuner's own template + encode over every record, from the main environment.
+
+The work happens in `finetune/xtuner_validate.py` under the XTuner environment's python; the result
+comes back as JSON.
+
+>>> r = ValidationReport(records=2, errors=[{"line": 2, "reason": "turn 1 has no 'output'"}])
+>>> r.ok, r.lines()
+(False, ["line 2: turn 1 has no 'output'"])
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agents.errors import InputError
+
+SCRIPT = Path(__file__).resolve().parent / "xtuner_validate.py"
+
+
+class ValidationReport(BaseModel):
+    records: int
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+    template: dict[str, Any] = Field(default_factory=dict)
+    max_length: int = 0
+    expects: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.records > 0 and not self.errors
+
+    def lines(self) -> list[str]:
+        """One 'line N: reason' per bad record, in file order."""
+        return [f"line {e['line']}: {e['reason']}" for e in self.errors]
+
+
+def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
+    """Validate `data` against `config` with XTuner's code in the environment of `python`."""
+    if not data.is_file():
+        raise InputError(f"data file {data} does not exist")
+    if not config.is_file():
+        raise InputError(f"config {config} does not exist: write one with `zaoshu finetune config … --out {config}`")
+    with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
+        out = Path(tmp) / "report.json"
+        proc = subprocess.run(
+            [str(python), str(SCRIPT), str(config), str(data), str(out)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if proc.returncode != 0 or not out.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise InputError(f"the validator could not run with {config}: {tail[0]}")
+        return ValidationReport.model_validate(json.loads(out.read_text(encoding="utf-8")))

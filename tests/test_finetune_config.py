@@ -1,0 +1,170 @@
+"""Config generation per preset: family → template, QLoRA fields, tokens per step, CPU smoke, bad inputs."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.errors import InputError
+from finetune.cli import app
+from finetune.config_gen import render_config
+from finetune.presets import PRESETS
+from finetune.spec import build_spec
+
+SYSTEM = "你是悟了悟了，专注于回答《黑神话：悟空》相关的问题。"
+
+
+def fake_model(root: Path, model_type: str) -> Path:
+    model = root / f"model-{model_type}"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": model_type}), encoding="utf-8")
+    return model
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def xtuner_records(n: int, system: str = SYSTEM) -> list[dict]:
+    return [{"conversation": [{"system": system, "input": f"问题{i}？", "output": f"回答{i}。"}]} for i in range(n)]
+
+
+def assignments(text: str) -> dict[str, ast.expr]:
+    """Top-level `name = value` nodes of a config."""
+    tree = ast.parse(text)
+    return {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr:
+    return next(k.value for k in call.keywords if k.arg == name)
+
+
+@pytest.mark.parametrize(("preset", "model_type", "template"), [
+    ("internlm2-chat-7b", "internlm2", "internlm2_chat"),
+    ("internlm2-chat-1.8b", "internlm2", "internlm2_chat"),
+    ("internlm2.5-chat-7b", "internlm2", "internlm2_chat"),
+    ("qwen2.5-7b-instruct", "qwen2", "qwen_chat"),
+])
+def test_real_preset_writes_qlora_config_with_the_family_template(tmp_path, preset, model_type, template):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(5))
+    test = write_jsonl(tmp_path / "test.jsonl", xtuner_records(4, system=SYSTEM)[1:])
+    spec = build_spec(preset=preset, model=fake_model(tmp_path, model_type), data=data, test=test)
+    text = render_config(spec)
+    compile(text, "cfg.py", "exec")
+    values = assignments(text)
+    assert ast.unparse(values["prompt_template"]) == f"PROMPT_TEMPLATE.{template}"
+    assert ast.literal_eval(values["SYSTEM"]) == SYSTEM
+    assert sorted(ast.literal_eval(values["evaluation_inputs"])) == ["问题1？", "问题2？", "问题3？"]
+    assert (ast.literal_eval(values["max_length"]), ast.literal_eval(values["batch_size"]),
+            ast.literal_eval(values["accumulative_counts"])) == (2048, 1, 16)
+    assert "# 1 batch × 16 accumulation × 2048 tokens = 32,768 tokens/step\n" in text
+    llm = keyword(values["model"], "llm")
+    assert ast.unparse(keyword(llm, "torch_dtype")) == "torch.float16"
+    bnb = keyword(llm, "quantization_config")
+    assert ast.literal_eval(keyword(bnb, "load_in_4bit")) is True
+    assert ast.literal_eval(keyword(bnb, "bnb_4bit_quant_type")) == "nf4"
+    assert ast.literal_eval(keyword(bnb, "bnb_4bit_use_double_quant")) is True
+    lora = keyword(values["model"], "lora")
+    assert [ast.literal_eval(keyword(lora, k)) for k in ("r", "lora_alpha", "lora_dropout")] == [64, 16, 0.1]
+    dataset = keyword(values["train_dataset"], "dataset_map_fn")
+    assert ast.unparse(dataset) == "None"
+    assert ast.unparse(keyword(values["optim_wrapper"], "type")) == "AmpOptimWrapper"
+    assert "is_bf16_supported" not in text
+    assert ast.literal_eval(values["warmup_ratio"]) == 0.03 and "type=LinearLR" in text
+
+
+def test_openai_messages_data_uses_openai_map_fn(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", [
+        {"messages": [{"role": "system", "content": "你是天机"}, {"role": "user", "content": "祝姐姐生日快乐"},
+                      {"role": "assistant", "content": "祝姐姐生日快乐，万事如意！"}]}])
+    spec = build_spec(preset="qwen2.5-7b-instruct", model=fake_model(tmp_path, "qwen2"), data=data)
+    values = assignments(render_config(spec))
+    assert spec.data_format == "openai"
+    assert ast.unparse(keyword(values["train_dataset"], "dataset_map_fn")) == "openai_map_fn"
+    assert ast.literal_eval(values["SYSTEM"]) == "你是天机"
+    assert ast.literal_eval(values["evaluation_inputs"]) == ["祝姐姐生日快乐"]
+
+
+def test_cpu_smoke_is_fp32_lora_with_cpu_workarounds(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    spec = build_spec(preset="tiny", model=fake_model(tmp_path, "qwen2"), data=data, cpu_smoke=True)
+    text = render_config(spec)
+    values = assignments(text)
+    llm = keyword(values["model"], "llm")
+    assert ast.unparse(keyword(llm, "torch_dtype")) == "torch.float32"
+    assert "quantization_config" not in ast.unparse(llm)
+    assert 'setattr(__import__("torch").cpu, "is_bf16_supported", lambda: False)' in text
+    assert ast.unparse(keyword(values["optim_wrapper"], "type")) == "OptimWrapper"
+    assert ast.literal_eval(keyword(values["train_dataset"], "map_num_proc")) == 1
+    assert ast.literal_eval(values["warmup_ratio"]) == 0.0 and "type=LinearLR" not in text
+    assert "# 1 batch × 1 accumulation × 256 tokens = at most 256 tokens/step (no packing)\n" in text
+
+
+def test_overrides_change_the_tokens_comment(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    spec = build_spec(preset="internlm2-chat-7b", model=fake_model(tmp_path, "internlm2"), data=data,
+                      batch_size=2, accumulative_counts=8, max_length=1024, lr=None)
+    assert spec.lr == 2e-4 and spec.tokens_per_step == 16384
+    assert "# 2 batch × 8 accumulation × 1024 tokens = 16,384 tokens/step\n" in render_config(spec)
+
+
+def test_system_with_quotes_stays_valid_python(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(2, system='他说："别\'走\'"\n换行'))
+    spec = build_spec(preset="tiny", model=fake_model(tmp_path, "qwen2"), data=data, cpu_smoke=True)
+    assert ast.literal_eval(assignments(render_config(spec))["SYSTEM"]) == '他说："别\'走\'"\n换行'
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("missing_model", "does not exist: download the base model first"),
+    ("unknown_family", "unknown model family 'llama'"),
+    ("family_mismatch", "preset 'qwen2.5-7b-instruct' is for qwen2 models but"),
+    ("unknown_preset", "unknown preset 'gpt-5'"),
+    ("missing_data", "does not exist: export a run first"),
+    ("not_chat_data", "holds no XTuner ('conversation') or OpenAI ('messages') records"),
+])
+def test_bad_input_gives_one_clear_message(tmp_path, kind, expected):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(2))
+    args = {"preset": "qwen2.5-7b-instruct", "model": fake_model(tmp_path, "qwen2"), "data": data}
+    if kind == "missing_model":
+        args["model"] = tmp_path / "nope"
+    elif kind == "unknown_family":
+        args["model"] = fake_model(tmp_path, "llama")
+    elif kind == "family_mismatch":
+        args["model"] = fake_model(tmp_path, "internlm2")
+    elif kind == "unknown_preset":
+        args["preset"] = "gpt-5"
+    elif kind == "missing_data":
+        args["data"] = tmp_path / "missing.jsonl"
+    else:
+        args["data"] = write_jsonl(tmp_path / "alpaca.jsonl", [{"instruction": "a", "output": "b"}])
+    with pytest.raises(InputError) as err:
+        build_spec(**args)
+    assert expected in str(err.value)
+
+
+def test_cli_config_writes_the_file_and_reports_the_template(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    model = fake_model(tmp_path, "internlm2")
+    result = CliRunner().invoke(app, ["config", "--preset", "internlm2-chat-1.8b", "--model", str(model),
+                                      "--data", str(data), "--out", str(tmp_path / "cfg" / "a.py")])
+    assert result.exit_code == 0, result.output
+    assert "internlm2 → template internlm2_chat, QLoRA 4-bit" in result.output
+    assert "PROMPT_TEMPLATE.internlm2_chat" in (tmp_path / "cfg" / "a.py").read_text(encoding="utf-8")
+
+
+def test_cli_bad_input_raises_the_user_error(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    result = CliRunner().invoke(app, ["config", "--preset", "tiny", "--model", str(tmp_path / "missing"),
+                                      "--data", str(data), "--out", str(tmp_path / "a.py")])
+    assert isinstance(result.exception, InputError)  # the root CLI prints it as one red line
+    assert not (tmp_path / "a.py").exists()
+
+
+def test_every_real_preset_names_a_known_family():
+    assert {p.family for p in PRESETS.values()} == {"internlm2", "qwen2", None}

@@ -1,0 +1,75 @@
+"""Before/after evaluation with a fake judge, the markdown/JSON table, and the LLM judge over a fake client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from finetune.evaluate import EndpointAnswerer, EvalItem, load_items, run_eval, write_report
+from finetune.judge import make_llm_judge
+
+
+class Fixed:
+    def __init__(self, answers):
+        self.answers = answers
+
+    async def answer(self, items):
+        return self.answers[: len(items)]
+
+
+async def exact_judge(question, reference, answer):
+    return 1.0 if answer == reference else 0.25
+
+
+async def test_before_after_table(tmp_path):
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"conversation": [{"system": "你是弱智吧答主", "input": q, "output": a}]},
+                                       ensure_ascii=False) + "\n"
+                            for q, a in [("只剩一个心脏了还能活吗？", "能，人本来就只有一个心脏。"), ("鸡柳是鸡的柳吗？", "不是。")]),
+                    encoding="utf-8")
+    items = load_items(test)
+    assert items[0] == EvalItem(question="只剩一个心脏了还能活吗？", reference="能，人本来就只有一个心脏。", system="你是弱智吧答主")
+    report = await run_eval(items, Fixed(["不能。", "不是。"]), Fixed(["能，人本来就只有一个心脏。", "不是。"]), exact_judge)
+    assert report.summary == {"n": 2, "base_mean": 0.625, "tuned_mean": 1.0, "delta": 0.375,
+                              "tuned_wins": 1, "base_wins": 0, "ties": 1}
+    md, js = write_report(report, tmp_path / "eval")
+    text = md.read_text(encoding="utf-8")
+    assert "| 1 | 只剩一个心脏了还能活吗？ | 不能。 | 0.25 | 能，人本来就只有一个心脏。 | 1.00 |" in text
+    assert "胜/平/负 1/1/0，共 2 题" in text
+    assert json.loads(js.read_text(encoding="utf-8"))["rows"][1]["tuned_score"] == 1.0
+
+
+@dataclass
+class Reply:
+    text: str
+
+
+class ScriptedClient:
+    def __init__(self, replies):
+        self.replies, self.calls = list(replies), []
+
+    async def chat(self, messages, *, json_mode=False, temperature=None, max_tokens=None):
+        self.calls.append((messages, json_mode, temperature, max_tokens))
+        return Reply(self.replies.pop(0))
+
+
+async def test_llm_judge_parses_reasons_then_score_and_reasks_once():
+    client = ScriptedClient(["不是 JSON", '{"reasons": ["意思一致"], "score": 8}'])
+    judge = make_llm_judge(client)
+    assert await judge("问题", "参考", "回答") == 0.8
+    assert len(client.calls) == 2 and client.calls[0][1] is True
+    assert "<answer>回答</answer>" in client.calls[0][0][1]["content"]
+
+
+async def test_llm_judge_scores_zero_when_it_never_parses():
+    judge = make_llm_judge(ScriptedClient(["x", "y", "z"]), attempts=3)
+    assert await judge("问题", "参考", "") == 0.0
+
+
+async def test_endpoint_answerer_sends_system_and_question():
+    client = ScriptedClient([" 答案一 ", "答案二"])
+    answers = await EndpointAnswerer(client, max_new_tokens=64).answer(
+        [EvalItem(question="甲", system="系统"), EvalItem(question="乙")])
+    assert answers == ["答案一", "答案二"]
+    assert client.calls[0][0] == [{"role": "system", "content": "系统"}, {"role": "user", "content": "甲"}]
+    assert client.calls[1][0] == [{"role": "user", "content": "乙"}] and client.calls[1][3] == 64
