@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 import shlex
 import sys
 import time
@@ -210,6 +211,36 @@ def _report(outcome, name: str, run_path: Path, console: Console) -> int:
     console.print(f"[{color}]{outcome.reason}[/]: {outcome.message}", highlight=False)
     console.print(f"{line}\nresume with: {resume}", highlight=False)
     return {"fatal": 1, "interrupted": 130}.get(outcome.reason, 0)
+
+
+def self_cognition(config: dict[str, Any], system_key: str = "system_prompt") -> list[dict[str, Any]]:
+    """Every identity question paired with an answer chosen for *that* question (the seed zipped
+    answers for a random sample with the first questions, so they did not match).
+
+    >>> self_cognition({"system_prompt": "S", "self_cognition": {"name": "悟了悟了", "author": "社区",
+    ...     "questions": ["你是谁？"], "answers": ["我是{name}，由{author}开发。"]}})
+    [{'conversation': [{'system': 'S', 'input': '你是谁？', 'output': '我是悟了悟了，由社区开发。'}]}]
+    """
+    sc = config.get("self_cognition") or {}
+    questions, answers = sc.get("questions") or [], sc.get("answers") or []
+    if questions and not answers:
+        raise InputError("self_cognition has questions but no answers in the recipe YAML")
+    records = []
+    for question in questions:
+        answer = random.Random(f"self:{question}").choice(answers) if len(answers) > 1 else answers[0]
+        output = answer.format(name=sc.get("name", ""), author=sc.get("author", ""))
+        records.append({"conversation": [{"system": config.get(system_key, ""), "input": question,
+                                          "output": output}]})
+    return records
+
+
+def write_jsonl(path: Path, records) -> None:
+    """Write records as JSONL through a temporary file: a crash never leaves half a file."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(path)
 
 
 def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:

@@ -1,0 +1,1 @@
+"""EmoLLM: multi-turn counselling dialogues over emotion × life-area scenes."""

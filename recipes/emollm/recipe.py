@@ -1,0 +1,73 @@
+"""The emollm recipe: 16 areas × 27 emotions → seeker / counsellor dialogues ending with the
+counsellor; outputs merged and as `{area}/{emotion}.jsonl`, plus self-cognition records."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from graphs.state import WorkItem
+from recipes.base import Recipe, self_cognition, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def unique_emotions(emotions: list[str]) -> list[str]:
+    """The seed lists 同情 twice (28 entries, 27 emotions): keep the first of each, say so.
+
+    >>> unique_emotions(["开心", "同情", "难过", "同情"])
+    ['开心', '同情', '难过']
+    """
+    repeats = [e for e, n in Counter(emotions).items() if n > 1]
+    if repeats:
+        log.warning("emotions listed more than once, de-duplicated: %s (%d entries → %d emotions)",
+                    "、".join(repeats), len(emotions), len(set(emotions)))
+    return list(dict.fromkeys(emotions))
+
+
+class EmoLLM(Recipe):
+    name = "emollm"
+    graph = "dialogue"
+    config_file = Path(__file__).with_name("emollm.yaml")
+
+    def items(self, config: dict[str, Any]) -> Iterator[WorkItem]:
+        emotions = unique_emotions(config["emotions"])
+        per_scene = int(config.get("dialogues_per_scene") or 1)
+        for n in range(per_scene):
+            for emotion in emotions:
+                for area in config["areas"]:
+                    key = {"area": area, "emotion": emotion, "n": n}
+                    yield WorkItem.for_recipe(self.name, "dialogue", key=key, payload=dict(key))
+
+    def prepare(self, config: dict[str, Any], run_dir: Path, console: Console) -> dict[str, Any]:
+        exports = run_dir / "exports"
+        exports.mkdir(parents=True, exist_ok=True)
+        records = self_cognition(config, system_key="counsellor_system_prompt")
+        write_jsonl(exports / "self_cognition.jsonl", records)
+        console.print(f"wrote {len(records)} self-cognition records → {exports / 'self_cognition.jsonl'}",
+                      highlight=False)
+        return {}
+
+    def finish(self, config: dict[str, Any], run_dir: Path, console: Console) -> None:
+        """Accepted dialogues again as `exports/by_scene/{area}/{emotion}.jsonl` (XTuner format)."""
+        from agents.schemas import Sample
+        from finetune.formats import to_xtuner
+        from graphs.rundir import read_jsonl
+
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for record in read_jsonl(run_dir / "accepted.jsonl"):
+            sample = Sample.model_validate(record)
+            groups.setdefault((sample.meta.get("area", "其他"), sample.meta.get("emotion", "其他")), []).append(
+                to_xtuner(sample))
+        for (area, emotion), records in groups.items():
+            folder = run_dir / "exports" / "by_scene" / area
+            folder.mkdir(parents=True, exist_ok=True)
+            write_jsonl(folder / f"{emotion}.jsonl", records)
+        if groups:
+            console.print(f"wrote {sum(map(len, groups.values()))} dialogues into {len(groups)} "
+                          f"files under {run_dir / 'exports' / 'by_scene'}", highlight=False)

@@ -1,0 +1,1 @@
+"""天机 (Tianji): greetings for relatives and colleagues × occasions × styles."""
