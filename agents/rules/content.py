@@ -1,0 +1,198 @@
+"""Content rules: meta preambles, refusals, AI self-reference, markdown, placeholders, English.
+
+>>> from agents.rules.base import RuleContext, TextView
+>>> preamble(TextView("以下是为您准备的祝福：新年快乐！"), RuleContext()).code.value
+'PREAMBLE'
+>>> preamble(TextView("今天真好的天气，祝你开心"), RuleContext(kind="greeting")) is None
+True
+"""
+
+from __future__ import annotations
+
+import re
+
+from agents.rules.base import CJK, RuleContext, RuleHit, TextView, hit, rule, snippet
+from agents.schemas import ReasonCode
+
+_WRITE = r"(?:准备|写|编写|生成|创作|撰写|整理|改写|送上|奉上|献上)"
+# What the model was asked to produce (meta when the output talks about it).
+_PRODUCT = r"(?:祝福语?|文案|回答|答案|回复|贺词|对话|短信)"
+_PRODUCT_ANY = r"(?:祝福语?|文案|回答|答案|回复|贺词|对话|短信|内容|文字)"
+# Meta talk about the output itself, at the start of any kind of output. 「以下是几种常见的敬酒礼仪：」
+# in an answer is content, not meta: it names neither the reader nor the product.
+_META_START = re.compile(
+    r"(?:以下|下面)(?:是|为|就是)[^。！？\n]{0,10}?(?:为您|为你|给您|给你|您要的|你要的|我的|"
+    + _PRODUCT + r"|" + _WRITE + r"(?:的|好的))"
+    r"|(?:当前|这是|这就是)?(?:一[条段则份篇个])?(?:新的)?" + _PRODUCT + r"(?:如下|已生成|已写好)"
+    r"|这是(?:一[条段则份篇个])?(?:为您|为你|给您|给你)"
+    r"|(?:根据|按照|依照)(?:您|你)的(?:要求|需求|描述|指示)"
+    r"|(?:我|已)(?:为您|为你|给您|给你)" + _WRITE
+    + r"|(?:为您|为你|给您|给你)" + _WRITE + r"(?:了|一[条段则份篇个]|以下|如下)"
+    r"|(?:here is|here's|sure[,!]|certainly[,!])",
+    re.IGNORECASE,
+)
+# Meta talk anywhere: a closing line about the text, a word count.
+_META_ANYWHERE = re.compile(
+    r"(?:希望|愿)(?:这|以上|上述|此)(?:条|段|则|份|篇|个|些)?" + _PRODUCT_ANY
+    + r"[^。！？\n]{0,12}(?:喜欢|满意|帮助|用得上|合适)"
+    r"|[（(【\[]?字数[：:]|[（(]共?约?\d+个?字[)）]|" + _PRODUCT + r"如下[：:]"
+)
+# An editor's note (「注：」「备注：」) is meta in a greeting or a spoken turn; in an answer it may be content.
+_NOTE = re.compile(r"(?:^|[\n（(【\[])\s*(?:注|备注|说明|PS)[：:]", re.IGNORECASE)
+# An acknowledgement of the request. Alone it is meta only in a greeting: an answer may open with
+# 「当然可以，我是…」 and a counsellor with 「好的，我们试试」. Needs a mark after it: 「好的天气」 is fine.
+_ACK_START = re.compile(r"(?:好的|好嘞|好哒|好滴|好呀|当然可以|当然没问题|没问题|收到|明白了|了解了|OK|ok|Ok)"
+                        r"[，,！!。.~～\s]")
+# In a greeting, any 「以下是/下面是」 opener is meta (a wish never starts like that).
+_LIST_START = re.compile(r"(?:以下|下面)(?:是|为)")
+
+
+# Stray punctuation and particles before a preamble (「！啦~以下是…」) do not hide it.
+_JUNK = re.compile(r"[\s，。！？、；：,.!?;:~～…·\-—*#>]*(?:[啦呀哦哟呢吧嘛噢喔嗯]{1,2}[\s，。！？,.!?~～…]+)?")
+
+
+@rule("preamble", ReasonCode.PREAMBLE, "开头/结尾的套话和元信息（以下是…、好的，…、当前祝福语如下、希望这条祝福…）")
+def preamble(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    text = view.text
+    start = _JUNK.match(text).end()
+    ack = _ACK_START.match(text, start)
+    m = _META_START.match(text, ack.end() if ack else start)  # 「好的，以下是…」 in any kind
+    if m is None and ctx.kind == "greeting":
+        m = ack  # a greeting never opens by acknowledging the request
+    if m is None and ctx.kind == "greeting":
+        m = _LIST_START.match(text, start)
+    if m is None:
+        m = _META_ANYWHERE.search(text)
+    if m is None and ctx.kind != "answer":
+        m = _NOTE.search(text)
+    if m is None:
+        return None
+    return hit("preamble", f"删掉套话/元信息「{snippet(text, m.span())}」，直接给出正文。", m.span())
+
+
+_REFUSAL = re.compile(
+    r"(?:抱歉|对不起|不好意思)[，,。！!\s]*(?:我|但我|但是我)?(?:目前|暂时|恐怕)?(?:无法|不能|没法|不可以|不便|做不到)"
+    r"|我(?:无法|不能|没办法|不便)(?:为你|为您|给你|给您|帮你|帮您|向你|向您)?"
+    r"(?:提供|回答|满足|完成|生成|协助|处理|撰写|创作|回应)(?:这|该|此|你|您)?"
+    r"|(?:无法|不能)(?:回答|回应)(?:这个|该|此|你的|您的)"
+    r"|(?:违反|违背|不符合)(?:了)?(?:我的|相关的?)?(?:使用)?(?:政策|规定|准则|法律法规)"
+    r"|(?<!可能)(?<!会)超出(?:了)?我的(?:能力|知识|回答)范围"
+    r"|I(?:'m| am) (?:sorry|unable)|I can(?:not|'t) (?:help|assist|provide)",
+    re.IGNORECASE,
+)
+
+
+@rule("refusal", ReasonCode.REFUSAL, "拒答（抱歉，我无法… / 我不能提供… / 超出我的能力范围）")
+def refusal(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    m = _REFUSAL.search(view.text)
+    if m is None:
+        return None
+    return hit("refusal", f"输出是拒答「{snippet(view.text, m.span())}」，请直接完成任务。", m.span())
+
+
+_AI_SELF = re.compile(
+    r"作为(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|机器人|虚拟助手|智能助手|AI助手|程序)"
+    r"|我(?:只)?是(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|虚拟助手|智能助手|AI助手)"
+    r"|我(?:并)?没有(?:真实的|真正的)?(?:个人)?(?:情感|感情|意识|身体|肉体)"
+    r"|ChatGPT|OpenAI|GPT-?[34]|通义千问|文心一言|as an AI|language model",
+    re.IGNORECASE,
+)
+
+
+@rule("ai_self_reference", ReasonCode.AI_SELF_REFERENCE,
+      "模型自称 AI / 语言模型或提到别家模型（作为一个AI…）；自我认知数据请在配方里关掉")  # fmt: skip
+def ai_self_reference(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    m = _AI_SELF.search(view.text)
+    if m is None:
+        return None
+    return hit("ai_self_reference", f"不要自称 AI 或语言模型（「{snippet(view.text, m.span())}」）。", m.span())
+
+
+# Markdown that never belongs in a greeting or a spoken turn.
+_MD_ANY = re.compile(
+    r"^\s{0,3}#{1,6}\s|^\s{0,3}(?:[-*+]|\d{1,2}[.)、])\s+\S|\*\*[^*\n]+\*\*|__[^_\n]+__|```|^\s*\|.*\|\s*$"
+    r"|^\s*>\s|^\s*(?:标题|题目|主题)[：:]|^\s*[【《][^】》\n]{1,20}[】》]\s*$",
+    re.MULTILINE,
+)
+# In an answer, lists and bold are fine; a code fence or a title line on top is not.
+_MD_ANSWER = re.compile(r"```|\A\s{0,3}#{1,6}\s|\A\s*(?:标题|题目)[：:]")
+
+
+@rule("markdown", ReasonCode.MARKDOWN, "祝福语/对话里出现 markdown 或标题（# 标题、**加粗**、列表、【标题】）")
+def markdown(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    text = view.text
+    if "\n" not in text and not any(c in text for c in "#*_`|>：:】》-"):
+        return None  # fast path: one line with no markdown characters at all
+    m = (_MD_ANSWER if ctx.kind == "answer" else _MD_ANY).search(text)
+    if m is None:
+        return None
+    return hit("markdown", f"不要 markdown 格式或标题（「{snippet(text, m.span()).strip()}」），只要纯文本。", m.span())
+
+
+# A speaker label inside an output: the generator's transcript format leaked (EmoLLM's parser left
+# 「医生：」 inside 221 of 5072 outputs).
+_SPEAKER = re.compile(r"(?:^|\n)\s*(?:医生|病人|患者|来访者|咨询师|心理咨询师|用户|助手|AI|问|答|Q|A|User|Assistant)\s*[：:]",
+                      re.IGNORECASE)
+
+
+@rule("speaker_label", ReasonCode.FORMAT, "输出里混进了说话人标签（医生：、用户：、Assistant:），多轮被拼进了一轮")
+def speaker_label(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    m = _SPEAKER.search(view.text)
+    if m is None:
+        return None
+    label = m.group(0).strip()
+    return hit("speaker_label", f"输出里有说话人标签「{label}」，每轮只写这一方要说的话。", m.span())
+
+
+_PLACEHOLDER = re.compile(
+    r"\{\{?\s*[A-Za-z_" + CJK + r"][\w" + CJK + r"]{0,20}\s*\}\}?"
+    r"|[\[【<〈（(]\s*(?:(?:你|您|对方|收件人|收礼人)的?(?:名字|姓名|称呼|名称)|姓名|名字|称呼|对方|收件人|公司名称?|"
+    r"日期|时间|地点|此处|这里|在此|插入|填写|name|date)[^\]】>〉）)\n]{0,12}[\]】>〉）)]"
+    r"|(?<![A-Za-z])(?:[Xx]{2,}|×{2,})(?![A-Za-z])|某某|%[sd]\b|\$\{\w+\}",
+)
+
+
+@rule("placeholder", ReasonCode.PLACEHOLDER, "未填充的占位符（{name}、【姓名】、XXX、某某）")
+def placeholder(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    m = _PLACEHOLDER.search(view.text)
+    if m is None:
+        return None
+    return hit("placeholder", f"有未填充的占位符「{m.group(0)}」，请换成具体内容或删掉。", m.span())
+
+
+_WORD = re.compile(r"[A-Za-z]{4,}")
+_BRAND = re.compile(r"[A-Za-z]*[A-Z][a-z]*[A-Z][A-Za-z]*")  # EmoLLM, ChatGPT, PlayStation: names
+# Two or more English words in a row with at least 8 letters: a phrase, not a loanword
+# (「offer」「vlog」「iPhone 15 Pro」 pass; 「happy birthday」「Here is your wish」 do not).
+_PHRASE = re.compile(r"[A-Za-z]{2,}(?:[ ,'\-]+[A-Za-z]{2,})+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+# A gloss in brackets (游戏科学（Game Science）), a quotation (“An apple a day…”) or a URL is content.
+_EXEMPT = re.compile(r"(?:https?://|www\.)\S+|（[^）]*）|\([^)]*\)|“[^”]*”|「[^」]*」|\"[^\"]*\"")
+
+
+_EN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _is_title_case(phrase: str) -> bool:
+    return all(w[0].isupper() for w in _EN_WORD.findall(phrase))
+
+
+@rule("english_leak", ReasonCode.ENGLISH_LEAK,
+      "中文输出里混进英文句子/短语（缩写、品牌名、括号里的注释、引文不算）；allow_english 关闭")  # fmt: skip
+def english_leak(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    text = view.text
+    if ctx.allow_english or _ASCII_LETTER.search(text) is None:
+        return None
+    visible = len(text) - text.count(" ") - text.count("\n")
+    text = _EXEMPT.sub(lambda m: " " * len(m.group(0)), text)  # keep spans aligned
+    for m in _PHRASE.finditer(text):
+        phrase = m.group(0)
+        if sum(c.isalpha() for c in phrase) < 8:
+            continue
+        if ctx.kind != "greeting" and _is_title_case(phrase):
+            continue  # a proper name (PlayStation Network) inside an answer
+        return hit("english_leak", f"中文回答里出现了英文「{snippet(view.text, m.span())}」，请用中文。", m.span())
+    letters = sum(len(w) for w in _WORD.findall(text) if not _BRAND.fullmatch(w))
+    if letters >= 8 and letters / visible > ctx.english_ratio:  # one loanword is not a leak
+        return hit("english_leak", f"英文占比 {letters / visible:.0%}，请用中文回答。")
+    return None
