@@ -100,6 +100,7 @@ class PersonaState(BaseState, total=False):
 
 class DialogueState(BaseState, total=False):
     planned_turns: int
+    dialogue_revisions: int  # whole-dialogue revisions (a turn's own budget is `revisions`)
 
 
 def item_of(state: dict[str, Any]) -> WorkItem:

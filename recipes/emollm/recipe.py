@@ -38,11 +38,12 @@ class EmoLLM(Recipe):
     def items(self, config: dict[str, Any]) -> Iterator[WorkItem]:
         emotions = unique_emotions(config["emotions"])
         per_scene = int(config.get("dialogues_per_scene") or 1)
+        turns = list(config.get("turns") or (3, 6))
         for n in range(per_scene):
             for emotion in emotions:
                 for area in config["areas"]:
                     key = {"area": area, "emotion": emotion, "n": n}
-                    yield WorkItem.for_recipe(self.name, "dialogue", key=key, payload=dict(key))
+                    yield WorkItem.for_recipe(self.name, "dialogue", key=key, payload={**key, "turns": turns})
 
     def prepare(self, config: dict[str, Any], run_dir: Path, console: Console) -> dict[str, Any]:
         exports = run_dir / "exports"

@@ -1,0 +1,166 @@
+"""The answerer (RAG): retrieve → answerability gate → an answer grounded only in the passages.
+
+Backends, in order of preference for one item:
+
+- the passage the question was written from (`payload["chunk"]`);
+- a HuixiangDou server (`ctx.huixiangdou`), which answers by itself; a revision is then written by
+  the answerer model from HuixiangDou's answer;
+- the knowledge base (`ctx.kb.retrieve` + `ctx.kb.is_answerable`);
+- web search (`ctx.search`) when the knowledge base cannot answer — sources are URLs;
+- otherwise the item is rejected with UNANSWERABLE. With no KB, no HuixiangDou and no search the
+  model answers on its own (recorded as retrieval "none").
+
+Source ids and scores go to `sample.meta["sources"]` (one entry per passage, with its turn).
+
+>>> sorted(PROMPT_INPUTS["ANSWER_PROMPT"])
+['passages', 'question']
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agents.schemas import ReasonCode
+from agents.structured import ask_structured
+from graphs.context import Context, client, emit, provenance, render
+from graphs.state import item_of, rejected
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM = "你是一个知识丰富、严谨的中文助手。"
+
+ANSWER_PROMPT = """请只根据下面的资料回答用户的问题。
+要求：
+- 资料里没有的内容不要写，不要编造；资料只能回答一部分时，只回答能确定的部分；
+- 直接回答，不要说“根据资料”“以下是”之类的开场白，不要提到资料的编号；
+- 用自然、准确、通顺的中文，使用中文标点。
+
+<passages>
+{passages}
+</passages>
+
+<question>{question}</question>"""
+
+ANSWER_REVISION_PROMPT = """你的回答需要修改。修改意见：
+<feedback>{feedback}</feedback>
+请按意见重写回答，仍然只依据上面的资料。"""
+
+PROMPTS: dict[str, str] = {"ANSWER_PROMPT": ANSWER_PROMPT, "ANSWER_REVISION_PROMPT": ANSWER_REVISION_PROMPT}
+PROMPT_INPUTS: dict[str, frozenset[str]] = {
+    "ANSWER_PROMPT": frozenset({"passages", "question"}),
+    "ANSWER_REVISION_PROMPT": frozenset({"feedback"}),
+}
+
+NO_PASSAGES = "（没有检索到资料：请凭可靠的常识回答，不确定的内容不要写。）"
+
+
+class Answer(BaseModel):
+    answer: str = Field(description="给用户的回答正文。")
+    used_passages: list[int] = Field(default_factory=list, description="回答用到的资料编号。")
+
+
+def fill(ctx: Context, name: str, **values: Any) -> str:
+    return render(ctx, name, PROMPTS[name], PROMPT_INPUTS[name], **values)
+
+
+def format_passages(passages: list[Any]) -> str:
+    """Numbered passages with their source, for the prompt.
+
+    >>> from knowledge.passage import Passage
+    >>> print(format_passages([Passage(text="石猴出世。", source="西游记/001.txt", chunk_id="c")]))
+    <passage id="1" source="西游记/001.txt">石猴出世。</passage>
+    """
+    if not passages:
+        return NO_PASSAGES
+    return "\n".join(f'<passage id="{i}" source="{p.source}">{p.text}</passage>' for i, p in enumerate(passages, 1))
+
+
+def source_records(passages: list[Any], turn: int) -> list[dict[str, Any]]:
+    return [{"turn": turn, "source": p.source, "chunk_id": p.chunk_id, "score": p.score, "scores": dict(p.scores)}
+            for p in passages]
+
+
+def _chunk_passage(item: Any) -> Any:
+    from knowledge.passage import Passage
+
+    source = item.get("source") or "chunk"
+    return Passage(text=item.get("chunk"), source=source, chunk_id=item.get("chunk_id") or f"{source}#chunk",
+                   score=1.0, scores={"given": 1.0})
+
+
+async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
+    """Find what to answer from, or reject as UNANSWERABLE. A HuixiangDou answer becomes the draft."""
+    ctx: Context = runtime.context
+    item = item_of(state)
+    question = state["question"]
+    turn = len(state.get("turns") or [])
+    old_sources = list((state.get("meta") or {}).get("sources") or [])
+    passages: list[Any] = []
+    mode = "none"
+    update: dict[str, Any] = {}
+    if item.get("chunk") and (turn == 0 or ctx.kb is None):
+        passages, mode = [_chunk_passage(item)], "chunk"
+    elif ctx.huixiangdou is not None:
+        reply = await ctx.huixiangdou.aask(question)
+        if reply.ok:
+            from knowledge.passage import Passage
+
+            refs = reply.refs or ["huixiangdou"]
+            passages = [Passage(text=reply.answer, source=", ".join(refs), chunk_id="huixiangdou", score=1.0)]
+            mode = "huixiangdou"
+            update = {"draft": reply.answer.strip(), "attempts": state.get("attempts", 0) + 1,
+                      "meta": {"models": {"answerer": "huixiangdou"}, "huixiangdou_refs": refs}}
+        else:
+            log.info("item %s: HuixiangDou did not answer (%s)", item.id, reply.state)
+    elif ctx.kb is not None:
+        found = ctx.kb.retrieve(question, ctx.top_k)
+        if ctx.kb.is_answerable(found):
+            passages, mode = found, "kb"
+        else:
+            emit(runtime, "unanswerable", item.id, best=max((p.score for p in found), default=None))
+    search = ctx.search if getattr(ctx.search, "name", None) != "none" else None  # NoSearch = off
+    if mode == "none" and search is not None:
+        passages = await search.search(question, ctx.top_k)
+        mode = "web" if passages else "none"
+    if mode == "none" and (ctx.kb is not None or ctx.huixiangdou is not None or search is not None):
+        return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
+    emit(runtime, "retrieved", item.id, mode=mode, sources=[[p.source, p.score] for p in passages])
+    meta = {"retrieval": mode, "sources": old_sources + source_records(passages, turn)}
+    if mode == "web":
+        meta["urls"] = [p.source for p in passages]
+    return {**update, "passages": passages, "retrieval": mode,
+            "meta": {**update.get("meta", {}), **meta}, "outcome": None}
+
+
+def answer_messages(ctx: Context, state: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
+    """The conversation for the answerer: system, earlier turns, the prompt, and a revision request."""
+    system = ctx.recipe.get("system_prompt") or DEFAULT_SYSTEM
+    messages = [{"role": "system", "content": system}]
+    for turn in state.get("turns") or []:
+        messages += [{"role": "user", "content": turn.input}, {"role": "assistant", "content": turn.output}]
+    messages.append({"role": "user", "content": fill(ctx, "ANSWER_PROMPT", passages=format_passages(
+        state.get("passages") or []), question=state["question"])})
+    name = "ANSWER_PROMPT"
+    if state.get("feedback") and state.get("draft"):
+        messages += [{"role": "assistant", "content": state["draft"]},
+                     {"role": "user", "content": fill(ctx, "ANSWER_REVISION_PROMPT", feedback=state["feedback"])}]
+    return messages, name
+
+
+async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
+    """Write (or revise, given `feedback`) the answer to the question in progress."""
+    ctx: Context = runtime.context
+    item = item_of(state)
+    messages, name = answer_messages(ctx, state)
+    result = await ask_structured(client(ctx, "answerer"), messages, Answer, attempts=ctx.structured_attempts)
+    attempts = state.get("attempts", 0) + 1
+    prov = provenance(ctx, "answerer", "answer", name, ANSWER_PROMPT)
+    if not result.ok:
+        log.info("item %s: answer unparsable: %s", item.id, result.error)
+        return rejected([ReasonCode.FORMAT], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
+    emit(runtime, "answered", item.id, attempt=attempts)
+    return {"draft": result.value.answer.strip(), "attempts": attempts,
+            "meta": {**prov, "used_passages": result.value.used_passages}}

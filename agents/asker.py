@@ -1,0 +1,235 @@
+"""The asker: writes the human side — questions about an aspect or a passage, follow-ups, a
+persona's request, a help-seeker's messages. One model call per node, structured output.
+
+Modes (chosen from the work item's payload):
+
+- by aspect (`aspect`): one short question about a topic's aspect, shown what was already asked
+  (`payload["avoid"]` and the latest questions asked for that aspect in this run, `ctx.asked`),
+  grounded on passages retrieved for the aspect when a KB is present; a question the run's
+  question deduper already holds is asked again (at most `max_revisions` times), then DUPLICATE;
+- by chunk (`chunk`): one question answerable from that passage alone;
+- follow-up: once a turn is accepted, a natural next question given the conversation;
+- by scene: a human-like request for a greeting (persona graph) or a help-seeker's opening and
+  next messages for an emotion × life area (dialogue graph).
+
+>>> sorted(PROMPT_INPUTS["QUESTION_BY_ASPECT_PROMPT"])
+['aspect', 'avoid', 'context', 'topic']
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agents.schemas import ReasonCode
+from agents.structured import ask_structured
+from graphs.context import Context, client, emit, provenance, render, tagged, transcript
+from graphs.state import item_of, rejected
+
+log = logging.getLogger(__name__)
+
+ASKER_SYSTEM = "你是一位好奇、细心的中文用户，擅长提出真实、自然、具体的问题。"
+
+QUESTION_BY_ASPECT_PROMPT = """请围绕「{topic}」的「{aspect}」这一方面，以普通用户的口吻提出一个问题。
+要求：
+- 只提一个问题，简短自然，口语化，一般 8 到 40 个字；
+- 问题要能从下面的资料中找到答案；
+- 不要编号，不要解释，不要给出答案；
+- 不要与已经问过的问题重复，也不要只是换个说法。
+
+<context>
+{context}
+</context>
+
+已经问过的问题：
+<asked>
+{avoid}
+</asked>"""
+
+QUESTION_BY_CHUNK_PROMPT = """请阅读下面这段资料，以普通用户的口吻提出一个只凭这段资料就能回答的问题。
+要求：
+- 只提一个问题，简短自然，一般 8 到 40 个字；
+- 不要提到“资料”“这段文字”之类的说法，直接问内容本身；
+- 不要编号，不要给出答案；不要与已经问过的问题重复。
+
+<passage>
+{chunk}
+</passage>
+
+已经问过的问题：
+<asked>
+{avoid}
+</asked>"""
+
+FOLLOWUP_PROMPT = """下面是用户与关于「{topic}」的助手的对话。请以用户的身份提出一个自然的追问：
+顺着上一个回答继续深入或问相关的细节，不要重复已经问过的内容，只提一个问题，不要给出答案。
+
+<conversation>
+{conversation}
+</conversation>"""
+
+SCENE_OPENING_PROMPT = """请模仿真实用户，写一句请 AI 帮忙写祝福语的话。
+对象：{role}；场景：{scene}；想要的风格：{style}。
+要求：口语化，像在聊天框里随手打的字，一句话，不超过 30 个字，要写明对象、场景和风格；
+参考说法（不要照抄）：{example}"""
+
+SEEKER_OPENING_PROMPT = """请扮演一位正在寻求心理帮助的来访者，写下你对心理咨询师说的第一段话。
+你的处境属于「{area}」方面，主要情绪是「{emotion}」。
+{instruction}
+要求：第一人称，讲一个具体的处境和感受，50 到 150 个字；不要使用诊断名词，不要自称病人。"""
+
+SEEKER_NEXT_PROMPT = """请继续扮演这位来访者（处境属于「{area}」方面，主要情绪是「{emotion}」）。
+{instruction}
+下面是到目前为止的对话。请写下来访者接下来要说的话：回应咨询师刚才的话，补充新的细节或感受，
+不要重复说过的内容，30 到 120 个字。
+
+<conversation>
+{conversation}
+</conversation>"""
+
+PROMPTS: dict[str, str] = {
+    "QUESTION_BY_ASPECT_PROMPT": QUESTION_BY_ASPECT_PROMPT,
+    "QUESTION_BY_CHUNK_PROMPT": QUESTION_BY_CHUNK_PROMPT,
+    "FOLLOWUP_PROMPT": FOLLOWUP_PROMPT,
+    "SCENE_OPENING_PROMPT": SCENE_OPENING_PROMPT,
+    "SEEKER_OPENING_PROMPT": SEEKER_OPENING_PROMPT,
+    "SEEKER_NEXT_PROMPT": SEEKER_NEXT_PROMPT,
+}
+
+#: What each node supplies to each prompt (a test checks these equal the placeholders).
+PROMPT_INPUTS: dict[str, frozenset[str]] = {
+    "QUESTION_BY_ASPECT_PROMPT": frozenset({"topic", "aspect", "context", "avoid"}),
+    "QUESTION_BY_CHUNK_PROMPT": frozenset({"chunk", "avoid"}),
+    "FOLLOWUP_PROMPT": frozenset({"topic", "conversation"}),
+    "SCENE_OPENING_PROMPT": frozenset({"role", "scene", "style", "example"}),
+    "SEEKER_OPENING_PROMPT": frozenset({"area", "emotion", "instruction"}),
+    "SEEKER_NEXT_PROMPT": frozenset({"area", "emotion", "instruction", "conversation"}),
+}
+
+DEFAULT_SEEKER_INSTRUCTION = "说话像普通人倾诉，真诚、具体，带一点犹豫。"
+
+
+class Question(BaseModel):
+    question: str = Field(description="一个问题，只有问题本身。")
+
+
+class Message(BaseModel):
+    message: str = Field(description="要说的话，只有这段话本身。")
+
+
+def fill(ctx: Context, name: str, **values: Any) -> str:
+    """Render this module's prompt `name` (or the recipe's override) with exactly its inputs."""
+    return render(ctx, name, PROMPTS[name], PROMPT_INPUTS[name], **values)
+
+
+def topic_of(ctx: Context, item: Any) -> str:
+    return item.get("topic") or ctx.recipe.get("topic") or ctx.recipe.get("recipe") or item.recipe
+
+
+def question_prompt(ctx: Context, item: Any, turns: list[Any], extra_avoid: list[str],
+                    context_passages: list[Any]) -> tuple[str, str]:
+    """(prompt name, rendered prompt) for the next question of a QA item."""
+    if turns:
+        return "FOLLOWUP_PROMPT", fill(ctx, "FOLLOWUP_PROMPT", topic=topic_of(ctx, item),
+                                       conversation=transcript(turns))
+    earlier = ctx.asked.get(item.get("aspect") or "", [])[-ctx.asked_shown:] if ctx.asked_shown else []
+    avoid = tagged(list(dict.fromkeys([*(item.get("avoid") or []), *earlier, *extra_avoid])), "q")
+    if item.get("chunk"):
+        return "QUESTION_BY_CHUNK_PROMPT", fill(ctx, "QUESTION_BY_CHUNK_PROMPT", chunk=item.get("chunk"), avoid=avoid)
+    context = "\n\n".join(p.text[:400] for p in context_passages) or "（无）"
+    return "QUESTION_BY_ASPECT_PROMPT", fill(ctx, "QUESTION_BY_ASPECT_PROMPT", topic=topic_of(ctx, item),
+                                             aspect=item.get("aspect") or "", context=context, avoid=avoid)
+
+
+async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
+    """QA node: the first question (by aspect or chunk) or a follow-up; dedups first questions."""
+    ctx: Context = runtime.context
+    item = item_of(state)
+    turns = list(state.get("turns") or [])
+    meta = state.get("meta") or {}
+    extra_avoid = list(meta.get("duplicate_questions") or [])
+    passages = []
+    if not turns and not item.get("chunk") and ctx.kb is not None:
+        passages = ctx.kb.retrieve(f"{topic_of(ctx, item)} {item.get('aspect') or ''}", 3)
+    name, prompt = question_prompt(ctx, item, turns, extra_avoid, passages)
+    messages = [{"role": "system", "content": ASKER_SYSTEM}, {"role": "user", "content": prompt}]
+    result = await ask_structured(client(ctx, "asker"), messages, Question, attempts=ctx.structured_attempts)
+    prov = provenance(ctx, "asker", "ask", name, PROMPTS[name])
+    if not result.ok:
+        log.info("item %s: asker output unparsable: %s", item.id, result.error)
+        return rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "ask"})
+    question = result.value.question.strip()
+    emit(runtime, "asked", item.id, question=question, followup=bool(turns))
+    if not turns and item.get("aspect"):
+        ctx.asked.setdefault(item.get("aspect"), []).append(question)
+    if not turns and ctx.deduper_questions is not None:  # added to the deduper only once accepted
+        hit = ctx.deduper_questions.check(question, key_id=item.id)
+        if hit is not None:
+            used = state.get("revisions", 0)
+            dup_meta = {**prov, "duplicate_questions": [*extra_avoid, question], "duplicate_of": hit.earlier_id}
+            emit(runtime, "duplicate_question", item.id, earlier=hit.earlier_id)
+            if used >= ctx.max_revisions:
+                return rejected([ReasonCode.DUPLICATE], question=question, meta=dup_meta)
+            return {"outcome": "revise", "revisions": used + 1, "meta": dup_meta}
+    return {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
+            "meta": {**prov, "question_context": [p.chunk_id for p in passages]} if passages else prov}
+
+
+def scene_example(ctx: Context, item: Any) -> str:
+    """The templated request for this role/scene/style: variant-th template + the style's suffix.
+
+    >>> ctx = Context(clients={}, recipe={"input_templates": ["祝{role}{scene}", "帮我给{role}写{scene}祝福"],
+    ...                                 "styles": {"小红书": {"suffix": "，小红书风格"}}})
+    >>> from graphs.state import WorkItem
+    >>> item = WorkItem(id="x", recipe="tianji", graph="persona",
+    ...                 key={"role": "爷爷", "scene": "生日", "style": "小红书", "variant": 1})
+    >>> scene_example(ctx, item)
+    '帮我给爷爷写生日祝福，小红书风格'
+    """
+    templates = ctx.recipe.get("input_templates") or ["祝{role}{scene}"]
+    template = templates[int(item.get("variant") or 0) % len(templates)]
+    style = item.get("style") or ""
+    suffix = ((ctx.recipe.get("styles") or {}).get(style) or {}).get("suffix", "")
+    return template.format(role=item.get("role"), scene=item.get("scene")) + (suffix or "")
+
+
+async def ask_opening(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
+    """Persona node: the user's request. Templated (no model call) unless `payload["humanize"]`."""
+    ctx: Context = runtime.context
+    item = item_of(state)
+    example = item.get("input") or scene_example(ctx, item)
+    if not item.get("humanize"):
+        return {"question": example, "meta": {"input_source": "template"}}
+    prompt = fill(ctx, "SCENE_OPENING_PROMPT", role=item.get("role"), scene=item.get("scene"),
+                  style=item.get("style") or "正常", example=example)
+    messages = [{"role": "system", "content": ASKER_SYSTEM}, {"role": "user", "content": prompt}]
+    result = await ask_structured(client(ctx, "asker"), messages, Message, attempts=ctx.structured_attempts)
+    prov = provenance(ctx, "asker", "ask", "SCENE_OPENING_PROMPT", SCENE_OPENING_PROMPT)
+    if not result.ok:
+        return rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "ask"})
+    return {"question": result.value.message.strip(), "meta": {**prov, "input_source": "asker"}}
+
+
+async def ask_seeker(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
+    """Dialogue node: the help-seeker's opening message, or the next one given the conversation."""
+    ctx: Context = runtime.context
+    item = item_of(state)
+    turns = list(state.get("turns") or [])
+    values = {"area": item.get("area") or "", "emotion": item.get("emotion") or "",
+              "instruction": ctx.recipe.get("seeker_instruction") or DEFAULT_SEEKER_INSTRUCTION}
+    if turns:
+        name = "SEEKER_NEXT_PROMPT"
+        prompt = fill(ctx, name, conversation=transcript(turns, "来访者", "咨询师"), **values)
+    else:
+        name = "SEEKER_OPENING_PROMPT"
+        prompt = fill(ctx, name, **values)
+    messages = [{"role": "system", "content": ASKER_SYSTEM}, {"role": "user", "content": prompt}]
+    result = await ask_structured(client(ctx, "asker"), messages, Message, attempts=ctx.structured_attempts)
+    prov = provenance(ctx, "asker", "seek", name, PROMPTS[name])
+    if not result.ok:
+        return rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "seek"})
+    message = result.value.message.strip()
+    emit(runtime, "seeker", item.id, turn=len(turns) + 1, text=message)
+    return {"question": message, "draft": None, "feedback": None, "revisions": 0, "meta": prov}

@@ -1,0 +1,103 @@
+"""The QA graph: ask → retrieve → answer → critique → revise / accept / reject, then dedup.
+
+```
+ask ─► retrieve ─► answer ─► critique ─┬─► answer      (revise, at most ctx.max_revisions)
+ ▲         └─(HuixiangDou answered)──►─┤
+ └──────── (follow-ups left) ◄─────────┼─► dedup ─► finish
+                                       └─► finish      (reject)
+```
+
+One item → at most one sample. `payload["followups"]` (0 = single turn) asks that many follow-up
+questions after the first accepted answer, each answered with a fresh retrieval.
+
+>>> calls_per_item(WorkItem(id="x", recipe="wulewule", graph="qa", key={}, payload={"followups": 2}))
+{'asker': 3, 'answerer': 3, 'critic': 3}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+
+from agents import answerer, asker, critic
+from agents.schemas import Turn
+from graphs.context import Context, transcript
+from graphs.state import QAState, WorkItem, build_sample, item_of
+
+
+def route_after_ask(state: QAState) -> Literal["retrieve", "ask", "finish"]:
+    if state.get("status") == "rejected":
+        return "finish"
+    return "ask" if state.get("outcome") == "revise" else "retrieve"
+
+
+def route_after_retrieve(state: QAState) -> Literal["answer", "critique", "finish"]:
+    if state.get("status") == "rejected":
+        return "finish"
+    return "critique" if state.get("draft") else "answer"
+
+
+def route_after_answer(state: QAState) -> Literal["critique", "finish"]:
+    return "finish" if state.get("status") == "rejected" else "critique"
+
+
+def route_after_critique(state: QAState) -> Literal["answer", "ask", "dedup", "finish"]:
+    outcome = state.get("outcome")
+    if outcome == "revise":
+        return "answer"
+    if outcome != "accept":
+        return "finish"
+    wanted = 1 + int(item_of(state).get("followups") or 0)
+    return "ask" if len(state.get("turns") or []) < wanted else "dedup"
+
+
+async def finish(state: QAState, runtime: Any) -> dict[str, Any]:
+    system = runtime.context.recipe.get("system_prompt") or ""
+    return {"sample": build_sample(state, kind="qa", system=system), "status": state.get("status") or "rejected"}
+
+
+def build_qa_graph() -> StateGraph:
+    """The uncompiled QA graph; the runner compiles it (with its checkpointer)."""
+    builder = StateGraph(QAState, context_schema=Context)
+    builder.add_node("ask", asker.ask_question)
+    builder.add_node("retrieve", answerer.retrieve)
+    builder.add_node("answer", answerer.answer)
+    builder.add_node("critique", critic.critique_answer)
+    builder.add_node("dedup", critic.dedup)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "ask")
+    builder.add_conditional_edges("ask", route_after_ask)
+    builder.add_conditional_edges("retrieve", route_after_retrieve)
+    builder.add_conditional_edges("answer", route_after_answer)
+    builder.add_conditional_edges("critique", route_after_critique)
+    builder.add_edge("dedup", "finish")
+    builder.add_edge("finish", END)
+    return builder
+
+
+def calls_per_item(item: WorkItem) -> dict[str, int]:
+    """Model calls per role for one item in the best case (no revision, no re-ask)."""
+    turns = 1 + int(item.get("followups") or 0)
+    return {"asker": turns, "answerer": turns, "critic": turns}
+
+
+def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
+    """One rendered example of each prompt this item would use (no model, KB or search call)."""
+    from knowledge.passage import Passage
+
+    passage = Passage(text="（检索到的资料段落）", source="示例/资料.md", chunk_id="示例/资料.md#0")
+    question = "（提问者写出的问题）"
+    name, first = asker.question_prompt(ctx, item, [], [], [passage])
+    examples = {name: first}
+    if item.get("followups"):
+        examples["FOLLOWUP_PROMPT"] = asker.question_prompt(
+            ctx, item, [Turn(input=question, output="（回答）")], [], [])[1]
+    examples["ANSWER_PROMPT"] = answerer.fill(ctx, "ANSWER_PROMPT", passages=answerer.format_passages([passage]),
+                                              question=question)
+    examples["ANSWER_REVISION_PROMPT"] = answerer.fill(ctx, "ANSWER_REVISION_PROMPT", feedback="（质检意见）")
+    examples["JUDGE_QA_PROMPT"] = critic.fill(
+        ctx, "JUDGE_QA_PROMPT", system=ctx.recipe.get("system_prompt") or answerer.DEFAULT_SYSTEM,
+        passages=answerer.format_passages([passage]), conversation=transcript([]), question=question,
+        answer="（回答）")
+    return examples

@@ -1,0 +1,42 @@
+"""The graphs by name, their mermaid diagrams, and per-graph dry-run helpers.
+
+>>> sorted(GRAPHS)
+['dialogue', 'persona', 'qa']
+>>> "check_compat" in mermaid("persona")
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from langgraph.graph import StateGraph
+
+from graphs import dialogue, persona, qa
+from graphs.context import Context
+from graphs.state import WorkItem
+
+GRAPHS: dict[str, Callable[[], StateGraph]] = {
+    "qa": qa.build_qa_graph,
+    "dialogue": dialogue.build_dialogue_graph,
+    "persona": persona.build_persona_graph,
+}
+
+_MODULES = {"qa": qa, "dialogue": dialogue, "persona": persona}
+
+
+def mermaid(name: str) -> str:
+    """The graph's mermaid diagram (compiled without a checkpointer)."""
+    return GRAPHS[name]().compile().get_graph().draw_mermaid()
+
+
+def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
+    """One rendered example of each prompt the item's graph uses (for `--dry-run`)."""
+    return _MODULES[item.graph].render_examples(item, ctx)
+
+
+def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, Any]:
+    """Best-case model calls per role for one item (for cost estimates)."""
+    if item.graph == "dialogue":
+        return dialogue.calls_per_item(item, ctx)
+    return _MODULES[item.graph].calls_per_item(item)

@@ -1,0 +1,17 @@
+"""The docstring examples in the agents and graphs modules are real and stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "graphs.state", "graphs.context",
+           "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.failed == 0 and result.attempted > 0
