@@ -1,0 +1,194 @@
+"""Turn one file into Documents, by format. A file that cannot be read raises Unreadable(reason).
+
+>>> import pathlib, tempfile
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "a.md"; _ = p.write_text("# 花果山\\n石猴出世。", encoding="utf-8")
+>>> [d.text for d in read_file(p, "a.md")]
+['# 花果山\\n石猴出世。']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from knowledge.encoding import SAMPLE_BYTES, UndecodableError, decode_bytes, detect_encoding
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+RECORD_SUFFIXES = {".json", ".jsonl", ".csv"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | RECORD_SUFFIXES | {".pdf", ".docx", ".html", ".htm"}
+DEFAULT_TEXT_FIELDS = ("text", "content", "output")
+# Text files above this size are read in blocks so memory stays bounded (a 50 MB file is fine).
+STREAM_THRESHOLD = 4 * 1024 * 1024
+BLOCK_CHARS = 1_000_000
+
+
+@dataclass(slots=True)
+class Document:
+    """Text from one file (or one part of a big file, or one JSON/CSV record).
+
+    `start` is the character offset of `text` inside the file's text (0 for records), `record` the
+    record's index in a JSON/JSONL/CSV file, `title` the heading in force where `text` starts.
+    """
+
+    text: str
+    source: str
+    start: int = 0
+    record: int | None = None
+    title: str | None = None
+
+
+class Unreadable(Exception):
+    """Raised by a reader; str(exc) is the reason shown in the load report."""
+
+
+def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS) -> Iterator[Document]:
+    """Yield the Documents of one supported file; raise Unreadable with a reason the user can act on."""
+    suffix = path.suffix.lower()
+    fields = tuple(text_fields)
+    try:
+        if suffix in TEXT_SUFFIXES:
+            yield from _read_text(path, source)
+        elif suffix == ".pdf":
+            yield from _read_pdf(path, source)
+        elif suffix == ".docx":
+            yield from _read_docx(path, source)
+        elif suffix in {".html", ".htm"}:
+            yield Document(_html_to_text(path.read_bytes()), source)
+        elif suffix == ".jsonl":
+            yield from _records_to_docs(_jsonl_records(path), source, fields)
+        elif suffix == ".json":
+            yield from _records_to_docs(_json_records(path), source, fields)
+        elif suffix == ".csv":
+            yield from _records_to_docs(csv.DictReader(_open_text(path)), source, fields)
+        else:
+            raise Unreadable(f"unsupported file type {suffix or '(no extension)'}")
+    except UndecodableError as exc:
+        raise Unreadable(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise Unreadable(f"undecodable text at byte {exc.start} ({exc.encoding})") from exc
+
+
+def _open_text(path: Path, newline: str | None = "") -> io.TextIOWrapper:
+    with path.open("rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+    return path.open("r", encoding=detect_encoding(sample), newline=newline)
+
+
+def _read_text(path: Path, source: str) -> Iterator[Document]:
+    if path.stat().st_size <= STREAM_THRESHOLD:
+        yield Document(decode_bytes(path.read_bytes()).replace("\r\n", "\n").replace("\r", "\n"), source)
+        return
+    # Big file: blocks of ~1M characters cut after a newline; offsets stay exact.
+    offset, carry = 0, ""
+    with _open_text(path, newline=None) as fh:  # universal newlines, as for small files
+        while block := fh.read(BLOCK_CHARS):
+            text = carry + block
+            cut = text.rfind("\n") + 1 or len(text)
+            part, carry = text[:cut], text[cut:]
+            yield Document(part, source, start=offset)
+            offset += len(part)
+    if carry:
+        yield Document(carry, source, start=offset)
+
+
+def _read_pdf(path: Path, source: str) -> Iterator[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise Unreadable("encrypted PDF (no password given)")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except Unreadable:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise Unreadable(f"corrupt PDF: {exc}") from exc
+    yield Document("\n\n".join(p.strip() for p in pages), source)
+
+
+_HEADING_STYLE = re.compile(r"^(?:Heading|标题)\s*(\d)$", re.IGNORECASE)
+
+
+def _read_docx(path: Path, source: str) -> Iterator[Document]:
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise Unreadable(f"corrupt Word file: {exc}") from exc
+    lines = []
+    for para in document.paragraphs:
+        style = para.style.name if para.style is not None else ""
+        level = 1 if style == "Title" else int(m.group(1)) if (m := _HEADING_STYLE.match(style)) else 0
+        lines.append(("#" * level + " " if level and para.text.strip() else "") + para.text)
+    for table in document.tables:
+        for row in table.rows:
+            lines.append("\t".join(cell.text for cell in row.cells))
+    yield Document("\n".join(lines), source)
+
+
+def _html_to_text(data: bytes) -> str:
+    """HTML to text with h1–h6 kept as markdown headings so chunks know their section."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_bytes(data), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    for level in range(1, 7):
+        for tag in soup.find_all(f"h{level}"):
+            tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+    text = soup.get_text("\n")
+    text = re.sub(r"[ \t\u3000]*\n[ \t\u3000]*", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _jsonl_records(path: Path) -> Iterator[Any]:
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise Unreadable(f"invalid JSON on line {lineno}: {exc.msg}") from exc
+
+
+def _json_records(path: Path) -> Iterator[Any]:
+    try:
+        data = json.loads(decode_bytes(path.read_bytes()))
+    except json.JSONDecodeError as exc:
+        raise Unreadable(f"invalid JSON: {exc.msg} (line {exc.lineno})") from exc
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        data = lists[0] if len(lists) == 1 and not _collect(data, DEFAULT_TEXT_FIELDS) else [data]
+    yield from data if isinstance(data, list) else [data]
+
+
+def _collect(value: Any, fields: tuple[str, ...]) -> list[str]:
+    """Text of the wanted fields, searched through nested lists/dicts (e.g. a `conversation` list)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for item in value for t in _collect(item, fields)]
+    if isinstance(value, dict):
+        found = [str(value[f]) for f in fields if isinstance(value.get(f), (str, int, float)) and str(value[f]).strip()]
+        nested = [t for v in value.values() if isinstance(v, (list, dict)) for t in _collect(v, fields)]
+        return found + nested
+    return []
+
+
+def _records_to_docs(records: Iterable[Any], source: str, fields: tuple[str, ...]) -> Iterator[Document]:
+    for i, record in enumerate(records):
+        text = "\n".join(t.strip() for t in _collect(record, fields) if t.strip())
+        if text:
+            title = record.get("title") if isinstance(record, dict) and isinstance(record.get("title"), str) else None
+            yield Document(text, source, record=i, title=title)

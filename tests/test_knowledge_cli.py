@@ -1,0 +1,78 @@
+"""`zaoshu kb …` through typer's CliRunner (the root CLI turns ZaoshuError into one red line)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.errors import InputError
+from knowledge.cli import app
+from tests.test_knowledge_index import CORPUS, write_corpus
+
+runner = CliRunner(env={"COLUMNS": "200"})  # no wrapping of rich output
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> tuple[Path, Path]:
+    folder = write_corpus(tmp_path / "xiyou")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    index = tmp_path / "idx"
+    result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "7 added, 0 changed, 0 deleted, 0 unchanged; 6 chunks embedded" in result.stdout
+    assert "skipped broken.pdf: corrupt PDF" in result.stderr
+    return folder, index
+
+
+def test_search_json_and_table(built: tuple[Path, Path]) -> None:
+    _, index = built
+    result = runner.invoke(app, ["search", "铁扇公主的芭蕉扇", "--index", str(index), "-k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["query"] == "铁扇公主的芭蕉扇" and data["answerable"] is True
+    assert [p["chunk_id"] for p in data["passages"]][0] == "xiyou/sub/huoyanshan.txt#0"
+    assert set(data["passages"][0]["scores"]) == {"dense", "bm25", "fused"}
+
+    table = runner.invoke(app, ["search", "拜师学艺", "--index", str(index), "-k", "1"])
+    assert table.exit_code == 0
+    assert "xiyou/fangcun.md#0" in table.stdout and "拜师学艺" in table.stdout and "fused" in table.stdout
+
+
+def test_rebuild_noop_add_stats_calibrate(built: tuple[Path, Path], tmp_path: Path) -> None:
+    folder, index = built
+    again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert "0 added, 0 changed, 0 deleted, 7 unchanged; 0 chunks embedded" in again.stdout
+    assert "skipped broken.pdf: corrupt PDF" in again.stderr  # still reported, from the manifest
+
+    other = write_corpus(tmp_path / "other", {"shahe.txt": "沙和尚本是卷帘大将。"})
+    added = runner.invoke(app, ["add", str(other), "--index", str(index)])
+    assert added.exit_code == 0 and "1 added" in added.stdout
+
+    stats = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)
+    assert (stats["files"], stats["files_with_text"], stats["chunks"]) == (8, 7, 7)
+    assert stats["files_not_indexed"][0]["path"] == "broken.pdf"
+    assert stats["embedder"]["name"] == "hash-256"
+
+    good, bad = tmp_path / "good.json", tmp_path / "bad.txt"
+    good.write_text(json.dumps(["铁扇公主的芭蕉扇", "谁被压在五行山下", "女儿国女王想招谁为夫"], ensure_ascii=False),
+                    encoding="utf-8")
+    bad.write_text("量子计算机的原理\n如何做红烧肉\n今天股市行情\n", encoding="utf-8")
+    cal = runner.invoke(app, ["calibrate", "--index", str(index), "--good", str(good), "--bad", str(bad), "--json"])
+    assert cal.exit_code == 0, cal.output
+    assert json.loads(cal.stdout)["recall"] == 1.0
+    table = runner.invoke(app, ["stats", "--index", str(index)])
+    assert "hash-256 (dim 256)" in table.stdout and "not calibrated" not in table.stdout
+
+
+def test_user_mistakes_raise_input_errors(tmp_path: Path, built: tuple[Path, Path]) -> None:
+    folder, index = built
+    missing = runner.invoke(app, ["build", str(tmp_path / "nope"), "--index", str(tmp_path / "i2"), "--embedder", "hash"])
+    assert isinstance(missing.exception, InputError) and "Knowledge folder not found" in str(missing.exception)
+    no_index = runner.invoke(app, ["search", "问题", "--index", str(tmp_path / "none")])
+    assert isinstance(no_index.exception, InputError)
+    other_model = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash:64"])
+    assert isinstance(other_model.exception, InputError) and "rebuild needed" in str(other_model.exception)
+    assert len(CORPUS) == 6
