@@ -277,7 +277,7 @@ def run_cli(app: typer.Typer) -> None:
     try:
         rc = app(standalone_mode=False)
     except ZaoshuError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
