@@ -34,9 +34,14 @@ def _run_dirs(root: Path) -> list[Path]:
 
 
 @runs_app.command("list")
-def runs_list(root: Path = RUNS_ROOT) -> None:
+def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--json")) -> None:
     """One line per run: recipe, name, status, accepted / rejected / failed, tokens, cost."""
     runs = _run_dirs(root)
+    if as_json:
+        rows = [{"recipe": r.parent.name, "run": r.name, **json.loads((r / "stats.json").read_text(encoding="utf-8"))}
+                for r in runs]
+        console.print_json(json.dumps(rows, ensure_ascii=False))
+        return
     if not runs:
         console.print(f"no runs under {root}/")
         return

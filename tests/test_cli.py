@@ -65,3 +65,11 @@ def test_llm_ping_with_a_wrong_key_says_authentication(tmp_path):
     assert result.returncode == 1
     assert "authentication failed (401)" in result.stdout
     assert len(server.requests) == 4  # one per role, no retries on 401
+
+
+def test_graph_show_prints_each_graph_as_mermaid():
+    for name, node in (("qa", "retrieve"), ("persona", "respond"), ("dialogue", "counsel")):
+        result = zaoshu("graph", "show", name)
+        assert result.returncode == 0 and "graph TD" in result.stdout and node in result.stdout, result.stdout
+    result = zaoshu("graph", "show", "nope")
+    assert result.returncode == 1 and result.stderr.startswith("error: unknown graph 'nope'")

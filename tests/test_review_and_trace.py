@@ -1,0 +1,112 @@
+"""Interactive review driven programmatically (resumable), live tracing, and the runs / graph commands."""
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from rich.console import Console
+from typer.testing import CliRunner
+
+from agents.llm import Usage, make_clients
+from agents.settings import load_settings
+from graphs.cli import runs_app
+from graphs.observer import RichTracer
+from graphs.review import ReviewDecision, ReviewInvoker, build_review_graph
+from graphs.rundir import RunDir, read_jsonl
+from graphs.runner import Runner, RunOptions
+from tests.fake_openai import FakeOpenAI
+from tests.three_call_graph import Ctx, build_graph, items, script
+
+
+class ScriptedReviewer:
+    """Accepts, rejects with a reason, edits — in turn; optionally walks away at review `stop_at`."""
+
+    def __init__(self, stop_at=None):
+        self.seen, self.stop_at = [], stop_at
+
+    async def review(self, sample):
+        self.seen.append(sample["id"])
+        n = len(self.seen)
+        if self.stop_at is not None and n == self.stop_at:
+            raise asyncio.CancelledError  # what Ctrl-C does to a review waiting for an answer
+        return [ReviewDecision(action="accept"),
+                ReviewDecision(action="reject", reason="答非所问"),
+                ReviewDecision(action="edit", turns=[{"input": "黑风山的首领是谁？", "output": "是黑熊精。"}])][(n - 1) % 3]
+
+
+def make_ctx(server):
+    settings = load_settings(cli={"base_url": server.base_url, "model": "fake"}, env_file=None)
+    usage = Usage()
+    return Ctx(clients=make_clients(settings, usage=usage)), usage
+
+
+async def review_run(server, run_path, reviewer, work):
+    ctx, usage = make_ctx(server)
+    graph = build_graph().compile()
+    async with AsyncSqliteSaver.from_conn_string(str(run_path / "checkpoints.sqlite")) as saver:
+        invoke = ReviewInvoker(build_review_graph(graph).compile(checkpointer=saver), reviewer, ctx)
+        runner = Runner(graph, ctx, RunDir(run_path), usage, RunOptions(concurrency=1), invoke=invoke)
+        return await runner.run(work)
+
+
+async def test_review_decisions_go_into_the_ledger(tmp_path):
+    with FakeOpenAI(reply=script) as server:
+        outcome = await review_run(server, tmp_path, ScriptedReviewer(), items(3))
+    assert outcome.accepted == 2 and outcome.rejected == 1
+    accepted = list(read_jsonl(tmp_path / "accepted.jsonl"))
+    assert [s["meta"]["review"]["action"] for s in accepted] == ["accept", "edit"]
+    assert accepted[1]["turns"] == [{"input": "黑风山的首领是谁？", "output": "是黑熊精。"}]
+    rejected = next(read_jsonl(tmp_path / "rejected.jsonl"))
+    assert rejected["codes"] == ["HUMAN_REJECTED"]
+    assert rejected["sample"]["meta"]["review"] == {"action": "reject", "reason": "答非所问"}
+
+
+async def test_a_review_left_open_resumes_without_calling_the_model_again(tmp_path):
+    work = items(2)
+    with FakeOpenAI(reply=script) as server:
+        first = ScriptedReviewer(stop_at=2)
+        await review_run(server, tmp_path, first, work)
+        assert len(list(read_jsonl(tmp_path / "accepted.jsonl"))) == 1
+        calls = len(server.requests)
+        second = ScriptedReviewer()
+        outcome = await review_run(server, tmp_path, second, work)
+        assert len(server.requests) == calls  # the pending sample came back from the checkpoint
+    assert second.seen == [first.seen[1]] and outcome.accepted == 2
+
+
+async def test_trace_renders_steps_and_writes_jsonl(tmp_path):
+    console = Console(record=True, file=io.StringIO(), width=160)
+    trace_file = tmp_path / "trace.jsonl"
+    with FakeOpenAI(reply=script) as server:
+        ctx, usage = make_ctx(server)
+        tracer = RichTracer(console, total=2, trace=True, trace_file=trace_file)
+        runner = Runner(build_graph().compile(), ctx, RunDir(tmp_path / "run"), usage, RunOptions(concurrency=2), tracer)
+        await runner.run(items(2))
+    text = console.export_text()
+    assert "ask" in text and "黑风山的首领是谁？" in text and "accepted" in text
+    events = [json.loads(line) for line in trace_file.read_text(encoding="utf-8").splitlines()]
+    assert {e["event"] for e in events} >= {"ask", "answer", "critique", "accepted"}
+    assert {e["item"] for e in events} == {i.id for i in items(2)}
+    assert any(e.get("decision") == "accept" for e in events)
+
+
+async def test_runs_list_and_show(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "tianji" / "20261121-000000"
+    rd = RunDir(run)
+    rd.accept({"id": "a", "meta": {"style": "小红书", "scene": "生日"}, "turns": []})
+    rd.reject({"id": "b", "key": {"style": "正常", "scene": "生日"}, "codes": ["HONORIFIC", "TOO_SHORT"]})
+    rd.close()
+    rd.write_stats({"status": "completed", "accepted": 1, "rejected": 1, "failed": 0, "input_tokens": 1200,
+                    "output_tokens": 300, "cost": 0.0123, "currency": "¥", "duration_s": 42})
+    runner = CliRunner()
+    listed = runner.invoke(runs_app, ["list"])
+    assert listed.exit_code == 0 and "tianji" in listed.stdout and "runs under runs/" in listed.stdout
+    rows = json.loads(runner.invoke(runs_app, ["list", "--json"]).stdout)
+    assert [(r["recipe"], r["run"], r["accepted"], r["cost"]) for r in rows] == [("tianji", run.name, 1, 0.0123)]
+    shown = runner.invoke(runs_app, ["show", str(run), "--json"])
+    data = json.loads(shown.stdout)
+    assert data["codes"] == {"HONORIFIC": 1, "TOO_SHORT": 1}
+    assert data["by"]["style"] == {"小红书 (accepted)": 1, "正常 (rejected)": 1}
