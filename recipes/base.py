@@ -128,6 +128,8 @@ def execute(recipe: Recipe, flags: RunFlags, console: Console | None = None) -> 
     deps = recipe.prepare(config, run_path, console)
     usage = Usage()
     clients = make_clients(settings, usage=usage)  # after prepare: no endpoint still leaves its outputs
+    console.print("models: " + "; ".join(f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
+                                          for role, c in clients.items()), highlight=False)
     dedup_q, dedup_a = Deduper(), Deduper()  # warmed with what earlier sessions accepted
     for record in run.accepted_samples():
         texts = sample_texts(Sample.model_validate(record))
@@ -247,7 +249,7 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
     """A typer app with the common flags; `python -m recipes.<name> --help` shows them."""
     app = typer.Typer(add_completion=False, help=doc, rich_markup_mode=None)
 
-    @app.command()
+    @app.command(help=doc)
     def main(
         limit: Optional[int] = typer.Option(None, help="Run at most this many work items."),
         target: Optional[int] = typer.Option(None, help="Stop once this many samples are accepted."),

@@ -51,9 +51,6 @@ class Wulewule(Recipe):
         stats = kb.stats()
         console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files', '?')} files "
                       f"({stats.get('embedder', {}).get('name', kb.embedder.name)})", highlight=False)
-        if getattr(kb.embedder, "weak_for_chinese", False):
-            console.print("[yellow]warning:[/] dense retrieval uses the English MiniLM fallback, weak on Chinese; "
-                          "BM25 carries retrieval. Set `embedder:` to a bge-zh model path for better answers.")
         size, overlap = (config.get("pretrain") or {}).get("chunk_size", 1024), \
             (config.get("pretrain") or {}).get("overlap", 50)
         chunks = []
