@@ -112,14 +112,17 @@ def execute(recipe: Recipe, flags: RunFlags, console: Console | None = None) -> 
     run_path = resolve_run_dir(Path("runs"), recipe.name, flags.out, flags.fresh, fingerprint(config))
     all_items = list(islice(recipe.items(config), flags.limit))
     settings = load_settings(config.get("llm"), cli={"max_concurrency": flags.concurrency})
-    run = RunDir(run_path, fsync_every=flags.fsync_every)
-    todo = [item for item in all_items if item.id not in run.finished]
     common = {k: config[k] for k in ("max_revisions", "structured_attempts", "top_k") if k in config}
 
-    if flags.dry_run:
+    if flags.dry_run:  # reads an existing run folder, creates nothing
+        finished = RunDir(run_path).finished if run_path.exists() else set()
+        todo = [item for item in all_items if item.id not in finished]
         ctx = Context(clients={}, recipe=config, **common)
         render_plan(make_plan(recipe.graph, todo, len(all_items) - len(todo), ctx, settings, config), console)
         return 0
+
+    run = RunDir(run_path, fsync_every=flags.fsync_every)
+    todo = [item for item in all_items if item.id not in run.finished]
 
     console.print(f"[bold]{recipe.name}[/] → {run_path}  ({len(todo)} of {len(all_items)} items to run)")
     run.write_config({"recipe": {k: v for k, v in config.items() if not k.startswith("_")},

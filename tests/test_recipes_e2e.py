@@ -143,7 +143,7 @@ def test_dry_run_makes_zero_requests_and_shows_the_plan(server, tmp_path):
     assert code == 0 and len(server.requests) == 0
     assert "dry run: 6 work items" in text and "total" in text
     assert "QUESTION_BY_ASPECT_PROMPT" in text and "graph TD" in text
-    assert not (tmp_path / "run" / "accepted.jsonl").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_wulewule_without_endpoint_still_writes_chunks_then_says_how_to_configure(tmp_path):
