@@ -151,6 +151,8 @@ How each tool runs the workload, and what differs:
 - **zaoshu**: `graphs.runner.Runner` over the LangGraph item graph (ask → answer → critique), lean
   aiohttp client, N items in flight; the critique is parsed and validated against `Verdict`
   (with a bounded re-ask), and every sample is appended to the run directory's JSONL ledger as it finishes.
+  It runs here without a warm-up, like the peers, so its smallest run carries first-call costs
+  (lazy imports, connection pool).
 - **distilabel**: a `Pipeline` of `LoadDataFromDicts` → 3 × `TextGeneration` with
   `OpenAILLM(base_url=…, api_key=…)` → a `@step` that parses the judge's JSON. Concurrency is
   `input_batch_size = N` (a batch is sent with `asyncio.gather`); its steps run as separate processes

@@ -166,6 +166,19 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Runner goals: ≥ 0.9 of ideal at N = 64, 0.5 s → {h['of_ideal']['median']:.2f} "
                       f"({'met' if ok_ratio else 'MISSED'}); ≤ 3 ms client CPU per call in every cell → "
                       f"{'met' if ok_cpu else 'MISSED'}."]
+    waves = [r for r in result["table"] if r.get("http") and r["http"]["of_ideal"]["median"] < 0.9
+             and r["http"].get("cpu_busy") and r["http"]["cpu_busy"]["median"] < 0.8]
+    if waves:
+        cells = ", ".join(
+            f"{r['latency']:g} s/N={r['n']}: {r['n']} × {r['http']['cpu_ms_per_call']['median']:.2f} ms / 2 ≈ "
+            f"{r['n'] * r['http']['cpu_ms_per_call']['median'] / 2:.0f} ms per call → predicted "
+            f"{r['latency'] / (r['latency'] + r['n'] * r['http']['cpu_ms_per_call']['median'] / 2000):.2f}, "
+            f"measured {r['http']['of_ideal']['median']:.2f}" for r in waves).replace(", 0.", "; 0.")
+        lines += ["", "Where the lean client stays under 0.9 of ideal with the cores mostly idle, the cause is the fake "
+                      "server's constant latency: all N calls come back together, and one event loop handles the wave "
+                      "one reply at a time, so a call waits on average N × (CPU per call) / 2 before its next request "
+                      f"goes out ({cells}). Real endpoints' latencies spread out and soften the waves; less CPU per "
+                      "call shortens them."]
     not_all = [f"{r['latency']:g} s/N={r['n']}/{b}" for r in result["table"] for b in BACKENDS
                if r.get(b) and not r[b]["all_accepted"]]
     if not_all:
