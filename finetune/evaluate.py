@@ -73,9 +73,9 @@ def load_items(test: Path, limit: int | None = None) -> list[EvalItem]:
     """First turn of each test record: question, reference answer, system prompt."""
     data_io.detect_format(test)
     items = [
-        EvalItem(question=q, reference=data_io.first_output(r), system=data_io.record_system(r))
+        EvalItem(question=q, reference=data_io.first(r, "output"), system=data_io.first(r, "system"))
         for r in data_io.load_records(test)
-        if (q := data_io.first_input(r).strip())
+        if (q := data_io.first(r, "input").strip())
     ]
     return items[:limit] if limit else items
 
