@@ -20,12 +20,12 @@ the LSH's band keys. No MinHash object is kept.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
-import unicodedata
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Literal
+
+from agents.rules.base import normalize
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,18 +37,6 @@ if TYPE_CHECKING:
 #: a duplicate through: weigh recall. At threshold 0.85 and 64 permutations this gives 8 bands × 8 rows,
 #: P(candidate) = 1-(1-J^8)^8 = 0.92 at J=0.85, 0.99 at J=0.9, 0.03 at J=0.5 (equal weights: 4 × 15, 0.31 at 0.85).
 RECALL_WEIGHTS = (0.05, 0.95)
-
-_DROP = re.compile(r"[\W_]+")  # after NFKC: anything that is not a letter, digit or CJK character
-
-
-def normalize(text: str) -> str:
-    """NFKC, lower case, without punctuation, symbols or whitespace.
-
-    >>> normalize("Ｈｅｌｌｏ，世界！ 2024")
-    'hello世界2024'
-    """
-    return _DROP.sub("", unicodedata.normalize("NFKC", text).lower())
-
 
 @dataclass(frozen=True, slots=True)
 class DupHit:

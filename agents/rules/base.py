@@ -13,6 +13,7 @@ Text rules see one output (`TextView`); sample rules (scope="sample") see every 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Literal, NamedTuple
 
@@ -190,16 +191,18 @@ class RuleContext(BaseModel):
 # ---- small text helpers shared by several rules --------------------------------------------
 
 CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_NORMALIZE_DROP = re.compile(rf"[^0-9A-Za-z{CJK}]+")
+_NORMALIZE_DROP = re.compile(r"[\W_]+")  # after NFKC: anything not a letter, digit or CJK character
 
 
 def normalize(text: str) -> str:
-    """Lower-case and keep only letters, digits and CJK (for echo / repeat comparisons).
+    """NFKC, lower case, without punctuation, symbols or whitespace — for echo / repeat checks and dedup.
 
     >>> normalize("祝你，生日 快乐！Happy")
     '祝你生日快乐happy'
+    >>> normalize("Ｈｅｌｌｏ，世界！ 2024")
+    'hello世界2024'
     """
-    return _NORMALIZE_DROP.sub("", text.lower())
+    return _NORMALIZE_DROP.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
 def char_ngrams(text: str, n: int = 3) -> set[str]:
