@@ -1,4 +1,5 @@
-"""Local fake HTTP services for tests: HuixiangDou, Serper and an OpenAI-compatible embeddings endpoint.
+"""Local fake HTTP services for tests: HuixiangDou and Serper (the OpenAI-compatible
+embeddings endpoint is tests.fake_openai's).
 
 Each binds 127.0.0.1 on an ephemeral port in a daemon thread and stops when its `with` block ends.
 
@@ -8,7 +9,6 @@ Each binds 127.0.0.1 on an ephemeral port in a daemon thread and stops when its 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -114,20 +114,3 @@ class FakeSerper(_Server):
             body["answerBox"] = self.answer_box
         return Reply(200, body)
 
-
-class FakeEmbeddings(_Server):
-    """POST /v1/embeddings: deterministic `dim`-dimensional vectors from a hash of each input."""
-
-    def __init__(self, dim: int = 8) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def handle(self, path: str, headers: dict[str, str], payload: Any) -> Reply:
-        inputs = payload["input"] if isinstance(payload["input"], list) else [payload["input"]]
-        data = []
-        for i, text in enumerate(inputs):
-            digest = hashlib.sha256(text.encode("utf-8")).digest()
-            data.append({"object": "embedding", "index": i,
-                         "embedding": [b / 255.0 - 0.5 for b in digest[: self.dim]]})
-        return Reply(200, {"object": "list", "data": data, "model": payload.get("model"),
-                           "usage": {"prompt_tokens": 1, "total_tokens": 1}})

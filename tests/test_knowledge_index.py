@@ -213,10 +213,10 @@ def test_a_noop_rebuild_of_1000_files_is_fast(tmp_path: Path) -> None:
 
 def test_openai_embedder_against_a_fake_endpoint(kb_folder: Path, tmp_path: Path, monkeypatch) -> None:
     from knowledge.embeddings import load_embedder
-    from tests.fake_services import FakeEmbeddings
+    from tests.fake_openai import FakeOpenAI
 
-    with FakeEmbeddings(dim=8) as server:
-        monkeypatch.setenv("ZAOSHU_EMBED_BASE_URL", server.url + "/v1")
+    with FakeOpenAI(embedding_dim=8) as server:
+        monkeypatch.setenv("ZAOSHU_EMBED_BASE_URL", server.base_url)
         monkeypatch.setenv("ZAOSHU_EMBED_API_KEY", "k")
         emb = load_embedder("openai:BAAI/bge-m3")
         vectors = emb.embed(["甲", "乙", "甲"])
@@ -224,7 +224,7 @@ def test_openai_embedder_against_a_fake_endpoint(kb_folder: Path, tmp_path: Path
         assert np.allclose(vectors[0], vectors[2]) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
         with KnowledgeBase.build(kb_folder, tmp_path / "idx", emb) as kb:
             assert kb.stats()["embedder"]["dim"] == 8
-        assert server.requests[0]["json"]["model"] == "BAAI/bge-m3"
+        assert server.embedding_requests[0]["model"] == "BAAI/bge-m3"
 
 
 def test_a_weak_dense_model_gets_no_weight_in_the_fusion_by_default(kb_folder: Path, tmp_path: Path) -> None:
