@@ -8,26 +8,17 @@ Concurrency: `backend_params["max_concurrent_requests"]`; rate limits are set fa
 server can serve, so only the concurrency cap binds. Cache and telemetry are off.
 """
 
-import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
 
-
-def cpu_seconds() -> float:
-    self_, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return self_.ru_utime + self_.ru_stime + children.ru_utime + children.ru_stime
+from workload_common import cpu_seconds, parse_args, report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--base-url", required=True)
-    parser.add_argument("--items", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
+    args = parse_args()
     os.environ.update(CURATOR_DISABLE_CACHE="1", CURATOR_DISABLE_RICH_DISPLAY="1", TELEMETRY_ENABLED="false",
                       HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", OPENAI_API_KEY="sk-fake",
                       LITELLM_LOCAL_MODEL_COST_MAP="True")
@@ -79,7 +70,7 @@ def main() -> None:
         data = llm(data).dataset
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu0
     accepted = sum(1 for row in data if row.get("decision") == "accept")
-    print("RESULT " + json.dumps({"items": args.items, "accepted": accepted, "wall_s": wall, "cpu_s": cpu}), flush=True)
+    report(items=args.items, accepted=accepted, wall_s=wall, cpu_s=cpu)
 
 
 if __name__ == "__main__":

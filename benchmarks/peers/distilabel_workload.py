@@ -10,13 +10,13 @@ successive batches, so more than N requests can be in flight at once (the report
 server's count). Cache off (`use_cache=False`).
 """
 
-import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
+
+from workload_common import cpu_seconds, parse_args, report
 
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", DISTILABEL_LOG_LEVEL="WARNING")
 os.environ.setdefault("DISTILABEL_CACHE_DIR", tempfile.mkdtemp(prefix="distilabel-"))
@@ -37,17 +37,8 @@ def ParseVerdict(inputs: StepInput):  # module level: distilabel pickles steps i
     yield inputs
 
 
-def cpu_seconds() -> float:
-    self_, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return self_.ru_utime + self_.ru_stime + children.ru_utime + children.ru_stime
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--base-url", required=True)
-    parser.add_argument("--items", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
+    args = parse_args()
     n = args.concurrency
 
     def llm():
@@ -69,8 +60,7 @@ def main() -> None:
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu0
     rows = distiset["default"]["train"]
     accepted = sum(1 for d in rows["decision"] if d == "accept")
-    print("RESULT " + json.dumps({"items": args.items, "accepted": accepted, "rows": len(rows), "wall_s": wall,
-                                  "cpu_s": cpu}), flush=True)
+    report(items=args.items, accepted=accepted, rows=len(rows), wall_s=wall, cpu_s=cpu)
 
 
 if __name__ == "__main__":
