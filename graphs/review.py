@@ -17,6 +17,7 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel
 
 from agents.schemas import ReasonCode
+from graphs.state import plain
 
 
 class ReviewDecision(BaseModel):
@@ -34,17 +35,13 @@ class ReviewState(TypedDict, total=False):
     result: dict[str, Any]
 
 
-def _plain(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-
-
 def build_review_graph(item_graph) -> StateGraph:
     """Wrap a compiled item graph: generate (the whole item graph) → review (interrupt)."""
 
     async def generate(state: ReviewState, runtime: Runtime) -> dict[str, Any]:
         final = await item_graph.ainvoke({"item": state["item"]}, context=runtime.context)
         keys = ("status", "sample", "verdict", "reject_codes", "raw", "attempts")
-        return {"result": {k: _plain(final.get(k)) for k in keys}}
+        return {"result": {k: plain(final.get(k)) for k in keys}}
 
     def review(state: ReviewState) -> dict[str, Any]:
         result = dict(state["result"])

@@ -28,12 +28,12 @@ from agents.errors import InputError
 
 
 class Ledger:
-    """One append-only JSONL file. `fsync_every` lines (0 = never) are forced to disk as a batch."""
+    """One append-only JSONL file. `fsync_every` lines (0 = never) are forced to disk as a batch.
+    Its owner (RunDir) cuts a torn last line before opening it."""
 
     def __init__(self, path: Path, fsync_every: int = 20):
         self.path = path
         self.fsync_every = fsync_every
-        _repair_torn_tail(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._pending = 0
 
@@ -106,8 +106,8 @@ class RunDir:
         self.config_path = self.path / "config.resolved.yaml"
         self.checkpoints_path = self.path / "checkpoints.sqlite"
         self._ledgers: dict[str, Ledger] = {}
-        for ledger in (self.accepted_path, self.rejected_path):
-            _repair_torn_tail(ledger)
+        for ledger in (self.accepted_path, self.rejected_path, self.failed_path):
+            _repair_torn_tail(ledger)  # before reading, and before any append
         self.accepted_ids = {r["id"] for r in read_jsonl(self.accepted_path)}
         self.rejected_codes = Counter()
         self.rejected_ids = set()

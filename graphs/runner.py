@@ -25,7 +25,7 @@ from agents.llm_errors import LLMError, LLMFatalError
 from agents.schemas import ReasonCode
 from graphs.observer import RunObserver
 from graphs.rundir import RunDir
-from graphs.state import WorkItem
+from graphs.state import WorkItem, plain
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,6 @@ class ItemResult:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ItemResult:
-        def plain(value):
-            return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-
         codes = [c.value if isinstance(c, ReasonCode) else str(c) for c in state.get("reject_codes") or []]
         return cls(status=state.get("status") or "rejected", sample=plain(state.get("sample")), codes=codes,
                    verdict=plain(state.get("verdict")), raw=state.get("raw"), attempts=state.get("attempts") or 0)

@@ -149,3 +149,8 @@ def build_sample(state: dict[str, Any], *, kind: str, system: str) -> Sample | N
     if state.get("status") == "rejected":
         meta["reject_codes"] = [ReasonCode(c).value for c in state.get("reject_codes") or []]
     return Sample(id=item.id, recipe=item.recipe, kind=kind, system=system, turns=turns, meta=meta)
+
+
+def plain(value: Any) -> Any:
+    """A pydantic value as JSON-ready data; anything else as it is (for ledgers and checkpoints)."""
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value

@@ -147,13 +147,13 @@ def execute(recipe: Recipe, flags: RunFlags, console: Console | None = None) -> 
                         currency=settings.for_role("asker").currency)
     options = RunOptions(concurrency=flags.concurrency, target=flags.target, budget=budget)
     started = time.time()
-    outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, todo, flags, console))
+    outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, flags, console))
     _write_stats(run, usage, outcome, config, started=started, status=outcome.reason)
     recipe.finish(config, run_path, console)
     return _report(outcome, recipe.name, run_path, console)
 
 
-async def _run(graph, ctx, run, usage, options, tracer, todo, flags: RunFlags, console):
+async def _run(graph, ctx, run, usage, options, tracer, items, flags: RunFlags, console):
     from graphs.runner import Runner, install_signal_handlers
 
     invoke = None
@@ -169,7 +169,7 @@ async def _run(graph, ctx, run, usage, options, tracer, todo, flags: RunFlags, c
     runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke)
     install_signal_handlers(runner)
     try:
-        return await runner.run(todo)
+        return await runner.run(items)  # it skips the finished ones
     finally:
         if flags.interactive:
             await saver_cm.__aexit__(None, None, None)

@@ -51,8 +51,8 @@ class Wulewule(Recipe):
         stats = kb.stats()
         console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files', '?')} files "
                       f"({stats.get('embedder', {}).get('name', kb.embedder.name)})", highlight=False)
-        size, overlap = (config.get("pretrain") or {}).get("chunk_size", 1024), \
-            (config.get("pretrain") or {}).get("overlap", 50)
+        pretrain = config.get("pretrain") or {}
+        size, overlap = pretrain.get("chunk_size", 1024), pretrain.get("overlap", 50)
         chunks = []
         for folder in folders:
             chunks += split_documents(load_folder(folder).documents, chunk_size=size, overlap=overlap)
