@@ -25,8 +25,7 @@ from pydantic import BaseModel, Field
 
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
-from graphs.context import Context, client, emit, provenance, render
-from graphs.state import item_of, rejected
+from agents.context import Context, client, emit, item_of, provenance, rejected, render
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def fill(ctx: Context, name: str, **values: Any) -> str:
 def format_passages(passages: list[Any]) -> str:
     """Numbered passages with their source, for the prompt.
 
-    >>> from knowledge.passage import Passage
+    >>> from agents.schemas import Passage
     >>> print(format_passages([Passage(text="石猴出世。", source="西游记/001.txt", chunk_id="c")]))
     <passage id="1" source="西游记/001.txt">石猴出世。</passage>
     """
@@ -84,7 +83,7 @@ def source_records(passages: list[Any], turn: int) -> list[dict[str, Any]]:
 
 
 def _chunk_passage(item: Any) -> Any:
-    from knowledge.passage import Passage
+    from agents.schemas import Passage
 
     source = item.get("source") or "chunk"
     return Passage(text=item.get("chunk"), source=source, chunk_id=item.get("chunk_id") or f"{source}#chunk",
@@ -106,7 +105,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     elif ctx.huixiangdou is not None:
         reply = await ctx.huixiangdou.aask(question)
         if reply.ok:
-            from knowledge.passage import Passage
+            from agents.schemas import Passage
 
             refs = reply.refs or ["huixiangdou"]
             passages = [Passage(text=reply.answer, source=", ".join(refs), chunk_id="huixiangdou", score=1.0)]

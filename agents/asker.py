@@ -25,8 +25,7 @@ from pydantic import BaseModel, Field
 
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
-from graphs.context import Context, client, emit, provenance, render, tagged, transcript
-from graphs.state import item_of, rejected
+from agents.context import Context, client, emit, item_of, provenance, rejected, render, tagged, transcript
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +181,7 @@ def scene_example(ctx: Context, item: Any) -> str:
 
     >>> ctx = Context(clients={}, recipe={"input_templates": ["祝{role}{scene}", "帮我给{role}写{scene}祝福"],
     ...                                 "styles": {"小红书": {"suffix": "，小红书风格"}}})
-    >>> from graphs.state import WorkItem
+    >>> from agents.schemas import WorkItem
     >>> item = WorkItem(id="x", recipe="tianji", graph="persona",
     ...                 key={"role": "爷爷", "scene": "生日", "style": "小红书", "variant": 1})
     >>> scene_example(ctx, item)

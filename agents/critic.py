@@ -28,8 +28,9 @@ from agents.rules import feedback as rule_feedback
 from agents.rules import reason_codes
 from agents.schemas import ReasonCode, Sample, Turn, Verdict
 from agents.structured import ask_structured
-from graphs.context import Context, client, emit, provenance, render, transcript
-from graphs.state import current_turns, item_of, rejected
+from agents.context import (
+    Context, client, current_turns, emit, item_of, provenance, rejected, render, transcript,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def fill(ctx: Context, name: str, **values: Any) -> str:
 def rule_context(ctx: Context, item: Any, kind: str) -> RuleContext:
     """The rule layer's context from the work item and the recipe (styles, roles, compat, rules).
 
-    >>> from graphs.state import WorkItem
+    >>> from agents.schemas import WorkItem
     >>> recipe = {"styles": {"小红书": {"min_chars": 20, "max_chars": 200, "emoji": [1, 2]}},
     ...           "roles": [{"name": "爷爷", "relation": "elder"}],
     ...           "compat_exclusions": [{"role": "爷爷", "scene": "新婚快乐", "reason": "不常见"}]}

@@ -22,8 +22,7 @@ from pydantic import BaseModel, Field
 
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
-from graphs.context import Context, client, emit, provenance, render, rng
-from graphs.state import item_of, rejected
+from agents.context import Context, client, emit, item_of, provenance, rejected, render, rng
 
 log = logging.getLogger(__name__)
 

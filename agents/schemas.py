@@ -85,3 +85,49 @@ class Sample(BaseModel):
     @classmethod
     def new(cls, *, recipe: str, kind: str, key: dict[str, Any] | str, **fields: Any) -> Sample:
         return cls(id=cls.stable_id(recipe, key), recipe=recipe, kind=kind, **fields)
+
+
+GraphName = Literal["qa", "dialogue", "persona"]
+
+
+class WorkItem(BaseModel):
+    """One unit of work. `key` identifies it (and makes its id); `payload` is what the graph needs."""
+
+    id: str
+    recipe: str
+    graph: GraphName
+    key: dict[str, Any]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def for_recipe(cls, recipe: str, graph: GraphName, *, key: dict[str, Any],
+                   payload: dict[str, Any] | None = None) -> WorkItem:
+        return cls(id=Sample.stable_id(recipe, key), recipe=recipe, graph=graph, key=key, payload=payload or {})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A payload value, else a key value, else `default`.
+
+        >>> WorkItem(id="x", recipe="r", graph="qa", key={"aspect": "战斗系统"}).get("aspect")
+        '战斗系统'
+        """
+        if name in self.payload:
+            return self.payload[name]
+        return self.key.get(name, default)
+
+
+class Passage(BaseModel):
+    """A retrieved passage: what the answerer grounds on, from the knowledge base or the web.
+
+    >>> Passage(text="石猴出世。", source="xiyouji/001.txt", chunk_id="xiyouji/001.txt#0", score=0.03,
+    ...         scores={"dense": 0.8, "bm25": 5.1, "fused": 0.03}).scores["bm25"]
+    5.1
+    """
+
+    text: str
+    source: str = Field(description="Where it came from: '<folder>/<relative path>' or a URL.")
+    chunk_id: str = Field(description="Stable id: '<source>#<chunk index>' (or the URL for web results).")
+    title: str | None = Field(default=None, description="Chapter or heading in force, or the web page title.")
+    score: float = Field(default=0.0, description="The ranking score (fused for the knowledge base).")
+    scores: dict[str, float] = Field(default_factory=dict, description="Each retriever's score: dense, bm25, fused…")
+    start: int | None = Field(default=None, description="Character offset in the source text.")
+    end: int | None = None

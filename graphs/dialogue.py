@@ -26,8 +26,8 @@ from langgraph.graph import END, START, StateGraph
 
 from agents import asker, critic, responder
 from agents.schemas import Turn
-from graphs.context import Context, emit, rng, transcript
-from graphs.state import DialogueState, WorkItem, build_sample, item_of
+from agents.context import Context, emit, item_of, rng, transcript
+from graphs.state import DialogueState, WorkItem, build_sample
 
 DEFAULT_TURNS = (3, 6)
 

@@ -17,8 +17,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColum
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from graphs.runner import ItemResult, Runner, RunOutcome
-    from graphs.state import WorkItem
+    from agents.schemas import WorkItem
+    from graphs.outcome import ItemResult, RunOutcome, RunView
 
 
 class RunObserver:
@@ -26,13 +26,13 @@ class RunObserver:
 
     wants_events = False
 
-    def run_started(self, runner: Runner) -> None: ...
+    def run_started(self, runner: RunView) -> None: ...
     def item_started(self, item: WorkItem) -> None: ...
     def item_event(self, item: WorkItem, mode: str, chunk: Any) -> None: ...
     def item_finished(self, item: WorkItem, result: ItemResult) -> None: ...
     def item_failed(self, item: WorkItem, error: str) -> None: ...
     def item_cancelled(self, item: WorkItem) -> None: ...
-    def run_finished(self, runner: Runner, outcome: RunOutcome) -> None: ...
+    def run_finished(self, runner: RunView, outcome: RunOutcome) -> None: ...
 
 
 class _StatsColumn(ProgressColumn):
@@ -56,7 +56,7 @@ class RichTracer(RunObserver):
         self.trace_file = open(trace_file, "a", encoding="utf-8") if trace_file else None
         self.wants_events = trace or trace_file is not None
         self.currency = currency
-        self.runner: Runner | None = None
+        self.runner: RunView | None = None
         self.progress: Progress | None = None
         self.task_id = None
         self.codes: Counter[str] = Counter()
@@ -72,7 +72,7 @@ class RichTracer(RunObserver):
                 f"[red]! {r.failed}[/]  tokens {usage.input_tokens:,}/{usage.output_tokens:,}  "
                 f"{self.currency}{usage.cost:.4f}")
 
-    def run_started(self, runner: Runner) -> None:
+    def run_started(self, runner: RunView) -> None:
         self.runner = runner
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                                  _StatsColumn(self), TimeRemainingColumn(), console=self.console,
@@ -110,7 +110,7 @@ class RichTracer(RunObserver):
         self._emit(item, "failed", {"error": error})
         self._advance()
 
-    def run_finished(self, runner: Runner, outcome: RunOutcome) -> None:
+    def run_finished(self, runner: RunView, outcome: RunOutcome) -> None:
         if self.progress is not None:
             self.progress.stop()
         if self.trace_file is not None:

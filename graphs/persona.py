@@ -19,8 +19,8 @@ from langgraph.graph import END, START, StateGraph
 
 from agents import asker, critic, responder
 from agents.schemas import ReasonCode
-from graphs.context import Context, emit
-from graphs.state import PersonaState, WorkItem, build_sample, item_of, rejected
+from agents.context import Context, emit, item_of, rejected
+from graphs.state import PersonaState, WorkItem, build_sample
 
 
 async def check_compat(state: PersonaState, runtime: Any) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from langgraph.graph import END, START, StateGraph
 
 from agents import answerer, asker, critic
 from agents.schemas import Turn
-from graphs.context import Context, transcript
-from graphs.state import QAState, WorkItem, build_sample, item_of
+from agents.context import Context, item_of, transcript
+from graphs.state import QAState, WorkItem, build_sample
 
 
 def route_after_ask(state: QAState) -> Literal["retrieve", "ask", "finish"]:
@@ -84,7 +84,7 @@ def calls_per_item(item: WorkItem) -> dict[str, int]:
 
 def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
     """One rendered example of each prompt this item would use (no model, KB or search call)."""
-    from knowledge.passage import Passage
+    from agents.schemas import Passage
 
     passage = Passage(text="（检索到的资料段落）", source="示例/资料.md", chunk_id="示例/资料.md#0")
     question = "（提问者写出的问题）"

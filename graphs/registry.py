@@ -13,7 +13,7 @@ from typing import Any, Callable
 from langgraph.graph import StateGraph
 
 from graphs import dialogue, persona, qa
-from graphs.context import Context
+from agents.context import Context
 from graphs.state import WorkItem
 
 GRAPHS: dict[str, Callable[[], StateGraph]] = {

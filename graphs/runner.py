@@ -16,21 +16,19 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from agents.errors import ZaoshuError
 from agents.llm import Usage, close_clients
 from agents.llm_errors import LLMError, LLMFatalError
 from agents.schemas import ReasonCode
 from graphs.observer import RunObserver
+from graphs.outcome import ItemResult, RunOutcome, StopReason
 from graphs.rundir import RunDir
-from graphs.state import WorkItem, plain
+from graphs.state import WorkItem
 
 log = logging.getLogger(__name__)
-
-StopReason = Literal["completed", "target", "budget", "interrupted", "fatal"]
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -62,33 +60,6 @@ class RunOptions:
     target: int | None = None
     budget: Budget | None = None
     max_consecutive_failures: int = 5
-
-
-@dataclass
-class ItemResult:
-    """What the runner needs from a graph's final state (see graphs.state)."""
-
-    status: Literal["accepted", "rejected"]
-    sample: dict[str, Any] | None
-    codes: list[str] = field(default_factory=list)
-    verdict: dict[str, Any] | None = None
-    raw: str | None = None
-    attempts: int = 0
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ItemResult:
-        codes = [c.value if isinstance(c, ReasonCode) else str(c) for c in state.get("reject_codes") or []]
-        return cls(status=state.get("status") or "rejected", sample=plain(state.get("sample")), codes=codes,
-                   verdict=plain(state.get("verdict")), raw=state.get("raw"), attempts=state.get("attempts") or 0)
-
-
-@dataclass
-class RunOutcome:
-    reason: StopReason
-    message: str
-    accepted: int
-    rejected: int
-    failed: int
 
 
 class Runner:

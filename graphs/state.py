@@ -1,6 +1,6 @@
-"""What flows through the graphs: the work item that starts one, and the state each graph keeps.
+"""What flows through the graphs: the state each graph keeps, and the sample built from it.
 
-A work item is one unit of work — at most one sample comes out of it:
+A work item (`agents.schemas.WorkItem`) is one unit of work — at most one sample comes out of it:
 
 >>> item = WorkItem.for_recipe("wulewule", "qa", key={"aspect": "主要角色", "n": 1},
 ...                            payload={"aspect": "主要角色"})
@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, Field
+from agents.context import current_turns, item_of
+from agents.schemas import GraphName, ReasonCode, Sample, Turn, Verdict, WorkItem  # noqa: F401 (WorkItem re-exported)
 
-from agents.schemas import ReasonCode, Sample, Turn, Verdict
-
-GraphName = Literal["qa", "dialogue", "persona"]
 Outcome = Literal["accept", "revise", "reject"]
 Status = Literal["accepted", "rejected"]
 
@@ -28,33 +26,8 @@ Status = Literal["accepted", "rejected"]
 #: ``JsonPlusSerializer(allowed_msgpack_modules=SERDE_TYPES)``.
 SERDE_TYPES = [
     ("agents.schemas", "Sample"), ("agents.schemas", "Turn"), ("agents.schemas", "Verdict"),
-    ("agents.schemas", "ReasonCode"), ("graphs.state", "WorkItem"), ("knowledge.passage", "Passage"),
+    ("agents.schemas", "ReasonCode"), ("agents.schemas", "WorkItem"), ("agents.schemas", "Passage"),
 ]  # fmt: skip
-
-
-class WorkItem(BaseModel):
-    """One unit of work. `key` identifies it (and makes its id); `payload` is what the graph needs."""
-
-    id: str
-    recipe: str
-    graph: GraphName
-    key: dict[str, Any]
-    payload: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def for_recipe(cls, recipe: str, graph: GraphName, *, key: dict[str, Any],
-                   payload: dict[str, Any] | None = None) -> WorkItem:
-        return cls(id=Sample.stable_id(recipe, key), recipe=recipe, graph=graph, key=key, payload=payload or {})
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """A payload value, else a key value, else `default`.
-
-        >>> WorkItem(id="x", recipe="r", graph="qa", key={"aspect": "战斗系统"}).get("aspect")
-        '战斗系统'
-        """
-        if name in self.payload:
-            return self.payload[name]
-        return self.key.get(name, default)
 
 
 def merge_meta(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
@@ -90,7 +63,7 @@ class BaseState(TypedDict, total=False):
 
 
 class QAState(BaseState, total=False):
-    passages: list[Any]  # knowledge.passage.Passage, or web results as passages
+    passages: list[Any]  # agents.schemas.Passage: from the knowledge base, the web or HuixiangDou
     retrieval: Literal["kb", "web", "huixiangdou", "chunk", "none"] | None
 
 
@@ -101,33 +74,6 @@ class PersonaState(BaseState, total=False):
 class DialogueState(BaseState, total=False):
     planned_turns: int
     dialogue_revisions: int  # whole-dialogue revisions (a turn's own budget is `revisions`)
-
-
-def item_of(state: dict[str, Any]) -> WorkItem:
-    """The work item, whether the state holds the model or (after a checkpoint) a dict."""
-    item = state["item"]
-    return item if isinstance(item, WorkItem) else WorkItem.model_validate(item)
-
-
-def rejected(codes: list[ReasonCode], *, raw: str | None = None, **extra: Any) -> dict[str, Any]:
-    """The state update that ends an item as rejected with `codes`.
-
-    >>> rejected([ReasonCode.FORMAT], raw="不是 JSON")["status"]
-    'rejected'
-    """
-    update: dict[str, Any] = {"status": "rejected", "reject_codes": list(codes), "outcome": "reject"}
-    if raw is not None:
-        update["raw"] = raw
-    update.update(extra)
-    return update
-
-
-def current_turns(state: dict[str, Any]) -> list[Turn]:
-    """Accepted turns plus the turn in progress (its output may still be empty)."""
-    turns = list(state.get("turns") or [])
-    if state.get("question") is not None:
-        turns.append(Turn(input=state["question"], output=state.get("draft") or ""))
-    return turns
 
 
 _META_FROM_ITEM = ("aspect", "role", "scene", "style", "emotion", "area", "variant", "source", "n")

@@ -99,7 +99,7 @@ def execute(recipe: Recipe, flags: RunFlags, console: Console | None = None) -> 
     from agents.llm import Usage, make_clients
     from agents.schemas import Sample
     from agents.settings import load_settings
-    from graphs.context import Context
+    from agents.context import Context
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
     from graphs.registry import GRAPHS

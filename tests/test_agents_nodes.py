@@ -6,7 +6,7 @@ from langgraph.runtime import Runtime
 from agents import answerer, asker, critic, responder
 from agents.dedup import Deduper
 from agents.schemas import ReasonCode, Turn
-from graphs.context import Context
+from agents.context import Context
 from graphs.state import WorkItem
 from tests.fakes import (FakeKB, FakeSearch, answer, fake_clients, passage, question, reply, total_calls, verdict,
                          web_result)

@@ -4,7 +4,7 @@ import pytest
 
 from agents import answerer, asker, critic, responder
 from agents.errors import ConfigError
-from graphs.context import Context, placeholders, render
+from agents.context import Context, placeholders, render
 from graphs.registry import calls_per_item, render_examples
 from graphs.state import WorkItem
 

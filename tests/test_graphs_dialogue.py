@@ -4,7 +4,7 @@ turn and the whole dialogue."""
 import pytest
 
 from agents.schemas import ReasonCode
-from graphs.context import Context
+from agents.context import Context
 from graphs.dialogue import build_dialogue_graph, plan_turns
 from graphs.state import WorkItem
 from tests.fakes import fake_clients, local_clients, message, reply, total_calls, verdict

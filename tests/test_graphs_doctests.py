@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "graphs.state", "graphs.context",
+MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.context", "agents.schemas", "graphs.state",
            "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry"]
 
 

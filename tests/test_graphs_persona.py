@@ -4,7 +4,7 @@ import pytest
 
 from agents.dedup import Deduper
 from agents.schemas import ReasonCode, Turn
-from graphs.context import Context
+from agents.context import Context
 from graphs.persona import build_persona_graph
 from graphs.state import WorkItem
 from tests.fakes import fake_clients, local_clients, message, reply, total_calls, verdict

@@ -6,7 +6,7 @@ import pytest
 
 from agents.dedup import Deduper
 from agents.schemas import ReasonCode, Turn
-from graphs.context import Context
+from agents.context import Context
 from graphs.qa import build_qa_graph
 from graphs.state import WorkItem
 from knowledge.huixiangdou import HuixiangDouClient

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from agents.schemas import ReasonCode
-from graphs.context import Context
+from agents.context import Context
 from graphs.persona import build_persona_graph
 from graphs.registry import calls_per_item, render_examples
 from graphs.state import WorkItem

@@ -1,4 +1,5 @@
-"""The runtime context every node receives, and the small helpers nodes share.
+"""The runtime context every node receives, and the small helpers nodes share (in `agents/`, so
+the agents never import the graphs that wire them).
 
 Dependencies are injected here, never imported as globals: the runner builds one `Context` per
 run and passes it with ``compiled.ainvoke({"item": item}, context=ctx)``; tests pass fakes.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.errors import ConfigError
+from agents.schemas import ReasonCode, Turn, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +146,30 @@ def transcript(turns: list[Any], asker: str = "用户", answerer: str = "助手"
         if turn.output:
             lines.append(f"{answerer}：{turn.output}")
     return "\n".join(lines) if lines else "（无）"
+
+
+def item_of(state: dict[str, Any]) -> WorkItem:
+    """The work item, whether the state holds the model or (after a checkpoint) a dict."""
+    item = state["item"]
+    return item if isinstance(item, WorkItem) else WorkItem.model_validate(item)
+
+
+def rejected(codes: list[ReasonCode], *, raw: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The state update that ends an item as rejected with `codes`.
+
+    >>> rejected([ReasonCode.FORMAT], raw="不是 JSON")["status"]
+    'rejected'
+    """
+    update: dict[str, Any] = {"status": "rejected", "reject_codes": list(codes), "outcome": "reject"}
+    if raw is not None:
+        update["raw"] = raw
+    update.update(extra)
+    return update
+
+
+def current_turns(state: dict[str, Any]) -> list[Turn]:
+    """Accepted turns plus the turn in progress (its output may still be empty)."""
+    turns = list(state.get("turns") or [])
+    if state.get("question") is not None:
+        turns.append(Turn(input=state["question"], output=state.get("draft") or ""))
+    return turns
