@@ -159,7 +159,7 @@ async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     prov = provenance(ctx, "answerer", "answer", name, ANSWER_PROMPT)
     if not result.ok:
         log.info("item %s: answer unparsable: %s", item.id, result.error)
-        return rejected([ReasonCode.FORMAT], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
+        return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
     emit(runtime, "answered", item.id, attempt=attempts)
     return {"draft": result.value.answer.strip(), "attempts": attempts,
             "meta": {**prov, "used_passages": result.value.used_passages}}

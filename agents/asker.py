@@ -158,7 +158,7 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     prov = provenance(ctx, "asker", "ask", name, PROMPTS[name])
     if not result.ok:
         log.info("item %s: asker output unparsable: %s", item.id, result.error)
-        return rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "ask"})
+        return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "ask"})
     question = result.value.question.strip()
     emit(runtime, "asked", item.id, question=question, followup=bool(turns))
     if not turns and item.get("aspect"):
@@ -207,7 +207,7 @@ async def ask_opening(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     result = await ask_structured(client(ctx, "asker"), messages, Message, attempts=ctx.structured_attempts)
     prov = provenance(ctx, "asker", "ask", "SCENE_OPENING_PROMPT", SCENE_OPENING_PROMPT)
     if not result.ok:
-        return rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "ask"})
+        return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "ask"})
     return {"question": result.value.message.strip(), "meta": {**prov, "input_source": "asker"}}
 
 
@@ -228,7 +228,7 @@ async def ask_seeker(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     result = await ask_structured(client(ctx, "asker"), messages, Message, attempts=ctx.structured_attempts)
     prov = provenance(ctx, "asker", "seek", name, PROMPTS[name])
     if not result.ok:
-        return rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "seek"})
+        return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "seek"})
     message = result.value.message.strip()
     emit(runtime, "seeker", item.id, turn=len(turns) + 1, text=message)
     return {"question": message, "draft": None, "feedback": None, "revisions": 0, "meta": prov}

@@ -219,7 +219,7 @@ async def _judge(ctx: Context, runtime: Any, state: dict[str, Any], name: str, p
     prov = provenance(ctx, "critic", "judge", name, PROMPTS[name])
     if not result.ok:
         log.info("item %s: critic output unparsable: %s", item.id, result.error)
-        return None, rejected([ReasonCode.FORMAT], raw=result.raw, meta={**prov, "failed_step": "critique"})
+        return None, rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "critique"})
     emit(runtime, "verdict", item.id, decision=result.value.decision,
          codes=[c.value for c in result.value.reason_codes])
     return result.value, prov

@@ -43,6 +43,11 @@ class ChatReply:
     input_tokens: int = 0
     output_tokens: int = 0
     model: str = ""
+    finish_reason: str | None = None  # "length": cut at max_tokens — never accepted (TRUNCATED)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
 
 
 @dataclass
@@ -107,20 +112,35 @@ def estimate_tokens(messages: list[Message]) -> int:
     return non_ascii + (len(text) - non_ascii) // 4 + 4 * len(messages)
 
 
+@dataclass
+class Pacing:
+    """The limits of one endpoint and key: an RPM/TPM limiter and a requests-in-flight gate.
+
+    Every role that calls the same endpoint with the same key shares one, whatever its model or
+    temperature, so two roles never double the rate one account sees."""
+
+    limiter: RateLimiter
+    gate: AdaptiveGate
+
+    @classmethod
+    def for_config(cls, cfg: LLMConfig) -> Pacing:
+        return cls(RateLimiter(cfg.rpm, cfg.tpm), AdaptiveGate(cfg.max_requests))
+
+
 class _RetryingClient:
     """Shared retry / pacing / accounting around one `_attempt`; subclasses do the transport."""
 
-    def __init__(self, cfg: LLMConfig, usage: Usage | None = None):
+    def __init__(self, cfg: LLMConfig, usage: Usage | None = None, pacing: Pacing | None = None):
         self.cfg = cfg
         self.usage = usage if usage is not None else Usage()
-        self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
-        self.gate = AdaptiveGate(cfg.max_concurrency)
+        pacing = pacing or Pacing.for_config(cfg)
+        self.limiter, self.gate = pacing.limiter, pacing.gate
 
     async def chat(self, messages: list[Message], *, json_mode: bool = False,
-                   temperature: float | None = None, max_tokens: int | None = None,
-                   account_as: LLMConfig | None = None) -> ChatReply:
-        """One completion. `account_as`: count usage under another role sharing this client."""
-        role_cfg = account_as or self.cfg
+                   temperature: float | None = None, max_tokens: int | None = None) -> ChatReply:
+        """One completion; `max_tokens` defaults to the role's (`cfg.max_tokens`)."""
+        role_cfg = self.cfg
+        max_tokens = max_tokens or self.cfg.max_tokens
         estimate = estimate_tokens(messages) + (max_tokens or 256)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Transient),
@@ -179,8 +199,8 @@ def _status_error(status: int, body: str, where: str, retry_after: str | None) -
 class HttpChatClient(_RetryingClient):
     """The lean path: aiohttp, one pooled session per event loop, JSON built by hand."""
 
-    def __init__(self, cfg: LLMConfig, usage: Usage | None = None):
-        super().__init__(cfg.require_endpoint(), usage)
+    def __init__(self, cfg: LLMConfig, usage: Usage | None = None, pacing: Pacing | None = None):
+        super().__init__(cfg.require_endpoint(), usage, pacing)
         self._url = cfg.base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json"}
         if cfg.api_key is not None:
@@ -226,13 +246,14 @@ class HttpChatClient(_RetryingClient):
             raise Transient(f"connection dropped: {exc.__class__.__name__}", kind="dropped") from None
         try:
             data = json.loads(raw)
-            text = data["choices"][0]["message"]["content"] or ""
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
             raise Transient(f"malformed response body: {raw[:80]!r}", kind="malformed") from None
         usage = data.get("usage") or {}
         return ChatReply(text=text, input_tokens=int(usage.get("prompt_tokens") or 0),
                          output_tokens=int(usage.get("completion_tokens") or 0),
-                         model=data.get("model") or self.cfg.model)
+                         model=data.get("model") or self.cfg.model, finish_reason=choice.get("finish_reason"))
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -242,8 +263,8 @@ class HttpChatClient(_RetryingClient):
 class LangChainChatClient(_RetryingClient):
     """Any LangChain chat model behind the same interface (ChatOpenAI, or a fake in tests)."""
 
-    def __init__(self, model, cfg: LLMConfig, usage: Usage | None = None):
-        super().__init__(cfg, usage)
+    def __init__(self, model, cfg: LLMConfig, usage: Usage | None = None, pacing: Pacing | None = None):
+        super().__init__(cfg, usage, pacing)
         self.model = model
 
     async def aclose(self) -> None:
@@ -274,8 +295,10 @@ class LangChainChatClient(_RetryingClient):
         except (ValueError, json.JSONDecodeError) as exc:
             raise Transient(f"malformed response body: {exc}", kind="malformed") from None
         usage = getattr(message, "usage_metadata", None) or {}
+        finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
         return ChatReply(text=_text_of(message.content), input_tokens=usage.get("input_tokens", 0),
-                         output_tokens=usage.get("output_tokens", 0), model=self.cfg.model or "")
+                         output_tokens=usage.get("output_tokens", 0), model=self.cfg.model or "",
+                         finish_reason=finish)
 
 
 def _text_of(content: Any) -> str:
@@ -294,49 +317,49 @@ def make_chat_model(cfg: LLMConfig):
                       timeout=cfg.timeout, max_retries=0)
 
 
-def make_client(cfg: LLMConfig, *, backend: str = "http", usage: Usage | None = None) -> ChatClient:
+def make_client(cfg: LLMConfig, *, backend: str = "http", usage: Usage | None = None,
+                pacing: Pacing | None = None) -> ChatClient:
     """The client for one role. backend: "http" (lean, default) or "langchain" (ChatOpenAI)."""
     if backend == "langchain":
-        return LangChainChatClient(make_chat_model(cfg), cfg, usage)
+        return LangChainChatClient(make_chat_model(cfg), cfg, usage, pacing)
     if backend == "http":
-        return HttpChatClient(cfg, usage)
+        return HttpChatClient(cfg, usage, pacing)
     raise ValueError(f"unknown LLM backend {backend!r}: use 'http' or 'langchain'")
 
 
 def make_clients(settings: Settings, *, roles=ROLES, backend: str = "http",
                  usage: Usage | None = None) -> dict[str, ChatClient]:
-    """One client per role; roles with the same endpoint, model and limits share pacing."""
+    """One client per role; roles that call the same endpoint with the same key share one `Pacing`.
+
+    When such roles set different limits, the strictest applies to all of them.
+    """
     usage = usage if usage is not None else Usage()
-    shared: dict[tuple, ChatClient] = {}
-    clients: dict[str, ChatClient] = {}
-    for role in roles:
-        cfg = settings.for_role(role)
-        key = tuple(v for k, v in cfg.model_dump().items() if k != "role")
-        if key not in shared:
-            shared[key] = make_client(cfg, backend=backend, usage=usage)
-        clients[role] = _RoleView(shared[key], cfg) if shared[key].cfg.role != role else shared[key]
-    return clients
+    configs = {role: settings.for_role(role) for role in roles}
+    groups: dict[tuple, list[LLMConfig]] = {}
+    for cfg in configs.values():
+        groups.setdefault(_endpoint(cfg), []).append(cfg)
+    pacing = {key: Pacing(RateLimiter(_strictest(c.rpm for c in cfgs), _strictest(c.tpm for c in cfgs)),
+                          AdaptiveGate(min(c.max_requests for c in cfgs)))
+              for key, cfgs in groups.items()}
+    return {role: make_client(cfg, backend=backend, usage=usage, pacing=pacing[_endpoint(cfg)])
+            for role, cfg in configs.items()}
+
+
+def _endpoint(cfg: LLMConfig) -> tuple[str | None, str | None]:
+    return (cfg.base_url or "").rstrip("/"), cfg.api_key.get_secret_value() if cfg.api_key else None
+
+
+def _strictest(limits) -> int:
+    """The lowest non-zero limit (0 = none).
+
+    >>> _strictest([0, 60, 30])
+    30
+    """
+    return min((limit for limit in limits if limit), default=0)
 
 
 async def close_clients(clients: dict[str, ChatClient]) -> None:
-    """Close the HTTP sessions behind a set of clients (shared ones once)."""
-    seen = set()
+    """Close the HTTP sessions behind a set of clients."""
     for client in clients.values():
-        inner = getattr(client, "_client", client)
-        if id(inner) not in seen and hasattr(inner, "aclose"):
-            seen.add(id(inner))
-            await inner.aclose()
-
-
-class _RoleView:
-    """A role's name on a client shared with another role, so usage is still counted per role."""
-
-    def __init__(self, client: _RetryingClient, cfg: LLMConfig):
-        self._client = client
-        self.cfg = cfg
-
-    async def chat(self, messages: list[Message], **kwargs) -> ChatReply:
-        return await self._client.chat(messages, account_as=self.cfg, **kwargs)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        if hasattr(client, "aclose"):
+            await client.aclose()

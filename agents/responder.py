@@ -171,6 +171,6 @@ async def _reply(ctx: Context, runtime: Any, state: dict[str, Any], item: Any, m
     prov = provenance(ctx, "responder", step, name, PROMPTS[name])
     if not result.ok:
         log.info("item %s: responder output unparsable: %s", item.id, result.error)
-        return rejected([ReasonCode.FORMAT], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": step})
+        return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": step})
     emit(runtime, "responded", item.id, step=step, attempt=attempts)
     return {"draft": result.value.text.strip(), "attempts": attempts, "meta": {**prov, **meta}}

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.errors import ConfigError
@@ -59,10 +59,17 @@ class LLMFields(BaseModel):
     max_retries: int | None = Field(default=None, description="Retries on 429 / 5xx / timeouts / dropped connections.")
     rpm: int | None = Field(default=None, description="Requests per minute cap (0 = none).")
     tpm: int | None = Field(default=None, description="Tokens per minute cap (0 = none).")
-    max_concurrency: int | None = Field(default=None, description="Requests in flight at most.")
+    max_requests: int | None = Field(default=None, description="Requests in flight at most, per endpoint and key.")
+    max_tokens: int | None = Field(default=None, description="Most tokens one reply may generate (per-role defaults).")
     price_input_per_1k: float | None = Field(default=None, description="Price per 1k input tokens.")
     price_output_per_1k: float | None = Field(default=None, description="Price per 1k output tokens.")
     currency: str | None = Field(default=None, description="Currency symbol for cost estimates (¥ or $).")
+
+
+#: Default `max_tokens` per role: a reply longer than this is cut (and rejected as TRUNCATED), so a
+#: model that never stops cannot run for minutes or cost money (a JSON-mode call to a small local model
+#: generated until its 8k context was full). Override with ZAOSHU_<ROLE>__MAX_TOKENS or `llm.max_tokens`.
+ROLE_MAX_TOKENS: dict[str, int] = {"asker": 512, "answerer": 1024, "responder": 768, "critic": 1024}
 
 
 class LLMConfig(BaseModel):
@@ -78,7 +85,8 @@ class LLMConfig(BaseModel):
     max_retries: int = 4
     rpm: int = 0
     tpm: int = 0
-    max_concurrency: int = 16
+    max_requests: int = 16
+    max_tokens: int = 1024
     price_input_per_1k: float = 0.0
     price_output_per_1k: float = 0.0
     currency: str = "¥"
@@ -116,6 +124,17 @@ class Settings(BaseSettings, LLMFields):
     responder: LLMFields = Field(default_factory=LLMFields, description="Overrides for the persona responder.")
     critic: LLMFields = Field(default_factory=LLMFields, description="Overrides for the critic's LLM judge.")
     structured_attempts: int = Field(default=3, description="Attempts to get valid JSON before recording a failure.")
+    concurrency: int = Field(default=8, description="Work items in flight at once (ZAOSHU_CONCURRENCY, --concurrency).")
+    # Services beside the LLM, read here so that `.env` works for them as for everything else.
+    embed: str | None = Field(default=None, description="Embeddings: 'provider' opts in to the preset's embeddings.")
+    embed_model: str | None = Field(default=None, description="Embedding model (a name, a local path or openai:<model>).")
+    embed_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1/embeddings base URL.")
+    embed_api_key: SecretStr | None = Field(default=None, description="Key for the embeddings endpoint.")
+    model_source: str | None = Field(default=None, description="Where models download from: huggingface | modelscope.")
+    serper_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("serper_api_key", "SERPER_API_KEY", "ZAOSHU_SERPER_API_KEY"),
+        description="Serper web-search key (SERPER_API_KEY).")
+    serper_base_url: str | None = Field(default=None, description="Serper base URL (ZAOSHU_SERPER_BASE_URL).")
 
     def for_role(self, role: str) -> LLMConfig:
         """Merge: role override > shared fields > preset > defaults."""
@@ -131,14 +150,16 @@ class Settings(BaseSettings, LLMFields):
         if preset is not None:
             merged["base_url"] = merged["base_url"] or preset.base_url
             merged["model"] = merged["model"] or preset.model
+        merged["max_tokens"] = merged["max_tokens"] or ROLE_MAX_TOKENS.get(role)
         return LLMConfig(role=role, **{k: v for k, v in merged.items() if v is not None})
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as plain data with every key masked: safe to print and to save."""
         data = self.model_dump(mode="json")
         for section in [data, *(data[r] for r in ROLES)]:
-            if section.get("api_key"):
-                section["api_key"] = "***"
+            for secret in ("api_key", "embed_api_key", "serper_api_key"):
+                if section.get(secret):
+                    section[secret] = "***"
         data["resolved"] = {r: _masked_config(self.for_role(r)) for r in ROLES}
         return data
 
@@ -179,6 +200,7 @@ def load_settings(
     for source, name in ((yaml_data, "recipe YAML"), (cli or {}, "CLI")):
         if _has_key(source):
             raise ConfigError(f"api_key found in the {name}: keys come only from the environment (ZAOSHU_API_KEY)")
+    _refuse_renamed(env_file)
     from_env = _settings_from_env(env_file)
     merged = _deep_merge(_deep_merge(yaml_data, from_env), cli or {})
     if not merged.get("api_key") and environ.get("OPENAI_API_KEY"):
@@ -194,12 +216,28 @@ def _has_key(data: Mapping[str, Any]) -> bool:
     )
 
 
+#: Names that meant two different things before and are no longer read.
+RENAMED = {"ZAOSHU_MAX_CONCURRENCY": "ZAOSHU_CONCURRENCY (work items in flight) or ZAOSHU_MAX_REQUESTS "
+                                     "(requests in flight per endpoint)"}
+
+
+def _refuse_renamed(env_file: str | None) -> None:
+    from dotenv import dotenv_values
+
+    found = dict(dotenv_values(env_file)) if env_file and os.path.isfile(env_file) else {}
+    found.update(os.environ)
+    for old, new in RENAMED.items():
+        if old in found:
+            raise ConfigError(f"{old} is no longer read (it meant two things): use {new}")
+
+
 def _settings_from_env(env_file: str | None) -> dict[str, Any]:
     """Only what the environment (and .env) actually set, so YAML values below it survive."""
     from_env = Settings(_env_file=env_file)  # type: ignore[call-arg]
     data = from_env.model_dump(exclude_unset=True)
-    if from_env.api_key is not None:
-        data["api_key"] = from_env.api_key.get_secret_value()
+    for secret in ("api_key", "embed_api_key", "serper_api_key"):
+        if getattr(from_env, secret) is not None:
+            data[secret] = getattr(from_env, secret).get_secret_value()
     for role in ROLES:
         key = getattr(from_env, role).api_key
         if key is not None:

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agents.llm import ChatClient, Message
+from agents.schemas import ReasonCode
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -37,10 +38,16 @@ class Structured(BaseModel, Generic[T]):
     raw: str = ""
     error: str | None = None
     attempts: int = 0
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
         return self.value is not None
+
+    @property
+    def code(self) -> ReasonCode:
+        """Why it failed: TRUNCATED (cut at max_tokens) or FORMAT (never valid)."""
+        return ReasonCode.TRUNCATED if self.truncated else ReasonCode.FORMAT
 
 
 def parse_reply(text: str, schema: type[T]) -> T:
@@ -89,7 +96,8 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
     """Ask for `schema` in JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
 
     Transport errors (auth, unreachable, retries exhausted) propagate: the runner decides about
-    those. A reply that never validates comes back as `Structured(value=None, raw=…, error=…)`.
+    those. A reply that never validates comes back as `Structured(value=None, raw=…, error=…)`; one
+    cut at max_tokens comes back at once with `truncated=True` (its `code` is TRUNCATED).
     """
     instruction = SCHEMA_INSTRUCTION.format(fields=schema_fields(schema))
     history = _with_instruction(messages, instruction)
@@ -97,6 +105,9 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
     for attempt in range(1, attempts + 1):
         reply = await client.chat(history, json_mode=True, temperature=temperature, max_tokens=max_tokens)
         raw = reply.text
+        if reply.truncated:  # a cut reply is never accepted, even when what arrived happens to parse
+            return Structured[schema](value=None, raw=raw, attempts=attempt, truncated=True,
+                                      error="the reply was cut off at max_tokens (finish_reason=length)")
         try:
             return Structured[schema](value=parse_reply(raw, schema), raw=raw, attempts=attempt)
         except (ValueError, ValidationError) as exc:

@@ -57,7 +57,7 @@ async def runner_pass(base_url: str, run: Path, n_items: int, concurrency: int):
     from graphs.runner import Runner, RunOptions
     from tests.three_call_graph import Ctx, build_graph, items
 
-    settings = load_settings(cli={"base_url": base_url, "model": "fake", "max_concurrency": concurrency,
+    settings = load_settings(cli={"base_url": base_url, "model": "fake", "max_requests": concurrency,
                                   "max_retries": 6, "timeout": CLIENT_TIMEOUT_S}, env_file=None)
     usage = Usage()
     ctx = Ctx(clients=make_clients(settings, usage=usage))

@@ -46,7 +46,7 @@ async def one_cell(base_url: str, backend: str, n: int, n_items: int, server_pid
     from graphs.runner import Runner, RunOptions
     from tests.three_call_graph import Ctx, build_graph, items
 
-    settings = load_settings(cli={"base_url": base_url, "model": "fake", "max_concurrency": n, "max_retries": 2,
+    settings = load_settings(cli={"base_url": base_url, "model": "fake", "max_requests": n, "max_retries": 2,
                                   "timeout": 60}, env_file=None)
     usage = Usage()
     ctx = Ctx(clients=make_clients(settings, backend=backend, usage=usage))

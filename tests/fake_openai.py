@@ -251,11 +251,18 @@ def _as_text(answer: Reply) -> str:
 
 
 def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """A chat.completion; like a real server it cuts the text at `max_tokens` (finish_reason "length").
+
+    Tokens are counted as one per two characters, the same count `usage` reports."""
     prompt = "".join(m.get("content", "") for m in body.get("messages", []))
+    finish = "stop"
+    limit = body.get("max_tokens")
+    if limit and len(text) // 2 + 1 > limit:
+        text, finish = text[: 2 * (limit - 1)], "length"
     return {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "fake-model"),
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": len(prompt) // 2 + 1, "completion_tokens": len(text) // 2 + 1,
                   "total_tokens": len(prompt) // 2 + len(text) // 2 + 2},
     }

@@ -18,7 +18,7 @@ from tests.three_call_graph import Ctx, build_graph, items
 
 
 async def main(args) -> int:
-    settings = load_settings(cli={"base_url": args.base_url, "model": "fake", "max_concurrency": args.concurrency,
+    settings = load_settings(cli={"base_url": args.base_url, "model": "fake", "max_requests": args.concurrency,
                                   "max_retries": 2, "timeout": 5}, env_file=None)
     usage = Usage()
     ctx = Ctx(clients=make_clients(settings, usage=usage))

@@ -143,7 +143,7 @@ async def test_rate_limiter_window_counts():
     window = [t for t in starts if t - starts[0] < 0.5]
     assert len(window) <= 5 + 1  # ≤ 600/min over any 0.5 s window (plus the boundary start)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= 0.09
+    assert min(gaps) >= 0.07  # scheduled 0.1 s apart; a late wake-up of the previous start may shorten one gap
 
 
 async def test_usage_is_counted_per_role_and_costed(fake_llm, monkeypatch):

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_runner(server, run_path, *, concurrency=8, **options):
-    settings = load_settings(cli={"base_url": server.base_url, "model": "fake", "max_concurrency": concurrency,
+    settings = load_settings(cli={"base_url": server.base_url, "model": "fake", "max_requests": concurrency,
                                   "max_retries": 3, "timeout": 5}, env_file=None)
     usage = Usage()
     ctx = Ctx(clients=make_clients(settings, usage=usage))
@@ -51,8 +51,8 @@ async def test_429s_back_off_then_recover(tmp_path):
         outcome = await runner.run(items(40))
         assert outcome.accepted == 40 and outcome.rejected == 0
         assert server.faults_served == {"429": 6}
-        gate = runner.ctx.clients["asker"]._client.gate if hasattr(runner.ctx.clients["asker"], "_client") \
-            else runner.ctx.clients["asker"].gate
+        gate = runner.ctx.clients["asker"].gate
+        assert all(c.gate is gate for c in runner.ctx.clients.values())  # one endpoint, one gate
         assert 1 <= gate.limit <= 8  # halved on 429s, regained on successes, never above N
 
 
