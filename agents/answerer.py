@@ -18,6 +18,7 @@ Source ids and scores go to `sample.meta["sources"]` (one entry per passage, wit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -77,9 +78,22 @@ def format_passages(passages: list[Any]) -> str:
     return "\n".join(f'<passage id="{i}" source="{p.source}">{p.text}</passage>' for i, p in enumerate(passages, 1))
 
 
-def source_records(passages: list[Any], turn: int) -> list[dict[str, Any]]:
-    return [{"turn": turn, "source": p.source, "chunk_id": p.chunk_id, "score": p.score, "scores": dict(p.scores)}
-            for p in passages]
+def source_records(passages: list[Any], turn: int, origin: str) -> list[dict[str, Any]]:
+    """One `meta.sources` entry per passage; `origin` says where it came from (kb | web | huixiangdou |
+    chunk); web sources keep their URL and page title.
+
+    >>> from agents.schemas import Passage
+    >>> source_records([Passage(text="…", source="https://x.cn/a", chunk_id="https://x.cn/a", title="甲")], 0, "web")
+    [{'turn': 0, 'source': 'https://x.cn/a', 'chunk_id': 'https://x.cn/a', 'score': 0.0, 'scores': {}, 'origin': 'web', 'url': 'https://x.cn/a', 'title': '甲'}]
+    """
+    records = []
+    for p in passages:
+        record = {"turn": turn, "source": p.source, "chunk_id": p.chunk_id, "score": p.score,
+                  "scores": dict(p.scores), "origin": origin}
+        if origin == "web":
+            record.update(url=p.source, title=p.title)
+        records.append(record)
+    return records
 
 
 def _chunk_passage(item: Any) -> Any:
@@ -115,7 +129,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         else:
             log.info("item %s: HuixiangDou did not answer (%s)", item.id, reply.state)
     elif ctx.kb is not None:
-        found = ctx.kb.retrieve(question, ctx.top_k)
+        found = await asyncio.to_thread(ctx.kb.retrieve, question, ctx.top_k)  # off the event loop
         if ctx.kb.is_answerable(found):
             passages, mode = found, "kb"
         else:
@@ -127,7 +141,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     if mode == "none" and (ctx.kb is not None or ctx.huixiangdou is not None or search is not None):
         return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
     emit(runtime, "retrieved", item.id, mode=mode, sources=[[p.source, p.score] for p in passages])
-    meta = {"retrieval": mode, "sources": old_sources + source_records(passages, turn)}
+    meta = {"retrieval": mode, "sources": old_sources + source_records(passages, turn, mode)}
     if mode == "web":
         meta["urls"] = [p.source for p in passages]
     return {**update, "passages": passages, "retrieval": mode,

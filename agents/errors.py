@@ -11,3 +11,16 @@ class ConfigError(ZaoshuError):
 
 class InputError(ZaoshuError):
     """A file, folder or argument the user gave cannot be used."""
+
+
+class ServiceError(ZaoshuError):
+    """An outside service (web search, HuixiangDou) failed for one item: that item is recorded as
+    failed and retried on resume; the run goes on. `fatal` ones (a refused key) stop the run."""
+
+    fatal = False
+
+
+class ServiceAuthError(ServiceError):
+    """The service refused the key or the configuration: retrying cannot help."""
+
+    fatal = True

@@ -7,6 +7,7 @@
         failed.jsonl           items whose LLM calls failed; retried by the next run
         stats.json             counts, tokens, cost, duration
         checkpoints.sqlite     LangGraph checkpoints (interactive review only)
+        run.lock               who is writing: one process at a time (flock; released even by kill -9)
 
 Each record is one `os.write` of a whole line to a file opened with O_APPEND, so a killed process
 leaves whole lines; a torn last line (power loss) is cut off when the run is opened again.
@@ -14,7 +15,9 @@ leaves whole lines; a torn last line (power loss) is cut off when the run is ope
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -25,6 +28,8 @@ from typing import Any
 import yaml
 
 from agents.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class Ledger:
@@ -92,12 +97,48 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
-class RunDir:
-    """A run's folder and its ledgers; `finished` holds every id that must not run again."""
+class RunLock:
+    """An exclusive lock on a run folder, so two processes never append the same items twice.
 
-    def __init__(self, path: Path, *, fsync_every: int = 20):
+    `flock` is released by the kernel when its holder dies (even by `kill -9`): a lock file left
+    behind names a PID that no longer holds it, and the next run takes it over.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / "run.lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise InputError(f"run folder {folder} is in use by PID {holder}: wait for that run to finish, "
+                             f"stop it, or choose another --out") from None
+        previous = os.pread(self._fd, 64, 0).decode(errors="replace").strip()
+        if previous and previous != str(os.getpid()):
+            log.warning("took over the lock of %s left by PID %s, which no longer holds it", folder, previous)
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class RunDir:
+    """A run's folder and its ledgers; `finished` holds every id that must not run again.
+
+    Opening one for writing (`lock=True`, the default) takes the folder's `RunLock`; `close()`
+    releases it. A reader (a dry run, `runs show`) passes `lock=False`.
+    """
+
+    def __init__(self, path: Path, *, fsync_every: int = 20, lock: bool = True):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(self.path) if lock else None
         self.fsync_every = fsync_every
         self.accepted_path = self.path / "accepted.jsonl"
         self.rejected_path = self.path / "rejected.jsonl"
@@ -152,6 +193,9 @@ class RunDir:
         for ledger in self._ledgers.values():
             ledger.close()
         self._ledgers.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def _atomic_write(path: Path, text: str) -> None:

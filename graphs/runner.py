@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agents.errors import ZaoshuError
+from agents.errors import ServiceError, ZaoshuError
 from agents.llm import Usage, close_clients
 from agents.llm_errors import LLMError, LLMFatalError
 from agents.schemas import ReasonCode
@@ -156,11 +156,11 @@ class Runner:
         except LLMFatalError as exc:
             self.request_stop("fatal", str(exc))
             return
-        except ZaoshuError as exc:
-            if not isinstance(exc, LLMError):
+        except ZaoshuError as exc:  # an LLM call or an outside service failed for this item
+            if isinstance(exc, LLMError) or (isinstance(exc, ServiceError) and not exc.fatal):
+                self._record_failure(item, exc)
+            else:
                 self.request_stop("fatal", str(exc))
-                return
-            self._record_failure(item, exc)
             return
         except Exception as exc:  # a bug in a node: keep the run going, record it, stop if it repeats
             log.exception("item %s crashed", item.id)

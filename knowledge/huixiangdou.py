@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from agents.errors import ZaoshuError
+from agents.errors import ServiceError
 
 SUCCESS = "success"
 _REFS = re.compile(r"^\s*\*\*References:\*\*\s*\r?\n((?:\s*\*\s.*\r?\n)*)\s*", re.MULTILINE)
 
 
-class HuixiangDouError(ZaoshuError):
-    """The HuixiangDou server could not be reached or answered with something unusable."""
+class HuixiangDouError(ServiceError):
+    """The HuixiangDou server could not be reached or answered with something unusable, for one item."""
 
 
 @dataclass

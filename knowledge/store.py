@@ -62,7 +62,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level="DEFERRED")
+        self.db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)  # callers serialise
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)

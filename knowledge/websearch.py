@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from agents.errors import ConfigError, ZaoshuError
+from agents.errors import ConfigError, ServiceAuthError, ServiceError
 from knowledge.passage import Passage
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 SERPER_URL = "https://google.serper.dev"
 
 
-class WebSearchError(ZaoshuError):
-    """The search provider failed (network, quota, key)."""
+class WebSearchError(ServiceError):
+    """The search provider failed for one query (network, quota): the item fails, the run goes on."""
+
+
+class WebSearchAuthError(WebSearchError, ServiceAuthError):
+    """The provider refused the key: the run stops."""
 
 
 class WebSearch(Protocol):
@@ -64,7 +68,7 @@ class SerperSearch:
         except httpx.HTTPError as exc:
             raise WebSearchError(f"Serper search failed ({type(exc).__name__}): {exc}") from exc
         if response.status_code in (401, 403):
-            raise WebSearchError(f"Serper refused the key (HTTP {response.status_code}): check SERPER_API_KEY")
+            raise WebSearchAuthError(f"Serper refused the key (HTTP {response.status_code}): check SERPER_API_KEY")
         if response.status_code != 200:
             raise WebSearchError(f"Serper answered HTTP {response.status_code}: {response.text[:120]!r}")
         try:

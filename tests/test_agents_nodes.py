@@ -90,7 +90,8 @@ async def test_retrieve_records_sources_and_scores():
     out = await answerer.retrieve({"item": ASPECT, "question": "黑熊精在哪？"}, run(Context(clients={}, kb=kb), events))
     assert out["retrieval"] == "kb"
     assert out["meta"]["sources"] == [{"turn": 0, "source": "wulewule/01_概览.md", "chunk_id": "wulewule/01_概览.md#3",
-                                       "score": 0.031, "scores": {"dense": 0.71, "bm25": 7.2, "fused": 0.031}}]
+                                       "score": 0.031, "scores": {"dense": 0.71, "bm25": 7.2, "fused": 0.031},
+                                       "origin": "kb"}]
     assert events[-1] == {"event": "retrieved", "item": ASPECT.id, "mode": "kb",
                           "sources": [["wulewule/01_概览.md", 0.031]]}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from agents.llm import ChatReply
 
 from finetune.evaluate import EndpointAnswerer, EvalItem, load_items, run_eval, write_report
 from finetune.judge import make_llm_judge
@@ -39,18 +39,13 @@ async def test_before_after_table(tmp_path):
     assert json.loads(js.read_text(encoding="utf-8"))["rows"][1]["tuned_score"] == 1.0
 
 
-@dataclass
-class Reply:
-    text: str
-
-
 class ScriptedClient:
     def __init__(self, replies):
         self.replies, self.calls = list(replies), []
 
     async def chat(self, messages, *, json_mode=False, temperature=None, max_tokens=None):
         self.calls.append((messages, json_mode, temperature, max_tokens))
-        return Reply(self.replies.pop(0))
+        return ChatReply(self.replies.pop(0))
 
 
 async def test_llm_judge_parses_reasons_then_score_and_reasks_once():

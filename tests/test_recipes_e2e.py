@@ -12,7 +12,8 @@ import yaml
 from rich.console import Console
 
 from graphs.rundir import read_jsonl
-from recipes.base import RunFlags, execute
+from graphs.execute import execute
+from graphs.session import RunRequest
 from recipes.emollm.recipe import EmoLLM
 from recipes.tianji.recipe import Tianji
 from recipes.wulewule.recipe import Wulewule
@@ -42,7 +43,7 @@ def server(monkeypatch):
 
 def run(recipe, config, out, **flags):
     console = Console(record=True, width=200, file=open(os.devnull, "w"))
-    code = execute(recipe, RunFlags(config=config, out=out, concurrency=flags.pop("concurrency", 1), **flags), console)
+    code = execute(recipe, RunRequest(config=config, out=out, concurrency=flags.pop("concurrency", 1), **flags), console)
     return code, console.export_text()
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
+from pydantic import Field
+
+from graphs.config import RecipeConfig, Strict
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -30,31 +33,47 @@ def unique_emotions(emotions: list[str]) -> list[str]:
     return list(dict.fromkeys(emotions))
 
 
+class Exchange(Strict):
+    seeker: str
+    counsellor: str
+
+
+class EmoLLMConfig(RecipeConfig):
+    areas: list[str] = Field(min_length=1)
+    emotions: list[str] = Field(min_length=1)
+    counsellor_system_prompt: str | None = None
+    seeker_instruction: str | None = None
+    turns: tuple[int, int] = (3, 6)
+    counsellor_few_shot: list[Exchange] = Field(default_factory=list)
+    few_shot_k: int = Field(default=3, ge=0)
+    dialogues_per_scene: int = Field(default=1, ge=1)
+    turn_length: tuple[int, int] | None = None
+
+
 class EmoLLM(Recipe):
     name = "emollm"
     graph = "dialogue"
     config_file = Path(__file__).with_name("emollm.yaml")
+    config_model = EmoLLMConfig
 
-    def items(self, config: dict[str, Any]) -> Iterator[WorkItem]:
-        emotions = unique_emotions(config["emotions"])
-        per_scene = int(config.get("dialogues_per_scene") or 1)
-        turns = list(config.get("turns") or (3, 6))
-        for n in range(per_scene):
+    def items(self, config: EmoLLMConfig) -> Iterator[WorkItem]:
+        emotions = unique_emotions(config.emotions)
+        turns = list(config.turns)
+        for n in range(config.dialogues_per_scene):
             for emotion in emotions:
-                for area in config["areas"]:
+                for area in config.areas:
                     key = {"area": area, "emotion": emotion, "n": n}
                     yield WorkItem.for_recipe(self.name, "dialogue", key=key, payload={**key, "turns": turns})
 
-    def prepare(self, config: dict[str, Any], run_dir: Path, console: Console) -> dict[str, Any]:
+    def prepare(self, config: EmoLLMConfig, run_dir: Path, console: Console) -> None:
         exports = run_dir / "exports"
         exports.mkdir(parents=True, exist_ok=True)
-        records = self_cognition(config, system_key="counsellor_system_prompt")
+        records = self_cognition(config.self_cognition, config.counsellor_system_prompt or "")
         write_jsonl(exports / "self_cognition.jsonl", records)
         console.print(f"wrote {len(records)} self-cognition records → {exports / 'self_cognition.jsonl'}",
                       highlight=False)
-        return {}
 
-    def finish(self, config: dict[str, Any], run_dir: Path, console: Console) -> None:
+    def finish(self, config: EmoLLMConfig, run_dir: Path, console: Console) -> None:
         """Accepted dialogues again as `exports/by_scene/{area}/{emotion}.jsonl` (XTuner format)."""
         from agents.schemas import Sample
         from finetune.formats import to_xtuner

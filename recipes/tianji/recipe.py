@@ -8,27 +8,65 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from agents.errors import InputError
+from pydantic import Field
+
+from graphs.config import RecipeConfig, Strict
 from graphs.state import WorkItem
 from recipes.base import Recipe
+
+
+class Example(Strict):
+    input: str
+    output: str
+
+
+class Style(Strict):
+    suffix: str = ""
+    min_chars: int | None = None
+    max_chars: int | None = None
+    emoji: tuple[int, int] | None = Field(default=None, description="[min, max] emoji, or null for none at all.")
+    instruction: str | None = None
+    few_shot: list[Example] = Field(default_factory=list)
+
+
+class Role(Strict):
+    name: str
+    relation: Literal["elder", "peer", "junior"] | None = None
+    sibling: bool | None = None
+
+
+class Exclusion(Strict):
+    role: str
+    scene: str
+    reason: str | None = None
+
+
+class TianjiConfig(RecipeConfig):
+    roles: list[Role | str] = Field(min_length=1)
+    scenes: list[str] = Field(min_length=1)
+    styles: dict[str, Style] = Field(min_length=1)
+    input_templates: list[str] = Field(default_factory=list)
+    random_constraints: list[str] = Field(default_factory=list)
+    compat_exclusions: list[Exclusion] = Field(default_factory=list)
+    variants_per_cell: int = Field(default=1, ge=1)
+    humanize_inputs: bool = False
+    few_shot_k: int = Field(default=3, ge=0)
 
 
 class Tianji(Recipe):
     name = "tianji"
     graph = "persona"
     config_file = Path(__file__).with_name("tianji.yaml")
+    config_model = TianjiConfig
 
-    def items(self, config: dict[str, Any]) -> Iterator[WorkItem]:
-        roles = [r["name"] if isinstance(r, dict) else r for r in config.get("roles") or []]
-        scenes = [s.strip() for s in config.get("scenes") or []]
-        styles = list(config.get("styles") or {})
-        if not (roles and scenes and styles):
-            raise InputError("tianji.yaml needs roles, scenes and styles")
-        variants = int(config.get("variants_per_cell") or 1)
-        humanize = bool(config.get("humanize_inputs"))
-        for variant in range(variants):
+    def items(self, config: TianjiConfig) -> Iterator[WorkItem]:
+        roles = [r.name if isinstance(r, Role) else r for r in config.roles]
+        scenes = [s.strip() for s in config.scenes]
+        styles = list(config.styles)
+        humanize = config.humanize_inputs
+        for variant in range(config.variants_per_cell):
             for style in styles:
                 for scene in scenes:
                     for role in roles:

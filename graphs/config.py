@@ -1,0 +1,179 @@
+"""The recipe YAML's schema: every key is declared, so a typo is an error instead of a silent default.
+
+>>> load_recipe_config({"recipe": "x", "max_revison": 3}, RecipeConfig, "x.yaml")
+Traceback (most recent call last):
+...
+agents.errors.InputError: x.yaml: unknown key 'max_revison' — did you mean 'max_revisions'?
+
+Each recipe extends `RecipeConfig` with its own keys (`recipes/<name>/recipe.py`); the parts every
+recipe shares — `llm`, `prompts`, `critic`, `answerer`, `rules` — are declared here, and the
+composition root (graphs/session.py) reads them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from agents.errors import InputError
+from agents.settings import LLMFields
+
+
+class Strict(BaseModel):
+    """A YAML block: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StrictLLM(LLMFields):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMBlock(StrictLLM):
+    """The recipe's `llm:` block: endpoint fields for every role, and per-role overrides."""
+
+    asker: StrictLLM | None = None
+    answerer: StrictLLM | None = None
+    responder: StrictLLM | None = None
+    critic: StrictLLM | None = None
+    concurrency: int | None = Field(default=None, description="Work items in flight at once.")
+    structured_attempts: int | None = Field(default=None, description="Attempts to get valid JSON.")
+
+
+class AnswererConfig(Strict):
+    """Where answers come from (QA recipes): our index, or a running HuixiangDou server; and the web
+    fallback when the knowledge base cannot answer."""
+
+    backend: Literal["rag", "huixiangdou"] = "rag"
+    huixiangdou_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:23333")
+    web_fallback: Literal["off", "serper", "ddgs"] = "off"
+
+
+class CriticConfig(Strict):
+    judge: Literal["off", "on", "strict"] = Field(
+        default="on", description="off: rules only; on: rules, then the LLM judge; strict: the judge's scores must all pass.")
+    min_score: float = Field(default=0.6, ge=0, le=1, description="A judge score under this is a revise.")
+
+
+class RulesConfig(Strict):
+    enabled: list[str] | None = None
+    disabled: list[str] = Field(default_factory=list)
+    allow_english: bool = False
+
+
+class SelfCognition(Strict):
+    name: str = ""
+    author: str = ""
+    questions: list[str] = Field(default_factory=list)
+    answers: list[str] = Field(default_factory=list)
+
+
+class RecipeConfig(Strict):
+    """Keys every recipe YAML may have."""
+
+    recipe: str
+    system_prompt: str | None = None
+    llm: LLMBlock = Field(default_factory=LLMBlock)
+    prompts: dict[str, str] = Field(default_factory=dict, description="Overrides of the agents' prompts by name.")
+    max_revisions: int = Field(default=2, ge=0)
+    seed: int = Field(default=0, description="Seed for the random choices (few-shot picks, constraints).")
+    expected_output_tokens: dict[str, int] = Field(default_factory=dict, description="For the dry-run estimate.")
+    critic: CriticConfig = Field(default_factory=CriticConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    self_cognition: SelfCognition | None = None
+
+    _source: Path = PrivateAttr(default=Path("recipe.yaml"))
+
+    def set_source(self, path: Path) -> None:
+        self._source = Path(path)
+
+    @property
+    def source(self) -> Path:
+        """The YAML file this config was read from."""
+        return self._source
+
+    def path(self, value: str | Path) -> Path:
+        """A path from the YAML: absolute; else relative to the working directory if it exists there;
+        else relative to the repository the recipe's YAML sits in (recipes/<name>/<name>.yaml), or
+        to the YAML's own folder for a YAML elsewhere."""
+        path = Path(value).expanduser()
+        if path.is_absolute() or path.exists():
+            return path
+        folder = self._source.resolve().parent
+        repo = folder.parents[1] if folder.parent.name == "recipes" else folder
+        return repo / path
+
+
+class KnowledgeRecipeConfig(RecipeConfig):
+    """A recipe that answers from knowledge folders (QA): the index and the answerer backend."""
+
+    knowledge_folder: str | None = None
+    extra_knowledge_folders: list[str] = Field(default_factory=list)
+    index_dir: str | None = Field(default=None, description="Default: runs/<recipe>/index.")
+    embedder: str | None = Field(default=None, description="auto, hash, a model name or path, openai:<model>.")
+    top_k: int = Field(default=4, ge=1)
+    answer_length: tuple[int, int] | None = None
+    answerer: AnswererConfig = Field(default_factory=AnswererConfig)
+
+    @property
+    def folders(self) -> list[str]:
+        return [f for f in [self.knowledge_folder, *self.extra_knowledge_folders] if f]
+
+
+def load_recipe_config(data: Any, model: type[RecipeConfig], source: str | Path) -> RecipeConfig:
+    """Validate a YAML mapping against `model`; errors are one line naming the file and the key."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a recipe config must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(describe(exc, model, source)) from None
+
+
+def describe(exc: ValidationError, model: type[BaseModel], source: str | Path) -> str:
+    """The first error as one line; an unknown key names the nearest valid one."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    where = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        valid = keys_at(model, error["loc"][:-1])
+        near = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+        hint = f" — did you mean '{'.'.join([*loc[:-1], near[0]])}'?" if near else \
+            f" (valid keys: {', '.join(sorted(valid))})"
+        return f"{source}: unknown key '{where}'{hint}"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: key '{where}': {error['msg']}{more}"
+
+
+def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the block at `loc` (list indexes and dict keys are stepped over)."""
+    current: Any = model
+    for part in loc:
+        current = _model_in(current.model_fields[part].annotation) if _is_model(current) and \
+            part in current.model_fields else _model_in(current)
+        if current is None:
+            return []
+    current = _model_in(current) if not _is_model(current) else current
+    return list(current.model_fields) if _is_model(current) else []
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _model_in(tp: Any) -> Any:
+    """The BaseModel inside an annotation such as `X | None`, `list[X]`, `dict[str, X]`."""
+    if _is_model(tp):
+        return tp
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType, list, dict, tuple):
+        for arg in typing.get_args(tp):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,147 @@
+"""Run a recipe end to end: plan (dry run) or lock the run folder, prepare, run, write stats, report.
+
+    code = execute(Wulewule(), RunRequest(limit=10), Console())
+
+What is built for the run comes from graphs.session (the composition root); this module only
+orders the steps and talks to the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+from rich.console import Console
+
+from graphs.session import (
+    RecipeLike,
+    RunRequest,
+    build_context,
+    build_services,
+    context_fields,
+    fingerprint,
+    load_config,
+    resolve_settings,
+)
+
+log = logging.getLogger(__name__)
+
+
+def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = None) -> int:
+    """Run a recipe; returns the exit code. User errors raise ZaoshuError (one line at the CLI)."""
+    from agents.context import Context
+    from agents.llm import Usage
+    from graphs.observer import RichTracer
+    from graphs.plan import make_plan, render_plan
+    from graphs.registry import GRAPHS
+    from graphs.rundir import RunDir, resolve_run_dir
+    from graphs.runner import Budget, RunOptions
+
+    console = console or Console()
+    config = load_config(recipe, request)
+    settings = resolve_settings(config, request)
+    budget = Budget.parse(request.budget) if request.budget else None
+    print_ = fingerprint(config)
+    run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
+    all_items = list(islice(recipe.items(config), request.limit))
+
+    if request.dry_run:  # reads an existing run folder, creates nothing
+        finished = RunDir(run_path, lock=False).finished if run_path.exists() else set()
+        todo = [item for item in all_items if item.id not in finished]
+        ctx = Context(clients={}, **context_fields(config, settings))
+        recipe_dict = config.model_dump(mode="json")
+        render_plan(make_plan(recipe.graph, todo, len(all_items) - len(todo), ctx, settings, recipe_dict), console)
+        return 0
+
+    run = RunDir(run_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
+    try:
+        todo = [item for item in all_items if item.id not in run.finished]
+        console.print(f"[bold]{recipe.name}[/] → {run_path}  ({len(todo)} of {len(all_items)} items to run)")
+        run.write_config({"recipe": config.model_dump(mode="json", exclude_unset=True),
+                          "settings": settings.masked_dump(), "flags": request.dump()})
+        _write_stats(run, None, None, config.recipe, print_, started=time.time(), status="preparing")
+        services = build_services(config, settings, run_path.parent, console)
+        recipe.prepare(config, run_path, console)
+        usage = Usage()
+        # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
+        ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+        console.print("models: " + "; ".join(
+            f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
+            for role, c in ctx.clients.items()), highlight=False)
+        graph = GRAPHS[recipe.graph]().compile()
+        tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
+                            currency=settings.for_role("asker").currency)
+        options = RunOptions(concurrency=settings.concurrency, target=request.target, budget=budget)
+        started = time.time()
+        outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
+        _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason)
+        recipe.finish(config, run_path, console)
+    finally:
+        run.close()
+    return _report(outcome, recipe.name, run_path, console)
+
+
+async def _run(graph, ctx, run, usage, options, tracer, items, request: RunRequest, console: Console):
+    from graphs.runner import Runner, install_signal_handlers
+
+    invoke = None
+    if request.interactive:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        from graphs.review import ConsoleReviewer, ReviewInvoker, build_review_graph
+
+        saver_cm = AsyncSqliteSaver.from_conn_string(str(run.checkpoints_path))
+        saver = await saver_cm.__aenter__()
+        review_graph = build_review_graph(graph).compile(checkpointer=saver)
+        invoke = ReviewInvoker(review_graph, ConsoleReviewer(console), ctx)
+    runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke)
+    install_signal_handlers(runner)
+    try:
+        return await runner.run(items)  # it skips the finished ones
+    finally:
+        if request.interactive:
+            await saver_cm.__aexit__(None, None, None)
+
+
+def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: float, status: str) -> None:
+    """stats.json: counts, tokens and cost summed over every session of this run."""
+    prev = run.read_stats()
+    data = {"recipe": recipe, "fingerprint": print_, "status": status,
+            "accepted": len(run.accepted_ids), "rejected": len(run.rejected_ids),
+            "rejected_by_code": dict(run.rejected_codes.most_common()),
+            "failed": prev.get("failed", 0) + (outcome.failed if outcome else 0),  # failures over all sessions
+            "duration_s": prev.get("duration_s", 0.0), "input_tokens": prev.get("input_tokens", 0),
+            "output_tokens": prev.get("output_tokens", 0), "cost": prev.get("cost", 0.0),
+            "usage_by_role": prev.get("usage_by_role", {}), "sessions": prev.get("sessions", 0),
+            "currency": prev.get("currency", "¥"), "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if outcome is not None and usage is not None:
+        data.update(duration_s=data["duration_s"] + time.time() - started,
+                    input_tokens=data["input_tokens"] + usage.input_tokens,
+                    output_tokens=data["output_tokens"] + usage.output_tokens,
+                    cost=data["cost"] + usage.cost, sessions=data["sessions"] + 1, message=outcome.message)
+        for role, u in usage.as_dict().items():
+            total = data["usage_by_role"].setdefault(role, {})
+            for key, value in u.items():
+                total[key] = total.get(key, 0) + value
+    run.write_stats(data)
+
+
+def _report(outcome, name: str, run_path: Path, console: Console) -> int:
+    line = (f"accepted {outcome.accepted} · rejected {outcome.rejected} · failed {outcome.failed} → "
+            f"{run_path}/accepted.jsonl")
+    if outcome.reason in ("completed", "target"):
+        console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False)
+        return 0
+    args = [a for a in sys.argv[1:] if a != "--fresh"]
+    if "--out" not in args:
+        args += ["--out", str(run_path)]
+    resume = shlex.join(["python", "-m", f"recipes.{name}", *args])
+    color = "red" if outcome.reason == "fatal" else "yellow"
+    console.print(f"[{color}]{outcome.reason}[/]: {outcome.message}", highlight=False)
+    console.print(f"{line}\nresume with: {resume}", highlight=False)
+    return {"fatal": 1, "interrupted": 130}.get(outcome.reason, 0)

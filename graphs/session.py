@@ -1,0 +1,215 @@
+"""The composition root: resolve the settings and the recipe's validated config once, build every
+service a node may use into one `Context`, and run the recipe's items through its graph.
+
+    python -m recipes.wulewule --answerer huixiangdou --huixiangdou-url http://127.0.0.1:23333
+        └─ RunRequest (the flags, None = not given)
+             └─ load_config: YAML + flags → WulewuleConfig (unknown keys refused)
+             └─ resolve_settings: flag > environment / .env > YAML `llm:` > default
+             └─ build_services: knowledge base, web search, HuixiangDou (before any LLM client, so a
+                run with no endpoint still leaves the recipe's own outputs)
+             └─ build_context: per-role clients (one Pacing per endpoint and key), dedupers, judge mode
+
+A flag goes from the command line into `RunRequest`, then straight to the one place that uses it.
+A recipe (recipes/base.py) is only its config model, its items, `prepare` and `finish`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional, Protocol
+
+import yaml
+from rich.console import Console
+
+from agents.context import Context
+from agents.errors import ConfigError, InputError
+from agents.schemas import WorkItem
+from agents.settings import Settings, load_settings
+from graphs.config import KnowledgeRecipeConfig, RecipeConfig, load_recipe_config
+
+log = logging.getLogger(__name__)
+
+
+class RecipeLike(Protocol):
+    """What the session needs of a recipe (recipes.base.Recipe is one)."""
+
+    name: str
+    graph: str
+    config_file: Path
+    config_model: type[RecipeConfig]
+
+    def items(self, config: Any) -> Iterator[WorkItem]: ...
+    def prepare(self, config: Any, run_dir: Path, console: Console) -> None: ...
+    def finish(self, config: Any, run_dir: Path, console: Console) -> None: ...
+
+
+@dataclass
+class RunRequest:
+    """The recipe command's flags. `None` means "not given": it overrides nothing."""
+
+    limit: Optional[int] = None
+    target: Optional[int] = None
+    concurrency: Optional[int] = None
+    trace: bool = False
+    trace_file: Optional[Path] = None
+    dry_run: bool = False
+    out: Optional[Path] = None
+    fresh: bool = False
+    budget: Optional[str] = None
+    interactive: bool = False
+    config: Optional[Path] = None
+    fsync_every: int = 20
+    answerer: Optional[str] = None
+    huixiangdou_url: Optional[str] = None
+    web_fallback: Optional[str] = None
+    judge: Optional[str] = None
+
+    def config_overrides(self) -> dict[str, Any]:
+        """The flags that stand for recipe YAML keys, as YAML, only those given."""
+        answerer = {k: v for k, v in (("backend", self.answerer), ("huixiangdou_url", self.huixiangdou_url),
+                                      ("web_fallback", self.web_fallback)) if v is not None}
+        overrides: dict[str, Any] = {"answerer": answerer} if answerer else {}
+        if self.judge is not None:
+            overrides["critic"] = {"judge": self.judge}
+        return overrides
+
+    def dump(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+# ---- resolving ------------------------------------------------------------------------------------
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"recipe config not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
+    """The recipe's YAML (or `--config`) with the flags that override YAML keys, validated."""
+    path = request.config or recipe.config_file
+    data = read_yaml(path)
+    overrides = request.config_overrides()
+    if "answerer" in overrides and "answerer" not in recipe.config_model.model_fields:
+        raise InputError(f"--answerer, --huixiangdou-url and --web-fallback apply to QA recipes; "
+                         f"{recipe.name} answers from no knowledge base")
+    for key, value in overrides.items():
+        data[key] = {**(data.get(key) or {}), **value}
+    config = load_recipe_config(data, recipe.config_model, path)
+    config.set_source(path)
+    return config
+
+
+def resolve_settings(config: RecipeConfig, request: RunRequest) -> Settings:
+    """Flag > environment / .env > the YAML's `llm:` block > default; flags left unset override nothing."""
+    cli = {"concurrency": request.concurrency} if request.concurrency is not None else {}
+    return load_settings(config.llm.model_dump(exclude_none=True), cli=cli)
+
+
+def fingerprint(config: RecipeConfig) -> str:
+    """Same recipe config → same fingerprint → a rerun resumes the same run folder."""
+    text = json.dumps(config.model_dump(mode="json", exclude_unset=True), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# ---- services -------------------------------------------------------------------------------------
+
+class SerialKnowledgeBase:
+    """A knowledge base that nodes may query from worker threads (`asyncio.to_thread`), one query at a
+    time: retrieval leaves the event loop, so a slow query no longer stalls every item in flight."""
+
+    def __init__(self, kb: Any):
+        self.kb = kb
+        self._lock = threading.Lock()
+
+    def retrieve(self, query: str, k: int = 5) -> list[Any]:
+        with self._lock:
+            return self.kb.retrieve(query, k)
+
+    def is_answerable(self, passages: list[Any]) -> bool:
+        with self._lock:
+            return self.kb.is_answerable(passages)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kb, name)
+
+
+def build_knowledge(config: KnowledgeRecipeConfig, run_root: Path, console: Console) -> Any:
+    """Build (or update incrementally) the index over the recipe's knowledge folders."""
+    from knowledge.index import KnowledgeBase
+
+    folders = [config.path(f) for f in config.folders]
+    if not folders:
+        raise ConfigError(f"{config.source}: the rag answerer needs knowledge_folder (or --answerer huixiangdou)")
+    index_dir = config.path(config.index_dir) if config.index_dir else run_root / "index"
+    kb = KnowledgeBase.build(folders[0], index_dir, config.embedder)
+    for folder in folders[1:]:
+        kb.add(folder)
+    stats = kb.stats()
+    console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files', '?')} files "
+                  f"({stats.get('embedder', {}).get('name', kb.embedder.name)})", highlight=False)
+    return SerialKnowledgeBase(kb)
+
+
+def build_services(config: RecipeConfig, settings: Settings, run_root: Path, console: Console) -> dict[str, Any]:
+    """The knowledge base, web search and HuixiangDou client the recipe's answerer uses (none for
+    recipes that answer from no knowledge)."""
+    if not isinstance(config, KnowledgeRecipeConfig):
+        return {}
+    from knowledge.websearch import make_search
+
+    answerer = config.answerer
+    services: dict[str, Any] = {}
+    if answerer.backend == "huixiangdou":
+        from knowledge.huixiangdou import HuixiangDouClient
+
+        if not answerer.huixiangdou_url:
+            raise ConfigError("the huixiangdou answerer needs its server: --huixiangdou-url URL "
+                              "(or answerer.huixiangdou_url in the recipe YAML)")
+        services["huixiangdou"] = HuixiangDouClient(answerer.huixiangdou_url)
+        console.print(f"answerer: HuixiangDou at {answerer.huixiangdou_url}", highlight=False)
+    else:
+        services["kb"] = build_knowledge(config, run_root, console)
+    if answerer.web_fallback != "off":
+        key = settings.serper_api_key.get_secret_value() if settings.serper_api_key else None
+        services["search"] = make_search(answerer.web_fallback, base_url=settings.serper_base_url, api_key=key)
+        console.print(f"web fallback: {answerer.web_fallback}", highlight=False)
+    return services
+
+
+def build_context(config: RecipeConfig, settings: Settings, services: dict[str, Any], *, usage: Any,
+                  accepted: Iterator[dict[str, Any]] = iter(())) -> Context:
+    """Every client and service a node may use. `accepted` warms the dedupers with earlier samples."""
+    from agents.dedup import Deduper, sample_texts
+    from agents.llm import make_clients
+    from agents.schemas import Sample
+
+    clients = make_clients(settings, usage=usage)
+    dedup_q, dedup_a = Deduper(), Deduper()
+    for record in accepted:
+        texts = sample_texts(Sample.model_validate(record))
+        if texts.get("question"):
+            dedup_q.add(record["id"], texts["question"])
+        if texts.get("answer"):
+            dedup_a.add(record["id"], texts["answer"])
+    return Context(clients=clients, deduper_questions=dedup_q, deduper_answers=dedup_a,
+                   **context_fields(config, settings), **services)
+
+
+def context_fields(config: RecipeConfig, settings: Settings) -> dict[str, Any]:
+    """The Context fields that come from the config and settings (no clients, no services)."""
+    fields = {"recipe": config.model_dump(mode="json", exclude_unset=True), "max_revisions": config.max_revisions,
+              "structured_attempts": settings.structured_attempts, "rng_seed": config.seed,
+              "judge": config.critic.judge, "judge_min_score": config.critic.min_score}
+    if isinstance(config, KnowledgeRecipeConfig):
+        fields["top_k"] = config.top_k
+    return fields
+

@@ -1,0 +1,153 @@
+"""The answerer backends through `python -m recipes.wulewule`: our index with a Serper web fallback
+(the key from `.env`), and a HuixiangDou server — fake ones on 127.0.0.1 — and a failing service
+that fails one item, not the run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from graphs.rundir import read_jsonl
+from tests.fake_openai import FakeOpenAI
+from tests.fake_services import FakeHuixiangDou, FakeSerper, Reply
+from tests.recipe_replies import reply
+
+REPO = Path(__file__).resolve().parents[1]
+
+WEB = {"棍法": [{"title": "黑神话悟空棍法介绍", "link": "https://example.com/wukong/staff",
+                 "snippet": "棍法入门。天命人的棍法分为劈棍、立棍和戳棍三种姿态。每种姿态都有各自的重击和连招方式。"}],
+       "法术": [{"title": "法术一览", "link": "https://example.com/wukong/spells",
+                 "snippet": "法术入门。定身法可以让敌人短暂停止行动，是最早学会的法术之一。配合重击使用效果很好。"}]}
+
+
+class TopicSerper(FakeSerper):
+    """Results by topic, like a real search engine: a question about 棍法 gets the 棍法 page."""
+
+    def __init__(self, key: str):
+        super().__init__([], key=key)
+
+    def handle(self, path, headers, payload):
+        self.organic = next((hits for topic, hits in WEB.items() if topic in payload.get("q", "")), [])
+        return super().handle(path, headers, payload)
+
+
+def recipe_yaml(tmp_path: Path, folder: Path, **changes) -> Path:
+    config = yaml.safe_load((REPO / "recipes/wulewule/wulewule.yaml").read_text(encoding="utf-8"))
+    config.update(knowledge_folder=str(folder), embedder="hash", aspects=["棍法类型", "天命人法术类型"],
+                  questions_per_aspect=1, multi_turn={"every": 0}, index_dir=str(tmp_path / "index"), **changes)
+    path = tmp_path / "wulewule.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def small_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "a.md").write_text("# 建筑\n\n游戏里出现了许多山西的古建筑，例如玉皇庙和小西天，都按实地扫描还原。\n",
+                                 encoding="utf-8")
+    return folder
+
+
+def run_recipe(tmp_path: Path, server: FakeOpenAI, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+    base.update(PYTHONPATH=str(REPO), ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-model",
+                ZAOSHU_API_KEY="sk-test-backends-0000", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "recipes.wulewule", *args], cwd=tmp_path, env=base,
+                          capture_output=True, text=True, timeout=240)
+
+
+def never_answerable(index_dir: Path) -> None:
+    """Calibrate the index so that its answerability gate says no to everything."""
+    from knowledge.index import KnowledgeBase
+
+    kb = KnowledgeBase.open(index_dir)
+    kb.store.set_meta("answerability", {"signal": "bm25", "threshold": 1e9})
+    kb.store.commit()
+    kb.close()
+
+
+def test_web_fallback_answers_what_the_index_cannot_with_urls_in_meta(tmp_path):
+    folder = small_folder(tmp_path)
+    config = recipe_yaml(tmp_path, folder)
+    (tmp_path / ".env").write_text("SERPER_API_KEY=serper-test-key\n", encoding="utf-8")  # from .env, as documented
+    with FakeOpenAI(reply=reply) as server, TopicSerper(key="serper-test-key") as serper:
+        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        assert first.returncode == 0, first.stderr  # builds the index
+        never_answerable(tmp_path / "index")
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--web-fallback", "serper",
+                            env={"ZAOSHU_SERPER_BASE_URL": serper.url})
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "web fallback: serper" in result.stdout
+    accepted = list(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    assert len(accepted) == 2 and len(serper.requests) == 2
+    assert sorted(r["json"]["q"] for r in serper.requests) == sorted(s["turns"][0]["input"] for s in accepted)
+    for sample in accepted:
+        topic = "棍法" if "棍法" in sample["meta"]["aspect"] else "法术"
+        (hit,) = WEB[topic]
+        assert sample["meta"]["retrieval"] == "web"
+        assert [(s["origin"], s["url"], s["title"]) for s in sample["meta"]["sources"]] == \
+            [("web", hit["link"], hit["title"])]
+        assert sample["turns"][0]["output"] in hit["snippet"]  # answered from the result, word for word here
+
+
+def test_huixiangdou_answers_with_its_refs_in_both_reply_shapes(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    group = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。",
+                       "refs": ["棍法.md"]}]}
+    repo = "**References:**\r\n* 法术.md\r\n* 变化.md\r\n\r\n定身法能让敌人短暂停下，是天命人较早学会的法术。"
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, group), Reply(200, repo)]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url)
+    assert result.returncode == 0, result.stderr + result.stdout
+    accepted = {s["turns"][0]["output"]: s for s in read_jsonl(tmp_path / "run/accepted.jsonl")}
+    assert set(accepted) == {group["step"][0]["response"], "定身法能让敌人短暂停下，是天命人较早学会的法术。"}
+    refs = {tuple(s["meta"]["huixiangdou_refs"]) for s in accepted.values()}
+    assert refs == {("棍法.md",), ("法术.md", "变化.md")}
+    assert all(s["meta"]["retrieval"] == "huixiangdou" and s["meta"]["models"]["answerer"] == "huixiangdou"
+               for s in accepted.values())
+    assert not (tmp_path / "index").exists()  # the server has its own knowledge: no index is built
+    assert [r["path"] for r in hxd.requests] == ["/huixiangdou_inference"] * 2
+
+
+def test_a_failing_service_fails_one_item_which_the_next_run_retries(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    good = [{"step": [{"state": "success", "response": text, "refs": ["棍法.md"]}]}
+            for text in ("天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "定身法能让敌人短暂停下，是天命人较早学会的法术。")]
+    args = ["--config", str(config), "--out", "run", "--answerer", "huixiangdou", "--concurrency", "1"]
+    replies = [Reply(503, {"detail": "busy"}), Reply(200, good[0]), Reply(200, good[1])]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou(replies) as hxd:
+        first = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url)
+        assert first.returncode == 0, first.stderr + first.stdout
+        failed = list(read_jsonl(tmp_path / "run/failed.jsonl"))
+        assert len(failed) == 1 and "HuixiangDou" in failed[0]["error"] and "503" in failed[0]["error"]
+        assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+        second = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url)
+    assert second.returncode == 0 and "(1 of 2 items to run)" in second.stdout
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 2
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert stats["accepted"] == 2 and stats["failed"] == 1
+
+
+def test_a_refused_serper_key_stops_the_run_with_one_line(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server, TopicSerper(key="the-right-key") as serper:
+        run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        never_answerable(tmp_path / "index")
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--web-fallback", "serper",
+                            env={"ZAOSHU_SERPER_BASE_URL": serper.url, "SERPER_API_KEY": "wrong-key"})
+    assert result.returncode == 1
+    assert "fatal" in result.stdout and "Serper refused the key (HTTP 403)" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_huixiangdou_without_a_url_is_one_clear_error(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--answerer", "huixiangdou")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: the huixiangdou answerer needs its server: --huixiangdou-url URL (or answerer.huixiangdou_url in "
+        "the recipe YAML)"]
