@@ -234,3 +234,28 @@ async def test_questions_asked_earlier_in_the_run_for_the_aspect_are_shown():
     assert ctx.asked == {"主要角色": ["黑熊精住在哪座山？", "黄风大圣是谁？"]}
     _, prompt = asker.question_prompt(ctx, other, [], [], [])
     assert "黑熊精" not in prompt  # another aspect's questions are not shown
+
+
+async def test_a_slow_retrieval_does_not_stall_the_event_loop():
+    import asyncio
+    import time as clock
+
+    class SlowKB(FakeKB):
+        def retrieve(self, query, k):
+            clock.sleep(0.5)  # a large index, a cold cache
+            return super().retrieve(query, k)
+
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    kb = SlowKB([passage("黑熊精盘踞在黑风山。", index=3, score=0.031, dense=0.71, bm25=7.2)])
+    task = asyncio.create_task(ticker())
+    out = await answerer.retrieve({"item": ASPECT, "question": "黑熊精在哪？"}, run(Context(clients={}, kb=kb), []))
+    task.cancel()
+    assert out["retrieval"] == "kb"
+    assert ticks >= 20  # other items kept running while the query took 0.5 s

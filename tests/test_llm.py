@@ -159,3 +159,18 @@ async def test_usage_is_counted_per_role_and_costed(fake_llm, monkeypatch):
     assert per_call_in > 0 and usage.roles["critic"].input_tokens == 2 * per_call_in
     expected = 3 * (per_call_in * 2 + usage.roles["asker"].output_tokens * 8) / 1000
     assert usage.cost == pytest.approx(expected)
+
+
+async def test_roles_on_one_endpoint_and_key_share_one_pacing_whatever_their_temperature(fake_llm, monkeypatch):
+    monkeypatch.setenv("ZAOSHU_CRITIC__TEMPERATURE", "0")  # as .env.example suggests
+    monkeypatch.setenv("ZAOSHU_CRITIC__MODEL", "judge-model")
+    monkeypatch.setenv("ZAOSHU_RPM", "600")  # one start every 0.1 s for the account, not per role
+    clients = make_clients(load_settings(env_file=None))
+    assert len({id(c.limiter) for c in clients.values()}) == 1 and len({id(c.gate) for c in clients.values()}) == 1
+    start = time.monotonic()
+    await asyncio.gather(*(clients[role].chat(MSGS) for role in ("asker", "critic") * 3))
+    assert time.monotonic() - start >= 5 * 0.1 - 0.02  # 6 starts, 0.1 s apart, across both roles
+    assert {r.body["temperature"] for r in fake_llm.requests} == {0.0, 0.7}
+    monkeypatch.setenv("ZAOSHU_CRITIC__BASE_URL", fake_llm.base_url.replace("127.0.0.1", "localhost"))
+    clients = make_clients(load_settings(env_file=None))
+    assert clients["critic"].limiter is not clients["asker"].limiter  # another endpoint: its own limits

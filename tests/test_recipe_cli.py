@@ -1,0 +1,163 @@
+"""What a user of `python -m recipes.<name>` notices: which setting wins, two runs on one folder,
+a reply cut at max_tokens, a misspelt YAML key — all through the recipe command itself."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from graphs.rundir import read_jsonl
+from tests.fake_openai import FakeOpenAI
+from tests.recipe_replies import reply
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tianji_yaml(tmp_path: Path, **changes) -> Path:
+    config = yaml.safe_load((REPO / "recipes/tianji/tianji.yaml").read_text(encoding="utf-8"))
+    config.update({"roles": [{"name": "奶奶", "relation": "elder"}, {"name": "同事", "relation": "peer"}],
+                   "scenes": ["生日", "春节", "中秋节"], "styles": {"正常": config["styles"]["正常"]}, **changes})
+    path = tmp_path / "tianji.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def command(tmp_path: Path, server: FakeOpenAI, *args: str, env: dict | None = None, recipe: str = "tianji"):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+    base.update(PYTHONPATH=str(REPO), ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-model", **(env or {}))
+    return [sys.executable, "-m", f"recipes.{recipe}", *args], dict(base), tmp_path
+
+
+def run(tmp_path, server, *args, env=None, recipe="tianji") -> subprocess.CompletedProcess:
+    cmd, env, cwd = command(tmp_path, server, *args, env=env, recipe=recipe)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def resolved(tmp_path: Path, out: str) -> dict:
+    return yaml.safe_load((tmp_path / out / "config.resolved.yaml").read_text(encoding="utf-8"))["settings"]
+
+
+# flag > environment > .env > YAML > default; a flag left out overrides nothing
+PRECEDENCE = [
+    # (YAML llm block, environment, .env file, flags, items in flight, temperature, requests in flight)
+    ({}, {}, "", [], 8, 0.7, 16),
+    ({"concurrency": 3, "temperature": 0.2, "max_requests": 5}, {}, "", [], 3, 0.2, 5),
+    ({"concurrency": 3, "temperature": 0.2}, {"ZAOSHU_CONCURRENCY": "5", "ZAOSHU_TEMPERATURE": "0.4"}, "", [],
+     5, 0.4, 16),
+    ({"concurrency": 3}, {}, "ZAOSHU_CONCURRENCY=6\nZAOSHU_MAX_REQUESTS=7\n", [], 6, 0.7, 7),
+    ({"concurrency": 3}, {"ZAOSHU_CONCURRENCY": "5"}, "ZAOSHU_CONCURRENCY=6\n", ["--concurrency", "2"], 2, 0.7, 16),
+    ({"max_requests": 5}, {"ZAOSHU_MAX_REQUESTS": "9"}, "", ["--concurrency", "2"], 2, 0.7, 9),
+]
+
+
+@pytest.mark.parametrize("yaml_llm, environ, dotenv, flags, items, temperature, requests", PRECEDENCE)
+def test_precedence_through_the_recipe_command(tmp_path, yaml_llm, environ, dotenv, flags, items, temperature,
+                                               requests):
+    config = tianji_yaml(tmp_path, llm=yaml_llm)
+    if dotenv:
+        (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
+    with FakeOpenAI(reply=reply, latency=0.2) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", *flags, env=environ)
+    assert result.returncode == 0, result.stderr + result.stdout
+    settings = resolved(tmp_path, "run")
+    assert settings["concurrency"] == items
+    assert settings["resolved"]["asker"]["temperature"] == temperature
+    assert settings["resolved"]["critic"]["max_requests"] == requests
+    # and it is what the run did: 6 items, one request in flight per item at a time
+    assert server.max_in_flight == min(items, requests, 6)
+    assert {r.body["temperature"] for r in server.requests if "- text" in r.system} == {temperature}
+
+
+def test_the_old_ambiguous_variable_is_refused_with_the_new_names(tmp_path):
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), env={"ZAOSHU_MAX_CONCURRENCY": "4"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: ZAOSHU_MAX_CONCURRENCY is no longer read (it meant two things): use "
+                                     "ZAOSHU_CONCURRENCY (work items in flight) or ZAOSHU_MAX_REQUESTS (requests in "
+                                     "flight per endpoint)")
+
+
+def test_a_second_run_on_a_folder_in_use_exits_at_once_naming_the_holder(tmp_path):
+    config = tianji_yaml(tmp_path)
+    with FakeOpenAI(reply=reply, latency=0.5) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
+        first = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not (tmp_path / "run/config.resolved.yaml").exists():  # written under the lock
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.1)
+            started = time.monotonic()
+            second = run(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
+            assert time.monotonic() - started < 30  # at once: no item was run
+            assert second.returncode == 1
+            assert second.stderr.strip() == (f"error: run folder run is in use by PID {first.pid}: wait for that run "
+                                             f"to finish, stop it, or choose another --out")
+            out, err = first.communicate(timeout=120)
+        finally:
+            first.kill()
+    assert first.returncode == 0, err
+    ids = [r["id"] for f in ("accepted.jsonl", "rejected.jsonl") for r in read_jsonl(tmp_path / "run" / f)]
+    assert len(ids) == len(set(ids)) == 6  # every item once
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/run.lock").write_text(dead.stdout)
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), "--out", "run")
+    assert result.returncode == 0, result.stderr
+    assert f"took over the lock of run left by PID {dead.stdout.strip()}, which no longer holds it" in result.stderr
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 6
+
+
+def test_a_reply_cut_at_max_tokens_is_never_accepted(tmp_path):
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run",
+                     env={"ZAOSHU_RESPONDER__MAX_TOKENS": "30"})
+        assert result.returncode == 0, result.stderr
+        bodies = [r.body for r in server.requests]
+    (record,) = read_jsonl(tmp_path / "run/rejected.jsonl")
+    assert record["codes"] == ["TRUNCATED"] and record["raw"]
+    assert not list(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    assert [b["max_tokens"] for b in bodies] == [30]  # cut once: not asked again
+
+
+def test_every_role_sends_its_max_tokens(tmp_path):
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", env={"ZAOSHU_CRITIC__MAX_TOKENS": "700"})
+        assert result.returncode == 0, result.stderr
+        sent = {("critic" if "- decision" in r.system else "responder"): r.body["max_tokens"] for r in server.requests}
+    assert sent == {"responder": 768, "critic": 700}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"variants_per_cel": 2}, "unknown key 'variants_per_cel' — did you mean 'variants_per_cell'?"),
+    ({"llm": {"temprature": 0.3}}, "unknown key 'llm.temprature' — did you mean 'llm.temperature'?"),
+    ({"critic": {"judge": "maybe"}}, "key 'critic.judge': Input should be 'off', 'on' or 'strict'"),
+])
+def test_a_misspelt_yaml_key_is_one_line_naming_file_key_and_nearest(tmp_path, change, message):
+    config = tianji_yaml(tmp_path, **change)
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run")
+    assert result.returncode == 1 and len(server.requests) == 0
+    assert result.stderr.strip() == f"error: {config}: {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_misspelt_nested_style_key(tmp_path):
+    config = tianji_yaml(tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["styles"]["正常"]["min_char"] = 5
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config))
+    assert result.stderr.strip() == f"error: {config}: unknown key 'styles.正常.min_char' — did you mean " \
+                                    f"'styles.正常.min_chars'?"
