@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from finetune.formats import FORMATS
+from finetune.preference import PREFERENCE_FORMATS
 
 
 def _console() -> Console:
@@ -32,18 +33,26 @@ def _warn_bad(console: Console, source: str, bad: list) -> None:
 
 def export(
     run_dir: Path = typer.Argument(..., help="Run directory holding accepted.jsonl (runs/<recipe>/<run-name>/)."),
-    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS + PREFERENCE_FORMATS)}."),
     split: float | None = typer.Option(None, help="Train fraction, e.g. 0.7 → train/test files; none → all.jsonl."),
     seed: int = typer.Option(42, help="Seed of the shuffle before the split."),
     keep_meta: bool = typer.Option(False, "--keep-meta", help="Keep each sample's id and meta in the records."),
     as_json: bool = typer.Option(False, "--json/--jsonl", help="Write one JSON array per file instead of JSONL."),
+    with_reasoning: bool = typer.Option(False, "--with-reasoning",
+                                        help="Put each answer's reasoning in: <think>…</think> before it "
+                                             "(xtuner, sharegpt, alpaca, dpo) or reasoning_content (openai)."),
+    skip_artifacts: bool = typer.Option(False, "--skip-artifacts",
+                                        help="dpo / kto / xtuner-dpo: leave out drafts sent back only for "
+                                             "artifacts (markup, preamble, punctuation, leaks)."),
 ) -> None:
-    """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records."""
+    """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records, or the
+    critic's decisions to preference data (dpo, kto, xtuner-dpo)."""
     from finetune.export import export_run
 
     console = _console()
-    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json)
-    _warn_bad(console, str(run_dir / "accepted.jsonl"), report.bad_lines)
+    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
+                        with_reasoning=with_reasoning, skip_artifacts=skip_artifacts)
+    _warn_bad(console, str(run_dir / ("" if fmt in PREFERENCE_FORMATS else "accepted.jsonl")), report.bad_lines)
     for name, path in report.files.items():
         console.print(f"{name}: {report.counts[name]} records → {path}")
     if report.dataset_info:

@@ -77,6 +77,7 @@ class BaseState(TypedDict, total=False):
     turns: list[Turn]
     question: str | None
     draft: str | None
+    draft_reasoning: str | None  # the reasoning model's thinking behind `draft` (becomes Turn.reasoning)
     feedback: str | None
     revisions: int  # revisions used on the output in progress
     attempts: int  # outputs produced (answer / reply calls, HuixiangDou answers)
@@ -126,7 +127,8 @@ def current_turns(state: dict[str, Any]) -> list[Turn]:
     """Accepted turns plus the turn in progress (its output may still be empty)."""
     turns = list(state.get("turns") or [])
     if state.get("question") is not None:
-        turns.append(Turn(input=state["question"], output=state.get("draft") or ""))
+        turns.append(Turn(input=state["question"], output=state.get("draft") or "",
+                          reasoning=state.get("draft_reasoning") or None))
     return turns
 
 
