@@ -1,12 +1,13 @@
-"""`zaoshu export`, `zaoshu merge` and `zaoshu stats`: top-level commands added to the root CLI by `register(app)`.
+"""`zaoshu export`, `zaoshu merge`, `zaoshu stats` and `zaoshu card`: top-level commands added to the root CLI by `register(app)`.
 
     zaoshu export runs/wulewule/r1 --format xtuner --split 0.7 --seed 42
     zaoshu merge runs/tianji/a runs/tianji/b --out runs/tianji/merged
     zaoshu stats runs/tianji/merged/accepted.jsonl --by style --by critic.decision
+    zaoshu card runs/tianji/merged --out docs/
 
 >>> import typer; app = typer.Typer(); register(app)
 >>> sorted(c.name for c in app.registered_commands)
-['export', 'merge', 'stats']
+['card', 'export', 'merge', 'stats']
 """
 
 from __future__ import annotations
@@ -122,8 +123,21 @@ def stats(
         console.print(table)
 
 
+def card(
+    run_dir: Path = typer.Argument(..., help="Run directory (runs/<recipe>/<run-name>/)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for DATASET_CARD.md and its plots (default: the run)."),
+    license: str = typer.Option("other", help="The license to put in the card's header (a Hub license id)."),
+) -> None:
+    """Write a Hugging Face dataset card (DATASET_CARD.md) with PNG plots for a run."""
+    from finetune.card import write_card
+
+    path = write_card(run_dir, out, license=license)
+    _console().print(f"dataset card → {path} (plots: {', '.join(sorted(p.name for p in path.parent.glob('card_*.png')))})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add `export`, `merge` and `stats` as top-level commands of the root CLI."""
+    """Add `export`, `merge`, `stats` and `card` as top-level commands of the root CLI."""
     app.command("export")(export)
     app.command("merge")(merge)
     app.command("stats")(stats)
+    app.command("card")(card)

@@ -150,6 +150,12 @@ def execute(recipe: Recipe, flags: RunFlags, console: Console | None = None) -> 
     outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, flags, console))
     _write_stats(run, usage, outcome, config, started=started, status=outcome.reason)
     recipe.finish(config, run_path, console)
+    try:  # the dataset card is a by-product: it never fails a run
+        from finetune.card import write_card
+
+        console.print(f"dataset card → {write_card(run_path)}", highlight=False)
+    except Exception as exc:  # noqa: BLE001
+        console.print(f"[yellow]warning:[/] no dataset card: {type(exc).__name__}: {exc}", highlight=False)
     return _report(outcome, recipe.name, run_path, console)
 
 
