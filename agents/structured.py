@@ -103,7 +103,7 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
         raw = reply.text
         try:
             return Structured[schema](value=parse_reply(raw, schema), raw=raw, attempts=attempt,
-                                      reasoning=reply.reasoning or split_think(raw)[0])
+                                      reasoning=getattr(reply, "reasoning", "") or split_think(raw)[0])
         except (ValueError, ValidationError) as exc:
             error = _describe(exc)
             history = [*history, {"role": "assistant", "content": raw},
