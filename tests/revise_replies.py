@@ -40,8 +40,12 @@ def reset() -> None:
 
 
 def _key(text: str) -> str:
+    """What identifies the item being judged: its question or request; a dialogue by its first line
+    (a revision changes the later lines)."""
     found = re.search(r"<(question|request|dialogue)>(.*?)</\1>", text, re.DOTALL)
-    return found.group(2).strip() if found else text[-200:]
+    if found is None:
+        return text[-200:]
+    return found.group(2).strip().split("\n")[0] if found.group(1) == "dialogue" else found.group(2).strip()
 
 
 def _even(text: str) -> bool:

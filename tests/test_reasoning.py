@@ -109,6 +109,31 @@ def test_every_turn_keeps_its_reasoning_apart_from_the_output(tmp_path, monkeypa
     assert all("按修改意见" in t["reasoning"] for t in turns)
 
 
+def test_the_counsellor_turns_keep_reasoning_through_a_dialogue_revision(tmp_path, monkeypatch):
+    from recipes.base import RunFlags, execute
+    from recipes.emollm.recipe import EmoLLM
+    from tests import revise_replies
+
+    revise_replies.reset()
+    config = yaml.safe_load((REPO / "recipes/emollm/emollm.yaml").read_text(encoding="utf-8"))
+    config.update(areas=["学业"], emotions=["焦虑", "孤独"], turns=[2, 2])
+    path = tmp_path / "emollm.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=revise_replies.reply) as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-r1")
+        monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
+        console = Console(record=True, width=200, file=open(os.devnull, "w"))
+        assert execute(EmoLLM(), RunFlags(config=path, out=tmp_path / "run", concurrency=1), console) == 0
+    samples = accepted(tmp_path / "run")
+    assert len(samples) == 2
+    for sample in samples:
+        assert all(t["reasoning"] and "<think>" not in t["output"] for t in sample["turns"])
+        judged = [d for d in sample["meta"]["drafts"] if d["by"] == "judge"]
+        assert [d["decision"] for d in judged] == ["revise", "accept"]  # the whole dialogue sent back once
+        assert judged[0]["turn"] == len(sample["turns"]) - 1 and judged[0]["text"] != sample["turns"][-1]["output"]
+
+
 def test_export_with_and_without_reasoning(tmp_path, monkeypatch):
     run = run_wulewule(tmp_path, monkeypatch)
     for fmt in ("xtuner", "openai", "sharegpt", "alpaca"):
