@@ -161,7 +161,7 @@ def _header(facts: RunFacts, license: str) -> str:
     qa = any(s.meta.get("graph", s.kind) == "qa" for s in facts.accepted)  # a greeting is a qa-kind sample too
     tasks = ["text-generation"] + (["question-answering"] if qa else [])
     tags = ["zaoshu", "synthetic", "sft"] + (["dialogue"] if "dialogue" in kinds else [])
-    if any(s.meta.get("drafts") for s in facts.accepted):
+    if facts.revised_codes:  # drafts the critic sent back, and their accepted revisions: preference data
         tags += ["dpo", "kto"]
     if any(t.reasoning for s in facts.accepted for t in s.turns):
         tags.append("reasoning")
