@@ -121,3 +121,14 @@ def test_card_with_no_stats_and_no_index_still_writes(tmp_path):
     card = write_card(tmp_path).read_text(encoding="utf-8")
     assert "**1** 条样本" in card and "stats.json 没有记录各角色的用量。" in card
     assert "无法读取的行：line 2: invalid JSON" in card
+
+
+def test_docstring_examples_of_the_new_modules():
+    import doctest
+
+    import finetune.card
+    import finetune.preference
+
+    for module in (finetune.card, card_plots, finetune.preference):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
