@@ -10,6 +10,7 @@ import pytest
 
 from agents.schemas import Sample, Turn, draft_context
 from finetune.preference import is_artifact_only, kto_records, preference_pairs
+from tests.test_finetune_pipeline import xtuner_env  # noqa: F401 - the fixture that builds .venv-xtuner
 from tests.test_reasoning import REPO, accepted, run_wulewule, zaoshu
 
 # ---------------------------------------------------------------- LLaMA-Factory's schema
@@ -159,13 +160,11 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n
 
 
 @pytest.mark.slow
-def test_xtuner_dpo_passes_xtuner_preference_pipeline(run, tmp_path):
+def test_xtuner_dpo_passes_xtuner_preference_pipeline(xtuner_env, run, tmp_path):
     """XTuner 0.2.0's own `load_jsonl_dataset` + `preference_dataset.tokenize` on every pair."""
     from finetune.validate import validate_preference_file
 
-    python = REPO / ".venv-xtuner" / "bin" / "python"
-    if not python.is_file():
-        pytest.skip("no XTuner environment: run `zaoshu finetune setup` (test_finetune_pipeline builds it)")
+    python = xtuner_env
     tok = tmp_path / "tok"
     script = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
               f"from tests.tiny_models import build_tokenizer; t = build_tokenizer(Path({str(tok)!r}), [], 'qwen2'); "
@@ -175,6 +174,8 @@ def test_xtuner_dpo_passes_xtuner_preference_pipeline(run, tmp_path):
     report = validate_preference_file(run / "exports/xtuner-dpo/all.jsonl", tok, python, max_length=4096)
     assert report.ok, report.lines()
     assert report.records == len(read_export(run, "xtuner-dpo")[0])
+    assert zaoshu("finetune", "validate-dpo", run / "exports/xtuner-dpo/all.jsonl", "--tokenizer", tok,
+                  "--venv", python.parents[1]) == 0
 
     broken = tmp_path / "broken.jsonl"
     good = (run / "exports/xtuner-dpo/all.jsonl").read_text(encoding="utf-8").splitlines()[0]
