@@ -197,7 +197,9 @@ def _from_messages(record: dict[str, Any], messages: Any, field: str, role_key: 
         elif role == assistant:
             if not pending:
                 raise InputError(f"{field}[{i}]: an assistant message without a user message before it")
-            turns.append(Turn(input="\n".join(pending), output=content))
+            reasoning = message.get("reasoning_content")  # an OpenAI export made --with-reasoning
+            turns.append(Turn(input="\n".join(pending), output=content,
+                              reasoning=reasoning if isinstance(reasoning, str) and reasoning else None))
             pending = []
         else:
             raise InputError(f"{field}[{i}] has unknown {role_key} {role!r}")

@@ -167,6 +167,8 @@ def test_formats_with_reasoning_on_a_turn_without_one_stay_plain():
     assert to_xtuner(s) == to_xtuner(s.model_copy(update={"turns": [Turn(input="问", output="答。"),
                                                                      Turn(input="再问", output="再答。")]}))
     assert from_record(to_openai(s)).turns == [Turn(input="问", output="答。"), Turn(input="再问", output="再答。")]
+    back = from_record(to_openai(s, with_reasoning=True))  # `zaoshu merge` of such an export keeps the reasoning
+    assert [t.reasoning for t in back.turns] == ["想。", None]
 
 
 def test_samples_without_reasoning_serialize_as_before():
