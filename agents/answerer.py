@@ -124,7 +124,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
             refs = reply.refs or ["huixiangdou"]
             passages = [Passage(text=reply.answer, source=", ".join(refs), chunk_id="huixiangdou", score=1.0)]
             mode = "huixiangdou"
-            update = {"draft": reply.answer.strip(), "attempts": state.get("attempts", 0) + 1,
+            update = {"draft": reply.answer.strip(), "draft_reasoning": None, "attempts": state.get("attempts", 0) + 1,
                       "meta": {"models": {"answerer": "huixiangdou"}, "huixiangdou_refs": refs}}
         else:
             log.info("item %s: HuixiangDou did not answer (%s)", item.id, reply.state)
@@ -175,5 +175,5 @@ async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         log.info("item %s: answer unparsable: %s", item.id, result.error)
         return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
     emit(runtime, "answered", item.id, attempt=attempts)
-    return {"draft": result.value.answer.strip(), "attempts": attempts,
+    return {"draft": result.value.answer.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
             "meta": {**prov, "used_passages": result.value.used_passages}}

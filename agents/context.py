@@ -174,5 +174,6 @@ def current_turns(state: dict[str, Any]) -> list[Turn]:
     """Accepted turns plus the turn in progress (its output may still be empty)."""
     turns = list(state.get("turns") or [])
     if state.get("question") is not None:
-        turns.append(Turn(input=state["question"], output=state.get("draft") or ""))
+        turns.append(Turn(input=state["question"], output=state.get("draft") or "",
+                          reasoning=state.get("draft_reasoning") or None))
     return turns

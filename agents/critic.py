@@ -26,7 +26,7 @@ from agents.dedup import sample_texts
 from agents.rules import DEFAULT_EMOJI_RANGE, DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS, RuleContext, RuleHit, check_sample
 from agents.rules import feedback as rule_feedback
 from agents.rules import reason_codes
-from agents.schemas import ReasonCode, Sample, Turn, Verdict
+from agents.schemas import ReasonCode, Sample, Turn, Verdict, draft_context
 from agents.structured import ask_structured
 from agents.context import (
     Context, client, current_turns, emit, item_of, provenance, rejected, render, transcript,
@@ -183,9 +183,10 @@ def rules_step(ctx: Context, state: dict[str, Any], kind: str) -> dict[str, Any]
 
 def accept_turn(state: dict[str, Any]) -> dict[str, Any]:
     """Commit the turn in progress."""
-    turn = Turn(input=state["question"], output=state.get("draft") or "")
+    turn = Turn(input=state["question"], output=state.get("draft") or "",
+                reasoning=state.get("draft_reasoning") or None)
     return {"turns": [*(state.get("turns") or []), turn], "question": None, "draft": None,
-            "feedback": None, "revisions": 0}
+            "draft_reasoning": None, "feedback": None, "revisions": 0}
 
 
 def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[str, Any] | None = None,
@@ -199,6 +200,11 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
     history.append({"decision": verdict.decision, "codes": [c.value for c in verdict.reason_codes],
                     "by": "rules" if meta and "rule_hits" in meta else "judge"})
     extra = {"meta": {**(meta or {}), "critic_history": history}}
+    turns = list(state.get("turns") or [])
+    judged = current_turns(state) if state.get("draft") is not None else turns  # the dialogue judge: the last turn
+    if judged:
+        drafts = list((state.get("meta") or {}).get("drafts") or [])
+        extra["meta"]["drafts"] = [*drafts, draft_record(judged, len(judged) - 1, history[-1])]
     if verdict.decision == "accept":
         return {"verdict": verdict, "outcome": "accept", **(accept_turn(state) if commit else {}), **extra}
     codes = verdict.reason_codes or [DEFAULT_CODE[item.graph]]
@@ -209,6 +215,23 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
     if verdict.decision == "revise":
         extra["meta"]["revisions_exhausted"] = used  # the last verdict said revise: no revisions were left
     return rejected(codes, verdict=verdict, **extra)
+
+
+def draft_record(turns: list[Turn], index: int, verdict: dict[str, Any]) -> dict[str, Any]:
+    """What `meta["drafts"]` keeps of one judged output: its turn, text, reasoning, the verdict, and
+    `context` — the hash of what came before it (`draft_context`), so an export pairs it only with an
+    answer to the very same conversation.
+
+    >>> r = draft_record([Turn(input="问", output="答")], 0, {"decision": "revise", "codes": ["PREAMBLE"], "by": "rules"})
+    >>> r["turn"], r["text"], r["decision"], r["context"] == draft_context([], "问")
+    (0, '答', 'revise', True)
+    """
+    turn = turns[index]
+    record = {"turn": index, "input": turn.input, "text": turn.output, **verdict,
+              "context": draft_context(turns[:index], turn.input)}
+    if turn.reasoning:
+        record["reasoning"] = turn.reasoning
+    return record
 
 
 async def _judge(ctx: Context, runtime: Any, state: dict[str, Any], name: str, prompt: str,
@@ -293,7 +316,9 @@ async def critique_dialogue(state: dict[str, Any], runtime: Any) -> dict[str, An
     result = decide(ctx, state, plain, meta=update, commit=False, counter="dialogue_revisions")
     if result["outcome"] == "revise":
         cut = min(max((verdict.turn or len(turns)) - 1, 0), len(turns) - 1)
-        result.update(turns=turns[:cut], question=turns[cut].input, draft=turns[cut].output)
+        result.update(turns=turns[:cut], question=turns[cut].input, draft=turns[cut].output,
+                      draft_reasoning=turns[cut].reasoning)
+        result["meta"]["drafts"][-1] = draft_record(turns, cut, result["meta"]["critic_history"][-1])
         emit(runtime, "dialogue_revise", item.id, turn=cut + 1)
     return result
 

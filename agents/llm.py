@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +49,27 @@ class ChatReply:
     @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
+    reasoning: str = ""  # a reasoning model's thinking: `reasoning_content`, or a leading <think>…</think>
+
+
+_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>|$)", re.DOTALL)
+
+
+def split_think(text: str) -> tuple[str, str]:
+    """(reasoning, rest) of a reply that starts with `<think>…</think>`; ("", text) when it does not.
+
+    >>> split_think("<think>先想想。</think>\\n答案")
+    ('先想想。', '答案')
+    """
+    found = _THINK.match(text)
+    if found is None:
+        return "", text
+    return found.group(1).strip(), text[found.end():].lstrip()
+
+
+def reasoning_of(text: str, separate: Any = None) -> str:
+    """The reasoning a reply carries: the separate field when the server sent one, else a <think> preamble."""
+    return separate.strip() if isinstance(separate, str) and separate.strip() else split_think(text)[0]
 
 
 @dataclass
@@ -247,13 +269,15 @@ class HttpChatClient(_RetryingClient):
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
-            text = choice["message"]["content"] or ""
+            message = choice["message"]
+            text = message["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
             raise Transient(f"malformed response body: {raw[:80]!r}", kind="malformed") from None
         usage = data.get("usage") or {}
         return ChatReply(text=text, input_tokens=int(usage.get("prompt_tokens") or 0),
                          output_tokens=int(usage.get("completion_tokens") or 0),
-                         model=data.get("model") or self.cfg.model, finish_reason=choice.get("finish_reason"))
+                         model=data.get("model") or self.cfg.model, finish_reason=choice.get("finish_reason"),
+                         reasoning=reasoning_of(text, message.get("reasoning_content") or message.get("reasoning")))
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -296,15 +320,29 @@ class LangChainChatClient(_RetryingClient):
             raise Transient(f"malformed response body: {exc}", kind="malformed") from None
         usage = getattr(message, "usage_metadata", None) or {}
         finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
-        return ChatReply(text=_text_of(message.content), input_tokens=usage.get("input_tokens", 0),
+        text = _text_of(message.content)
+        return ChatReply(text=text, input_tokens=usage.get("input_tokens", 0),
                          output_tokens=usage.get("output_tokens", 0), model=self.cfg.model or "",
-                         finish_reason=finish)
+                         finish_reason=finish, reasoning=reasoning_of(text, _reasoning_of(message)))
 
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+def _reasoning_of(message: Any) -> str:
+    """Reasoning a LangChain message carries: `additional_kwargs["reasoning_content"]` (ChatDeepSeek and
+    other provider classes) or reasoning / thinking content blocks. Plain `ChatOpenAI` drops DeepSeek's
+    `reasoning_content`; the default http backend keeps it."""
+    found = (getattr(message, "additional_kwargs", None) or {}).get("reasoning_content")
+    if isinstance(found, str) and found.strip():
+        return found
+    content = getattr(message, "content", None)
+    blocks = content if isinstance(content, list) else []
+    return "".join(str(b.get("reasoning") or b.get("thinking") or "") for b in blocks
+                   if isinstance(b, dict) and b.get("type") in ("reasoning", "thinking"))
 
 
 def make_chat_model(cfg: LLMConfig):

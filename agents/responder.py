@@ -173,4 +173,5 @@ async def _reply(ctx: Context, runtime: Any, state: dict[str, Any], item: Any, m
         log.info("item %s: responder output unparsable: %s", item.id, result.error)
         return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": step})
     emit(runtime, "responded", item.id, step=step, attempt=attempts)
-    return {"draft": result.value.text.strip(), "attempts": attempts, "meta": {**prov, **meta}}
+    return {"draft": result.value.text.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
+            "meta": {**prov, **meta}}

@@ -65,6 +65,8 @@ class Verdict(BaseModel):
 class Turn(BaseModel):
     input: str
     output: str
+    reasoning: str | None = Field(default=None, exclude_if=lambda v: v is None, repr=False,
+                                  description="What a reasoning model thought before `output` (never part of it).")
 
 
 class Sample(BaseModel):
@@ -132,3 +134,15 @@ class Passage(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict, description="Each retriever's score: dense, bm25, fused…")
     start: int | None = Field(default=None, description="Character offset in the source text.")
     end: int | None = None
+
+
+def draft_context(earlier: list[Turn], question: str) -> str:
+    """A short hash of the conversation an output answers: the earlier turns and the question.
+
+    Two outputs with the same context answer the same prompt, so they can form a preference pair.
+
+    >>> draft_context([], "天命人是谁？") == draft_context([], "天命人是谁？") != draft_context([], "别的")
+    True
+    """
+    text = json.dumps([[t.input, t.output] for t in earlier] + [question], ensure_ascii=False)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]

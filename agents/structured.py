@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agents.llm import ChatClient, Message
+from agents.llm import ChatClient, Message, split_think
 from agents.schemas import ReasonCode
 
 T = TypeVar("T", bound=BaseModel)
@@ -32,10 +32,14 @@ REASK_PROMPT = """你上一条回复不是符合要求的 JSON：{error}
 
 
 class Structured(BaseModel, Generic[T]):
-    """The outcome of a structured call: `value` when valid, else `None` with the raw text kept."""
+    """The outcome of a structured call: `value` when valid, else `None` with the raw text kept.
+
+    `reasoning`: what a reasoning model thought before the reply that parsed (`reasoning_content`, or
+    the `<think>…</think>` preamble `parse_reply` strips); never part of `value`."""
 
     value: T | None = None
     raw: str = ""
+    reasoning: str = ""
     error: str | None = None
     attempts: int = 0
     truncated: bool = False
@@ -109,7 +113,8 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
             return Structured[schema](value=None, raw=raw, attempts=attempt, truncated=True,
                                       error="the reply was cut off at max_tokens (finish_reason=length)")
         try:
-            return Structured[schema](value=parse_reply(raw, schema), raw=raw, attempts=attempt)
+            return Structured[schema](value=parse_reply(raw, schema), raw=raw, attempts=attempt,
+                                      reasoning=getattr(reply, "reasoning", "") or split_think(raw)[0])
         except (ValueError, ValidationError) as exc:
             error = _describe(exc)
             history = [*history, {"role": "assistant", "content": raw},

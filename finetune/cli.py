@@ -3,6 +3,7 @@
     zaoshu finetune setup
     zaoshu finetune config --preset internlm2-chat-7b --model ./internlm2-chat-7b --data train.jsonl --test test.jsonl --out cfg.py
     zaoshu finetune validate train.jsonl --config cfg.py
+    zaoshu finetune validate-dpo exports/xtuner-dpo/all.jsonl --tokenizer ./internlm2-chat-7b
     zaoshu finetune train cfg.py --work-dir work
     zaoshu finetune convert work --out work/adapter
     zaoshu finetune merge ./internlm2-chat-7b work/adapter --out merged
@@ -114,6 +115,26 @@ def validate(
         raise InputError(f"{data}: {len(report.errors)} of {report.records} records are bad: fix them "
                          f"(or re-export) and run `zaoshu finetune validate {data} --config {config_path}` again")
     console.print(f"[green]{data}: all {report.records} records encode with {config_path}[/green]")
+
+
+@app.command("validate-dpo")
+def validate_dpo(
+    data: Path = typer.Argument(..., help="An `zaoshu export --format xtuner-dpo` JSONL."),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="The model (or tokenizer) folder; it needs a chat template."),
+    max_length: int = typer.Option(2048, help="The DPO config's max_length."),
+    venv: Path = VENV,
+) -> None:
+    """Run XTuner's preference loader + tokenize over every pair; list each bad pair by line; exit 1 if any."""
+    from finetune.validate import validate_preference_file
+
+    report = validate_preference_file(data, tokenizer, _python(venv), max_length=max_length)
+    for warning in report.warnings:
+        console.print(f"[yellow]line {warning['line']}: {escape(warning['reason'])}[/yellow]")
+    for line in report.lines():
+        console.print(f"[red]{escape(line)}[/red]")
+    if not report.ok:
+        raise InputError(f"{data}: {len(report.errors)} of {report.records} pairs are bad")
+    console.print(f"[green]{data}: all {report.records} pairs tokenize with XTuner's preference pipeline[/green]")
 
 
 @app.command()

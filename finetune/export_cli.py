@@ -1,12 +1,13 @@
-"""`zaoshu export`, `zaoshu merge` and `zaoshu stats`: top-level commands added to the root CLI by `register(app)`.
+"""`zaoshu export`, `zaoshu merge`, `zaoshu stats` and `zaoshu card`: top-level commands added to the root CLI by `register(app)`.
 
     zaoshu export runs/wulewule/r1 --format xtuner --split 0.7 --seed 42
     zaoshu merge runs/tianji/a runs/tianji/b --out runs/tianji/merged
     zaoshu stats runs/tianji/merged/accepted.jsonl --by style --by critic.decision
+    zaoshu card runs/tianji/merged --out docs/
 
 >>> import typer; app = typer.Typer(); register(app)
 >>> sorted(c.name for c in app.registered_commands)
-['export', 'merge', 'stats']
+['card', 'export', 'merge', 'stats']
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from finetune.formats import FORMATS
+from finetune.preference import PREFERENCE_FORMATS
 
 
 def _console() -> Console:
@@ -32,18 +34,26 @@ def _warn_bad(console: Console, source: str, bad: list) -> None:
 
 def export(
     run_dir: Path = typer.Argument(..., help="Run directory holding accepted.jsonl (runs/<recipe>/<run-name>/)."),
-    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS + PREFERENCE_FORMATS)}."),
     split: float | None = typer.Option(None, help="Train fraction, e.g. 0.7 → train/test files; none → all.jsonl."),
     seed: int = typer.Option(42, help="Seed of the shuffle before the split."),
     keep_meta: bool = typer.Option(False, "--keep-meta", help="Keep each sample's id and meta in the records."),
     as_json: bool = typer.Option(False, "--json/--jsonl", help="Write one JSON array per file instead of JSONL."),
+    with_reasoning: bool = typer.Option(False, "--with-reasoning",
+                                        help="Put each answer's reasoning in: <think>…</think> before it "
+                                             "(xtuner, sharegpt, alpaca, dpo) or reasoning_content (openai)."),
+    skip_artifacts: bool = typer.Option(False, "--skip-artifacts",
+                                        help="dpo / kto / xtuner-dpo: leave out drafts sent back only for "
+                                             "artifacts (markup, preamble, punctuation, leaks)."),
 ) -> None:
-    """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records."""
+    """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records, or the
+    critic's decisions to preference data (dpo, kto, xtuner-dpo)."""
     from finetune.export import export_run
 
     console = _console()
-    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json)
-    _warn_bad(console, str(run_dir / "accepted.jsonl"), report.bad_lines)
+    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
+                        with_reasoning=with_reasoning, skip_artifacts=skip_artifacts)
+    _warn_bad(console, str(run_dir / ("" if fmt in PREFERENCE_FORMATS else "accepted.jsonl")), report.bad_lines)
     for name, path in report.files.items():
         console.print(f"{name}: {report.counts[name]} records → {path}")
     if report.dataset_info:
@@ -113,8 +123,21 @@ def stats(
         console.print(table)
 
 
+def card(
+    run_dir: Path = typer.Argument(..., help="Run directory (runs/<recipe>/<run-name>/)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for DATASET_CARD.md and its plots (default: the run)."),
+    license: str = typer.Option("other", help="The license to put in the card's header (a Hub license id)."),
+) -> None:
+    """Write a Hugging Face dataset card (DATASET_CARD.md) with PNG plots for a run."""
+    from finetune.card import write_card
+
+    path = write_card(run_dir, out, license=license)
+    _console().print(f"dataset card → {path} (plots: {', '.join(sorted(p.name for p in path.parent.glob('card_*.png')))})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add `export`, `merge` and `stats` as top-level commands of the root CLI."""
+    """Add `export`, `merge`, `stats` and `card` as top-level commands of the root CLI."""
     app.command("export")(export)
     app.command("merge")(merge)
     app.command("stats")(stats)
+    app.command("card")(card)

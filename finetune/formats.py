@@ -37,7 +37,14 @@ def _finish(record: dict[str, Any], sample: Sample, keep_meta: bool) -> dict[str
     return record
 
 
-def to_xtuner(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
+def _output(turn: Turn, with_reasoning: bool) -> str:
+    """The turn's answer; with `with_reasoning`, after its `<think>…</think>` (Qwen3 / DeepSeek-R1 templates)."""
+    if with_reasoning and turn.reasoning and turn.reasoning.strip():
+        return f"<think>\n{turn.reasoning.strip()}\n</think>\n\n{turn.output}"
+    return turn.output
+
+
+def to_xtuner(sample: Sample, *, keep_meta: bool = False, with_reasoning: bool = False) -> dict[str, Any]:
     """XTuner's `conversation` format; the system prompt appears only in the first turn.
 
     >>> s = Sample(id="x", recipe="r", kind="dialogue", system="S", turns=[Turn(input="a", output="b"), Turn(input="c", output="d")])
@@ -47,12 +54,12 @@ def to_xtuner(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
     conversation = []
     for i, turn in enumerate(sample.turns):
         item = {"system": sample.system} if i == 0 and sample.system else {}
-        item.update(input=turn.input, output=turn.output)
+        item.update(input=turn.input, output=_output(turn, with_reasoning))
         conversation.append(item)
     return _finish({"conversation": conversation}, sample, keep_meta)
 
 
-def to_pretrain(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
+def to_pretrain(sample: Sample, *, keep_meta: bool = False, with_reasoning: bool = False) -> dict[str, Any]:
     """XTuner incremental-pretraining record: one turn, empty input, the text in `output`.
 
     A `pretrain` sample's chunk is its single output; any other sample's texts are joined with a newline.
@@ -64,19 +71,23 @@ def to_pretrain(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
     return _finish({"conversation": [{"input": "", "output": text}]}, sample, keep_meta)
 
 
-def to_openai(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
-    """OpenAI chat `messages`: an optional system message, then user/assistant pairs.
+def to_openai(sample: Sample, *, keep_meta: bool = False, with_reasoning: bool = False) -> dict[str, Any]:
+    """OpenAI chat `messages`: an optional system message, then user/assistant pairs; with
+    `with_reasoning`, an assistant message carries its reasoning in `reasoning_content` (DeepSeek's field).
 
     >>> to_openai(Sample(id="o", recipe="r", kind="qa", turns=[Turn(input="问", output="答")]))
     {'messages': [{'role': 'user', 'content': '问'}, {'role': 'assistant', 'content': '答'}]}
     """
     messages = [{"role": "system", "content": sample.system}] if sample.system else []
     for turn in sample.turns:
-        messages += [{"role": "user", "content": turn.input}, {"role": "assistant", "content": turn.output}]
+        answer = {"role": "assistant", "content": turn.output}
+        if with_reasoning and turn.reasoning:
+            answer["reasoning_content"] = turn.reasoning
+        messages += [{"role": "user", "content": turn.input}, answer]
     return _finish({"messages": messages}, sample, keep_meta)
 
 
-def to_alpaca(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
+def to_alpaca(sample: Sample, *, keep_meta: bool = False, with_reasoning: bool = False) -> dict[str, Any]:
     """Alpaca: the last turn is instruction/output, earlier turns go to `history: [[q, a], ...]`.
 
     >>> s = Sample(id="a", recipe="r", kind="dialogue", turns=[Turn(input="q1", output="a1"), Turn(input="q2", output="a2")])
@@ -87,22 +98,23 @@ def to_alpaca(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
     record = {
         "instruction": last.input,
         "input": "",
-        "output": last.output,
+        "output": _output(last, with_reasoning),
         "system": sample.system,
-        "history": [[t.input, t.output] for t in earlier],
+        "history": [[t.input, _output(t, with_reasoning)] for t in earlier],
     }
     return _finish(record, sample, keep_meta)
 
 
-def to_sharegpt(sample: Sample, *, keep_meta: bool = False) -> dict[str, Any]:
-    """ShareGPT: `conversations` of human/gpt messages and a separate `system` field.
+def to_sharegpt(sample: Sample, *, keep_meta: bool = False, with_reasoning: bool = False) -> dict[str, Any]:
+    """ShareGPT: `conversations` of human/gpt messages and a separate `system` field; with `with_reasoning`
+    the thinking variant LLaMA-Factory's reasoning templates read: `<think>…</think>` before each answer.
 
     >>> to_sharegpt(Sample(id="s", recipe="r", kind="qa", system="S", turns=[Turn(input="问", output="答")]))
     {'conversations': [{'from': 'human', 'value': '问'}, {'from': 'gpt', 'value': '答'}], 'system': 'S'}
     """
     conversations = []
     for turn in sample.turns:
-        conversations += [{"from": "human", "value": turn.input}, {"from": "gpt", "value": turn.output}]
+        conversations += [{"from": "human", "value": turn.input}, {"from": "gpt", "value": _output(turn, with_reasoning)}]
     return _finish({"conversations": conversations, "system": sample.system}, sample, keep_meta)
 
 
@@ -115,11 +127,11 @@ EXPORTERS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def to_format(sample: Sample, fmt: str, *, keep_meta: bool = False) -> dict[str, Any]:
+def to_format(sample: Sample, fmt: str, *, keep_meta: bool = False, with_reasoning: bool = False) -> dict[str, Any]:
     """Dispatch to `to_<fmt>`; an unknown format is an `InputError` that lists the known ones."""
     if fmt not in EXPORTERS:
         raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    return EXPORTERS[fmt](sample, keep_meta=keep_meta)
+    return EXPORTERS[fmt](sample, keep_meta=keep_meta, with_reasoning=with_reasoning)
 
 
 # ---------------------------------------------------------------- reading records back
@@ -185,7 +197,9 @@ def _from_messages(record: dict[str, Any], messages: Any, field: str, role_key: 
         elif role == assistant:
             if not pending:
                 raise InputError(f"{field}[{i}]: an assistant message without a user message before it")
-            turns.append(Turn(input="\n".join(pending), output=content))
+            reasoning = message.get("reasoning_content")  # an OpenAI export made --with-reasoning
+            turns.append(Turn(input="\n".join(pending), output=content,
+                              reasoning=reasoning if isinstance(reasoning, str) and reasoning else None))
             pending = []
         else:
             raise InputError(f"{field}[{i}] has unknown {role_key} {role!r}")

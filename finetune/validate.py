@@ -56,3 +56,21 @@ def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600)
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise InputError(f"the validator could not run with {config}: {tail[0]}")
         return ValidationReport.model_validate(json.loads(out.read_text(encoding="utf-8")))
+
+
+def validate_preference_file(data: Path, tokenizer: Path, python: Path, max_length: int = 2048,
+                             timeout: float = 3600) -> ValidationReport:
+    """Validate an `xtuner-dpo` export with XTuner's preference loader and tokenizer (`tokenizer`: a model
+    or tokenizer folder with a chat template) in the environment of `python`."""
+    if not data.is_file():
+        raise InputError(f"data file {data} does not exist")
+    with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
+        out = Path(tmp) / "report.json"
+        proc = subprocess.run(
+            [str(python), str(SCRIPT), "--preference", str(tokenizer), str(data), str(out), str(max_length)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if proc.returncode != 0 or not out.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise InputError(f"the preference validator could not run with {tokenizer}: {tail[0]}")
+        return ValidationReport.model_validate(json.loads(out.read_text(encoding="utf-8")))

@@ -10,6 +10,12 @@ train on. A record longer than max_length is a warning (it trains truncated). Th
 the standard library at module level so the main environment can ship it; it is never imported there.
 
 Report: {"records": N, "errors": [{"line": 3, "reason": "…"}], "warnings": [...], "template": {...}}
+
+Preference data (`zaoshu export --format xtuner-dpo`) has no config template: XTuner's DPO pipeline
+renders it with the tokenizer's chat template. `--preference` loads the file with XTuner's
+`load_jsonl_dataset` and runs XTuner's `preference_dataset.tokenize` on every pair:
+
+    XTUNER_PY finetune/xtuner_validate.py --preference TOKENIZER_DIR DATA.jsonl REPORT.json [MAX_LENGTH]
 """
 
 from __future__ import annotations
@@ -103,6 +109,67 @@ def validate(config_path: str, data_path: str) -> dict:
             "max_length": max_length, "expects": expects}
 
 
+def check_pair(pair: dict) -> str:
+    """'' when `pair` is a well-formed XTuner preference record, else the reason."""
+    for key in ("prompt", "chosen", "rejected"):
+        messages = pair.get(key)
+        if not isinstance(messages, list) or not messages:
+            return f"no '{key}' message list (or it is empty)"
+        for i, m in enumerate(messages, start=1):
+            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or m.get("role") not in (
+                    "system", "user", "assistant"):
+                return f"{key}[{i}] is not a {{role, content}} message"
+    if pair["prompt"][-1]["role"] != "user":
+        return "the prompt does not end with the user's message"
+    for key in ("chosen", "rejected"):
+        if any(m["role"] != "assistant" or not m["content"].strip() for m in pair[key]):
+            return f"'{key}' must be non-empty assistant messages"
+    if pair["chosen"] == pair["rejected"]:
+        return "'chosen' and 'rejected' are the same"
+    return ""
+
+
+def validate_preference(tokenizer_dir: str, data_path: str, max_length: int = 2048) -> dict:
+    from transformers import AutoTokenizer
+    from xtuner.dataset.preference_dataset import load_jsonl_dataset, tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=True)
+    if not tokenizer.chat_template:
+        raise SystemExit(f"{tokenizer_dir}: the tokenizer has no chat template; XTuner's DPO pipeline needs one")
+    dataset = load_jsonl_dataset(data_files=data_path)  # XTuner's own loader: one HF dataset from every line
+    errors: list[dict] = []
+    warnings: list[dict] = []
+    for lineno, pair in enumerate(dataset, start=1):
+        if reason := check_pair(pair):
+            errors.append({"line": lineno, "reason": reason})
+            continue
+        try:
+            out = tokenize(pair, tokenizer, max_length)
+        except Exception as exc:  # noqa: BLE001 - XTuner's error becomes the record's reason
+            errors.append({"line": lineno, "reason": f"XTuner tokenize failed: {type(exc).__name__}: {exc}"})
+            continue
+        prompt_ids = tokenizer.encode(tokenizer.apply_chat_template(pair["prompt"], tokenize=False,
+                                                                    add_generation_prompt=True), add_special_tokens=False)
+        for side in ("chosen", "rejected"):
+            ids, labels = out[f"{side}_ids"], out[f"{side}_labels"]
+            if ids[:len(prompt_ids)] != prompt_ids:
+                errors.append({"line": lineno, "reason": f"the {side} sequence does not start with the prompt: "
+                                                         f"its labels would train on the prompt"})
+                break
+            if not any(label != -100 for label in labels):
+                errors.append({"line": lineno, "reason": f"no {side} token left to train on within max_length={max_length}"})
+                break
+        if max(len(out["chosen_ids"]), len(out["rejected_ids"])) >= max_length:
+            warnings.append({"line": lineno, "reason": f"truncated to max_length={max_length}"})
+    return {"records": len(dataset), "errors": errors, "warnings": warnings, "max_length": max_length,
+            "expects": "xtuner-dpo", "template": {"chat_template": tokenizer.chat_template[:200]}}
+
+
 if __name__ == "__main__":
-    cfg_arg, data_arg, out_arg = sys.argv[1:4]
-    Path(out_arg).write_text(json.dumps(validate(cfg_arg, data_arg), ensure_ascii=False), encoding="utf-8")
+    if sys.argv[1] == "--preference":
+        tok_arg, data_arg, out_arg, *rest = sys.argv[2:]
+        report = validate_preference(tok_arg, data_arg, int(rest[0]) if rest else 2048)
+    else:
+        cfg_arg, data_arg, out_arg = sys.argv[1:4]
+        report = validate(cfg_arg, data_arg)
+    Path(out_arg).write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")

@@ -80,7 +80,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         started = time.time()
         outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
         _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason)
-        recipe.finish(config, run_path, console)
+        recipe.after_run(config, run_path, console)
     finally:
         run.close()
     return _report(outcome, recipe.name, run_path, console)

@@ -50,6 +50,7 @@ class BaseState(TypedDict, total=False):
     turns: list[Turn]
     question: str | None
     draft: str | None
+    draft_reasoning: str | None  # the reasoning model's thinking behind `draft` (becomes Turn.reasoning)
     feedback: str | None
     revisions: int  # revisions used on the output in progress
     attempts: int  # outputs produced (answer / reply calls, HuixiangDou answers)

@@ -43,6 +43,17 @@ class Recipe:
     def finish(self, config: Any, run_dir: Path, console: Console) -> None:
         """Work after the run (recipe-specific exports)."""
 
+    def after_run(self, config: Any, run_dir: Path, console: Console) -> None:
+        """The recipe's `finish`, then the dataset card — a by-product that never fails a run."""
+        self.finish(config, run_dir, console)
+        try:
+            from finetune.card import write_card
+
+            console.print(f"dataset card → {write_card(run_dir)}", highlight=False)
+        except Exception as exc:  # noqa: BLE001 — a plot library or font problem must not lose the run
+            log.warning("no dataset card for %s", run_dir, exc_info=True)
+            console.print(f"[yellow]warning:[/] no dataset card: {type(exc).__name__}: {exc}", highlight=False)
+
     @staticmethod
     def paths(config: RecipeConfig, values: list[str]) -> list[Path]:
         return [config.path(v) for v in values]

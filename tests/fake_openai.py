@@ -32,12 +32,15 @@ from typing import Any
 
 from aiohttp import web
 
-FAULT_KINDS = ("429", "500", "502", "503", "drop", "slow", "malformed", "non_json", "think")
+FAULT_KINDS = ("429", "500", "502", "503", "drop", "slow", "malformed", "non_json", "think", "reasoning")
 
 
 @dataclass
 class Fault:
-    """One injected failure. kind: 429 | 500 | 502 | 503 | drop | slow | malformed | non_json | think."""
+    """One injected failure. kind: 429 | 500 | 502 | 503 | drop | slow | malformed | non_json | think | reasoning.
+
+    think: the reply comes after a `<think>…</think>` preamble in `content`; reasoning: the reply comes
+    with a separate `reasoning_content` (as DeepSeek-R1 sends it)."""
 
     kind: str
     retry_after: float | None = None  # for 429
@@ -74,7 +77,15 @@ class ChatRequest:
         return "\n".join(m.get("content", "") for m in self.messages)
 
 
-Reply = str | dict | list | Fault
+@dataclass
+class Reasoned:
+    """A reply that carries a reasoning model's thinking in `reasoning_content` (DeepSeek-R1's field)."""
+
+    answer: str | dict | list
+    reasoning: str
+
+
+Reply = str | dict | list | Fault | Reasoned
 Script = Callable[[ChatRequest], Reply]
 
 
@@ -156,6 +167,9 @@ class FakeOpenAI:
                 await asyncio.sleep(self.latency)
             fault = self._pick_fault()
             answer = self._answer(req)
+            reasoning = None
+            if isinstance(answer, Reasoned):
+                answer, reasoning = answer.answer, answer.reasoning
             if isinstance(answer, Fault):
                 fault = answer
             if fault is not None:
@@ -167,7 +181,9 @@ class FakeOpenAI:
                     answer = "抱歉，我这次没有按 JSON 格式回答。"
                 elif fault.kind == "think":
                     answer = f"<think>先分析一下问题。</think>{_as_text(answer)}"
-            return web.json_response(_completion(body, _as_text(answer)))
+                elif fault.kind == "reasoning":
+                    reasoning = "先分析一下问题。"
+            return web.json_response(_completion(body, _as_text(answer), reasoning))
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -250,7 +266,7 @@ def _as_text(answer: Reply) -> str:
     return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
 
 
-def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _completion(body: dict[str, Any], text: str, reasoning: str | None = None) -> dict[str, Any]:
     """A chat.completion; like a real server it cuts the text at `max_tokens` (finish_reason "length").
 
     Tokens are counted as one per two characters, the same count `usage` reports."""
@@ -259,10 +275,13 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
     limit = body.get("max_tokens")
     if limit and len(text) // 2 + 1 > limit:
         text, finish = text[: 2 * (limit - 1)], "length"
+    message = {"role": "assistant", "content": text}
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning
     return {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "fake-model"),
-        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
         "usage": {"prompt_tokens": len(prompt) // 2 + 1, "completion_tokens": len(text) // 2 + 1,
                   "total_tokens": len(prompt) // 2 + len(text) // 2 + 2},
     }

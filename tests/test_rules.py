@@ -154,6 +154,11 @@ POSITIVE: list[tuple[str, str, dict]] = [
     ("echo", "如何敬酒", {"question": "请问如何敬酒？"}),
     ("echo", "游戏背景设定在哪个神话世界呢？", {"question": "游戏背景设定在哪个神话世界？"}),
     ("echo", "Happy birthday", {"question": "happy birthday!"}),
+    ("think_leak", "<think>用户问天命人，先查资料。</think>天命人是玩家操控的角色。", A),
+    ("think_leak", "天命人是玩家操控的角色。</think>", A),
+    ("think_leak", "<THINK>嗯</THINK>祝您生日快乐！", G),
+    ("think_leak", "我理解你的感受。<think>来访者很焦虑</think>", D),
+    ("think_leak", "<|begin_of_thought|>先想想<|end_of_thought|>先敬长辈，再敬平辈。", A),
 ]
 
 NEGATIVE: list[tuple[str, str, dict]] = [
@@ -264,6 +269,11 @@ NEGATIVE: list[tuple[str, str, dict]] = [
     ("echo", "敬酒时要先敬长辈，双手持杯。", {"question": "如何敬酒？"}),
     ("echo", "祝姐姐生日快乐", {}),
     ("echo", "祝姐姐生日快乐", {"question": "！！"}),
+    ("think_leak", "天命人是玩家操控的角色。", A),
+    ("think_leak", "想一想再回答：先敬长辈，再敬平辈。", A),
+    ("think_leak", "我想了很久，祝您生日快乐！", G),
+    ("think_leak", "think 这个词在英文里是“想”的意思。", A),
+    ("think_leak", "<b>重点</b>是先敬长辈。", A),
 ]
 
 
@@ -386,7 +396,7 @@ def test_unknown_rule_name_is_a_config_error():
 
 
 def test_registry_lists_name_code_function_description():
-    assert len(RULES) == 18
+    assert len(RULES) == 19
     for name, (code, fn, description, scope) in RULES.items():
         assert isinstance(code, ReasonCode) and callable(fn) and description and scope in ("text", "sample"), name
     assert RULES["role_scene"].scope == "sample" and RULES["repeated_turn"].scope == "sample"

@@ -196,3 +196,17 @@ def english_leak(view: TextView, ctx: RuleContext) -> RuleHit | None:
     if letters >= 8 and letters / visible > ctx.english_ratio:  # one loanword is not a leak
         return hit("english_leak", f"英文占比 {letters / visible:.0%}，请用中文回答。")
     return None
+
+
+_THINK_TAG = re.compile(r"</?think>|<\|?(?:begin|end)_of_thought\|?>", re.IGNORECASE)
+
+
+@rule("think_leak", ReasonCode.FORMAT, "推理过程漏进了输出（<think>…</think> 标签）：推理另存在 Turn.reasoning")
+def think_leak(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    """A reasoning model's thinking belongs in `Turn.reasoning`, never in the output.
+
+    >>> think_leak(TextView("<think>先想想</think>天命人是玩家操控的角色。"), RuleContext()).code.value
+    'FORMAT'
+    """
+    m = _THINK_TAG.search(view.text)
+    return None if m is None else hit("think_leak", "输出里混进了推理过程的标签，请只给出回答正文。", m.span())

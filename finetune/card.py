@@ -1,0 +1,266 @@
+"""`zaoshu card RUN_DIR [--out DIR]`: a dataset card in the Hugging Face layout, with PNG plots.
+
+    zaoshu card runs/wulewule/r1            → runs/wulewule/r1/DATASET_CARD.md + card_*.png
+
+The card has the YAML header the Hub reads (language, license, size_categories, task_categories,
+tags), then what a person wants to see before training on the data: how many samples of which
+aspect / role / scene / style / emotion / area / tag, turns and lengths, why drafts were sent back
+and samples rejected, the near-duplicate rate, how much of the knowledge base the answers drew on,
+tokens and cost per role, and the models and prompt versions that made it. Every recipe run writes
+one at the end (`recipes.base.execute`).
+
+>>> size_category(999), size_category(1000), size_category(2_500_000)
+('n<1K', '1K<n<10K', '1M<n<10M')
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.errors import InputError
+from agents.schemas import Sample
+
+log = logging.getLogger(__name__)
+
+CARD_FILE = "DATASET_CARD.md"
+FIELDS = {"aspect": "方面", "role": "对象", "scene": "场景", "style": "风格", "emotion": "情绪", "area": "领域",
+          "tag": "标签", "tags": "标签"}
+_SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+          (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]
+
+
+def size_category(n: int) -> str:
+    """The Hub's size_categories value for n records."""
+    return next((label for limit, label in _SIZES if n < limit), "n>1T")
+
+
+@dataclass
+class RunFacts:
+    """Everything the card reports, read from a run folder (no plotting here)."""
+
+    name: str
+    recipe: str
+    accepted: list[Sample]
+    rejected_codes: Counter = field(default_factory=Counter)
+    revised_codes: Counter = field(default_factory=Counter)
+    rejected: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    chunks_total: int | None = None
+    chunks_used: int = 0
+    coverage_note: str = ""
+    bad_lines: list[str] = field(default_factory=list)
+
+    def by_field(self) -> dict[str, list[tuple[str, int]]]:
+        counts: dict[str, Counter] = {}
+        for s in self.accepted:
+            for name in FIELDS:
+                value = s.meta.get(name)
+                for v in value if isinstance(value, list) else [value]:
+                    if v is not None and v != "":
+                        counts.setdefault("tag" if name == "tags" else name, Counter())[str(v)] += 1
+        return {name: c.most_common() for name, c in counts.items()}
+
+    @property
+    def duplicate_rate(self) -> float | None:
+        done = len(self.accepted) + self.rejected
+        return self.rejected_codes.get("DUPLICATE", 0) / done if done else None
+
+    @property
+    def coverage(self) -> float | None:
+        return self.chunks_used / self.chunks_total if self.chunks_total else None
+
+
+def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | None, str]:
+    """Every chunk id of the run's knowledge index, or None with the reason it is unknown."""
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else config
+    index_dir = recipe.get("index_dir") if isinstance(recipe, dict) else None
+    if not index_dir:
+        return None, "the run's config names no knowledge index (index_dir)"
+    db = Path(index_dir)
+    db = db if db.is_absolute() else run_dir / db
+    db = db / "kb.sqlite"
+    if not db.is_file():
+        return None, f"the knowledge index {db.parent} is not there any more"
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return {f"{src}#{i}" for src, i in conn.execute("SELECT source, chunk_index FROM chunks")}, ""
+    except sqlite3.Error as exc:
+        return None, f"the knowledge index {db} could not be read ({exc})"
+
+
+def read_facts(run_dir: Path) -> RunFacts:
+    """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder."""
+    from finetune.export import read_records, read_samples
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "accepted.jsonl").is_file():
+        raise InputError(f"{run_dir} has no accepted.jsonl; is it a run directory (runs/<recipe>/<run-name>/)?")
+    samples, bad = read_samples(run_dir / "accepted.jsonl")
+    stats = _read_json(run_dir / "stats.json")
+    config = _read_yaml(run_dir / "config.resolved.yaml")
+    facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
+                     accepted=samples, stats=stats, config=config, bad_lines=[str(b) for b in bad])
+    if (run_dir / "rejected.jsonl").is_file():
+        records, bad_json = read_records(run_dir / "rejected.jsonl")
+        facts.bad_lines += [f"rejected.jsonl {b}" for b in bad_json]
+        for _, record in records:
+            facts.rejected += 1
+            facts.rejected_codes.update(str(c) for c in (record.get("codes") or ["(none)"]))
+    for s in samples:
+        for draft in s.meta.get("drafts") or []:
+            if isinstance(draft, dict) and draft.get("decision") != "accept":
+                facts.revised_codes.update(str(c) for c in draft.get("codes") or [])
+    chunks, why = _index_chunks(config, run_dir)
+    used = {src.get("chunk_id") for s in samples for src in s.meta.get("sources") or [] if isinstance(src, dict)}
+    if chunks is None:
+        facts.coverage_note = why
+    else:
+        facts.chunks_total, facts.chunks_used = len(chunks), len(used & chunks)
+    return facts
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (ValueError, OSError) as exc:
+        log.warning("%s unreadable: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (yaml.YAMLError, OSError) as exc:
+        log.warning("%s unreadable: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---------------------------------------------------------------- the card
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _header(facts: RunFacts, license: str) -> str:
+    kinds = {s.kind for s in facts.accepted}
+    qa = any(s.meta.get("graph", s.kind) == "qa" for s in facts.accepted)  # a greeting is a qa-kind sample too
+    tasks = ["text-generation"] + (["question-answering"] if qa else [])
+    tags = ["zaoshu", "synthetic", "sft"] + (["dialogue"] if "dialogue" in kinds else [])
+    if facts.revised_codes:  # drafts the critic sent back, and their accepted revisions: preference data
+        tags += ["dpo", "kto"]
+    if any(t.reasoning for s in facts.accepted for t in s.turns):
+        tags.append("reasoning")
+    meta = {"language": ["zh"], "license": license, "size_categories": [size_category(len(facts.accepted))],
+            "task_categories": tasks, "tags": tags, "pretty_name": f"{facts.recipe} · {facts.name}"}
+    return "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n"
+
+
+def _provenance(facts: RunFacts) -> tuple[list[list[Any]], list[list[Any]]]:
+    models: Counter = Counter()
+    prompts: Counter = Counter()
+    for s in facts.accepted:
+        models.update(f"{role}|{name}" for role, name in (s.meta.get("models") or {}).items() if name)
+        prompts.update(f"{step}|{version}" for step, version in (s.meta.get("prompts") or {}).items())
+    return ([[*k.split("|", 1), n] for k, n in sorted(models.items())],
+            [[*k.split("|", 1), n] for k, n in sorted(prompts.items())])
+
+
+def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
+    """The Markdown text of the card (plots: `card_plots.Plots`, their files beside the card)."""
+    n = len(facts.accepted)
+    turns = sum(len(s.turns) for s in facts.accepted)
+    with_reasoning = sum(1 for s in facts.accepted for t in s.turns if t.reasoning)
+    drafts_back = sum(facts.revised_codes.values())
+    img = {name: path.name for name, path in plots.files.items()}
+    out = [_header(facts, license), f"# {facts.recipe} · {facts.name}\n",
+           f"由 zaoshu（造数）生成并经过质检的中文微调数据：**{n}** 条样本、**{turns}** 轮对话"
+           f"（{with_reasoning} 轮带推理过程）。运行状态：{facts.stats.get('status', '未知')}；"
+           f"被拒绝 {facts.rejected} 条，全部记录在 `rejected.jsonl`。\n"]
+    out.append("## 组成\n")
+    if "card_samples_by_field" in img:
+        out.append(f"![按字段统计的样本数]({img['card_samples_by_field']})\n")
+    for name, counts in facts.by_field().items():
+        out.append(f"- {FIELDS.get(name, name)}（{name}）：{len(counts)} 个取值，" +
+                   "、".join(f"{v} {c}" for v, c in counts[:8]) + ("…" if len(counts) > 8 else ""))
+    if "card_lengths" in img:
+        out.append(f"\n![轮数与长度]({img['card_lengths']})\n")
+    out.append("## 质量\n")
+    codes = (facts.rejected_codes + facts.revised_codes).most_common()
+    if "card_rejections" in img:
+        out.append(f"![按原因代码统计]({img['card_rejections']})\n")
+    out.append(_table(["原因代码", "被拒绝的样本", "被退回的草稿"],
+                      [[c, facts.rejected_codes.get(c, 0), facts.revised_codes.get(c, 0)] for c, _ in codes])
+               if codes else "没有样本被拒绝，也没有草稿被退回。")
+    dup = facts.duplicate_rate
+    out.append(f"\n- 近似重复率（因 DUPLICATE 被拒绝的占已完成条目的比例）：{'未知' if dup is None else f'{dup:.1%}'}")
+    if facts.coverage is None:
+        out.append(f"- 知识覆盖率：未知（{facts.coverage_note}）")
+    else:
+        out.append(f"- 知识覆盖率：样本引用了知识库 {facts.chunks_total} 个片段中的 {facts.chunks_used} 个"
+                   f"（{facts.coverage:.1%}）")
+    out.append(f"- 退回后改好的草稿：{drafts_back} 份，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）")
+    if "card_quality" in img:
+        out.append(f"\n![近似重复率与知识覆盖率]({img['card_quality']})\n")
+    out.append("## 成本\n")
+    roles = facts.stats.get("usage_by_role") or {}
+    currency = facts.stats.get("currency", "")
+    if "card_usage" in img:
+        out.append(f"![各角色的 token 与费用]({img['card_usage']})\n")
+    out.append(_table(["角色", "调用", "输入 token", "输出 token", "费用"],
+                      [[r, u.get("calls", 0), u.get("input_tokens", 0), u.get("output_tokens", 0),
+                        f"{currency}{u.get('cost', 0):.4f}"] for r, u in roles.items()])
+               if roles else "stats.json 没有记录各角色的用量。")
+    models, prompts = _provenance(facts)
+    out.append("\n## 模型与提示词版本\n")
+    out.append(_table(["角色", "模型", "样本数"], models) if models else "样本没有记录模型。")
+    out.append("")
+    out.append(_table(["步骤", "提示词版本", "样本数"], prompts) if prompts else "样本没有记录提示词版本。")
+    out.append("\n## 使用\n")
+    out.append("```bash\nzaoshu export RUN --format xtuner --split 0.9      # XTuner 对话格式\n"
+               "zaoshu export RUN --format sharegpt --with-reasoning  # LLaMA-Factory，带 <think> 推理\n"
+               "zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n```\n")
+    problems = [f"{name}: {m}" for name, ms in plots.missing_glyphs.items() for m in ms[:3]]
+    if problems or facts.bad_lines or not plots.font:
+        out.append("## 注意\n")
+        if not plots.font:
+            out.append("- 没有找到中文字体：图中的中文可能显示为方框（安装 mplfonts 或 fonts-noto-cjk）。")
+        out += [f"- 缺字：{p}" for p in problems]
+        out += [f"- 无法读取的行：{b}" for b in facts.bad_lines[:10]]
+    return "\n".join(out) + "\n"
+
+
+def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -> Path:
+    """Write `DATASET_CARD.md` and its `card_*.png` plots into `out` (default: the run folder); its path."""
+    from finetune import card_plots
+
+    facts = read_facts(Path(run_dir))
+    out_dir = Path(out) if out is not None else Path(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = card_plots.Plots(font=str(card_plots.cjk_font() or ""))
+    turns = [len(s.turns) for s in facts.accepted]
+    inputs = [len(t.input) for s in facts.accepted for t in s.turns]
+    outputs = [len(t.output) for s in facts.accepted for t in s.turns]
+    card_plots.plot_counts(plots, out_dir, facts.by_field(), FIELDS)
+    card_plots.plot_histograms(plots, out_dir, turns, inputs, outputs)
+    card_plots.plot_rejections(plots, out_dir, (facts.rejected_codes + facts.revised_codes).most_common())
+    card_plots.plot_quality(plots, out_dir, [("近似重复率", facts.duplicate_rate), ("知识覆盖率", facts.coverage)])
+    card_plots.plot_usage(plots, out_dir, facts.stats.get("usage_by_role") or {}, facts.stats.get("currency", ""))
+    path = out_dir / CARD_FILE
+    path.write_text(render_card(facts, plots, license), encoding="utf-8")
+    log.info("dataset card: %s (%d plots)", path, len(plots.files))
+    return path

@@ -1,0 +1,134 @@
+"""The dataset card for real runs against the local server: the Hub's YAML header, the numbers, and
+PNG plots that exist, are not blank, and draw their Chinese labels with a CJK font (no missing glyph)."""
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from finetune import card_plots
+from finetune.card import write_card
+from tests.test_reasoning import REPO, run_wulewule, zaoshu
+
+PLOTS = {"card_samples_by_field", "card_lengths", "card_rejections", "card_quality", "card_usage"}
+
+
+def header(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def assert_not_blank(png: Path) -> None:
+    from matplotlib.image import imread
+
+    pixels = imread(png)[..., :3]
+    assert pixels.shape[0] > 150 and pixels.shape[1] > 300
+    assert pixels.std() > 0.05, f"{png.name} looks blank"
+    assert (pixels.mean(axis=2) < 0.5).mean() > 0.005, f"{png.name} has almost no dark pixels (no text, no bars)"
+
+
+@pytest.fixture
+def tianji_run(tmp_path, monkeypatch):
+    from recipes.base import RunFlags, execute
+    from recipes.tianji.recipe import Tianji
+    from tests.fake_openai import FakeOpenAI
+    from tests.recipe_replies import reply
+
+    config = yaml.safe_load((REPO / "recipes/tianji/tianji.yaml").read_text(encoding="utf-8"))
+    config.update(roles=[{"name": "奶奶", "relation": "elder"}, {"name": "哥哥", "relation": "peer", "sibling": True}],
+                  scenes=["生日", "工作升职"])
+    path = tmp_path / "tianji.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
+        monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
+        console = Console(record=True, width=200, file=open(os.devnull, "w"))
+        assert execute(Tianji(), RunFlags(config=path, out=tmp_path / "run", concurrency=2), console) == 0
+    return tmp_path / "run", console.export_text()
+
+
+def test_every_recipe_run_ends_with_a_card(tianji_run, caplog):
+    run, text = tianji_run
+    assert f"dataset card → {run / 'DATASET_CARD.md'}" in text
+    card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
+    meta = header(card)
+    assert meta["language"] == ["zh"] and meta["size_categories"] == ["n<1K"]
+    assert meta["task_categories"] == ["text-generation"] and meta["license"] == "other"
+    # 2 roles × 2 scenes × 3 styles; the YAML's matrix excludes 奶奶 × 工作升职 (3 rejections)
+    assert "**9** 条样本" in card and "被拒绝 3 条" in card
+    assert "- 对象（role）：2 个取值" in card and "- 风格（style）：3 个取值" in card
+    assert "| ROLE_SCENE_MISMATCH | 3 | 0 |" in card
+    assert "知识覆盖率：未知（the run's config names no knowledge index (index_dir)）" in card
+    assert "| responder | fake-model | 9 |" in card and "| critic | fake-model | 9 |" in card
+    for name in PLOTS:
+        assert f"]({name}.png)" in card
+        assert_not_blank(run / f"{name}.png")
+
+
+def test_card_command_for_a_run_with_revisions_and_an_index(tmp_path, monkeypatch, caplog):
+    run = run_wulewule(tmp_path, monkeypatch)
+    out = tmp_path / "card"
+    with caplog.at_level(logging.WARNING):
+        assert zaoshu("card", run, "--out", out, "--license", "apache-2.0") == 0
+    assert "missing from the font" not in caplog.text and "no CJK font" not in caplog.text
+    card = (out / "DATASET_CARD.md").read_text(encoding="utf-8")
+    meta = header(card)
+    assert meta["license"] == "apache-2.0" and "question-answering" in meta["task_categories"]
+    assert {"dpo", "kto", "reasoning"} <= set(meta["tags"])
+    assert "（12 轮带推理过程）" in card or "轮带推理过程" in card
+    assert "| PREAMBLE | 0 |" in card and "| UNGROUNDED | 0 |" in card
+    assert "个片段中的" in card and "近似重复率（因 DUPLICATE 被拒绝的占已完成条目的比例）：0.0%" in card
+    assert "## 注意" not in card  # no missing glyph, no bad line, a CJK font found
+    assert sorted(p.stem for p in out.glob("card_*.png")) == sorted(PLOTS)
+    for png in out.glob("card_*.png"):
+        assert_not_blank(png)
+
+
+def test_the_cjk_font_is_found_and_a_missing_one_is_reported(tmp_path, monkeypatch):
+    font = card_plots.cjk_font()
+    assert font is not None and font.is_file()
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.ft2font import FT2Font
+
+    ft = FT2Font(str(font))
+    assert all(ft.get_char_index(ord(c)) for c in "按方面统计的样本数近似重复率与知识覆盖率")
+    assert "CJK" in FontProperties(fname=str(font)).get_name()
+
+    plots = card_plots.Plots()
+    card_plots.plot_rejections(plots, tmp_path, [("DUPLICATE", 2)])
+    assert plots.missing_glyphs == {}
+    monkeypatch.setattr(card_plots, "font_family", lambda: ["DejaVu Sans"])  # what a machine without the font gets
+    card_plots.plot_rejections(plots, tmp_path, [("DUPLICATE", 2)])
+    assert "Glyph" in plots.missing_glyphs["card_rejections"][0]
+
+
+def test_card_of_a_folder_that_is_not_a_run_is_a_one_line_error(tmp_path, capsys):
+    assert zaoshu("card", tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "has no accepted.jsonl" in err and "Traceback" not in err
+
+
+def test_card_with_no_stats_and_no_index_still_writes(tmp_path):
+    from agents.schemas import Sample, Turn
+
+    (tmp_path / "accepted.jsonl").write_text(
+        Sample(id="x", recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")], meta={"aspect": "测试"})
+        .model_dump_json() + "\n{broken\n", encoding="utf-8")
+    card = write_card(tmp_path).read_text(encoding="utf-8")
+    assert "**1** 条样本" in card and "stats.json 没有记录各角色的用量。" in card
+    assert "无法读取的行：line 2: invalid JSON" in card
+
+
+def test_docstring_examples_of_the_new_modules():
+    import doctest
+
+    import finetune.card
+    import finetune.preference
+
+    for module in (finetune.card, card_plots, finetune.preference):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
