@@ -46,12 +46,14 @@ class Recipe:
     def after_run(self, config: Any, run_dir: Path, console: Console) -> None:
         """The recipe's `finish`, then the dataset card — a by-product that never fails a run."""
         self.finish(config, run_dir, console)
+        if not (run_dir / "accepted.jsonl").exists():
+            return  # nothing accepted yet (e.g. stopped at the first call): nothing to describe
         try:
             from finetune.card import write_card
 
             console.print(f"dataset card → {write_card(run_dir)}", highlight=False)
         except Exception as exc:  # noqa: BLE001 — a plot library or font problem must not lose the run
-            log.warning("no dataset card for %s", run_dir, exc_info=True)
+            log.debug("no dataset card for %s", run_dir, exc_info=True)
             console.print(f"[yellow]warning:[/] no dataset card: {type(exc).__name__}: {exc}", highlight=False)
 
     @staticmethod

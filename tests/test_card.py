@@ -32,7 +32,8 @@ def assert_not_blank(png: Path) -> None:
 
 @pytest.fixture
 def tianji_run(tmp_path, monkeypatch):
-    from recipes.base import RunFlags, execute
+    from graphs.execute import execute
+    from graphs.session import RunRequest
     from recipes.tianji.recipe import Tianji
     from tests.fake_openai import FakeOpenAI
     from tests.recipe_replies import reply
@@ -47,7 +48,7 @@ def tianji_run(tmp_path, monkeypatch):
         monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
         monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
         console = Console(record=True, width=200, file=open(os.devnull, "w"))
-        assert execute(Tianji(), RunFlags(config=path, out=tmp_path / "run", concurrency=2), console) == 0
+        assert execute(Tianji(), RunRequest(config=path, out=tmp_path / "run", concurrency=2), console) == 0
     return tmp_path / "run", console.export_text()
 
 

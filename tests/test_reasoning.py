@@ -65,7 +65,8 @@ async def test_langchain_client_reads_reasoning_content_from_provider_messages()
 
 def run_wulewule(tmp_path: Path, monkeypatch) -> Path:
     """A small wulewule run against the local server playing a reasoning model the critic sends back once."""
-    from recipes.base import RunFlags, execute
+    from graphs.execute import execute
+    from graphs.session import RunRequest
     from recipes.wulewule.recipe import Wulewule
     from tests import revise_replies
 
@@ -81,7 +82,7 @@ def run_wulewule(tmp_path: Path, monkeypatch) -> Path:
         monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
         out = tmp_path / "run"
         console = Console(record=True, width=200, file=open(os.devnull, "w"))
-        assert execute(Wulewule(), RunFlags(config=path, out=out, concurrency=1), console) == 0
+        assert execute(Wulewule(), RunRequest(config=path, out=out, concurrency=1), console) == 0
     return out
 
 
@@ -110,7 +111,8 @@ def test_every_turn_keeps_its_reasoning_apart_from_the_output(tmp_path, monkeypa
 
 
 def test_the_counsellor_turns_keep_reasoning_through_a_dialogue_revision(tmp_path, monkeypatch):
-    from recipes.base import RunFlags, execute
+    from graphs.execute import execute
+    from graphs.session import RunRequest
     from recipes.emollm.recipe import EmoLLM
     from tests import revise_replies
 
@@ -124,7 +126,7 @@ def test_the_counsellor_turns_keep_reasoning_through_a_dialogue_revision(tmp_pat
         monkeypatch.setenv("ZAOSHU_MODEL", "fake-r1")
         monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
         console = Console(record=True, width=200, file=open(os.devnull, "w"))
-        assert execute(EmoLLM(), RunFlags(config=path, out=tmp_path / "run", concurrency=1), console) == 0
+        assert execute(EmoLLM(), RunRequest(config=path, out=tmp_path / "run", concurrency=1), console) == 0
     samples = accepted(tmp_path / "run")
     assert len(samples) == 2
     for sample in samples:
