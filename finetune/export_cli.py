@@ -37,13 +37,19 @@ def export(
     seed: int = typer.Option(42, help="Seed of the shuffle before the split."),
     keep_meta: bool = typer.Option(False, "--keep-meta", help="Keep each sample's id and meta in the records."),
     as_json: bool = typer.Option(False, "--json/--jsonl", help="Write one JSON array per file instead of JSONL."),
+    ignore_review: bool = typer.Option(False, "--ignore-review", help="Export accepted.jsonl as written, "
+                                       "without the decisions of `zaoshu review` (review.jsonl)."),
 ) -> None:
     """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records."""
     from finetune.export import export_run
 
     console = _console()
-    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json)
+    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
+                        ignore_review=ignore_review)
     _warn_bad(console, str(run_dir / "accepted.jsonl"), report.bad_lines)
+    if any(report.review.values()):
+        console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "
+                      "{added} rejected samples accepted by the reviewer (added)".format(**report.review))
     for name, path in report.files.items():
         console.print(f"{name}: {report.counts[name]} records → {path}")
     if report.dataset_info:
