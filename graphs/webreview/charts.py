@@ -12,10 +12,10 @@ import math
 from html import escape
 
 
-def bar_chart(items: list[tuple[str, int]], title: str, limit: int = 12, width: int = 360) -> str:
+def bar_chart(items: list[tuple[str, int]], title: str, limit: int = 8, width: int = 300) -> str:
     """Counts as horizontal bars, most common first; labels and counts as text (readable without colour)."""
     items = items[:limit]
-    row, label_w = 18, 130
+    row, label_w = 16, 120
     height = row * max(len(items), 1) + 24
     top = max((n for _, n in items), default=1) or 1
     parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
@@ -27,10 +27,10 @@ def bar_chart(items: list[tuple[str, int]], title: str, limit: int = 12, width: 
         y = 20 + i * row
         bar = max(1, round((width - label_w - 50) * n / top))
         short = label if len(label) <= 12 else label[:11] + "…"
-        parts.append(f'<text x="{label_w - 4}" y="{y + 12}" text-anchor="end"><title>{escape(label)}</title>'
+        parts.append(f'<text x="{label_w - 4}" y="{y + 11}" text-anchor="end"><title>{escape(label)}</title>'
                      f'{escape(short)}</text>'
                      f'<rect x="{label_w}" y="{y + 2}" width="{bar}" height="{row - 5}"/>'
-                     f'<text x="{label_w + bar + 4}" y="{y + 12}" class="n">{n}</text>')
+                     f'<text x="{label_w + bar + 4}" y="{y + 11}" class="n">{n}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -47,7 +47,7 @@ def histogram(values: list[int], bins: int = 20) -> list[tuple[int, int, int]]:
     return [(i * step, (i + 1) * step, c) for i, c in enumerate(counts)]
 
 
-def histogram_chart(values: list[int], title: str, bins: int = 20, width: int = 360, height: int = 140) -> str:
+def histogram_chart(values: list[int], title: str, bins: int = 20, width: int = 300, height: int = 120) -> str:
     """A length histogram as columns, with the axis range and each bin's count in a tooltip."""
     data = histogram(values, bins)
     top = max((c for _, _, c in data), default=1) or 1

@@ -65,7 +65,7 @@
     e.preventDefault();
   });
 
-  // After an action the card is replaced: keep it the current one.
-  document.addEventListener("htmx:afterSwap", () => select(current, false));
+  // After an action the card is replaced (and htmx settles its attributes): keep it the current one.
+  document.addEventListener("htmx:afterSettle", () => select(current, false));
   document.addEventListener("DOMContentLoaded", () => select(0, false));
 })();
