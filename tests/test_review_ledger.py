@@ -17,6 +17,7 @@ from tests.review_fixture import small_run
 
 
 @pytest.mark.parametrize("name", ["graphs.review_ledger", "graphs.webreview.index", "graphs.webreview.charts",
+                                  "graphs.webreview.facets",
                                   "graphs.webreview.view"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))

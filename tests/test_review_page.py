@@ -149,3 +149,41 @@ def test_a_large_folder_filters_within_a_second(tmp_path):
         html = client.get(f"/?{params}").text
         assert time.perf_counter() - start < 1.0, params
         assert total(html) > 0
+
+
+def _cli(*args: str, timeout: float = 60):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([sys.executable, "-m", "zaoshu_cli", "review", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=timeout)
+
+
+def test_the_cli_says_in_one_line_what_is_wrong(tmp_path, run):
+    import socket
+
+    proc = _cli(str(tmp_path / "missing"), "--no-browser")
+    assert proc.returncode == 1 and proc.stderr.strip() == f"error: run directory not found: {tmp_path / 'missing'}"
+    (tmp_path / "empty").mkdir()
+    proc = _cli(str(tmp_path / "empty"), "--no-browser")
+    assert proc.returncode == 1 and "has no accepted.jsonl, rejected.jsonl or failed.jsonl" in proc.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = _cli(str(run), "--no-browser", "--port", str(port))
+    assert proc.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "--port 0" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (run / "review.jsonl").exists()
+
+
+def test_with_a_filter_the_overview_counts_only_the_matching_samples(client):
+    html = client.get("/?file=rejected").text
+    assert "overview of the 4 matching samples" in html
+    chart = re.search(r'<svg[^>]*aria-label="reason codes \(critic\)".*?</svg>', html).group(0)
+    assert re.findall(r"<title>(\w+)</title>", chart) == ["FORMAT", "PREAMBLE", "TOO_SHORT", "UNGROUNDED"]
+    assert "3 samples, max bin" in html  # lengths of the 3 rejected samples that have turns
+    aspect = re.search(r'<svg[^>]*aria-label="by aspect".*?</svg>', html).group(0)
+    assert ">6<" not in aspect and ">1<" in aspect
+    assert "overview of the run folder" in client.get("/").text

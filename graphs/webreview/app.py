@@ -66,13 +66,16 @@ class Review:
         if self._overview and self._overview[0] == self.index.generation:
             return self._overview[1]
         facets = self.index.facets()
-        charts = [bar_chart(facets["code"], "reason codes (critic)"),
-                  bar_chart(facets["reviewer"], "reviewer rejections"),
-                  histogram_chart(self.index.lengths(), "answer length (characters)")]
-        charts += [bar_chart(facets[name], f"by {name}") for name in (*LABELS, "tag", "source") if facets[name]]
-        data = {"facets": facets, "counts": self.index.counts(), "charts": charts}
+        data = {"facets": facets, "counts": self.index.counts(), "charts": charts(facets, self.index.lengths())}
         self._overview = (self.index.generation, data)
         return data
+
+
+def charts(facets: dict[str, list[tuple[str, int]]], lengths: list[int]) -> list[str]:
+    """The overview's SVG charts: reason codes, reviewer rejections, answer lengths, then each label."""
+    out = [bar_chart(facets["code"], "reason codes (critic)"), bar_chart(facets["reviewer"], "reviewer rejections"),
+           histogram_chart(lengths, "answer length (characters)")]
+    return out + [bar_chart(facets[name], f"by {name}") for name in (*LABELS, "tag", "source") if facets[name]]
 
 
 def _environment() -> Environment:
@@ -109,13 +112,15 @@ def create_app(run_dir: Path) -> FastAPI:
         query = Query(file=params.get("file", ""), code=params.get("code", ""), review=params.get("review", ""),
                       q=params.get("q", "").strip(), labels={f: params.get(f, "") for f in FACETS},
                       page=page_no, per_page=PER_PAGE)
-        total, rows = review.index.search(query)
+        total, rows, summary = review.index.search(query, summarize=True)
+        overview = review.overview()
+        shown = charts(summary["facets"], summary["lengths"]) if summary else overview["charts"]
         pages = max(1, -(-total // PER_PAGE))
         kept = {k: v for k, v in params.items() if v and k != "page"}
         cards = [render_card(sid) for sid, _, _ in rows]
         return env.get_template("page.html").render(
             run_dir=str(review.run_dir), query=query, kept=kept, total=total, pages=pages, cards=cards,
-            overview=review.overview(), files=FILES, facets=FACETS, reasons=REASONS,
+            overview=overview, charts=shown, filtered=summary is not None, files=FILES, facets=FACETS, reasons=REASONS,
             first=(page_no - 1) * PER_PAGE + 1 if total else 0, last=min(total, page_no * PER_PAGE),
             url=lambda **change: "?" + urlencode({**kept, **{k: v for k, v in change.items() if v}}))
 

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from graphs.webreview.facets import FacetCounts
+
 FILES = ("accepted", "rejected", "failed")
 LABELS = ("aspect", "role", "scene", "style", "emotion", "area")
 FACETS = (*LABELS, "tag", "source")
@@ -104,17 +108,26 @@ class RunIndex:
         self.refresh()
 
     def _create(self) -> None:
+        self._facets = FacetCounts()
+        self._length_rows: list[int] = []
+        self._lengths: list[int] = []
+        self._length_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self._db.executescript("""
             DROP TABLE IF EXISTS samples; DROP TABLE IF EXISTS codes; DROP TABLE IF EXISTS sources;
+            DROP TABLE IF EXISTS tags;
             CREATE TABLE samples(sid INTEGER PRIMARY KEY, file TEXT, id TEXT, offset INTEGER, length INTEGER,
                 aspect TEXT, role TEXT, scene TEXT, style TEXT, emotion TEXT, area TEXT, tags TEXT,
                 text TEXT, chars INTEGER, turns INTEGER);
             CREATE TABLE codes(sid INTEGER, code TEXT);
             CREATE TABLE sources(sid INTEGER, source TEXT);
+            CREATE TABLE tags(sid INTEGER, tag TEXT);
             CREATE TABLE IF NOT EXISTS review(id TEXT PRIMARY KEY, status TEXT, reason TEXT, edited INTEGER,
                 noted INTEGER, text TEXT);
             CREATE INDEX samples_file ON samples(file); CREATE INDEX samples_id ON samples(id);
             CREATE INDEX codes_code ON codes(code, sid); CREATE INDEX sources_source ON sources(source, sid);
+            CREATE INDEX codes_sid ON codes(sid); CREATE INDEX sources_sid ON sources(sid);
+            CREATE INDEX tags_tag ON tags(tag, sid); CREATE INDEX tags_sid ON tags(sid);
+            CREATE TEMP TABLE IF NOT EXISTS hits(sid INTEGER PRIMARY KEY);
         """)
 
     def path(self, file: str) -> Path:
@@ -141,7 +154,7 @@ class RunIndex:
             return changed
 
     def _index_tail(self, name: str, state: _FileState) -> bool:
-        rows, codes, sources = [], [], []
+        rows, codes, sources, tags = [], [], [], []
         next_sid = (self._db.execute("SELECT COALESCE(MAX(sid), 0) FROM samples").fetchone()[0]) + 1
         with open(self.path(name), "rb") as f:
             f.seek(state.offset)
@@ -168,19 +181,37 @@ class RunIndex:
                 meta = (sample or {}).get("meta") or {}
                 srcs = {s.get("source") for s in meta.get("sources") or [] if isinstance(s, dict)}
                 sources += [(sid, s) for s in srcs if isinstance(s, str)]
+                tags += [(sid, t) for t in (labels["tags"] or "").strip("|").split("|") if t]
+                self._count(sid, labels, codes, sources, tags, chars if turns else None)
                 if len(rows) >= _BATCH:
-                    self._insert(rows, codes, sources)
+                    self._insert(rows, codes, sources, tags)
                     next_sid += len(rows)
-                    rows, codes, sources = [], [], []
-        self._insert(rows, codes, sources)
+                    rows, codes, sources, tags = [], [], [], []
+        self._insert(rows, codes, sources, tags)
         grew = offset > state.offset
         state.offset = offset
         return grew
 
-    def _insert(self, rows: list, codes: list, sources: list) -> None:
+    def _count(self, sid: int, labels: dict[str, str | None], codes: list, sources: list, tags: list,
+               length: int | None) -> None:
+        """Add one sample to the facet counts (the lists hold this batch's pairs; this sample's are last)."""
+        for name in LABELS:
+            if labels[name] is not None:
+                self._facets.add(name, sid, labels[name])
+        for field, pairs in (("code", codes), ("source", sources), ("tag", tags)):
+            for row, value in reversed(pairs):
+                if row != sid:
+                    break
+                self._facets.add(field, sid, value)
+        if length is not None:
+            self._length_rows.append(sid)
+            self._lengths.append(length)
+
+    def _insert(self, rows: list, codes: list, sources: list, tags: list) -> None:
         self._db.executemany(f"INSERT INTO samples VALUES ({','.join('?' * 15)})", rows)
         self._db.executemany("INSERT INTO codes VALUES (?, ?)", codes)
         self._db.executemany("INSERT INTO sources VALUES (?, ?)", sources)
+        self._db.executemany("INSERT INTO tags VALUES (?, ?)", tags)
 
     def set_review(self, sample_id: str, status: str | None, reason: str | None, edited: bool, noted: bool,
                    text: str) -> None:
@@ -207,8 +238,8 @@ class RunIndex:
                 clauses.append("s.sid IN (SELECT sid FROM sources WHERE source = ?)")
                 args.append(value)
             elif facet == "tag":
-                clauses.append("instr(s.tags, ?) > 0")
-                args.append(f"|{value}|")
+                clauses.append("s.sid IN (SELECT sid FROM tags WHERE tag = ?)")
+                args.append(value)
             elif facet in LABELS:
                 clauses.append(f"s.{facet} = ?")
                 args.append(value)
@@ -222,15 +253,29 @@ class RunIndex:
             args += [query.q] * 3
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    def search(self, query: Query) -> tuple[int, list[tuple[int, str, str]]]:
-        """(matching count, [(sid, file, id)] of the requested page), in file order."""
+    def search(self, query: Query, summarize: bool = False) -> tuple[int, list[tuple[int, str, str]], dict | None]:
+        """(matching count, [(sid, file, id)] of the requested page, and — when filtered and `summarize` —
+        the facets and answer lengths of the matching samples), in file order."""
         where, args = self._where(query)
-        base = f"FROM samples s LEFT JOIN review r ON r.id = s.id{where}"
+        limit = [query.per_page, (max(query.page, 1) - 1) * query.per_page]
         with self._lock:
-            total = self._db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
-            rows = self._db.execute(f"SELECT s.sid, s.file, s.id {base} ORDER BY s.sid LIMIT ? OFFSET ?",
-                                    [*args, query.per_page, (max(query.page, 1) - 1) * query.per_page]).fetchall()
-        return total, rows
+            if not where:
+                total = self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+                rows = self._db.execute("SELECT sid, file, id FROM samples ORDER BY sid LIMIT ? OFFSET ?",
+                                        limit).fetchall()
+                return total, rows, None
+            self._db.execute("DELETE FROM hits")  # the filter runs once; count, page and summary read its result
+            self._db.execute(f"INSERT INTO hits SELECT s.sid FROM samples s LEFT JOIN review r ON r.id = s.id{where}",
+                             args)
+            total = self._db.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+            rows = self._db.execute("SELECT s.sid, s.file, s.id FROM hits h CROSS JOIN samples s ON s.sid = h.sid "
+                                    "ORDER BY h.sid LIMIT ? OFFSET ?", limit).fetchall()
+            summary = None
+            if summarize:
+                mask = self._hits_mask()
+                summary = {"facets": self.facets(only_hits=True, mask=mask),
+                           "lengths": self.lengths(only_hits=True, mask=mask)}
+        return total, rows, summary
 
     def record(self, sid: int) -> tuple[str, dict[str, Any]] | None:
         """(file, the ledger line as written) of one indexed sample."""
@@ -243,28 +288,22 @@ class RunIndex:
             f.seek(offset)
             return file, json.loads(f.read(length))
 
-    def facets(self, limit: int = 300) -> dict[str, list[tuple[str, int]]]:
-        """Each filterable field's values with their counts (most common first), codes included."""
-        out: dict[str, list[tuple[str, int]]] = {}
+    def facets(self, limit: int = 300, only_hits: bool = False,
+               mask: np.ndarray | None = None) -> dict[str, list[tuple[str, int]]]:
+        """Each filterable field's values with their counts (most common first), codes included;
+        `only_hits`: over the samples the last `search` matched."""
         with self._lock:
-            out["code"] = self._db.execute(
-                "SELECT code, COUNT(*) c FROM codes GROUP BY code ORDER BY c DESC, code LIMIT ?", (limit,)).fetchall()
-            for name in LABELS:
-                out[name] = self._db.execute(
-                    f"SELECT {name}, COUNT(*) c FROM samples WHERE {name} IS NOT NULL GROUP BY {name} "
-                    f"ORDER BY c DESC, {name} LIMIT ?", (limit,)).fetchall()
-            tags: dict[str, int] = {}
-            for (value,) in self._db.execute("SELECT tags FROM samples WHERE tags IS NOT NULL"):
-                for tag in value.strip("|").split("|"):
-                    tags[tag] = tags.get(tag, 0) + 1
-            out["tag"] = sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-            out["source"] = self._db.execute(
-                "SELECT source, COUNT(*) c FROM sources GROUP BY source ORDER BY c DESC, source LIMIT ?",
-                (limit,)).fetchall()
+            if only_hits and mask is None:
+                mask = self._hits_mask()
+            out = {name: self._facets.counts(name, mask=mask, limit=limit) for name in ("code", *FACETS)}
             out["reviewer"] = self._db.execute(
-                "SELECT reason, COUNT(*) c FROM review WHERE status = 'rejected' GROUP BY reason ORDER BY c DESC"
-            ).fetchall()
+                "SELECT reason, COUNT(*) c FROM review r WHERE status = 'rejected'"
+                + (" AND r.id IN (SELECT s.id FROM hits h CROSS JOIN samples s ON s.sid = h.sid)" if only_hits else "")
+                + " GROUP BY reason ORDER BY c DESC").fetchall()
         return out
+
+    def _hits_mask(self) -> np.ndarray:
+        return self._facets.mask(sid for (sid,) in self._db.execute("SELECT sid FROM hits"))
 
     def counts(self) -> dict[str, int]:
         """Lines per file, and reviewer decisions."""
@@ -275,7 +314,14 @@ class RunIndex:
                 out[f"reviewer_{status}"] = n
         return {**{f: 0 for f in FILES}, **out}
 
-    def lengths(self) -> list[int]:
-        """Answer lengths (characters) of every sample that has turns, for the histogram."""
+    def lengths(self, only_hits: bool = False, mask: np.ndarray | None = None) -> list[int]:
+        """Answer lengths (characters) of every sample that has turns (or of the last search's), for the histogram."""
         with self._lock:
-            return [n for (n,) in self._db.execute("SELECT chars FROM samples WHERE turns > 0")]
+            if self._length_arrays is None or len(self._length_arrays[0]) != len(self._lengths):
+                self._length_arrays = (np.asarray(self._length_rows, dtype=np.int64),
+                                       np.asarray(self._lengths, dtype=np.int64))
+            rows, values = self._length_arrays
+            if only_hits:
+                mask = self._hits_mask() if mask is None else mask
+                values = values[mask[rows]]
+            return values.tolist()
