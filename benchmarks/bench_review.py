@@ -78,7 +78,7 @@ def bench(samples: int) -> dict:
             url = line.split()[2]
             indexed_s = float(re.search(r" in ([\d.]+) s;", lines[0]).group(1))
             rows = []
-            with httpx.Client(base_url=url, timeout=30) as client:
+            with httpx.Client(base_url=url, timeout=30, headers={"HX-Request": "true"}) as client:
                 for name, params in VIEWS:
                     params = params.format(deep=samples // 20 - 5)
                     times, size, total = _time(client, "/?" + params)

@@ -21,9 +21,14 @@ def run(tmp_path):
     return small_run(tmp_path / "run")
 
 
+def page_client(run) -> TestClient:
+    """A client that talks to the app as the page's htmx does (Host 127.0.0.1, HX-Request header)."""
+    return TestClient(create_app(run), base_url="http://127.0.0.1", headers={"HX-Request": "true"})
+
+
 @pytest.fixture
 def client(run):
-    return TestClient(create_app(run))
+    return page_client(run)
 
 
 def ids(html: str) -> list[str]:
@@ -90,7 +95,7 @@ def test_text_from_the_run_is_escaped(tmp_path):
     with open(run / "accepted.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"id": "xss", "recipe": "r", "kind": "qa", "turns": [
             {"input": "<script>alert(1)</script>", "output": "<img src=x onerror=alert(2)>"}]}) + "\n")
-    html = TestClient(create_app(run)).get("/?q=xss").text
+    html = page_client(run).get("/?q=xss").text
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=x" not in html
 
@@ -143,7 +148,7 @@ def test_a_large_folder_filters_within_a_second(tmp_path):
     import time
 
     run = synthetic_run(tmp_path / "big", 5000)
-    client = TestClient(create_app(run))
+    client = page_client(run)
     for params in ("", "code=PREAMBLE", "aspect=剧情&tag=新手", "q=火焰", "file=rejected&page=20"):
         start = time.perf_counter()
         html = client.get(f"/?{params}").text
@@ -187,3 +192,23 @@ def test_with_a_filter_the_overview_counts_only_the_matching_samples(client):
     aspect = re.search(r'<svg[^>]*aria-label="by aspect".*?</svg>', html).group(0)
     assert ">6<" not in aspect and ">1<" in aspect
     assert "overview of the run folder" in client.get("/").text
+
+
+def test_other_hosts_and_cross_site_posts_are_refused(run):
+    app = create_app(run)
+    foreign = TestClient(app, base_url="http://evil.example")
+    assert foreign.get("/").status_code == 400  # DNS rebinding: a foreign Host header
+    local = TestClient(app, base_url="http://127.0.0.1")
+    assert local.get("/").status_code == 200
+    html = local.get("/?file=accepted").text
+    n = re.search(r'id="s(\d+)"', html).group(1)
+    response = local.post(f"/sample/{n}/reject", data={"base_rev": 0, "reason": "UNGROUNDED"})  # a plain form
+    assert response.status_code == 403 and ledger_lines(run) == []
+
+
+def test_an_action_from_a_page_older_than_the_index_is_refused(client, run):
+    html = client.get("/?file=accepted").text
+    n = re.search(r'id="s(\d+)"', html).group(1)
+    assert f"hx-vals='{{\"sample_id\": \"qa0000\"}}'" in html
+    response = client.post(f"/sample/{n}/accept", data={"base_rev": 0, "sample_id": "some-other-sample"})
+    assert response.status_code == 409 and "reload the page" in response.text and ledger_lines(run) == []

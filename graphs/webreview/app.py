@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from agents.schemas import ReasonCode
 from graphs.review_ledger import ReviewLedger, StaleRevision
@@ -91,7 +92,16 @@ def create_app(run_dir: Path) -> FastAPI:
     env = _environment()
     app = FastAPI(title=f"zaoshu review {run_dir}", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])  # no DNS rebinding
     app.state.review = review
+
+    @app.middleware("http")
+    async def same_page_only(request: Request, call_next):
+        """Actions come from this page's htmx (a header no cross-site form can send), so another web page
+        open in the same browser cannot write to the ledger."""
+        if request.method == "POST" and request.headers.get("hx-request") != "true":
+            return PlainTextResponse("actions are accepted from the review page only", status_code=403)
+        return await call_next(request)
 
     def render_card(sid: int, flash: str = "", conflict: dict[str, Any] | None = None) -> str:
         found = review.index.record(sid)
@@ -131,12 +141,15 @@ def create_app(run_dir: Path) -> FastAPI:
 
     @app.post("/sample/{sid}/{action}", response_class=HTMLResponse)
     def act(sid: int, action: str, base_rev: int = Form(...), reason: str = Form(""), turn: int | None = Form(None),
-            input: str | None = Form(None), output: str | None = Form(None), note: str = Form("")) -> str:
+            input: str | None = Form(None), output: str | None = Form(None), note: str = Form(""),
+            sample_id: str | None = Form(None)) -> str:
         review.refresh()
         found = review.index.record(sid)
         if found is None or action not in ACTIONS:
             raise HTTPException(404, f"no action {action} on sample #{sid}")
         file, record = found
+        if sample_id is not None and sample_id != str(record.get("id", "")):
+            raise HTTPException(409, "the run folder was indexed again since this page was loaded; reload the page")
         sample_id = str(record.get("id", ""))
         view = card(sid, file, record, review.ledger.get(sample_id))
         fields: dict[str, Any] = {}

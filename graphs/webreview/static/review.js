@@ -68,4 +68,15 @@
   // After an action the card is replaced (and htmx settles its attributes): keep it the current one.
   document.addEventListener("htmx:afterSettle", () => select(current, false));
   document.addEventListener("DOMContentLoaded", () => select(0, false));
+  // An action the server refused (the folder was re-indexed, the server stopped): say so at the top.
+  document.addEventListener("htmx:responseError", (e) => {
+    const box = document.getElementById("error");
+    box.textContent = "Not saved: " + (e.detail.xhr.responseText || e.detail.xhr.statusText);
+    box.hidden = false;
+  });
+  document.addEventListener("htmx:sendError", () => {
+    const box = document.getElementById("error");
+    box.textContent = "Not saved: the review server cannot be reached (is `zaoshu review` still running?)";
+    box.hidden = false;
+  });
 })();
