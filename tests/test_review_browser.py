@@ -228,6 +228,14 @@ def test_two_tabs_editing_one_sample_lose_no_edit(server, run, browser, tmp_path
     context.close()
 
 
+def test_an_action_that_cannot_reach_the_server_says_it_was_not_saved(server, run, page):
+    page.goto(server.url)
+    server.stop()
+    card(page, "qa0000").locator("[data-act=accept]").click()
+    expect(page.locator("#error")).to_contain_text("Not saved: the review server cannot be reached")
+    assert not (run / "review.jsonl").exists()
+
+
 def test_docs_screenshot(server, browser, tmp_path):
     """The README's picture: the overview, a QA sample with its sources, a rejected one with a highlighted rule hit."""
     context = browser.new_context(viewport={"width": 1280, "height": 1180}, locale="zh-CN")

@@ -212,3 +212,24 @@ def test_an_action_from_a_page_older_than_the_index_is_refused(client, run):
     assert f"hx-vals='{{\"sample_id\": \"qa0000\"}}'" in html
     response = client.post(f"/sample/{n}/accept", data={"base_rev": 0, "sample_id": "some-other-sample"})
     assert response.status_code == 409 and "reload the page" in response.text and ledger_lines(run) == []
+
+
+def test_a_run_folder_written_by_the_runner_renders(tmp_path, monkeypatch):
+    """Real records (wulewule QA via the local fake LLM): sources with scores, verdicts, an accepted edit."""
+    from tests.fake_openai import FakeOpenAI
+    from tests.recipe_replies import reply
+    from tests.test_recipes_e2e import run as run_recipe
+    from tests.test_recipes_e2e import wulewule_config
+    from recipes.wulewule.recipe import Wulewule
+
+    with FakeOpenAI(reply=reply) as fake:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", fake.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
+        monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
+        code, _ = run_recipe(Wulewule(), wulewule_config(tmp_path), tmp_path / "run")
+    assert code == 0
+    client = page_client(tmp_path / "run")
+    html = client.get("/?file=accepted").text
+    assert total(html) >= 1 and '<aside class="sources">' in html and "critic: accept" in html
+    source = re.search(r'<td class="src">([^<]+)</td>', html).group(1)
+    assert total(client.get(f"/?source={source}").text) >= 1
