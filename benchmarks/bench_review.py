@@ -95,8 +95,9 @@ def bench(samples: int) -> dict:
                     r = client.post(f"/sample/{sid}/edit", data={"base_rev": 0, "turn": 0, "output": f"改过的答案{sid}"})
                     action_times.append(time.perf_counter() - start)
                     assert "edit saved" in r.text
+                reply = r.content
                 rows.append({"view": "action: edit a turn (50 samples)", "params": "POST", "matches": 50,
-                             "kb": round(len(r.content) / 1024),
+                             "kb": round(len(reply) / 1024),
                              "median_ms": round(statistics.median(action_times) * 1000, 1),
                              "max_ms": round(max(action_times) * 1000, 1)})
                 times, size, total = _time(client, "/?review=edited")

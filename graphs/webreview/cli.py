@@ -21,6 +21,7 @@ HOST = "127.0.0.1"  # never another interface: the page can edit the run folder
 def _listen(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections: no 40 ms Nagle stalls
     try:
         sock.bind((HOST, port))
     except OSError as exc:
