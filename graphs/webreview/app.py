@@ -12,6 +12,7 @@ answered with a visible conflict message and the reviewer's unsaved text, never 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -72,7 +73,7 @@ class Review:
         return data
 
 
-def charts(facets: dict[str, list[tuple[str, int]]], lengths: list[int]) -> list[str]:
+def charts(facets: dict[str, list[tuple[str, int]]], lengths: Sequence[int]) -> list[str]:
     """The overview's SVG charts: reason codes, reviewer rejections, answer lengths, then each label."""
     out = [bar_chart(facets["code"], "reason codes (critic)"), bar_chart(facets["reviewer"], "reviewer rejections"),
            histogram_chart(lengths, "answer length (characters)")]

@@ -9,7 +9,10 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
+
+import numpy as np
 
 
 def bar_chart(items: list[tuple[str, int]], title: str, limit: int = 8, width: int = 300) -> str:
@@ -35,19 +38,18 @@ def bar_chart(items: list[tuple[str, int]], title: str, limit: int = 8, width: i
     return "".join(parts)
 
 
-def histogram(values: list[int], bins: int = 20) -> list[tuple[int, int, int]]:
+def histogram(values: Sequence[int] | np.ndarray, bins: int = 20) -> list[tuple[int, int, int]]:
     """Equal-width bins over [0, max]: (low, high, count); the last bin includes its upper edge."""
-    if not values:
+    values = np.asarray(values, dtype=np.int64)
+    if not len(values):
         return []
-    top = max(values) or 1
+    top = int(values.max()) or 1
     step = max(1, math.ceil(top / bins))
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, v // step)] += 1
-    return [(i * step, (i + 1) * step, c) for i, c in enumerate(counts)]
+    counts = np.bincount(np.minimum(values // step, bins - 1), minlength=bins)
+    return [(i * step, (i + 1) * step, int(c)) for i, c in enumerate(counts)]
 
 
-def histogram_chart(values: list[int], title: str, bins: int = 20, width: int = 300, height: int = 120) -> str:
+def histogram_chart(values: Sequence[int] | np.ndarray, title: str, bins: int = 20, width: int = 300, height: int = 120) -> str:
     """A length histogram as columns, with the axis range and each bin's count in a tooltip."""
     data = histogram(values, bins)
     top = max((c for _, _, c in data), default=1) or 1

@@ -20,12 +20,12 @@ import numpy as np
 
 
 class FacetCounts:
-    """Per field: value names, and the (row, value number) pairs added so far."""
+    """Per field: value names, and the (row, value number) pairs added so far (arrays, plus a pending tail)."""
 
     def __init__(self) -> None:
         self._numbers: dict[str, dict[str, int]] = {}
         self._names: dict[str, list[str]] = {}
-        self._pairs: dict[str, tuple[list[int], list[int]]] = {}
+        self._pending: dict[str, tuple[list[int], list[int]]] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._max_row = 0
 
@@ -35,22 +35,27 @@ class FacetCounts:
         if number is None:
             number = numbers[value] = len(numbers)
             self._names.setdefault(field, []).append(value)
-        rows, values = self._pairs.setdefault(field, ([], []))
+        rows, values = self._pending.setdefault(field, ([], []))
         rows.append(row)
         values.append(number)
-        self._arrays.pop(field, None)
-        self._max_row = max(self._max_row, row)
+        if row > self._max_row:
+            self._max_row = row
 
     def _array(self, field: str) -> tuple[np.ndarray, np.ndarray]:
-        if field not in self._arrays:
-            rows, values = self._pairs.get(field, ([], []))
-            self._arrays[field] = (np.asarray(rows, dtype=np.int64), np.asarray(values, dtype=np.int64))
-        return self._arrays[field]
+        """The field's pairs as arrays; pairs added since the last call are appended, not rebuilt."""
+        empty = np.zeros(0, dtype=np.int64)
+        rows, values = self._arrays.get(field, (empty, empty))
+        new_rows, new_values = self._pending.pop(field, ([], []))
+        if new_rows:
+            rows = np.concatenate([rows, np.asarray(new_rows, dtype=np.int64)])
+            values = np.concatenate([values, np.asarray(new_values, dtype=np.int64)])
+        self._arrays[field] = (rows, values)
+        return rows, values
 
-    def mask(self, rows: Iterable[int]) -> np.ndarray:
+    def mask(self, rows: Iterable[int] | np.ndarray) -> np.ndarray:
         """A boolean row mask for `counts`, built once per subset."""
         mask = np.zeros(self._max_row + 1, dtype=bool)
-        picked = np.fromiter(rows, dtype=np.int64)
+        picked = rows if isinstance(rows, np.ndarray) else np.fromiter(rows, dtype=np.int64)
         mask[picked[picked <= self._max_row]] = True
         return mask
 

@@ -303,7 +303,8 @@ class RunIndex:
         return out
 
     def _hits_mask(self) -> np.ndarray:
-        return self._facets.mask(sid for (sid,) in self._db.execute("SELECT sid FROM hits"))
+        sids = np.array(self._db.execute("SELECT sid FROM hits").fetchall(), dtype=np.int64).reshape(-1)
+        return self._facets.mask(sids)
 
     def counts(self) -> dict[str, int]:
         """Lines per file, and reviewer decisions."""
@@ -314,7 +315,7 @@ class RunIndex:
                 out[f"reviewer_{status}"] = n
         return {**{f: 0 for f in FILES}, **out}
 
-    def lengths(self, only_hits: bool = False, mask: np.ndarray | None = None) -> list[int]:
+    def lengths(self, only_hits: bool = False, mask: np.ndarray | None = None) -> np.ndarray:
         """Answer lengths (characters) of every sample that has turns (or of the last search's), for the histogram."""
         with self._lock:
             if self._length_arrays is None or len(self._length_arrays[0]) != len(self._lengths):
@@ -324,4 +325,4 @@ class RunIndex:
             if only_hits:
                 mask = self._hits_mask() if mask is None else mask
                 values = values[mask[rows]]
-            return values.tolist()
+            return values
