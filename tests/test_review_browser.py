@@ -238,7 +238,7 @@ def test_an_action_that_cannot_reach_the_server_says_it_was_not_saved(server, ru
 
 def test_docs_screenshot(server, browser, tmp_path):
     """The README's picture: the overview, a QA sample with its sources, a rejected one with a highlighted rule hit."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1180}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.goto(server.url + "?source=xiyouji/第016回.txt")
     expect(page.locator(".card mark")).to_have_count(2)  # the hit in the text and in the list of hits
