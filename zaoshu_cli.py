@@ -112,6 +112,7 @@ def _register_subcommands() -> None:
     from finetune.cli import app as finetune_app
     from finetune.export_cli import register as register_export
     from graphs.cli import graph_app, runs_app
+    from graphs.webreview.cli import register as register_review
     from knowledge.cli import app as kb_app
 
     app.add_typer(kb_app, name="kb")
@@ -119,6 +120,7 @@ def _register_subcommands() -> None:
     app.add_typer(runs_app, name="runs")
     app.add_typer(finetune_app, name="finetune")
     register_export(app)
+    register_review(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -175,8 +175,17 @@ def rules_step(ctx: Context, state: dict[str, Any], kind: str) -> dict[str, Any]
     codes = reason_codes(hits)
     text = rule_feedback(hits)
     verdict = Verdict(reasons=[h.message for h in hits], decision="revise", reason_codes=codes, feedback=text)
-    meta = {"rule_hits": [{"rule": h.rule, "code": h.code.value, "message": h.message, "turn": h.turn} for h in hits]}
+    meta = {"rule_hits": [_hit_record(h, current_turns(state)) for h in hits]}
     return decide(ctx, state, verdict, meta=meta)
+
+
+def _hit_record(hit: RuleHit, turns: list[Turn]) -> dict[str, Any]:
+    """A rule hit for `meta.rule_hits`; with a span, also the text under it (the review page highlights it)."""
+    record = {"rule": hit.rule, "code": hit.code.value, "message": hit.message, "turn": hit.turn}
+    if hit.span is not None and hit.turn is not None and hit.turn < len(turns):
+        record["span"] = list(hit.span)  # offsets into the turn's output, stripped
+        record["text"] = turns[hit.turn].output.strip()[hit.span[0]:hit.span[1]]
+    return record
 
 
 # ---- deciding ---------------------------------------------------------------------------------

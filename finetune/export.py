@@ -126,6 +126,7 @@ class ExportReport:
     counts: dict[str, int] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
     dataset_info: Path | None = None
+    review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
 
 
 def _accepted_path(run_dir: Path) -> Path:
@@ -140,13 +141,14 @@ def _accepted_path(run_dir: Path) -> Path:
 
 def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 42,
                keep_meta: bool = False, as_json: bool = False, with_reasoning: bool = False,
-               skip_artifacts: bool = False) -> ExportReport:
+               skip_artifacts: bool = False, ignore_review: bool = False) -> ExportReport:
     """Export `<run_dir>/accepted.jsonl` to `<run_dir>/exports/<fmt>/` (train/test files, or all.* without a split).
 
     For LLaMA-Factory formats (openai, alpaca, sharegpt) a `dataset_info.json` is written beside the data,
     so that folder can be LLaMA-Factory's `dataset_dir`. Files from an earlier export of this format are replaced.
     `with_reasoning` puts each turn's reasoning in (see `finetune.formats`); the preference formats
     (dpo, kto, xtuner-dpo) are written by `finetune.preference.export_preferences`.
+    The reviewer's decisions in `review.jsonl` apply (edits, rejections, accepted rejects) unless `ignore_review`.
     """
     from finetune.preference import PREFERENCE_FORMATS, export_preferences
 
@@ -157,6 +159,11 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
         raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
     samples, bad = read_samples(_accepted_path(run_dir))
+    review: dict[str, int] = {}
+    if not ignore_review:
+        from graphs.review_ledger import apply_review
+
+        samples, review = apply_review(run_dir, samples)
     if not samples:
         raise InputError(f"{run_dir / 'accepted.jsonl'} holds no usable samples")
     if split is None:
@@ -172,7 +179,7 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
             (out_dir / f"{stale}{suffix}").unlink(missing_ok=True)
     (out_dir / "dataset_info.json").unlink(missing_ok=True)
 
-    report = ExportReport(fmt=fmt, out_dir=out_dir, bad_lines=bad)
+    report = ExportReport(fmt=fmt, out_dir=out_dir, bad_lines=bad, review=review)
     suffix = ".json" if as_json else ".jsonl"
     for name, part in parts.items():
         path = out_dir / f"{name}{suffix}"

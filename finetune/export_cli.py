@@ -45,6 +45,8 @@ def export(
     skip_artifacts: bool = typer.Option(False, "--skip-artifacts",
                                         help="dpo / kto / xtuner-dpo: leave out drafts sent back only for "
                                              "artifacts (markup, preamble, punctuation, leaks)."),
+    ignore_review: bool = typer.Option(False, "--ignore-review", help="Export accepted.jsonl as written, "
+                                       "without the decisions of `zaoshu review` (review.jsonl)."),
 ) -> None:
     """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records, or the
     critic's decisions to preference data (dpo, kto, xtuner-dpo)."""
@@ -52,8 +54,11 @@ def export(
 
     console = _console()
     report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
-                        with_reasoning=with_reasoning, skip_artifacts=skip_artifacts)
+                        with_reasoning=with_reasoning, skip_artifacts=skip_artifacts, ignore_review=ignore_review)
     _warn_bad(console, str(run_dir / ("" if fmt in PREFERENCE_FORMATS else "accepted.jsonl")), report.bad_lines)
+    if any(report.review.values()):
+        console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "
+                      "{added} rejected samples accepted by the reviewer (added)".format(**report.review))
     for name, path in report.files.items():
         console.print(f"{name}: {report.counts[name]} records → {path}")
     if report.dataset_info:
