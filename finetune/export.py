@@ -154,7 +154,8 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
 
     if fmt in PREFERENCE_FORMATS:
         return export_preferences(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
-                                  with_reasoning=with_reasoning, skip_artifacts=skip_artifacts)
+                                  with_reasoning=with_reasoning, skip_artifacts=skip_artifacts,
+                                  ignore_review=ignore_review)
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     run_dir = Path(run_dir)

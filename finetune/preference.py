@@ -266,11 +266,12 @@ class PreferenceReport:
     bad_lines: list[str] = field(default_factory=list)
     dataset_info: Path | None = None
     drafts: int = 0
+    review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
 
 
 def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, seed: int = 42,
                        keep_meta: bool = False, as_json: bool = False, with_reasoning: bool = False,
-                       skip_artifacts: bool = False) -> PreferenceReport:
+                       skip_artifacts: bool = False, ignore_review: bool = False) -> PreferenceReport:
     """Write `<run_dir>/exports/<fmt>/` (train/test by sample id, or all.*) for dpo, kto or xtuner-dpo.
 
     A sample's pairs stay on one side of the split. An export with no record at all is an error that
@@ -283,6 +284,11 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     run_dir = Path(run_dir)
     _accepted_path(run_dir)
     accepted, rejected, problems = read_run(run_dir)
+    review: dict[str, int] = {}
+    if not ignore_review:  # a sample the reviewer rejected gives no `chosen`
+        from graphs.review_ledger import apply_review
+
+        accepted, review = apply_review(run_dir, accepted)
     drafts = count_drafts(accepted) + count_drafts(rejected)
     if not drafts:
         raise InputError(f"{run_dir} keeps no critic drafts (meta.drafts): it was made before zaoshu kept them, "
@@ -308,7 +314,7 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     for stale in ("train", "test", "all", "dataset_info"):
         for suffix in (".jsonl", ".json"):
             (out_dir / f"{stale}{suffix}").unlink(missing_ok=True)
-    report = PreferenceReport(fmt=fmt, out_dir=out_dir, bad_lines=problems, drafts=drafts)
+    report = PreferenceReport(fmt=fmt, out_dir=out_dir, bad_lines=problems, drafts=drafts, review=review)
     suffix = ".json" if as_json else ".jsonl"
     for name, records in built.items():
         path = out_dir / f"{name}{suffix}"
