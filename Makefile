@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.zaoshu-installed
 ARGS   ?=
 
-.PHONY: run test install finetune-env bench clean
+.PHONY: run test install finetune-env bench smoke-real clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ finetune-env: install
 
 bench: install
 	$(VENV)/bin/python -m benchmarks
+
+# A few items per recipe against a real model (not CI): ZAOSHU_SMOKE_BASE_URL=http://127.0.0.1:8899/v1 make smoke-real
+smoke-real: install
+	$(VENV)/bin/python -m benchmarks.bench_real_model
 
 clean:
 	rm -rf $(VENV) .venv-xtuner .pytest_cache

@@ -76,6 +76,7 @@ def reasoning_of(text: str, separate: Any = None) -> str:
 class RoleUsage:
     calls: int = 0
     failures: int = 0
+    unparsed: int = 0  # replies that did not parse into the asked schema (each re-asked or recorded)
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
@@ -96,6 +97,9 @@ class Usage:
 
     def fail(self, role: str) -> None:
         self.roles.setdefault(role, RoleUsage()).failures += 1
+
+    def unparsable(self, role: str) -> None:
+        self.roles.setdefault(role, RoleUsage()).unparsed += 1
 
     @property
     def input_tokens(self) -> int:

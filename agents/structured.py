@@ -117,6 +117,8 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
                                       reasoning=getattr(reply, "reasoning", "") or split_think(raw)[0])
         except (ValueError, ValidationError) as exc:
             error = _describe(exc)
+            if getattr(client, "usage", None) is not None:  # counted per role: how often a model misses the schema
+                client.usage.unparsable(client.cfg.role)
             history = [*history, {"role": "assistant", "content": raw},
                        {"role": "user", "content": REASK_PROMPT.format(error=error)}]
     return Structured[schema](value=None, raw=raw, error=error, attempts=attempts)
