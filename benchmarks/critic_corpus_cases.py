@@ -10,7 +10,8 @@ help-seeker's words briefly. A case is one JSON object:
      few_shots, feedback, question, finish_reason, knowledge_files}, "output": str (greeting, answer)
      or "turns": [{"input", "output"}] (dialogue), "expected": [reason codes] ([] = clean), "note": str}
 
-The cases were written before the rules were tuned, from failure modes, not from the rules.
+The cases were written before the rules were tuned, from failure modes, not from the rules. A
+counsellor who only repeats the help-seeker is labelled CROSS_ROLE_ECHO (ECHO is the QA code).
 """
 
 from __future__ import annotations
@@ -545,7 +546,7 @@ D([("我最近工作压力很大。", "工作压力大的时候，人很容易�
 D([("我和室友关系不好。", "和室友相处不好，每天回宿舍都会觉得很压抑吧。你们之间发生过什么吗？"),
    ("和室友相处不好，每天回宿舍都会觉得很压抑。我们之间发生过什么呢？", "你愿意具体说说吗？比如最近一次不愉快是因为什么？")],
   ["CROSS_ROLE_ECHO"], note="near-verbatim, pronouns changed")
-D([("我考试又没考好，觉得自己很失败。", "我考试又没考好，觉得自己很失败。")], ["CROSS_ROLE_ECHO", "ECHO"],
+D([("我考试又没考好，觉得自己很失败。", "我考试又没考好，觉得自己很失败。")], ["CROSS_ROLE_ECHO"],
   note="the counsellor repeats the seeker")
 D([("我妈总是控制我的生活，连穿什么都要管。", "你妈妈总是控制你的生活，连你穿什么都要管。"),
    ("对，我觉得喘不过气。", "你觉得喘不过气，是吗？")], ["CROSS_ROLE_ECHO"], note="pure mirroring, nothing added")
@@ -559,7 +560,7 @@ D([("我总觉得同事在背后议论我。", "总觉得被人在背后议论�
 D([("我最近总和男朋友吵架。", "最近总和男朋友吵架，一定让你很心累吧。你们一般因为什么吵呢？"),
    ("最近总和男朋友吵架，一定让我很心累。我们一般因为什么吵呢？", "你可以先回想一下最近三次争吵的起因。")],
   ["CROSS_ROLE_ECHO"])
-D([("我觉得自己一事无成，三十岁了还在租房。", "三十岁了还在租房，觉得自己一事无成。")], ["CROSS_ROLE_ECHO", "ECHO"])
+D([("我觉得自己一事无成，三十岁了还在租房。", "三十岁了还在租房，觉得自己一事无成。")], ["CROSS_ROLE_ECHO"])
 D([("孩子不愿意去幼儿园，每天早上都哭。", "孩子每天早上都哭着不愿意去幼儿园，你一定很心疼也很着急。你试过哪些办法了？"),
    ("孩子每天早上都哭着不愿意去幼儿园，我很心疼也很着急，试过哪些办法了呢？", "可以先和老师沟通，了解孩子在园里的情况。")],
   ["CROSS_ROLE_ECHO"])

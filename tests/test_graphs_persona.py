@@ -120,7 +120,7 @@ async def test_reject_with_codes_from_the_local_server(fake_llm):
     fake_llm.add_rule(r"请评估这条祝福语", verdict("reject", ("ROLE_SCENE_MISMATCH", "IRRELEVANT")))
     fake_llm.add_rule(r"请根据下面的请求写一条祝福语", reply(GOOD))
     async with local_clients() as clients:
-        out = await run(clients, item(scene="腊八节"))
+        out = await run(clients, item())  # the reply fits 生日: only the judge rejects it
     assert out["status"] == "rejected"
     assert out["reject_codes"] == [ReasonCode.ROLE_SCENE_MISMATCH, ReasonCode.IRRELEVANT]
     assert out["sample"].meta["verdict"]["decision"] == "reject"

@@ -1,7 +1,7 @@
 """Run the registered rules over one text or over every turn of a Sample.
 
 >>> from agents.rules import RuleContext, check_text
->>> [h.code.value for h in check_text("！啦~以下是为您准备的祝福：新年快乐", RuleContext(kind="greeting"))]
+>>> [h.code.value for h in check_text("！啦~以下是为您准备的祝福：新年快乐！", RuleContext(kind="greeting"))]
 ['LEADING_PUNCTUATION', 'PREAMBLE']
 """
 
