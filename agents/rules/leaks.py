@@ -45,7 +45,9 @@ _THINK = re.compile(
     r"|^\s*(?:(?:嗯|好的|好|OK|Okay)[，,。.！!…\s]*)?(?:首先[，,]?\s*)?用户(?:让我|要我|想让我|希望我?|想要|需要|要求|问的是|问了|在问|的问题是|想给)"
     r"|(?:首先|接下来|现在)[，,]?\s*我(?:需要|要|得|应该)(?:先)?(?:理解|分析|考虑|确定|判断|从资料|从材料|根据资料|组织|构思|写一)"
     r"|我需要(?:先)?(?:从资料|从材料|根据资料|分析一下|考虑一下|确定一下|写一[条段个])"
-    r"|让我(?:先)?(?:想想|思考一下|分析一下|整理一下思路)"
+    r"|我现在(?:需要|要|得)(?:写|回答|生成|处理|分析|想)|用户的(?:需求|要求|问题|意思|请求)是"
+    r"|让我(?:先)?(?:想一想|想想|思考|分析|理一理|整理一下)|\A\s*(?:分析|思路|推理|思考|解析|Analysis)\s*[：:]"
+    r"|let me think|let's think|\A\s*okay,? (?:so|the user)"
     r"|来访者(?:表达|表现出|提到|的情绪|似乎|可能)",  # the counsellor talking about the client: notes, not speech
     re.IGNORECASE | re.MULTILINE,
 )
@@ -69,6 +71,12 @@ _CONTEXT = re.compile(
     + r"|(?:根据|依据|据|从|参考|基于)\s*" + _DOC + r"\s*\d*"
     + r"|(?:" + _DOC + r"|文中|上文|文章)\s*\d*\s*(?:中|里|里面)?\s*(?:提到|提及|显示|指出|说明|写道|记载|所述|表明|给出|没有(?:提到|提及|说明|写明|给出))"
     r"|(?:以上|上述|前述)(?:信息|内容|资料|段落|文字)(?:来自|出自|摘自|显示|表明)"
+    r"|(?:对|从|在|据|通过|按|由)[^。，！？\n]{0,4}" + _DOC + r"(?:的|中|里|内|来看|可知)"
+    r"|" + _DOC + r"(?:中|里|内|上)?的?(?:描述|介绍|说法|记载|所说|内容显示|来看|可知|可以看出|得知)"
+    r"|(?:提供的|所给的?|给出的|给定的|检索到的|已知的?)" + _DOC_ANY + r"(?:显示|表明|提到|指出|中|里|来看|可知)"
+    r"|(?:参见|详见|见|参考|引自|出自|来自)\s*" + _DOC + r"\s*\d*"
+    r"|[（(]\s*" + _DOC + r"\s*\d+\s*[）)]|\^\[\d{1,2}\]"
+    r"|(?:^|\n)\s*(?:参考|来源|出处|参考资料|参考文献|资料来源|信息来源|引用|References?|Sources?)\s*[：:]"
     r"|\[\^?\d{1,2}\]|【\d{1,2}】|〔\d{1,2}〕|\[(?:资料|来源|参考|文档|passage|source)\s*\d*\]"
     r"|[【\[（(]\s*(?:来源|出处|参考|引自|source|见)\s*[：:]?[^】\]）)\n]{0,40}[】\]）)]"
     r"|<\s*/?\s*passage|[\w" + CJK + r"\-]+\.(?:md|txt|pdf|docx?|jsonl?|csv|html?|xlsx?)\b",
@@ -119,7 +127,11 @@ _INSTRUCTION = re.compile(
     r"|直接(?:给出|输出|返回)(?:祝福语?|回答|正文|文本|结果)|只学风格|不要照抄|字数(?:不超过|少于|控制在)\s*\d+"
     r"|(?:风格要求|对象|场景|风格)\s*[：:][^。！？\n]{0,12}[；;]|你是(?:一[个名位])?[^。，！？\n]{0,14}(?:助手|大师|专家|机器人|AI)"
     r"|请只根据|资料里没有的内容不要写|不要编造|先共情[，,]再|不下诊断|不自称\s*AI|(?:这是)?第\s*\d+\s*轮[（(]共|共\s*\d+\s*轮[）)]"
-    r"|每次\s*\d+\s*到\s*\d+\s*个字|(?:use|reply in) (?:chinese|simplified)",
+    r"|每次\s*\d+\s*到\s*\d+\s*个字|(?:use|reply in) (?:chinese|simplified)"
+    r"|(?:请|要|需要|务必)?(?:使用|用)(?:中文|全角)标点|(?:不要|不能|禁止|切勿|避免|不得)(?:使用|出现|加入?|带有?|包含|添加)[^。，！？\n]{0,6}"
+    r"(?:表情|emoji|标题|开场白|说明|解释|markdown|格式|英文|编号)"
+    r"|字数\s*[：:]?\s*\d+|\d+\s*字以内|不超过\s*\d+\s*(?:个)?字|(?:只|仅)(?:输出|返回|给出|写)[^。，！？\n]{0,6}(?:正文|祝福语?|回答|内容|文本)"
+    r"|不要(?:输出|添加|包含|有)(?:其他|任何|多余)(?:的)?(?:内容|文字|说明|解释)",
     re.IGNORECASE,
 )
 
@@ -131,10 +143,16 @@ def _instruction_grams(ctx: RuleContext) -> dict[str, list[int]]:
     return gram_index(normalize(text), _PROMPT_N)
 
 
+# Headings of a prompt's rules; in an answer 「要求：」 may be content (报名要求：年满 18 岁).
+_INSTRUCTION_HEAD = re.compile(r"(?:^|[。！？\n【\[（(])\s*(?:要求|风格要求|写作要求|注意事项|限制条件|任务|输出格式)\s*[：:]")
+
+
 @rule("prompt_leak", ReasonCode.PROMPT_LEAK, "输出重复了提示词里的指令（风格要求、称呼规则、“直接给出正文”…）")
 def prompt_leak(view: TextView, ctx: RuleContext) -> RuleHit | None:
     text = view.text
     m = _INSTRUCTION.search(text)
+    if m is None and ctx.kind != "answer":
+        m = _INSTRUCTION_HEAD.search(text)
     if m is not None:
         return hit("prompt_leak", f"输出里混进了提示词里的要求「{snippet(text, m.span())}」，请只写正文。", m.span())
     if not ctx.prompt:
@@ -152,6 +170,7 @@ def prompt_leak(view: TextView, ctx: RuleContext) -> RuleHit | None:
 _SHOT_N = 5
 _SHOT_RUN = 14
 _SHOT_JACCARD = 0.5
+_SHOT_COVER = 0.5  # half of the output made of spans of one example
 _SHOT_TAGS = re.compile(r"<(output|counsellor|assistant|answer)>(.*?)</\1>", re.DOTALL)
 # Stock phrases every formal wish may use; sharing them with an example is not copying it.
 _STOCK = re.compile(r"值此.{0,8}之际|谨向您(?:和|及)?(?:您的)?(?:家人)?致以|致以(?:最)?(?:诚挚|衷心|美好)的(?:问候|祝福)"
@@ -183,8 +202,9 @@ def fewshot_copy(view: TextView, ctx: RuleContext) -> RuleHit | None:
     norm = normalize(view.text)
     trigrams, plain = char_ngrams(norm), _destock(norm)
     for shot, grams, shot_trigrams in shots:  # type: ignore[union-attr]
-        runs = shared_runs(plain, grams, _SHOT_N)
-        if (runs and max(runs) >= _SHOT_RUN) or jaccard(trigrams, shot_trigrams) >= _SHOT_JACCARD:
+        runs = [r for r in shared_runs(plain, grams, _SHOT_N) if r >= _SHOT_N + 1]
+        if ((runs and max(runs) >= _SHOT_RUN) or jaccard(trigrams, shot_trigrams) >= _SHOT_JACCARD
+                or (len(norm) >= _SHOT_RUN and sum(runs) >= _SHOT_COVER * len(norm))):
             return hit("fewshot_copy", f"照抄了示例「{shot[:12]}…」，示例只用来学语气，请按这次的对象和场合重新写。")
     return None
 
@@ -199,7 +219,9 @@ _REVISION_TALK = re.compile(
     r"第\s*\d+\s*轮\s*[：:]|修改意见|质检意见|(?:按|根据|按照|依照)(?:你的|您的|上述|以上)?(?:修改)?意见|"
     r"(?:已|我已|已经)(?:按|根据|按照)[^。！？\n]{0,8}(?:意见|要求|反馈)|修改后的?(?:祝福语?|回答|版本|内容|回复|如下|[：:])"
     r"|(?:重写|改写|修改)(?:后)?如下|请给出真正的回答|请按意见|(?:删掉|删除|去掉)(?:套话|开场白|标题|表情符号|emoji|元信息|占位符)"
-    r"|[（(](?:长辈|平辈|晚辈)/(?:上级|晚辈)[）)]",
+    r"|[（(](?:长辈|平辈|晚辈)/(?:上级|晚辈)[）)]"
+    r"|(?:修改|改进|优化|调整|润色|重写|改写)(?:后|过)的(?:祝福语?|回答|版本|内容|回复|文案)|已(?:修改|删除|去掉|改为|调整|更正|补充|按要求)"
+    r"|(?:根据|按照)(?:你的|您的)?(?:反馈|建议|质检)",
     re.IGNORECASE,
 )
 

@@ -45,12 +45,15 @@ SCENE_MARKERS: dict[str, tuple[str, ...]] = {
     "比赛取得好成绩": ("比赛", "夺冠", "冠军", "金牌", "赛场"),
     "发财赚钱": ("发财", "财源", "赚钱", "生意兴隆", "招财"),
     "家庭和睦": ("家和万事兴", "和睦"),
+    # Occasions no recipe scene covers: a wish about them fits none of the scenes above.
+    "其他节日": ("国庆", "元旦", "劳动节", "五一", "清明", "教师节", "母亲节", "父亲节", "儿童节", "六一", "圣诞", "妇女节",
+              "三八节", "感恩节", "冬至", "小年", "开学", "毕业", "情人节", "万圣节", "平安夜"),
 }
 #: Every word that shows a wish belongs to its scene: the markers and the words it shares with others.
 SCENE_WORDS: dict[str, tuple[str, ...]] = {
     scene: markers + extra for scene, (markers, extra) in {
         "生日": (SCENE_MARKERS["生日"], ("寿", "岁生日", "周岁", "一岁", "出生")),
-        "春节": (SCENE_MARKERS["春节"], ("除夕", "年夜", "守岁", "团圆", "新的一年", "辞旧", "迎新", "开年", "元宵")),
+        "春节": (SCENE_MARKERS["春节"], ("除夕", "年夜", "守岁", "团圆", "新的一年", "辞旧", "迎新", "开年", "元宵", "小年")),
         "元宵节": (SCENE_MARKERS["元宵节"], ("团圆", "上元", "闹元宵", "月圆")),
         "端午节": (SCENE_MARKERS["端午节"], ("粽", "五月初五", "屈原")),
         "中秋节": (SCENE_MARKERS["中秋节"], ("团圆", "月", "桂花", "八月十五")),
@@ -67,6 +70,7 @@ SCENE_WORDS: dict[str, tuple[str, ...]] = {
         "比赛取得好成绩": (SCENE_MARKERS["比赛取得好成绩"], ("成绩", "加油", "发挥", "考", "上岸", "获奖", "第一名", "赛")),
         "发财赚钱": (SCENE_MARKERS["发财赚钱"], ("财", "钱", "生意", "富", "红火", "进宝", "兴隆", "融资", "滚滚")),
         "家庭和睦": (SCENE_MARKERS["家庭和睦"], ("家", "和美", "和和", "阖家", "团圆", "和气")),
+        "其他节日": (SCENE_MARKERS["其他节日"], ()),
     }.items()
 }
 _MARKER_SCENES: dict[str, list[str]] = {}

@@ -25,9 +25,12 @@ _OPTIONS = re.compile(
     r"(?:版本|祝福语?|方案|选项|选择|示例|范例|写法|文案|备选)\s*" + _NUM + r"\s*[：:）)．.、]"
     r"|第\s*[一二三四1-4]\s*(?:条|种|版|个版本|则|段)\s*(?:祝福语?|写法|版本)?\s*[：:]"
     r"|(?:^|[。！？!?\n]\s*)(?:或者|或是|又或者|也可以这样写|还可以这样写|也可以写成|另一种(?:写法|说法|版本|风格)|换一种(?:写法|说法))\s*[：:]"
-    r"|也可以这样写|还可以这样写|另一种写法",
+    r"|也可以这样写|还可以这样写|另一种写法|[两三四五六几多]\s*(?:条|个|种|版|款)(?:不同的?)?(?:祝福|版本|写法|风格|供|可选)"
+    r"|[【\[(（][^】\]）)\n]{1,4}(?:版|款)[】\])）]",
     re.MULTILINE,
 )
+# Two or more lines that open with a short label (「温馨版：」「【幽默】」): variants side by side.
+_LABEL_LINE = re.compile(r"^\s*(?:[【\[][^】\]\n]{1,6}[】\]]|[^\s，。！？：:\n]{1,6}[：:])", re.MULTILINE)
 _ANSWER_OPTIONS = re.compile(r"(?:版本|祝福语?)\s*" + _NUM + r"\s*[：:）)．.、]")
 _NUMBERED_LINE = re.compile(r"^\s*(?:\d{1,2}|[一二三四五])\s*[.、．)）]\s*\S", re.MULTILINE)
 
@@ -38,6 +41,8 @@ def multiple_options(view: TextView, ctx: RuleContext) -> RuleHit | None:
     m = (_ANSWER_OPTIONS if ctx.kind == "answer" else _OPTIONS).search(text)
     if m is None and ctx.kind == "greeting" and len(_NUMBERED_LINE.findall(text)) >= 2:
         m = _NUMBERED_LINE.search(text)
+    if m is None and ctx.kind == "greeting" and "\n" in text and len(_LABEL_LINE.findall(text)) >= 2:
+        m = _LABEL_LINE.search(text)
     if m is None:
         return None
     return hit("multiple_options", f"只需要一条，这里给了多个版本（「{snippet(text, m.span()).strip()}」），请只保留一条完整的。",
@@ -142,6 +147,7 @@ _END_MARK = re.compile(r"[。！？!?…]")
 _PREDICATE = re.compile(r"[是有在为叫能会可要了过着住用让把被给到说做去来像属称想爱看打拿带开走出进回得需应该靠]"
                         r"|^[他她它这那我你您其该此]")  # a sentence with a subject pronoun
 _MIN_SHORT = 12
+_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:元|个|岁|年|天|小时|分钟|次|章|回|种|位|名)")  # 售价268元。
 
 
 @rule("incomplete_answer", ReasonCode.INCOMPLETE_ANSWER, "问答的回答不是完整的句子（只有一个名词短语、日期或几个词，没有句末标点）")
@@ -154,6 +160,6 @@ def incomplete_answer(view: TextView, ctx: RuleContext) -> RuleHit | None:
         return None
     if _END_MARK.search(text) is None and not re.search(r"[，,；;：:]", text):
         return hit("incomplete_answer", "回答只是一个词组，不是完整的句子；请用完整的一两句话回答，并以句号结尾。")
-    if len(norm) < _MIN_SHORT and _PREDICATE.search(norm) is None:
+    if len(norm) < _MIN_SHORT and _PREDICATE.search(norm) is None and not (len(norm) >= 6 and _NUMBER.search(norm)):
         return hit("incomplete_answer", "回答太简略，只是一个词组；请用完整的句子把问题答清楚。")
     return None
