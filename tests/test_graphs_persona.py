@@ -72,7 +72,7 @@ async def test_honorific_rule_makes_the_responder_revise_then_the_judge_accepts(
 
 
 async def test_xiaohongshu_style_needs_emoji_and_judge_can_reject():
-    no_emoji = "妹妹生日快乐！愿你永远闪闪发光，被温柔和好运包围，每天都开开心心！"
+    no_emoji = "妹妹生日快乐！新的一岁也要做自己的小太阳，奶茶管够，烦恼清零，每天都开开心心！"  # not the example
     clients = fake_clients(responder=[reply(no_emoji)], critic=[verdict("reject", ("STYLE_MISMATCH",))])
     out = await run(clients, item(role="妹妹", style="小红书"), max_revisions=1)
     assert out["status"] == "rejected" and out["reject_codes"] == [ReasonCode.STYLE_MISMATCH]
