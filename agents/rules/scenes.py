@@ -37,13 +37,13 @@ SCENE_MARKERS: dict[str, tuple[str, ...]] = {
     "腊八节": ("腊八",),
     "七夕节": ("七夕", "鹊桥", "牛郎", "织女"),
     "乔迁新居": ("乔迁", "新居", "新家", "搬家", "入伙", "暖房"),
-    "工作升职": ("升职", "晋升", "高升", "升迁", "提拔", "新岗位"),
+    "工作升职": ("升职", "晋升", "恭喜高升", "荣升", "升迁", "提拔", "新岗位"),  # 步步高升 is any new year's wish
     "康复": ("康复", "痊愈", "出院", "病愈"),
     "新婚快乐": ("新婚", "百年好合", "喜结连理", "白头偕老", "新娘", "新郎", "婚礼"),
     "谈判顺利": ("谈判", "签约"),
     "周年纪念": ("周年", "纪念日"),
     "比赛取得好成绩": ("比赛", "夺冠", "冠军", "金牌", "赛场"),
-    "发财赚钱": ("发财", "财源", "赚钱", "生意兴隆", "招财"),
+    "发财赚钱": ("发财", "赚钱", "招财"),  # 财源广进、生意兴隆 are any festival's wishes
     "家庭和睦": ("家和万事兴", "和睦"),
     # Occasions no recipe scene covers: a wish about them fits none of the scenes above.
     "其他节日": ("国庆", "元旦", "劳动节", "五一", "清明", "教师节", "母亲节", "父亲节", "儿童节", "六一", "圣诞", "妇女节",
@@ -53,22 +53,24 @@ SCENE_MARKERS: dict[str, tuple[str, ...]] = {
 SCENE_WORDS: dict[str, tuple[str, ...]] = {
     scene: markers + extra for scene, (markers, extra) in {
         "生日": (SCENE_MARKERS["生日"], ("寿", "岁生日", "周岁", "一岁", "出生")),
-        "春节": (SCENE_MARKERS["春节"], ("除夕", "年夜", "守岁", "团圆", "新的一年", "辞旧", "迎新", "开年", "元宵", "小年")),
+        "春节": (SCENE_MARKERS["春节"], ("除夕", "年夜", "守岁", "团圆", "新的一年", "辞旧", "迎新", "开年", "元宵", "小年",
+                                       "发财", "红包")),
         "元宵节": (SCENE_MARKERS["元宵节"], ("团圆", "上元", "闹元宵", "月圆")),
         "端午节": (SCENE_MARKERS["端午节"], ("粽", "五月初五", "屈原")),
         "中秋节": (SCENE_MARKERS["中秋节"], ("团圆", "月", "桂花", "八月十五")),
         "重阳节": (SCENE_MARKERS["重阳节"], ("敬老", "长寿", "寿", "老人节", "菊")),
-        "除夕": (SCENE_MARKERS["除夕"], ("春节", "新年", "过年", "跨年", "辞旧", "团圆", "新春", "拜年", "年夜")),
+        "除夕": (SCENE_MARKERS["除夕"], ("春节", "新年", "过年", "跨年", "辞旧", "团圆", "新春", "拜年", "年夜", "发财",
+                                       "红包", "压岁钱")),
         "腊八节": (SCENE_MARKERS["腊八节"], ("腊月", "粥")),
         "七夕节": (SCENE_MARKERS["七夕节"], ("情人节", "爱情", "甜蜜", "有情人")),
         "乔迁新居": (SCENE_MARKERS["乔迁新居"], ("新房", "安家", "住进", "新窝", "入住", "乔迁之喜", "新宅")),
-        "工作升职": (SCENE_MARKERS["工作升职"], ("升", "岗位", "职位", "晋级", "offer", "新公司", "入职", "重用")),
+        "工作升职": (SCENE_MARKERS["工作升职"], ("升", "岗位", "职位", "晋级", "offer", "新公司", "入职", "重用", "高升")),
         "康复": (SCENE_MARKERS["康复"], ("恢复", "养病", "休养", "病", "手术", "住院", "健康", "安康")),
         "新婚快乐": (SCENE_MARKERS["新婚快乐"], ("结婚", "新人", "婚", "喜", "爱人", "伴侣")),
         "谈判顺利": (SCENE_MARKERS["谈判顺利"], ("顺利", "合作", "合同", "谈成", "拿下", "甲方", "客户")),
         "周年纪念": (SCENE_MARKERS["周年纪念"], ("纪念", "一路走来", "这些年")),
         "比赛取得好成绩": (SCENE_MARKERS["比赛取得好成绩"], ("成绩", "加油", "发挥", "考", "上岸", "获奖", "第一名", "赛")),
-        "发财赚钱": (SCENE_MARKERS["发财赚钱"], ("财", "钱", "生意", "富", "红火", "进宝", "兴隆", "融资", "滚滚")),
+        "发财赚钱": (SCENE_MARKERS["发财赚钱"], ("财", "钱", "生意", "富", "红火", "进宝", "兴隆", "融资", "滚滚", "财源")),
         "家庭和睦": (SCENE_MARKERS["家庭和睦"], ("家", "和美", "和和", "阖家", "团圆", "和气")),
         "其他节日": (SCENE_MARKERS["其他节日"], ()),
     }.items()
@@ -80,6 +82,9 @@ for _scene, _markers in SCENE_MARKERS.items():
 _ANY_MARKER = re.compile("|".join(sorted(map(re.escape, _MARKER_SCENES), key=len, reverse=True)))
 _OWN = {scene: re.compile("|".join(sorted(map(re.escape, words), key=len, reverse=True)))
         for scene, words in SCENE_WORDS.items()}
+#: Scenes bound to a date: a wish for one of them that talks about another in its body is off. Other
+#: occasions (升职, 康复, 乔迁 …) may be wished for inside any festival greeting.
+CALENDAR = frozenset({"生日", "春节", "元宵节", "端午节", "中秋节", "重阳节", "除夕", "腊八节", "七夕节", "其他节日"})
 _ALIASES = {"中秋": "中秋节", "元宵": "元宵节", "端午": "端午节", "重阳": "重阳节", "腊八": "腊八节", "七夕": "七夕节",
             "发财": "发财赚钱", "升职": "工作升职", "乔迁": "乔迁新居", "新婚": "新婚快乐", "过年": "春节", "新年": "春节"}
 
@@ -117,7 +122,8 @@ def scene_mismatch(view: TextView, ctx: RuleContext) -> RuleHit | None:
         if other == scene:
             continue
         found = [w for w in foreign if other in _MARKER_SCENES[w]]
-        if found and (own == 0 or own < len(found) or (not own_in_body and any(w in body for w in found))):
+        if found and (own == 0 or own < len(found)
+                      or (other in CALENDAR and not own_in_body and any(w in body for w in found))):
             return hit("scene_mismatch", f"场景是「{ctx.scene}」，祝福却写成了「{other}」（{'、'.join(found[:3])}），"
                                          f"请写切合「{ctx.scene}」的内容。")  # fmt: skip
     return None
