@@ -197,14 +197,21 @@ def fill(ctx: Context, name: str, **values: Any) -> str:
 # ---- the rule layer ---------------------------------------------------------------------------
 
 def rules_step(ctx: Context, state: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    """The update for rule hits (revise, or reject when out of revisions); None when clean."""
+    """The update for rule hits (revise, or reject when out of revisions); None when clean.
+
+    Hits that are all in the turn's input (a help-seeker's message that echoes the counsellor) reject
+    at once: the reviser can only rewrite the output, so a revision could not fix them.
+    """
     hits = rule_hits(ctx, state, kind)
     if not hits:
         return None
     codes = reason_codes(hits)
     text = rule_feedback(hits)
-    verdict = Verdict(reasons=[h.message for h in hits], decision="revise", reason_codes=codes, feedback=text)
-    meta = {"rule_hits": [{"rule": h.rule, "code": h.code.value, "message": h.message, "turn": h.turn} for h in hits]}
+    unfixable = all(h.on_input for h in hits)
+    verdict = Verdict(reasons=[h.message for h in hits], decision="reject" if unfixable else "revise",
+                      reason_codes=codes, feedback=None if unfixable else text)
+    meta = {"rule_hits": [{"rule": h.rule, "code": h.code.value, "message": h.message, "turn": h.turn,
+                           **({"on_input": True} if h.on_input else {})} for h in hits]}
     return decide(ctx, state, verdict, meta=meta)
 
 

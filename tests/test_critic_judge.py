@@ -255,3 +255,17 @@ def test_no_warning_with_another_critic_model_or_judge_off():
 def test_the_warning_names_only_the_roles_that_share_the_model():
     settings = load_settings(yaml_data={"preset": "ollama", "asker": {"model": "qwen2.5:3b"}}, env_file=None)
     assert "the answerer, responder (" in critic.self_judging_warning(settings)
+
+
+async def test_a_help_seeker_echoing_the_counsellor_is_rejected_without_useless_revisions():
+    """The counsellor can only rewrite its own turn: a defect in the help-seeker's message rejects at once."""
+    item = WorkItem.for_recipe("emollm", "dialogue", key={"n": 3},
+                               payload={"area": "学业", "emotion": "焦虑", "turns": [2, 2]})
+    first = "听起来焦虑已经影响到你的睡眠了。能说说是什么让你这么担心吗？"
+    clients = fake_clients(asker=[message("我最近总是焦虑，晚上睡不着。"), message(first)],
+                           responder=[reply(first), reply("我能理解，这种感觉一定很难受。我们可以先试着把担心的事写下来，好吗？")],
+                           critic=[scored()])
+    out = await build_dialogue_graph().compile().ainvoke({"item": item}, context=Context(clients=clients))
+    assert out["status"] == "rejected" and out["reject_codes"] == [ReasonCode.CROSS_ROLE_ECHO]
+    assert len(clients["responder"].calls) == 2 and not clients["critic"].calls  # no revision was asked for
+    assert out["sample"].meta["rule_hits"][0]["on_input"] is True

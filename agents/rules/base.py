@@ -46,6 +46,8 @@ class RuleHit:
     message: str
     span: tuple[int, int] | None = None
     turn: int | None = None
+    #: The defect is in the turn's input (a help-seeker's message), which the reviser cannot rewrite.
+    on_input: bool = False
 
 
 class TextView:
@@ -106,9 +108,9 @@ def rule(name: str, code: ReasonCode, description: str, scope: Scope = "text") -
     return register
 
 
-def hit(name: str, message: str, span: tuple[int, int] | None = None) -> RuleHit:
+def hit(name: str, message: str, span: tuple[int, int] | None = None, *, on_input: bool = False) -> RuleHit:
     """Build the hit for rule `name` with the code it was registered with."""
-    return RuleHit(RULES[name].code, name, message, span)
+    return RuleHit(RULES[name].code, name, message, span, on_input=on_input)
 
 
 class RuleContext(BaseModel):

@@ -187,7 +187,8 @@ def speaker_label(view: TextView, ctx: RuleContext) -> RuleHit | None:
     if ctx.kind == "dialogue_turn" and view.question:
         m = _SPEAKER.search(view.question)
         if m is not None:
-            return hit("speaker_label", f"来访者的话带着标签「{m.group(0).strip()}」，请只写来访者说的话。")
+            return hit("speaker_label", f"来访者的话带着标签「{m.group(0).strip()}」，请只写来访者说的话。",
+                       on_input=True)
     return None
 
 

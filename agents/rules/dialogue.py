@@ -58,7 +58,7 @@ def cross_role_echo(views: list[TextView], ctx: RuleContext) -> RuleHit | None:
         seeker, counsellor = _plain(view.question_norm()), _plain(view.norm())
         if previous and _covered(seeker, previous) >= _ECHO_COVER:
             found = hit("cross_role_echo", f"第 {view.index + 1} 轮来访者的话照搬了咨询师上一轮的回应，来访者要说自己的处境和感受。")
-            return RuleHit(found.code, found.rule, found.message, None, view.index)
+            return RuleHit(found.code, found.rule, found.message, None, view.index, on_input=True)
         if counsellor and _covered(counsellor, seeker) >= _ECHO_COVER:
             found = hit("cross_role_echo", f"第 {view.index + 1} 轮咨询师只是复述了来访者的话，请在共情之后追问或给出具体建议。")
             return RuleHit(found.code, found.rule, found.message, None, view.index)
@@ -91,7 +91,7 @@ def role_confusion(view: TextView, ctx: RuleContext) -> RuleHit | None:
         m = _COUNSELLOR_TALK.search(view.question)
         if m is not None:
             return hit("role_confusion", f"来访者说了咨询师的话「{snippet(view.question, m.span())}」，"
-                                         "来访者应该讲自己的处境和感受。")  # fmt: skip
+                                         "来访者应该讲自己的处境和感受。", on_input=True)  # fmt: skip
     m = _SEEKER_TALK.search(view.text)
     if m is not None:
         return hit("role_confusion", f"咨询师说成了来访者的话「{snippet(view.text, m.span())}」，请以咨询师的身份回应。", m.span())

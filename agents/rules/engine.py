@@ -35,7 +35,7 @@ def check_sample(sample: Sample, ctx: RuleContext) -> list[RuleHit]:
         for _, spec in text_rules:
             h = spec.fn(view, ctx)
             if h is not None:
-                hits.append(RuleHit(h.code, h.rule, h.message, h.span, view.index))
+                hits.append(RuleHit(h.code, h.rule, h.message, h.span, view.index, h.on_input))
     hits.extend(h for _, spec in sample_rules if (h := spec.fn(views, ctx)) is not None)
     return hits
 
