@@ -154,3 +154,61 @@ def test_codes_for_the_new_classes():
     assert RULES["speaker_label"].code is ReasonCode.SPEAKER_LABEL
     assert RULES["bad_ending"].code is ReasonCode.TRUNCATED and RULES["truncated"].code is ReasonCode.TRUNCATED
     assert RULES["markdown"].code is ReasonCode.MARKDOWN  # HTML is markup too
+
+
+# ---- more phrasings small models use (one per line: text, context, the class it must raise or None) ----
+G_ = dict(kind="greeting", role="奶奶", scene="生日", style="正常")
+A_ = dict(kind="answer")
+D_ = dict(kind="dialogue_turn")
+MORE_PHRASINGS = [
+ ("*奶奶，生日快乐！*愿您身体健康。", G_, "MARKDOWN"),
+ ("奶奶，生日快乐！&nbsp;愿您身体健康。", G_, "MARKDOWN"),
+ ("• 身体健康\n• 万事如意", G_, "MARKDOWN"),
+ ("<font color='red'>奶奶，生日快乐！</font>", G_, "MARKDOWN"),
+ ("【生日祝福】奶奶，生日快乐！愿您身体健康。", G_, "MARKDOWN"),
+ ("奶奶生日快乐！\n#生日快乐# #奶奶#", G_, None),
+ ("Okay, here's a birthday wish: 奶奶，生日快乐！", G_, "PREAMBLE"),
+ ("奶奶，生日快乐！\n\n希望这段祝福能让奶奶感受到你的爱。", G_, "PREAMBLE"),
+ ("奶奶，生日快乐！\n\n（如果需要更正式的版本，可以告诉我）", G_, "PREAMBLE"),
+ ("奶奶，生日快乐！这段文字适合在家庭聚会上朗读。", G_, "PREAMBLE"),
+ ("标题：给奶奶的生日祝福\n奶奶，生日快乐！", G_, "MARKDOWN"),
+ ("当然可以！奶奶，生日快乐！", G_, "PREAMBLE"),
+ ("作为您的孙子，我祝您生日快乐！", G_, None),
+ ("根据您提供的信息，我为奶奶写了一段祝福：奶奶，生日快乐！", G_, "PREAMBLE"),
+ ("```\n奶奶，生日快乐！\n```", G_, "MARKDOWN"),
+ ("奶奶，生日快乐！{{祝福结束}}", G_, "PLACEHOLDER"),
+ ("奶奶，生日快乐！祝您【具体祝愿】。", G_, "PLACEHOLDER"),
+ ("奶奶，生日快乐！祝您...", G_, "MIXED_PUNCTUATION"),
+ ("奶奶，生日快乐！祝您身体健康，”", G_, "UNBALANCED"),
+ ("奶奶，生日快乐！祝您身体健康。”\n\n", G_, "UNBALANCED"),
+ ("奶奶，生日快乐！\n祝福二：奶奶，祝您长寿！", G_, "MULTIPLE_OPTIONS"),
+ ("奶奶，生日快乐！愿您身体健康。\n\n或：奶奶，寿比南山！", G_, "MULTIPLE_OPTIONS"),
+ ("奶奶，生日快乐！愿您\n", G_, "TRUNCATED"),
+ ("根据提供的内容，这是一款动作游戏。", A_, "CONTEXT_LEAK"),
+ ("在给定的段落中，提到这是一款动作游戏。", A_, "CONTEXT_LEAK"),
+ ("如参考资料所示，这是一款动作游戏。", A_, "CONTEXT_LEAK"),
+ ("这是一款动作游戏。(来源: 01_概览.md)", A_, "CONTEXT_LEAK"),
+ ("这是一款动作游戏。[Source: passage 1]", A_, "CONTEXT_LEAK"),
+ ("我不确定，资料里没有相关信息。", A_, "CONTEXT_LEAK"),
+ ("答案：这是一款动作游戏。", A_, "SPEAKER_LABEL"),
+ ("A: 这是一款动作游戏。", A_, "SPEAKER_LABEL"),
+ ("助理：这是一款动作游戏。", A_, "SPEAKER_LABEL"),
+ ("Assistant：这是一款动作游戏。", A_, "SPEAKER_LABEL"),
+ ("以下是我的回答：这是一款动作游戏。", A_, "PREAMBLE"),
+ ("这是一款动作游戏。以上就是关于这款游戏的介绍。", A_, "PREAMBLE"),
+ ("这是一款动作游戏。如果你想了解更多，可以继续问我哦！", A_, "PREAMBLE"),
+ ("我（咨询师）能理解你的感受。", D_, "SPEAKER_LABEL"),
+ ("嗯嗯，我理解。作为一名心理咨询师，我建议你多休息。", D_, None),
+ ("很抱歉听到这个消息。如果你需要进一步的帮助，请随时联系我。", D_, "PERSONA_DRIFT"),
+ ("你可以试试深呼吸。祝你一切顺利！", D_, None),
+ ("<think>\n\n</think>\n\n你可以试试深呼吸。", D_, "THINK_LEAK"),
+ ("【回复】你可以试试深呼吸。", D_, "SPEAKER_LABEL"),
+ ("思考：来访者很焦虑。回复：你可以试试深呼吸。", D_, "THINK_LEAK"),
+ ("（温和地）你可以试试深呼吸。", D_, None),
+]
+
+
+@pytest.mark.parametrize(("text", "ctx", "want"), MORE_PHRASINGS)
+def test_more_phrasings(text, ctx, want):
+    found = [h.code.value for h in check_text(text, RuleContext(**ctx))]
+    assert (want in found) if want else found == []

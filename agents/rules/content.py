@@ -37,7 +37,8 @@ _META_START = re.compile(
     r"|[^。！？\n]{0,10}(?:意见|重写|改写)[^。！？\n]{0,8}[：:]"  # 「按照修改意见，重写如下：」
     r"|(?:修改|优化|调整|润色)(?:后|过)的?" + _PRODUCT + r"\s*[：:]"
     r"|(?:作为[^，,。！？\n]{1,10}[，,]\s*)?我来(?:回答|回应|回复|解答|为你|为您|帮你|帮您|写)"
-    r"|(?:根据|按照|依照)(?:您|你)的(?:要求|需求|描述|指示)"
+    r"|(?:根据|按照|依照)(?:您|你)的(?:要求|需求|描述|指示)|(?:根据|按照)(?:您|你)提供的(?:信息|内容|资料|要求|描述)"
+    r"|(?:我|已)(?:为|给)[^，。！？\n]{1,6}(?:写|准备|生成|创作|撰写)(?:了|好)?(?:一[条段则份篇个])?[^，。！？\n]{0,6}(?:祝福|文案|回复|回答)"
     r"|(?:我|已)(?:为您|为你|给您|给你)" + _WRITE
     + r"|(?:为您|为你|给您|给你)" + _WRITE + r"(?:了|一[条段则份篇个]|以下|如下)"
     r"|(?:here is|here's|sure[,!]|certainly[,!])",
@@ -59,13 +60,16 @@ _META_ANYWHERE = re.compile(
     r"|还有(?:什么|其他|别的)(?:想|要|需要)?(?:了解|知道|问|咨询)的(?:吗|嘛)|(?:这|此)(?:条|段|则)?" + _PRODUCT + r"(?:既|十分|非常)?[^。！？\n]{0,8}得体[：:]"
     r"|很(?:高兴|荣幸|乐意)(?:为(?:你|您)(?:服务|写|解答|回答|效劳)|回答(?:你|您)的)|请查收"
     r"|(?:共|约|一共|总计|全文|合计)\s*\d+\s*个?字|符合(?:你的|您的)?(?:字数)?要求"
+    r"|(?:这|此|以上)(?:条|段|则|份|篇)?(?:祝福语?|文案|文字|内容|话)[^。！？\n]{0,12}(?:你的|您的)(?:心意|爱|感谢|关心|情谊|祝福)"
+    r"|(?:祝福语?|文案|文字|这段话|这句话)[^。！？\n]{0,8}让(?:对方|他|她|ta|TA)(?:感受到|感到|知道|明白)"
+    r"|(?:需要|想要|希望|想)[^。！？\n]{0,12}(?:版本|风格|修改|调整|改动|字数|语气)[^。！？\n]{0,10}(?:告诉我|联系我|说一声|随时)"
     r"|[（(【\[]?字数[：:]|[（(]共?约?\d+个?字[)）]|" + _PRODUCT + r"如下[：:]"
 )
 # An editor's note (「注：」「备注：」) is meta in a greeting or a spoken turn; in an answer it may be content.
 _NOTE = re.compile(r"(?:^|[\n（(【\[])\s*(?:注|备注|说明|PS|温馨提示|小贴士|提示|Tips?|使用建议|发送建议)[：:]", re.IGNORECASE)
 # An acknowledgement of the request. Alone it is meta only in a greeting: an answer may open with
 # 「当然可以，我是…」 and a counsellor with 「好的，我们试试」. Needs a mark after it: 「好的天气」 is fine.
-_ACK_START = re.compile(r"(?:好的|好嘞|好哒|好滴|好呀|当然可以|当然没问题|当然|没问题|收到|明白了|了解了|OK|ok|Ok)"
+_ACK_START = re.compile(r"(?:好的|好嘞|好哒|好滴|好呀|当然可以|当然没问题|当然|没问题|收到|明白了|了解了|OK|ok|Ok|Okay|okay|OKAY|Sure|sure)"
                         r"[，,！!。.~～\s]")
 # In a greeting, any 「以下是/下面是」 opener is meta (a wish never starts like that).
 _LIST_START = re.compile(r"(?:以下|下面)(?:是|为)")
@@ -135,11 +139,13 @@ def ai_self_reference(view: TextView, ctx: RuleContext) -> RuleHit | None:
     return hit("ai_self_reference", f"不要自称 AI 或语言模型（「{snippet(view.text, m.span())}」）。", m.span())
 
 
-_HTML = r"</?\s*(?:p|br|hr|strong|b|i|em|u|div|span|ul|ol|li|h[1-6]|a|img|table|tr|td|th|font|section|blockquote|code|pre|sup|sub|center|small)\b[^>\n]{0,80}?/?>"
+_HTML = (r"</?\s*(?:p|br|hr|strong|b|i|em|u|div|span|ul|ol|li|h[1-6]|a|img|table|tr|td|th|font|section|blockquote|code|pre|"
+         r"sup|sub|center|small)\b[^>\n]{0,80}?/?>|&(?:nbsp|lt|gt|amp|quot|emsp|ensp|#\d{2,5});")
 # Markdown and HTML that never belong in a greeting or a spoken turn.
 _MD_ANY = re.compile(
     r"^\s{0,3}#{1,6}\s|^\s{0,3}(?:[-*+•]|\d{1,2}[.)、])\s*\S|\*\*[^*\n]+\*\*|__[^_\n]+__|```|^\s*\|.*\|\s*$"
-    r"|^\s*>\s|^\s*(?:标题|题目|主题)[：:]|^\s*[【《][^】》\n]{1,20}[】》]\s*$|^\s*[-*_=]{3,}\s*$|" + _HTML,
+    r"|^\s*>\s|^\s*(?:标题|题目|主题)[：:]|^\s*[【《][^】》\n]{1,20}[】》]\s*$|^\s*[-*_=]{3,}\s*$"
+    r"|\A\s*【[^】\n]{0,10}(?:祝福|贺词|文案|标题|短信|寄语|问候)[^】\n]{0,4}】|" + _HTML,
     re.MULTILINE | re.IGNORECASE,
 )
 # In an answer, lists and bold are fine; a code fence, HTML or a title line on top is not.
@@ -149,7 +155,7 @@ _MD_ANSWER = re.compile(r"```|\A\s{0,3}#{1,6}\s|\A\s*(?:标题|题目)[：:]|" +
 @rule("markdown", ReasonCode.MARKDOWN, "祝福语/对话里出现 markdown、HTML 或标题（# 标题、**加粗**、列表、<br>、【标题】）")
 def markdown(view: TextView, ctx: RuleContext) -> RuleHit | None:
     text = view.text
-    if "\n" not in text and not any(c in text for c in "#*_`|>：:】》-<"):
+    if "\n" not in text and not any(c in text for c in "#*_`|>：:】》-<&"):
         return None  # fast path: one line with no markdown characters at all
     m = (_MD_ANSWER if ctx.kind == "answer" else _MD_ANY).search(text)
     if m is None:
@@ -159,10 +165,12 @@ def markdown(view: TextView, ctx: RuleContext) -> RuleHit | None:
 
 # A speaker label: the generator's transcript format leaked (EmoLLM's parser left 「医生：」 inside
 # 221 of 5072 outputs), or the model announced its own name or the output kind (回复：、祝福语：).
-_LABELS = (r"医生|病人|患者|来访者|求助者|咨询者|咨询师|心理咨询师|心理医生|用户|助手|AI助手|AI|问|答|回复|回答|答案|"
+_LABELS = (r"医生|病人|患者|来访者|求助者|咨询者|咨询师|心理咨询师|心理医生|用户|助手|助理|小助手|AI助手|AI|机器人|客服|模型|问|答|回复|回答|答案|"
            r"祝福语?|输出|正文|Q|A|User|Assistant|Answer|Response|Output|Bot")
 _SPEAKER = re.compile(r"(?:^|\n)\s*(?:[【\[*]{0,2})\s*(?:" + _LABELS + r")\s*(?:[】\]*]{0,2})\s*[：:]"
-                      r"|^\s*[\u4e00-\u9fffA-Za-z]{1,6}的?(?:回复|回答|答复|答道)\s*[：:]", re.IGNORECASE)
+                      r"|^\s*[\u4e00-\u9fffA-Za-z]{1,6}的?(?:回复|回答|答复|答道)\s*[：:]"
+                      r"|^\s*[【\[](?:" + _LABELS + r")[】\]]"  # 【回复】
+                      r"|[（(](?:咨询师|心理咨询师|来访者|求助者|助手|用户|医生|患者)[）)]", re.IGNORECASE)
 _OWN_NAME = re.compile(r"你是(?:一[个名位])?[「“\"]?([\u4e00-\u9fffA-Za-z]{2,8}?)[」”\"]?[，,。、]")
 
 
