@@ -27,10 +27,9 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from agents.errors import ConfigError
-
 from agents.critic_rules import compat_reason, knowledge_files, rule_context, rule_hits  # noqa: F401  (re-exported)
 from agents.dedup import sample_texts
+from agents.errors import ConfigError
 from agents.rules import feedback as rule_feedback
 from agents.rules import reason_codes
 from agents.schemas import ReasonCode, Sample, Turn, Verdict
