@@ -162,6 +162,12 @@ class RuleContext(BaseModel):
             raise ConfigError(f"未知的规则名 {unknown}；可用的规则：{', '.join(RULES)}")
         return names
 
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_alias(cls, value: object) -> object:
+        """The graph and sample names work too: dialogue → dialogue_turn, qa → answer, persona → greeting."""
+        return {"dialogue": "dialogue_turn", "qa": "answer", "persona": "greeting"}.get(value, value)  # type: ignore[arg-type]
+
     @field_validator("scene", "role")
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
