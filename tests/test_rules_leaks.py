@@ -115,6 +115,16 @@ def test_the_issue_greeting_is_caught_five_ways():
     assert {"FEWSHOT_COPY", "SCENE_MISMATCH", "UNBALANCED", "MARKDOWN", "PROMPT_LEAK"} <= codes
 
 
+def test_untagged_examples_in_the_prompt_count_as_few_shots():
+    """The Tianji seed's prompt lists its examples after 参考句子为：, with no tags."""
+    prompt = ("你现在是一个送祝福大师。要求的风格是：小红书风格。参考句子为：希望你岁末将至，敬颂冬绥，平安喜乐，万事胜意。\n"
+              "前方荣光万丈，身后温暖一方，凡是过往，皆为序章。\n对象称谓是：姐姐，祝福场景是：生日。")
+    ctx = RuleContext(kind="greeting", role="姐姐", scene="生日", prompt=prompt)
+    copied = [h.code for h in check_text("姐，生日快乐🎂 前方荣光万丈，身后温暖一方，凡是过往，皆为序章！", ctx)]
+    assert copied == [ReasonCode.FEWSHOT_COPY]  # a copied example, not a prompt leak
+    assert check_text("姐，生日快乐🎂 新的一岁也要闪闪发光，奶茶自由，快乐加倍！", ctx) == []
+
+
 def test_feedback_messages_are_chinese_and_name_the_leak():
     hit = check_text("根据提供的资料，黑熊精住在黑风山。", RuleContext(kind="answer", enabled=frozenset({"context_leak"})))[0]
     assert "根据提供的资料" in hit.message and "看不到资料" in hit.message

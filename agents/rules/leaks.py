@@ -141,7 +141,7 @@ _INSTRUCTION = re.compile(
 
 def _instruction_grams(ctx: RuleContext) -> dict[str, list[int]]:
     text = _TAGGED.sub("\n", ctx.prompt or "")
-    for shot in ctx.few_shots:
+    for shot in shot_texts(ctx):
         text = text.replace(shot, "\n")
     return gram_index(normalize(text), _PROMPT_N)
 
@@ -175,6 +175,19 @@ _SHOT_RUN = 14
 _SHOT_JACCARD = 0.5
 _SHOT_COVER = 0.5  # half of the output made of spans of one example
 _SHOT_TAGS = re.compile(r"<(output|counsellor|assistant|answer)>(.*?)</\1>", re.DOTALL)
+# Examples a prompt shows without tags: 「参考句子为：…」「例句：…」 (the Tianji seed's prompts).
+_SHOT_LINES = re.compile(r"(?:例句|示例|例子|范例|参考句子|参考例句|参考例子)[^：:\n]{0,8}[：:]\s*([^\n]+(?:\n(?![^\n]*[：:])[^\n]+)*)")
+
+
+def shot_texts(ctx: RuleContext) -> list[str]:
+    """The few-shot outputs: `ctx.few_shots`, else tagged examples in the prompt, else 例句：… lines."""
+    if ctx.few_shots:
+        return list(ctx.few_shots)
+    prompt = ctx.prompt or ""
+    tagged = [m.group(2) for m in _SHOT_TAGS.finditer(prompt)]
+    if tagged:
+        return tagged
+    return [line.strip() for m in _SHOT_LINES.finditer(prompt) for line in m.group(1).split("\n") if line.strip()]
 # Stock phrases every formal wish may use; sharing them with an example is not copying it.
 _STOCK = re.compile(r"值此.{0,8}之际|谨向您(?:和|及)?(?:您的)?(?:家人)?致以|致以(?:最)?(?:诚挚|衷心|美好)的(?:问候|祝福)"
                     r"|(?:由衷|衷心)地?(?:为你|为您|祝愿|祝福)(?:感到)?(?:高兴)?|(?:恭祝|祝|愿)(?:您|你)"
@@ -186,7 +199,7 @@ def _destock(norm: str) -> str:
 
 
 def _shots(ctx: RuleContext) -> list[tuple[str, dict[str, list[int]], set[str]]]:
-    shots = list(ctx.few_shots) or [m.group(2) for m in _SHOT_TAGS.finditer(ctx.prompt or "")]
+    shots = shot_texts(ctx)
     out = []
     for shot in shots:
         norm = normalize(shot)
