@@ -121,6 +121,7 @@ CLEAN: list[tuple[str, str, dict]] = [
     ("english_leak", "今年终于把PS5抱回家了吧？祝你Steam愿望单全部打折，Boss一次就过！", G),
     ("english_leak", "游戏使用Unreal Engine 5开发，已经登陆PS5和Steam平台。", A),
     ("english_leak", "可以通过App提前预约。", A),
+    ("english_leak", "哥，恭喜你用Unreal Engine 5做的游戏上线了，这份offer来得太值了！", G),
     ("english_leak", "游戏的英文名是Black Myth: Wukong。", A),
     ("preamble", "奶奶，生日快乐！希望这份小小的祝福能带给您一整天的好心情。", G),
     ("preamble", "这份祝福不大，却是我最真的心意。", G),

@@ -262,6 +262,8 @@ def english_leak(view: TextView, ctx: RuleContext) -> RuleHit | None:
             continue
         if ctx.kind != "greeting" and _is_title_case(phrase):
             continue  # a proper name (PlayStation Network) inside an answer
+        if all(w.lower() in LOANWORDS for w in _EN_WORD.findall(phrase)):
+            continue  # Unreal Engine, Boss KPI: loanwords side by side
         return hit("english_leak", f"中文回答里出现了英文「{snippet(view.text, m.span())}」，请用中文。", m.span())
     names = ctx.kind != "greeting"  # in an answer or a talk, a capitalised word is a name (Black Myth, Wukong)
     letters = sum(len(w) for w in _WORD.findall(text)
