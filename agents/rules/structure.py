@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from agents.rules.base import CJK, RuleContext, RuleHit, TextView, hit, normalize, rule, snippet
+from agents.rules.base import CJK, RuleContext, RuleHit, TextView, char_ngrams, hit, normalize, rule, snippet
 from agents.schemas import ReasonCode
 
 # ---- several options -------------------------------------------------------------------------
@@ -62,6 +62,9 @@ _MIN_CLAUSE = 6
 
 @rule("repeated_sentence", ReasonCode.REPEATED_SENTENCE, "同一句话（或同一小句）在一条输出里出现了两次以上，像模型在复读")
 def repeated_sentence(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    norm = view.norm()
+    if len(set(char_ngrams(norm, 4))) > len(norm) - 4:
+        return None  # fast path: no 4 characters occur twice, so nothing repeats
     folded = view.text.lower()  # split first, then drop punctuation (normalize() without NFKC)
     sentences = [s for s in (_DROP.sub("", x) for x in _SENTENCE.split(folded)) if len(s) >= _MIN_SENTENCE]
     for i, a in enumerate(sentences):
@@ -78,7 +81,7 @@ def repeated_sentence(view: TextView, ctx: RuleContext) -> RuleHit | None:
         if clause in seen:
             return hit("repeated_sentence", f"「{clause[:12]}」重复出现，请删掉重复的部分。")
         seen.add(clause)
-    m = _LOOP.search(view.norm())
+    m = _LOOP.search(norm)
     if m is not None and len(set(m.group(1))) >= 2:
         return hit("repeated_sentence", f"「{m.group(1)}」连着重复了好几遍，请删掉重复的部分。")
     return None
