@@ -70,7 +70,7 @@ _NOTE = re.compile(r"(?:^|[\n（(【\[])\s*(?:注|备注|说明|PS|温馨提示|
 # An acknowledgement of the request. Alone it is meta only in a greeting: an answer may open with
 # 「当然可以，我是…」 and a counsellor with 「好的，我们试试」. Needs a mark after it: 「好的天气」 is fine.
 _ACK_START = re.compile(r"(?:好的|好嘞|好哒|好滴|好呀|当然可以|当然没问题|当然|没问题|收到|明白了|了解了|OK|ok|Ok|Okay|okay|OKAY|Sure|sure)"
-                        r"[，,！!。.~～\s]")
+                        r"(?:[呢哦呀啦哈]|亲)*[，,！!。.~～\s]")
 # In a greeting, any 「以下是/下面是」 opener is meta (a wish never starts like that).
 _LIST_START = re.compile(r"(?:以下|下面)(?:是|为)")
 
