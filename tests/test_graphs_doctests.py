@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "graphs.state", "graphs.context",
+MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.critic_rules", "graphs.state", "graphs.context",
            "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry"]
 
 

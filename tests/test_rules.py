@@ -433,7 +433,8 @@ def test_count_emoji():
     assert [count_emoji(t) for t in ("新年快乐", "🎉", "❤️", "👍🏻", "👨‍👩‍👧", "🇨🇳", "🎂🎉✨")] == [0, 1, 1, 1, 1, 1, 3]
 
 
-@pytest.mark.parametrize("module", ["base", "relations", "punctuation", "content", "style", "turns", "engine", "__init__"])
+@pytest.mark.parametrize("module", ["base", "relations", "punctuation", "content", "style", "turns", "engine", "__init__",
+                                    "leaks", "structure", "scenes", "dialogue"])
 def test_docstring_examples(module):
     name = "agents.rules" if module == "__init__" else f"agents.rules.{module}"
     result = doctest.testmod(importlib.import_module(name))
