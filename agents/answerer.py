@@ -176,4 +176,13 @@ async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
     emit(runtime, "answered", item.id, attempt=attempts)
     return {"draft": result.value.answer.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
+            "prompt_text": sent_prompt(messages, state), "finish_reason": getattr(result, "finish_reason", None),
             "meta": {**prov, "used_passages": result.value.used_passages}}
+
+
+def sent_prompt(messages: list[dict[str, str]], state: dict[str, Any]) -> str:
+    """The instructions the model saw for this draft: the system message and the prompts we filled
+    (not the earlier turns, which the answer may quote), for the critic's prompt-leak rule."""
+    turns = len(state.get("turns") or [])
+    filled = [m["content"] for i, m in enumerate(messages) if m["role"] == "system" or (m["role"] == "user" and i > 2 * turns)]
+    return "\n".join(filled)

@@ -47,12 +47,13 @@ class Context:
     structured_attempts: int = 3
     rng_seed: int = 0
     top_k: int = 4
-    #: The LLM judge after the rules: "off" (rules only) | "on" | "strict" (every score must pass).
-    judge: str = "on"
-    judge_min_score: float = 0.6
     #: Questions asked so far in this run, per aspect: the asker shows the latest ones to avoid repeats.
     asked: dict[str, list[str]] = field(default_factory=dict)
     asked_shown: int = 20
+    #: The LLM judge after the rules: "off" (rules only), "on" (its scores gate its decision), "strict"
+    #: (accept only with every score ≥ judge_min_score and no reason code). See agents.critic.
+    judge: str = "on"
+    judge_min_score: float = 0.6
 
 
 def placeholders(template: str) -> set[str]:

@@ -2,8 +2,13 @@
 
 Each critique node returns `outcome` = accept | revise | reject for the route functions:
 
-- rule hits (agents.rules) → revise with the rules' messages as feedback (no judge call);
-- the judge (`Verdict`: reasons first, then decision, codes, scores, feedback) → its decision;
+- rule hits (agents.rules) → revise with the rules' messages as feedback (no judge call). Every rule
+  runs on every draft, revisions included, with what produced it: the prompt text, the few-shots,
+  the feedback just sent, the finish_reason and the knowledge files (`rule_context`);
+- the judge (`Verdict`: reasons first, then decision, codes, scores, feedback), gated by `ctx.judge`:
+  "off" = rules only; "on" = a gate score (QA: grounding, relevance) under `ctx.judge_min_score` is a
+  revise whatever decision it wrote; "strict" = accept only when the judge accepts with no reason
+  code and every score ≥ the threshold. A reply missing a required score key is re-asked;
 - revise when `revisions` has reached `ctx.max_revisions` → reject with the last codes;
 - an unparsable judge reply → reject with FORMAT, the raw text kept.
 
@@ -20,10 +25,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from agents.critic_rules import compat_reason, knowledge_files, rule_context, rule_hits  # noqa: F401  (re-exported)
 from agents.dedup import sample_texts
-from agents.rules import DEFAULT_EMOJI_RANGE, DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS, RuleContext, RuleHit, check_sample
+from agents.errors import ConfigError
 from agents.rules import feedback as rule_feedback
 from agents.rules import reason_codes
 from agents.schemas import ReasonCode, Sample, Turn, Verdict, draft_context
@@ -41,11 +47,12 @@ reject（无法修复）。有问题时在 reason_codes 里给出对应的原因
 
 JUDGE_QA_PROMPT = """请评估助手的回答能否作为高质量的微调数据。逐项检查：
 1. grounding：回答里的每一条事实是否都能在资料中找到依据？有没有资料之外的编造？（UNGROUNDED）
-2. relevance：是否切题、完整地回答了问题？（IRRELEVANT）
-3. style：是否符合助手的人设，语言自然通顺，没有开场白、套话或拒答？（STYLE_MISMATCH、PREAMBLE、REFUSAL）
+2. relevance：是否切题、完整地回答了问题？回答必须是完整、有信息量的句子，只有一个词组（如只写“单机动作角色扮演游戏”）不合格。（IRRELEVANT、INCOMPLETE_ANSWER）
+3. 资料痕迹：微调后的模型看不到资料，回答里不能出现“根据提供的资料”“资料中提到”、[1] 之类的引用编号或文件名。（CONTEXT_LEAK）
+4. style：是否符合助手的人设，语言自然通顺，没有开场白、套话、拒答或复述的提示词？（STYLE_MISMATCH、PREAMBLE、REFUSAL、PROMPT_LEAK）
 如果资料根本无法回答这个问题，结论为 reject，代码 UNANSWERABLE。
 """ + _DECIDE + """
-scores 给出 grounding、relevance、style 三项 0 到 1 的分数。
+scores 必须给出 grounding、relevance、style 三项 0 到 1 的分数（键名就用这三个英文单词）。
 
 <system>{system}</system>
 <passages>
@@ -58,13 +65,18 @@ scores 给出 grounding、relevance、style 三项 0 到 1 的分数。
 <answer>{answer}</answer>"""
 
 JUDGE_PERSONA_PROMPT = """请评估这条祝福语能否作为高质量的微调数据。逐项检查：
-1. persona：是否符合对象「{role}」的身份和关系，称呼、语气是否得体？（HONORIFIC、ROLE_SCENE_MISMATCH）
-2. relevance：是否切合场景「{scene}」和用户的请求？（IRRELEVANT）
-3. style：是否符合「{style}」风格的要求：{instruction}（STYLE_MISMATCH）
-4. 是否像真人写的，没有标题、说明、开场白或套话？（PREAMBLE、MARKDOWN）
+1. 对象：祝福是不是写给「{role}」的？开头的称呼是不是「{role}」（而不是别人，比如对象是奶奶却称呼爷爷）？（ADDRESSEE_MISMATCH）
+2. persona：称呼、语气是否符合和「{role}」的关系：对长辈和上级用“您”，对平辈和晚辈用“你”？（HONORIFIC、ROLE_SCENE_MISMATCH）
+3. 场景：内容是否切合「{scene}」？有没有写成别的节日或场合（比如生日祝福里写月亮、月饼）？（SCENE_MISMATCH）
+4. 照抄示例：是否照抄或大段照搬了下面的示例？示例只用来学语气。（FEWSHOT_COPY）
+5. style：是否符合「{style}」风格的要求：{instruction}（STYLE_MISMATCH）
+6. 是否像真人写的，没有标题、说明、开场白、套话、HTML 或混进来的写作要求？（PREAMBLE、MARKDOWN、PROMPT_LEAK）
 """ + _DECIDE + """
-scores 给出 persona、relevance、style 三项 0 到 1 的分数。
+scores 必须给出 persona、relevance、style 三项 0 到 1 的分数（键名就用这三个英文单词）；relevance 衡量是否切合场景「{scene}」。
 
+<examples>
+{examples}
+</examples>
 <system>{system}</system>
 <request>{request}</request>
 <reply>{reply}</reply>"""
@@ -74,10 +86,12 @@ JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质�
 1. persona：咨询师是否始终保持温暖、专业的人设，没有说教、下诊断或自称 AI？（PERSONA_DRIFT）
 2. repetition：有没有哪一轮重复前面的内容？（REPEATED_TURN）
 3. contradiction：前后有没有自相矛盾，包括来访者的经历前后不一？（CONTRADICTION）
-4. ending：对话是否以咨询师温和的小结或鼓励结束？（BAD_ENDING）
+4. roles：来访者是否始终以来访者的身份说话，没有复述咨询师的话、没有说咨询师的话？咨询师有没有照抄来访者？（CROSS_ROLE_ECHO、ROLE_CONFUSION）
+5. ending：对话是否以咨询师温和的小结或鼓励结束，而不是像客服一样说“如果你有任何问题请随时告诉我”？（BAD_ENDING、PERSONA_DRIFT）
+6. 有没有混进修改意见、写作要求或照抄的示例？（FEEDBACK_LEAK、PROMPT_LEAK、FEWSHOT_COPY）
 """ + _DECIDE + """
 如果需要修改，在 turn 里给出第一处需要重写的咨询师回复的轮次（从 1 开始）。
-scores 给出 persona、coherence、helpfulness 三项 0 到 1 的分数。
+scores 必须给出 persona、coherence、helpfulness 三项 0 到 1 的分数（键名就用这三个英文单词）。
 
 <system>{system}</system>
 <dialogue>
@@ -88,7 +102,8 @@ PROMPTS: dict[str, str] = {"JUDGE_QA_PROMPT": JUDGE_QA_PROMPT, "JUDGE_PERSONA_PR
                            "JUDGE_DIALOGUE_PROMPT": JUDGE_DIALOGUE_PROMPT}
 PROMPT_INPUTS: dict[str, frozenset[str]] = {
     "JUDGE_QA_PROMPT": frozenset({"system", "passages", "conversation", "question", "answer"}),
-    "JUDGE_PERSONA_PROMPT": frozenset({"role", "scene", "style", "instruction", "system", "request", "reply"}),
+    "JUDGE_PERSONA_PROMPT": frozenset({"role", "scene", "style", "instruction", "examples", "system", "request",
+                                       "reply"}),
     "JUDGE_DIALOGUE_PROMPT": frozenset({"area", "emotion", "system", "dialogue"}),
 }
 
@@ -96,8 +111,83 @@ PROMPT_INPUTS: dict[str, frozenset[str]] = {
 DEFAULT_CODE = {"qa": ReasonCode.UNGROUNDED, "persona": ReasonCode.STYLE_MISMATCH, "dialogue": ReasonCode.PERSONA_DRIFT}
 
 
+JUDGE_MODES = ("off", "on", "strict")
+#: The score keys each judge must return (a reply without one is re-asked) …
+REQUIRED_SCORES: dict[str, tuple[str, ...]] = {"qa": ("grounding", "relevance", "style"),
+                                               "persona": ("persona", "relevance", "style"),
+                                               "dialogue": ("persona", "coherence", "helpfulness")}
+#: … and the ones that gate its verdict in "on" mode, with the code a low score stands for.
+GATE_SCORES: dict[str, dict[str, ReasonCode]] = {
+    "qa": {"grounding": ReasonCode.UNGROUNDED, "relevance": ReasonCode.IRRELEVANT},
+    "persona": {"persona": ReasonCode.HONORIFIC, "relevance": ReasonCode.SCENE_MISMATCH},
+    "dialogue": {"persona": ReasonCode.PERSONA_DRIFT, "coherence": ReasonCode.CONTRADICTION},
+}
+LOW_SCORE_CODE = {"style": ReasonCode.STYLE_MISMATCH, "helpfulness": ReasonCode.PERSONA_DRIFT}
+
+
+def _require_scores(verdict: Verdict, judge: str) -> Verdict:
+    missing = [k for k in REQUIRED_SCORES[judge] if k not in verdict.scores]
+    if missing:
+        raise ValueError(f"scores 缺少 {'、'.join(missing)}：必须给出 {'、'.join(REQUIRED_SCORES[judge])} 三项 0 到 1 的分数")
+    return verdict
+
+
+class QAVerdict(Verdict):
+    @model_validator(mode="after")
+    def _scores(self) -> QAVerdict:
+        return _require_scores(self, "qa")  # type: ignore[return-value]
+
+
+class PersonaVerdict(Verdict):
+    @model_validator(mode="after")
+    def _scores(self) -> PersonaVerdict:
+        return _require_scores(self, "persona")  # type: ignore[return-value]
+
+
 class DialogueVerdict(Verdict):
     turn: int | None = Field(default=None, description="第一处需要重写的咨询师回复的轮次（从 1 开始）；不需要修改时为 null。")
+
+    @model_validator(mode="after")
+    def _scores(self) -> DialogueVerdict:
+        return _require_scores(self, "dialogue")  # type: ignore[return-value]
+
+
+def judge_mode(ctx: Context) -> str:
+    mode = (getattr(ctx, "judge", "on") or "on").strip().lower()
+    if mode not in JUDGE_MODES:
+        raise ConfigError(f"critic.judge must be one of {', '.join(JUDGE_MODES)}, got {ctx.judge!r}")
+    return mode
+
+
+def gate(ctx: Context, verdict: Verdict, judge: str) -> tuple[Verdict, dict[str, Any] | None]:
+    """The judge's verdict after its scores: (the verdict to act on, what the gate changed or None).
+
+    >>> v = Verdict(decision="accept", scores={" grounding": 0.5, "relevance": 0.8, "style": 0.9})
+    >>> gated, why = gate(Context(clients={}), v, "qa")
+    >>> gated.decision, [c.value for c in gated.reason_codes], why["judge_gate"]["low_scores"]
+    ('revise', ['UNGROUNDED'], {'grounding': 0.5})
+    """
+    mode, threshold = judge_mode(ctx), float(ctx.judge_min_score)
+    if verdict.decision == "reject":
+        return verdict, None
+    keys = verdict.scores if mode == "strict" else GATE_SCORES[judge]
+    low = {k: v for k, v in verdict.scores.items() if k in keys and v < threshold}
+    coded = mode == "strict" and verdict.decision == "accept" and bool(verdict.reason_codes)
+    if not low and not coded:
+        return verdict, None
+    codes = list(verdict.reason_codes)
+    for key in low:
+        code = GATE_SCORES[judge].get(key) or LOW_SCORE_CODE.get(key, ReasonCode.STYLE_MISMATCH)
+        if code not in codes:
+            codes.append(code)
+    why = [f"{k} 得分 {v:g} 低于 {threshold:g}" for k, v in low.items()]
+    if coded:
+        why.append("严格模式：评审给出了原因代码 " + "、".join(c.value for c in verdict.reason_codes))
+    feedback = verdict.feedback or "；".join(r for r in verdict.reasons if r) or "请按评审意见提高质量。"
+    gated = Verdict(reasons=[*verdict.reasons, *why], decision="revise", reason_codes=codes, scores=verdict.scores,
+                    feedback=feedback)
+    return gated, {"judge_gate": {"mode": mode, "min_score": threshold, "judge_decision": verdict.decision,
+                                  "low_scores": low}}
 
 
 def fill(ctx: Context, name: str, **values: Any) -> str:
@@ -106,75 +196,20 @@ def fill(ctx: Context, name: str, **values: Any) -> str:
 
 # ---- the rule layer ---------------------------------------------------------------------------
 
-def rule_context(ctx: Context, item: Any, kind: str) -> RuleContext:
-    """The rule layer's context from the work item and the recipe (styles, roles, compat, rules).
-
-    >>> from agents.schemas import WorkItem
-    >>> recipe = {"styles": {"小红书": {"min_chars": 20, "max_chars": 200, "emoji": [1, 2]}},
-    ...           "roles": [{"name": "爷爷", "relation": "elder"}],
-    ...           "compat_exclusions": [{"role": "爷爷", "scene": "新婚快乐", "reason": "不常见"}]}
-    >>> item = WorkItem(id="x", recipe="tianji", graph="persona",
-    ...                 key={"role": "爷爷", "scene": "生日", "style": "小红书"})
-    >>> rc = rule_context(Context(clients={}, recipe=recipe), item, "greeting")
-    >>> rc.limits(), rc.relation, rc.compat
-    ((20, 200), 'elder', {'爷爷': {'新婚快乐': '不常见'}})
-    """
-    recipe = ctx.recipe
-    limits = dict(DEFAULT_LENGTH_LIMITS)
-    emoji = dict(DEFAULT_EMOJI_RANGE)
-    for name, cfg in (recipe.get("styles") or {}).items():
-        cfg = cfg or {}
-        low, high = limits.get(name, DEFAULT_LENGTH)
-        limits[name] = (int(cfg.get("min_chars") or low), int(cfg.get("max_chars") or high))
-        if "emoji" in cfg:
-            if cfg["emoji"]:
-                emoji[name] = (int(cfg["emoji"][0]), int(cfg["emoji"][1]))
-            else:
-                emoji.pop(name, None)
-    role = item.get("role")
-    role_cfg = next((r for r in recipe.get("roles") or [] if isinstance(r, dict) and r.get("name") == role), {})
-    compat: dict[str, dict[str, bool | str]] = {}
-    for ex in recipe.get("compat_exclusions") or []:
-        compat.setdefault(ex["role"].strip(), {})[ex["scene"].strip()] = ex.get("reason") or False
-    rules_cfg = recipe.get("rules") or {}
-    length_key = {"answer": "answer_length", "dialogue_turn": "turn_length"}.get(kind)
-    default_length = tuple(recipe.get(length_key) or DEFAULT_LENGTH) if length_key else DEFAULT_LENGTH
-    return RuleContext(
-        style=item.get("style") if kind == "greeting" else None, length_limits=limits, emoji_range=emoji,
-        default_length=default_length, role=role, relation=role_cfg.get("relation"),
-        sibling=role_cfg.get("sibling"), scene=item.get("scene"), compat=compat, kind=kind,
-        allow_english=bool(rules_cfg.get("allow_english", False)),
-        enabled=frozenset(rules_cfg["enabled"]) if rules_cfg.get("enabled") else None,
-        disabled=frozenset(rules_cfg.get("disabled") or ()),
-    )
-
-
-def compat_reason(ctx: Context, item: Any) -> str | None:
-    """Why the recipe excludes this role × scene, or None when it is allowed (checked before any call)."""
-    allowed = rule_context(ctx, item, "greeting").compat.get(item.get("role") or "", {}).get(
-        (item.get("scene") or "").strip(), True)
-    if allowed is True:
-        return None
-    return allowed if isinstance(allowed, str) and allowed else "配方的兼容矩阵不允许这个组合"
-
-
-def rule_hits(ctx: Context, state: dict[str, Any], kind: str) -> list[RuleHit]:
-    """Rule hits on the turn in progress (and whole-sample rules such as repeated turns)."""
-    item = item_of(state)
-    turns = current_turns(state)
-    sample = Sample(id=item.id, recipe=item.recipe, kind="qa", turns=turns)
-    last = len(turns) - 1
-    return [h for h in check_sample(sample, rule_context(ctx, item, kind)) if h.turn in (None, last)]
-
-
 def rules_step(ctx: Context, state: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    """The update for rule hits (revise, or reject when out of revisions); None when clean."""
+    """The update for rule hits (revise, or reject when out of revisions); None when clean.
+
+    Hits that are all in the turn's input (a help-seeker's message that echoes the counsellor) reject
+    at once: the reviser can only rewrite the output, so a revision could not fix them.
+    """
     hits = rule_hits(ctx, state, kind)
     if not hits:
         return None
     codes = reason_codes(hits)
     text = rule_feedback(hits)
-    verdict = Verdict(reasons=[h.message for h in hits], decision="revise", reason_codes=codes, feedback=text)
+    unfixable = all(h.on_input for h in hits)
+    verdict = Verdict(reasons=[h.message for h in hits], decision="reject" if unfixable else "revise",
+                      reason_codes=codes, feedback=None if unfixable else text)
     meta = {"rule_hits": [_hit_record(h, current_turns(state)) for h in hits]}
     return decide(ctx, state, verdict, meta=meta)
 
@@ -182,9 +217,12 @@ def rules_step(ctx: Context, state: dict[str, Any], kind: str) -> dict[str, Any]
 def _hit_record(hit: RuleHit, turns: list[Turn]) -> dict[str, Any]:
     """A rule hit for `meta.rule_hits`; with a span, also the text under it (the review page highlights it)."""
     record = {"rule": hit.rule, "code": hit.code.value, "message": hit.message, "turn": hit.turn}
+    if hit.on_input:
+        record["on_input"] = True  # in the turn's input (a help-seeker's message), not its output
     if hit.span is not None and hit.turn is not None and hit.turn < len(turns):
-        record["span"] = list(hit.span)  # offsets into the turn's output, stripped
-        record["text"] = turns[hit.turn].output.strip()[hit.span[0]:hit.span[1]]
+        turn = turns[hit.turn]
+        record["span"] = list(hit.span)  # offsets into the turn's output (or input), stripped
+        record["text"] = (turn.input if hit.on_input else turn.output).strip()[hit.span[0]:hit.span[1]]
     return record
 
 
@@ -195,7 +233,8 @@ def accept_turn(state: dict[str, Any]) -> dict[str, Any]:
     turn = Turn(input=state["question"], output=state.get("draft") or "",
                 reasoning=state.get("draft_reasoning") or None)
     return {"turns": [*(state.get("turns") or []), turn], "question": None, "draft": None,
-            "draft_reasoning": None, "feedback": None, "revisions": 0}
+            "draft_reasoning": None, "feedback": None, "revisions": 0, "prompt_text": None, "few_shots": [],
+            "finish_reason": None}
 
 
 def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[str, Any] | None = None,
@@ -207,7 +246,7 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
     item = item_of(state)
     history = list((state.get("meta") or {}).get("critic_history") or [])
     history.append({"decision": verdict.decision, "codes": [c.value for c in verdict.reason_codes],
-                    "by": "rules" if meta and "rule_hits" in meta else "judge"})
+                    "by": "rules" if meta and ("rule_hits" in meta or meta.get("judge") == "off") else "judge"})
     extra = {"meta": {**(meta or {}), "critic_history": history}}
     turns = list(state.get("turns") or [])
     judged = current_turns(state) if state.get("draft") is not None else turns  # the dialogue judge: the last turn
@@ -244,7 +283,7 @@ def draft_record(turns: list[Turn], index: int, verdict: dict[str, Any]) -> dict
 
 
 async def _judge(ctx: Context, runtime: Any, state: dict[str, Any], name: str, prompt: str,
-                 schema: type[Verdict] = Verdict) -> tuple[Verdict | None, dict[str, Any]]:
+                 schema: type[Verdict]) -> tuple[Verdict | None, dict[str, Any]]:
     item = item_of(state)
     messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": prompt}]
     result = await ask_structured(client(ctx, "critic"), messages, schema, attempts=ctx.structured_attempts)
@@ -257,6 +296,20 @@ async def _judge(ctx: Context, runtime: Any, state: dict[str, Any], name: str, p
     return result.value, prov
 
 
+def judged(ctx: Context, state: dict[str, Any], verdict: Verdict, update: dict[str, Any], judge: str, *,
+           commit: bool = True, counter: str = "revisions") -> dict[str, Any]:
+    """Decide on the judge's verdict after the score gate (`gate`); the gate's reason goes to meta."""
+    plain = Verdict.model_validate(verdict.model_dump(include=set(Verdict.model_fields)))
+    gated, why = gate(ctx, plain, judge)
+    return decide(ctx, state, gated, meta={**update, **(why or {})}, commit=commit, counter=counter)
+
+
+def rules_only(ctx: Context, state: dict[str, Any], *, commit: bool = True) -> dict[str, Any]:
+    """`judge: off`: the rules found nothing, so the draft is accepted without a model call."""
+    verdict = Verdict(reasons=["规则检查通过；LLM 评审已关闭（judge: off）。"], decision="accept")
+    return decide(ctx, state, verdict, meta={"judge": "off"}, commit=commit)
+
+
 # ---- critique nodes ---------------------------------------------------------------------------
 
 async def critique_answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
@@ -267,30 +320,39 @@ async def critique_answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]
     found = rules_step(ctx, state, "answer")
     if found is not None:
         return found
+    if judge_mode(ctx) == "off":
+        return rules_only(ctx, state)
     prompt = fill(ctx, "JUDGE_QA_PROMPT", system=ctx.recipe.get("system_prompt") or DEFAULT_SYSTEM,
                   passages=format_passages(state.get("passages") or []),
                   conversation=transcript(state.get("turns") or []), question=state["question"],
                   answer=state.get("draft") or "")
-    verdict, update = await _judge(ctx, runtime, state, "JUDGE_QA_PROMPT", prompt)
-    return update if verdict is None else decide(ctx, state, verdict, meta=update)
+    verdict, update = await _judge(ctx, runtime, state, "JUDGE_QA_PROMPT", prompt, QAVerdict)
+    return update if verdict is None else judged(ctx, state, verdict, update, "qa")
 
 
 async def critique_greeting(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     """Persona node: rules (punctuation, preamble, length, emoji, honorifics …), then the persona/style judge."""
-    from agents.responder import DEFAULT_PERSONA_SYSTEM, style_config
-
     ctx: Context = runtime.context
-    item = item_of(state)
     found = rules_step(ctx, state, "greeting")
     if found is not None:
         return found
+    if judge_mode(ctx) == "off":
+        return rules_only(ctx, state)
+    prompt = persona_judge_prompt(ctx, item_of(state), state["question"], state.get("draft") or "")
+    verdict, update = await _judge(ctx, runtime, state, "JUDGE_PERSONA_PROMPT", prompt, PersonaVerdict)
+    return update if verdict is None else judged(ctx, state, verdict, update, "persona")
+
+
+def persona_judge_prompt(ctx: Context, item: Any, request: str, reply: str) -> str:
+    """JUDGE_PERSONA_PROMPT for this item: role, scene, style, the few-shots the writer saw, the reply."""
+    from agents.responder import DEFAULT_PERSONA_SYSTEM, style_config, styled_shots
+
     style = item.get("style") or "正常"
-    prompt = fill(ctx, "JUDGE_PERSONA_PROMPT", role=item.get("role") or "", scene=item.get("scene") or "",
-                  style=style, instruction=style_config(ctx, style).get("instruction") or f"{style}风格",
-                  system=ctx.recipe.get("system_prompt") or DEFAULT_PERSONA_SYSTEM, request=state["question"],
-                  reply=state.get("draft") or "")
-    verdict, update = await _judge(ctx, runtime, state, "JUDGE_PERSONA_PROMPT", prompt)
-    return update if verdict is None else decide(ctx, state, verdict, meta=update)
+    examples = "\n".join(f"<example>{s['output']}</example>" for s in styled_shots(ctx, item)) or "（无）"
+    return fill(ctx, "JUDGE_PERSONA_PROMPT", role=item.get("role") or "", scene=item.get("scene") or "",
+                style=style, instruction=style_config(ctx, style).get("instruction") or f"{style}风格",
+                examples=examples, system=ctx.recipe.get("system_prompt") or DEFAULT_PERSONA_SYSTEM,
+                request=request, reply=reply)
 
 
 async def check_turn(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
@@ -315,14 +377,15 @@ async def critique_dialogue(state: dict[str, Any], runtime: Any) -> dict[str, An
     turns = list(state.get("turns") or [])
     if not turns or not turns[-1].output.strip():
         return rejected([ReasonCode.BAD_ENDING], meta={"ending": "the dialogue does not end with the counsellor"})
+    if judge_mode(ctx) == "off":
+        return rules_only(ctx, state, commit=False)
     system = ctx.recipe.get("counsellor_system_prompt") or DEFAULT_COUNSELLOR_SYSTEM
     prompt = fill(ctx, "JUDGE_DIALOGUE_PROMPT", area=item.get("area") or "", emotion=item.get("emotion") or "",
                   system=system, dialogue=transcript(turns, "来访者", "咨询师"))
     verdict, update = await _judge(ctx, runtime, state, "JUDGE_DIALOGUE_PROMPT", prompt, DialogueVerdict)
     if verdict is None:
         return update
-    plain = Verdict.model_validate(verdict.model_dump(exclude={"turn"}))
-    result = decide(ctx, state, plain, meta=update, commit=False, counter="dialogue_revisions")
+    result = judged(ctx, state, verdict, update, "dialogue", commit=False, counter="dialogue_revisions")
     if result["outcome"] == "revise":
         cut = min(max((verdict.turn or len(turns)) - 1, 0), len(turns) - 1)
         result.update(turns=turns[:cut], question=turns[cut].input, draft=turns[cut].output,
@@ -353,3 +416,32 @@ async def dedup(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     for deduper, _, text in checks:
         deduper.add(item.id, text)
     return {"status": "accepted", "outcome": "accept"}
+
+
+# ---- run start --------------------------------------------------------------------------------
+
+GENERATOR_ROLES = ("asker", "answerer", "responder")
+
+
+def self_judging_warning(settings: Any, judge: str = "on") -> str | None:
+    """One line to print at run start when the critic would grade its own model's output, else None.
+
+    >>> from agents.settings import load_settings
+    >>> print(self_judging_warning(load_settings(yaml_data={"preset": "ollama"}, env_file=None)))
+    warning: the critic judges with the same model as the asker, answerer, responder (qwen2.5:7b at http://localhost:11434/v1); a model grading its own output is lenient: set ZAOSHU_CRITIC__MODEL (and ZAOSHU_CRITIC__BASE_URL if it is served elsewhere) to judge with another model.
+    >>> self_judging_warning(load_settings(yaml_data={"preset": "ollama", "critic": {"model": "qwen2.5:32b"}},
+    ...                                    env_file=None)) is None
+    True
+    """
+    if judge == "off":
+        return None
+    critic = settings.for_role("critic")
+    if not critic.model:
+        return None
+    same = [r for r in GENERATOR_ROLES
+            if (cfg := settings.for_role(r)).model == critic.model and (cfg.base_url or "") == (critic.base_url or "")]
+    if not same:
+        return None
+    return (f"warning: the critic judges with the same model as the {', '.join(same)} ({critic.model} at "
+            f"{critic.base_url}); a model grading its own output is lenient: set ZAOSHU_CRITIC__MODEL (and "
+            "ZAOSHU_CRITIC__BASE_URL if it is served elsewhere) to judge with another model.")

@@ -100,11 +100,17 @@ def pick_examples(ctx: Context, examples: list[dict[str, Any]], item_id: str, sa
     return rng(ctx, item_id, salt).sample(examples, min(k, len(examples))) if examples else []
 
 
+def styled_shots(ctx: Context, item: Any) -> list[dict[str, Any]]:
+    """The few-shot examples this item's prompt shows (the same on every call and rerun)."""
+    cfg = style_config(ctx, item.get("style") or "正常")
+    return pick_examples(ctx, cfg.get("few_shot") or [], item.id, "few_shot")
+
+
 def styled_values(ctx: Context, item: Any, request: str) -> dict[str, Any]:
     """Everything STYLED_REPLY_PROMPT needs for this item (pure: a rerun gets the same values)."""
     style = item.get("style") or "正常"
     cfg = style_config(ctx, style)
-    shots = pick_examples(ctx, cfg.get("few_shot") or [], item.id, "few_shot")
+    shots = styled_shots(ctx, item)
     examples = "\n".join(f"<example><input>{s['input']}</input><output>{s['output']}</output></example>"
                          for s in shots) or "（无）"
     constraint = pick_constraint(ctx, item.id)
@@ -123,8 +129,9 @@ async def respond_styled(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     if state.get("feedback") and state.get("draft"):
         messages += [{"role": "assistant", "content": state["draft"]},
                      {"role": "user", "content": fill(ctx, "STYLED_REVISION_PROMPT", feedback=state["feedback"])}]
+    shots = [str(s["output"]) for s in styled_shots(ctx, item)]
     return await _reply(ctx, runtime, state, item, messages, "respond", "STYLED_REPLY_PROMPT",
-                        {"constraint": values["constraint"].removeprefix("另外：")})
+                        {"constraint": values["constraint"].removeprefix("另外：")}, shots)
 
 
 def counsellor_progress(turn: int, planned: int) -> str:
@@ -138,10 +145,16 @@ def counsellor_progress(turn: int, planned: int) -> str:
     return f"这是第 {turn} 轮（共 {planned} 轮），对话还会继续：不要急于结束。"
 
 
-def counsellor_messages(ctx: Context, state: dict[str, Any]) -> list[dict[str, str]]:
+def counsellor_shots(ctx: Context, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The counsellor examples shown for the turn in progress."""
     item = item_of(state)
+    turns = len(state.get("turns") or [])
+    return pick_examples(ctx, ctx.recipe.get("counsellor_few_shot") or [], item.id, f"counsellor{turns}")
+
+
+def counsellor_messages(ctx: Context, state: dict[str, Any]) -> list[dict[str, str]]:
     turns = list(state.get("turns") or [])
-    shots = pick_examples(ctx, ctx.recipe.get("counsellor_few_shot") or [], item.id, f"counsellor{len(turns)}")
+    shots = counsellor_shots(ctx, state)
     examples = "\n".join(f"<example><seeker>{s['seeker']}</seeker><counsellor>{s['counsellor']}</counsellor></example>"
                          for s in shots) or "（无）"
     system = ctx.recipe.get("counsellor_system_prompt") or ctx.recipe.get("system_prompt") or DEFAULT_COUNSELLOR_SYSTEM
@@ -161,11 +174,26 @@ async def respond_counsellor(state: dict[str, Any], runtime: Any) -> dict[str, A
     """Dialogue node: the counsellor's answer to the seeker's message in `question`."""
     ctx: Context = runtime.context
     item = item_of(state)
-    return await _reply(ctx, runtime, state, item, counsellor_messages(ctx, state), "counsel", "COUNSELLOR_PROMPT", {})
+    shots = [str(s["counsellor"]) for s in counsellor_shots(ctx, state)]
+    return await _reply(ctx, runtime, state, item, counsellor_messages(ctx, state), "counsel", "COUNSELLOR_PROMPT", {},
+                        shots)
+
+
+def sent_prompt(messages: list[dict[str, str]]) -> str:
+    """The instructions the model saw: the system message and the prompts we filled. The
+    conversation so far (the help-seeker's words, earlier replies) is left out: a reply may echo it,
+    and other rules judge that."""
+    first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), len(messages))
+    filled = [m["content"] for m in messages[:first_user] if m["role"] == "system"]
+    if messages[first_user:first_user + 1] and "<request>" in messages[first_user]["content"]:
+        filled.append(messages[first_user]["content"])  # the styled prompt is the first user message
+    if messages and "<feedback>" in messages[-1]["content"]:
+        filled.append(messages[-1]["content"])  # the revision request with its feedback
+    return "\n".join(filled)
 
 
 async def _reply(ctx: Context, runtime: Any, state: dict[str, Any], item: Any, messages: list[dict[str, str]],
-                 step: str, name: str, meta: dict[str, Any]) -> dict[str, Any]:
+                 step: str, name: str, meta: dict[str, Any], shots: list[str]) -> dict[str, Any]:
     result = await ask_structured(client(ctx, "responder"), messages, Reply, attempts=ctx.structured_attempts)
     attempts = state.get("attempts", 0) + 1
     prov = provenance(ctx, "responder", step, name, PROMPTS[name])
@@ -174,4 +202,5 @@ async def _reply(ctx: Context, runtime: Any, state: dict[str, Any], item: Any, m
         return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": step})
     emit(runtime, "responded", item.id, step=step, attempt=attempts)
     return {"draft": result.value.text.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
-            "meta": {**prov, **meta}}
+            "prompt_text": sent_prompt(messages), "few_shots": shots,
+            "finish_reason": getattr(result, "finish_reason", None), "meta": {**prov, **meta}}

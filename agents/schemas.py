@@ -13,7 +13,7 @@ import json
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class ReasonCode(str, Enum):
@@ -44,9 +44,24 @@ class ReasonCode(str, Enum):
     UNANSWERABLE = "UNANSWERABLE"
     DUPLICATE = "DUPLICATE"
     FORMAT = "FORMAT"
-    TRUNCATED = "TRUNCATED"
     LLM_ERROR = "LLM_ERROR"
     HUMAN_REJECTED = "HUMAN_REJECTED"
+    # The rule layer's leak and structure checks (agents.rules).
+    THINK_LEAK = "THINK_LEAK"
+    CONTEXT_LEAK = "CONTEXT_LEAK"
+    PROMPT_LEAK = "PROMPT_LEAK"
+    FEWSHOT_COPY = "FEWSHOT_COPY"
+    FEEDBACK_LEAK = "FEEDBACK_LEAK"
+    CROSS_ROLE_ECHO = "CROSS_ROLE_ECHO"
+    ROLE_CONFUSION = "ROLE_CONFUSION"
+    SPEAKER_LABEL = "SPEAKER_LABEL"
+    MULTIPLE_OPTIONS = "MULTIPLE_OPTIONS"
+    REPEATED_SENTENCE = "REPEATED_SENTENCE"
+    TRUNCATED = "TRUNCATED"
+    UNBALANCED = "UNBALANCED"
+    SCENE_MISMATCH = "SCENE_MISMATCH"
+    ADDRESSEE_MISMATCH = "ADDRESSEE_MISMATCH"
+    INCOMPLETE_ANSWER = "INCOMPLETE_ANSWER"
 
 
 Decision = Literal["accept", "revise", "reject"]
@@ -60,6 +75,26 @@ class Verdict(BaseModel):
     reason_codes: list[ReasonCode] = Field(default_factory=list, description="问题对应的原因代码。")
     scores: dict[str, float] = Field(default_factory=dict, description="各维度得分（0-1），如 grounding、relevance、style。")
     feedback: str | None = Field(default=None, description="如需修改，具体说明怎么改。")
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _clean_scores(cls, scores: Any) -> Any:
+        """Keys as the judge meant them (`" Grounding "` → `grounding`); every value within 0–1.
+
+        >>> Verdict(decision="accept", scores={" grounding": 0.5, "Relevance ": 0.8}).scores
+        {'grounding': 0.5, 'relevance': 0.8}
+        """
+        if not isinstance(scores, dict):
+            return scores
+        clean: dict[str, Any] = {}
+        for key, value in scores.items():
+            name = "_".join(str(key).strip().lower().replace("-", " ").split())
+            if not name:
+                raise ValueError(f"scores 里有空的键 {key!r}")
+            if isinstance(value, (int, float)) and not 0 <= value <= 1:
+                raise ValueError(f"scores.{name} = {value}：分数必须在 0 到 1 之间")
+            clean[name] = value
+        return clean
 
 
 class Turn(BaseModel):

@@ -2,8 +2,8 @@
 (`make bench` runs it).
 
 Benchmarks: throughput, peers, faults (this package's own), knowledge (bench_knowledge.py),
-critic (bench_critic.py) and review (bench_review.py: the review page on 100,000 samples), run as
-subprocesses in that order. Each one's raw results go to
+critic (bench_critic.py), critic_quality (bench_critic_quality.py) and review (bench_review.py: the review
+page on 100,000 samples), run as subprocesses in that order. Each one's raw results go to
 benchmarks/results/<name>.json and its report section to benchmarks/results/<name>.md; REPORT.md is
 assembled from the latest sections, so `--only faults` reruns one benchmark and keeps the others'
 last results (each section says when it was measured). Benchmarks are not tests: CI does not run them.
@@ -24,8 +24,9 @@ from benchmarks.common import HERE, REPO, RESULTS, fmt, load, machine, save, spr
 
 log = logging.getLogger("benchmarks")
 
-ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "review")
-TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "review": 600}
+ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "critic_quality", "review")
+TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "critic_quality": 300,
+             "review": 600}
 REPORT = HERE / "REPORT.md"
 
 
@@ -88,7 +89,8 @@ def run_one(name: str, quick: bool) -> dict:
 def headline() -> list[str]:
     """The ratios a README can quote, from the saved results (a result whose shape changed is skipped)."""
     lines = []
-    for part in (_head_throughput, _head_peers, _head_faults, _head_knowledge, _head_critic, _head_review):
+    for part in (_head_throughput, _head_peers, _head_faults, _head_knowledge, _head_critic, _head_critic_quality,
+                 _head_review):
         try:
             lines += part()
         except (KeyError, TypeError, IndexError) as exc:
@@ -160,6 +162,16 @@ def _head_critic() -> list[str]:
                      f"{d['traced_peak_mb']} MB (RSS growth {d['maxrss_growth_mb']} MB)")
         lines.append(text + " (one run; the section gives the spread over 3).")
     return lines
+
+
+def _head_critic_quality() -> list[str]:
+    quality = load("critic_quality")
+    if not quality:
+        return []
+    clean = quality["clean"]
+    return [f"- Rule critic on the labelled corpus ({quality['cases']} cases, {len(quality['classes'])} classes): recall "
+            f"{quality['recall']:.3f} (lowest class {quality['min_class_recall']:.2f}), false rejects "
+            f"{len(clean['false_rejects'])}/{clean['cases']} on clean controls."]
 
 
 def _head_review() -> list[str]:

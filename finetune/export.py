@@ -141,21 +141,15 @@ def _accepted_path(run_dir: Path) -> Path:
 
 def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 42,
                keep_meta: bool = False, as_json: bool = False, with_reasoning: bool = False,
-               skip_artifacts: bool = False, ignore_review: bool = False) -> ExportReport:
+               ignore_review: bool = False) -> ExportReport:
     """Export `<run_dir>/accepted.jsonl` to `<run_dir>/exports/<fmt>/` (train/test files, or all.* without a split).
 
     For LLaMA-Factory formats (openai, alpaca, sharegpt) a `dataset_info.json` is written beside the data,
     so that folder can be LLaMA-Factory's `dataset_dir`. Files from an earlier export of this format are replaced.
     `with_reasoning` puts each turn's reasoning in (see `finetune.formats`); the preference formats
-    (dpo, kto, xtuner-dpo) are written by `finetune.preference.export_preferences`.
+    (dpo, kto, xtuner-dpo) are `finetune.preference.export_preferences`'s.
     The reviewer's decisions in `review.jsonl` apply (edits, rejections, accepted rejects) unless `ignore_review`.
     """
-    from finetune.preference import PREFERENCE_FORMATS, export_preferences
-
-    if fmt in PREFERENCE_FORMATS:
-        return export_preferences(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
-                                  with_reasoning=with_reasoning, skip_artifacts=skip_artifacts,
-                                  ignore_review=ignore_review)
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     run_dir = Path(run_dir)

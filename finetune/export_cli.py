@@ -51,10 +51,15 @@ def export(
     """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records, or the
     critic's decisions to preference data (dpo, kto, xtuner-dpo)."""
     from finetune.export import export_run
+    from finetune.preference import export_preferences
 
     console = _console()
-    report = export_run(run_dir, fmt, split=split, seed=seed, keep_meta=keep_meta, as_json=as_json,
-                        with_reasoning=with_reasoning, skip_artifacts=skip_artifacts, ignore_review=ignore_review)
+    common = dict(split=split, seed=seed, keep_meta=keep_meta, as_json=as_json, with_reasoning=with_reasoning,
+                  ignore_review=ignore_review)
+    if fmt in PREFERENCE_FORMATS:
+        report = export_preferences(run_dir, fmt, skip_artifacts=skip_artifacts, **common)
+    else:
+        report = export_run(run_dir, fmt, **common)
     _warn_bad(console, str(run_dir / ("" if fmt in PREFERENCE_FORMATS else "accepted.jsonl")), report.bad_lines)
     if any(report.review.values()):
         console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = None) -> int:
     """Run a recipe; returns the exit code. User errors raise ZaoshuError (one line at the CLI)."""
     from agents.context import Context
+    from agents.critic import self_judging_warning
     from agents.llm import Usage
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
@@ -73,6 +74,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         console.print("models: " + "; ".join(
             f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
             for role, c in ctx.clients.items()), highlight=False)
+        if warning := self_judging_warning(settings, config.critic.judge):
+            console.print(f"[yellow]{warning}[/]", highlight=False)
         graph = GRAPHS[recipe.graph]().compile()
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
                             currency=settings.for_role("asker").currency)

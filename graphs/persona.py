@@ -90,10 +90,5 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
     examples["STYLED_REPLY_PROMPT"] = responder.fill(ctx, "STYLED_REPLY_PROMPT",
                                                      **responder.styled_values(ctx, item, request))
     examples["STYLED_REVISION_PROMPT"] = responder.fill(ctx, "STYLED_REVISION_PROMPT", feedback="（质检意见）")
-    style = item.get("style") or "正常"
-    examples["JUDGE_PERSONA_PROMPT"] = critic.fill(
-        ctx, "JUDGE_PERSONA_PROMPT", role=item.get("role") or "", scene=item.get("scene") or "", style=style,
-        instruction=responder.style_config(ctx, style).get("instruction") or f"{style}风格",
-        system=ctx.recipe.get("system_prompt") or responder.DEFAULT_PERSONA_SYSTEM, request=request,
-        reply="（祝福语）")
+    examples["JUDGE_PERSONA_PROMPT"] = critic.persona_judge_prompt(ctx, item, request, "（祝福语）")
     return examples

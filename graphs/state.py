@@ -61,6 +61,11 @@ class BaseState(TypedDict, total=False):
     raw: str | None
     sample: Sample | None
     meta: Annotated[dict[str, Any], merge_meta]
+    # What produced the draft, for the critic's leak rules: the prompt text sent, the few-shot outputs
+    # shown, the model's finish_reason (the feedback sent is `feedback`).
+    prompt_text: str | None
+    few_shots: list[str]
+    finish_reason: str | None
 
 
 class QAState(BaseState, total=False):

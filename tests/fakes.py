@@ -72,9 +72,14 @@ def message(text: str) -> dict:
     return {"message": text}
 
 
+#: Every score key any judge asks for (QA: grounding/relevance/style; persona: persona/relevance/style;
+#: dialogue: persona/coherence/helpfulness), all passing.
+ALL_SCORES = {"grounding": 0.9, "relevance": 0.9, "style": 0.9, "persona": 0.9, "coherence": 0.9, "helpfulness": 0.9}
+
+
 def verdict(decision: str, codes: tuple[str, ...] = (), feedback: str | None = None, **extra: Any) -> dict:
     return {"reasons": [f"理由：{decision}"], "decision": decision, "reason_codes": list(codes),
-            "scores": {"grounding": 0.9, "relevance": 0.9, "style": 0.9}, "feedback": feedback, **extra}
+            "scores": dict(ALL_SCORES), "feedback": feedback, **extra}
 
 
 def passage(text: str, source: str = "wulewule/01_概览.md", index: int = 0, score: float = 0.05,

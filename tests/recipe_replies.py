@@ -12,7 +12,7 @@ from agents.rules.relations import relation_of
 from tests.fake_openai import ChatRequest
 
 ACCEPT = {"reasons": ["回答有资料依据，切题，语气得体。"], "decision": "accept", "reason_codes": [],
-          "scores": {"grounding": 0.9, "relevance": 0.9, "style": 0.9}, "feedback": None}
+          "scores": {k: 0.9 for k in ("grounding", "relevance", "style", "persona", "coherence", "helpfulness")}, "feedback": None}
 
 OPENERS = ["最近", "这段时间", "这几周", "这学期", "上个月开始", "自从换了环境"]
 QUESTION_FORMS = ["{aspect}里最值得注意的是什么？", "能讲讲{aspect}方面的具体内容吗？", "{aspect}有哪些特别之处？",

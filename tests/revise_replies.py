@@ -24,7 +24,8 @@ from tests.recipe_replies import ACCEPT
 from tests.recipe_replies import reply as plain_reply
 
 REVISE = {"reasons": ["回答里有一句资料中找不到依据。"], "decision": "revise", "reason_codes": ["UNGROUNDED"],
-          "scores": {"grounding": 0.4, "relevance": 0.8, "style": 0.8},
+          "scores": {"grounding": 0.4, "relevance": 0.8, "style": 0.8, "persona": 0.8, "coherence": 0.4,
+                     "helpfulness": 0.8},
           "feedback": "删掉资料里没有的内容，只保留有依据的句子。"}
 PREAMBLE = "好的，以下是回答："
 

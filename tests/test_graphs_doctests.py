@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.context", "agents.schemas", "graphs.state",
+MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.critic_rules", "agents.context", "agents.schemas", "graphs.state",
            "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry"]
 
 

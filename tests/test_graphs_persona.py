@@ -72,7 +72,7 @@ async def test_honorific_rule_makes_the_responder_revise_then_the_judge_accepts(
 
 
 async def test_xiaohongshu_style_needs_emoji_and_judge_can_reject():
-    no_emoji = "妹妹生日快乐！愿你永远闪闪发光，被温柔和好运包围，每天都开开心心！"
+    no_emoji = "妹妹生日快乐！新的一岁也要做自己的小太阳，奶茶管够，烦恼清零，每天都开开心心！"  # not the example
     clients = fake_clients(responder=[reply(no_emoji)], critic=[verdict("reject", ("STYLE_MISMATCH",))])
     out = await run(clients, item(role="妹妹", style="小红书"), max_revisions=1)
     assert out["status"] == "rejected" and out["reject_codes"] == [ReasonCode.STYLE_MISMATCH]
@@ -120,7 +120,7 @@ async def test_reject_with_codes_from_the_local_server(fake_llm):
     fake_llm.add_rule(r"请评估这条祝福语", verdict("reject", ("ROLE_SCENE_MISMATCH", "IRRELEVANT")))
     fake_llm.add_rule(r"请根据下面的请求写一条祝福语", reply(GOOD))
     async with local_clients() as clients:
-        out = await run(clients, item(scene="腊八节"))
+        out = await run(clients, item())  # the reply fits 生日: only the judge rejects it
     assert out["status"] == "rejected"
     assert out["reject_codes"] == [ReasonCode.ROLE_SCENE_MISMATCH, ReasonCode.IRRELEVANT]
     assert out["sample"].meta["verdict"]["decision"] == "reject"

@@ -113,7 +113,7 @@ async def test_huixiangdou_backend_answers_and_refs_are_recorded():
 
 async def test_huixiangdou_declines_then_web_fallback():
     body = {"step": [{"state": "Topics unrelated to the knowledge base.", "response": "", "refs": []}]}
-    clients = fake_clients(asker=[question("今天天气如何？")], answerer=[answer("晴。")], critic=[verdict("accept")])
+    clients = fake_clients(asker=[question("今天天气如何？")], answerer=[answer("今天是晴天，适合出门。")], critic=[verdict("accept")])
     search = FakeSearch([web_result("https://example.com/weather", "今天晴。")])
     with FakeHuixiangDou([Reply(200, body)]) as server:
         out = await run(context(clients, kb=None, huixiangdou=HuixiangDouClient(server.url, timeout=5), search=search))

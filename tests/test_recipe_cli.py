@@ -161,3 +161,16 @@ def test_a_misspelt_nested_style_key(tmp_path):
         result = run(tmp_path, server, "--config", str(config))
     assert result.stderr.strip() == f"error: {config}: unknown key 'styles.正常.min_char' — did you mean " \
                                     f"'styles.正常.min_chars'?"
+
+
+def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        same = run(tmp_path, server, "--config", str(config), "--out", "a")
+        other = run(tmp_path, server, "--config", str(config), "--out", "b", env={"ZAOSHU_CRITIC__MODEL": "judge-7b"})
+        off = run(tmp_path, server, "--config", str(config), "--out", "c", "--judge", "off")
+    warning = "warning: the critic judges with the same model as the asker, answerer, responder (fake-model"
+    assert same.returncode == 0 and warning in " ".join(same.stdout.split())
+    assert "ZAOSHU_CRITIC__MODEL" in same.stdout
+    assert other.returncode == 0 and "critic judges with the same model" not in other.stdout
+    assert off.returncode == 0 and "critic judges with the same model" not in off.stdout

@@ -143,7 +143,6 @@ POSITIVE: list[tuple[str, str, dict]] = [
     ("honorific", "老师，祝你教师节快乐！", {"role": "赵老师"}),
     ("honorific", "祝你新年快乐，步步高升！", {"role": "领导"}),
     ("honorific", "祝您生日快乐！", {"role": "姐姐"}),
-    ("honorific", "祝您学业有成！", {"role": "同学"}),
     ("honorific", "尊敬的表妹，生日快乐！", {"role": "表妹"}),
     ("honorific", "尊敬的弟弟，新年快乐！", {"role": "弟弟"}),
     ("honorific", "女儿，祝您生日快乐！", {"role": "女儿"}),
@@ -262,7 +261,9 @@ NEGATIVE: list[tuple[str, str, dict]] = [
     ("honorific", "老师，您常说“你要好好学习”，我一直记得。", {"role": "赵老师"}),
     ("honorific", "外婆，送您一台迷你收音机，祝您健康！", {"role": "外婆"}),
     ("honorific", "祝您快乐！", {"role": "小明"}),
-    ("honorific", "祝您新年快乐！", {"role": "姐姐", "relation": "elder"}),
+    ("honorific", "祝您新年快乐！", {"role": "姐姐", "relation": "elder", "sibling": False}),
+    ("honorific", "祝您学业有成！", {"role": "同学"}),
+    ("honorific", "王姐，祝您乔迁之喜！", {"role": "邻居"}),
     ("echo", "祝姐姐生日快乐！愿你永远十八岁，天天开心！", {"question": "祝姐姐生日快乐"}),
     ("echo", "天命人是玩家在游戏中操控的角色。", {"question": "天命人是谁？"}),
     ("echo", "你好呀，我是EmoLLM，很高兴认识你。", {"question": "你好"}),
@@ -292,9 +293,15 @@ def test_rule_passes(name, text, kwargs):
     assert run_rule(name, text, kwargs) == []
 
 
+# Rules added for issue 12 have their examples in tests/test_rules_{leaks,structure,dialogue,greeting}.py.
+NEWER_RULES = {"think_leak", "context_leak", "prompt_leak", "fewshot_copy", "feedback_leak", "multiple_options",
+               "repeated_sentence", "truncated", "unbalanced", "incomplete_answer", "scene_mismatch",
+               "addressee_mismatch", "cross_role_echo", "role_confusion", "chatbot_closing"}
+
+
 def test_every_rule_has_five_positive_and_five_negative_examples():
     multi_turn = {"repeated_turn"}  # its cases are samples, below
-    for name in set(RULES) - multi_turn:
+    for name in set(RULES) - multi_turn - NEWER_RULES:
         assert sum(r == name for r, _, _ in POSITIVE) >= 5, name
         assert sum(r == name for r, _, _ in NEGATIVE) >= 5, name
 
@@ -337,8 +344,9 @@ def test_repeated_turn_passes(sample):
 def test_check_sample_reports_turns_and_echo_uses_each_turns_input():
     sample = dialogue(("我很焦虑", "我能理解你的焦虑，我们慢慢来。"), ("怎么办？", "怎么办"), ("嗯", "你好吗?"))
     hits = check_sample(sample, RuleContext(kind="dialogue_turn"))
-    assert [(h.rule, h.turn) for h in hits] == [("echo", 1), ("mixed_punctuation", 2)]
-    assert feedback(hits) == "第 2 轮：回答只是复述了问题，请给出真正的回答。\n第 3 轮：中文里用了半角标点「?」，请改成全角「？」。"
+    assert [(h.rule, h.turn) for h in hits] == [("truncated", 1), ("echo", 1), ("mixed_punctuation", 2)]
+    assert feedback(hits) == ("第 2 轮：结尾「怎么办」没有句末标点，话没说完，请写完整并以句号、感叹号等结尾。\n"
+                              "第 2 轮：回答只是复述了问题，请给出真正的回答。\n第 3 轮：中文里用了半角标点「?」，请改成全角「？」。")
 
 
 def test_real_emollm_turn_with_leaked_doctor_label():
@@ -349,7 +357,7 @@ def test_real_emollm_turn_with_leaked_doctor_label():
     )
     sample = dialogue(("医生，我最近总是感到很焦虑。", "你好，首先感谢你对我敞开心扉。"), ("我在数学方面总是比他落后很多。", output))
     hits = check_sample(sample, RuleContext(kind="dialogue_turn"))
-    assert [(h.code, h.turn) for h in hits] == [(ReasonCode.FORMAT, 1)]
+    assert [(h.code, h.turn) for h in hits] == [(ReasonCode.SPEAKER_LABEL, 1)]
     assert hits[0].span == (output.index("医生：") - 2, output.index("医生：") + 3)
 
 
@@ -396,10 +404,11 @@ def test_unknown_rule_name_is_a_config_error():
 
 
 def test_registry_lists_name_code_function_description():
-    assert len(RULES) == 19
+    assert len(RULES) == 33
     for name, (code, fn, description, scope) in RULES.items():
         assert isinstance(code, ReasonCode) and callable(fn) and description and scope in ("text", "sample"), name
     assert RULES["role_scene"].scope == "sample" and RULES["repeated_turn"].scope == "sample"
+    assert RULES["cross_role_echo"].scope == "sample"
 
 
 def test_context_defaults_from_role_and_style():
@@ -421,10 +430,12 @@ TIANJI_28 = ["赵老师", "大舅", "大伯", "李总", "邻居赵大妈", "母�
 def test_relation_table_covers_the_28_tianji_roles():
     assert sorted(TIANJI_ROLES) == sorted(TIANJI_28)
     peers = {r for r in TIANJI_28 if relation_of(r) == "peer"}
-    assert peers == {"姐姐", "妹妹", "哥哥", "弟弟", "堂兄", "堂妹", "表哥", "表妹", "同学", "同事", "邻居"}
-    assert {r for r in TIANJI_28 if is_sibling(r)} == peers - {"同学", "同事", "邻居"}
+    juniors = {r for r in TIANJI_28 if relation_of(r) == "junior"}
+    assert peers == {"姐姐", "哥哥", "堂兄", "表哥", "同学", "同事", "邻居"}
+    assert juniors == {"妹妹", "弟弟", "堂妹", "表妹"}  # as the tianji recipe classifies them
+    assert {r for r in TIANJI_28 if is_sibling(r)} == (peers | juniors) - {"同学", "同事", "邻居"}
     assert [relation_of(r) for r in ("王老师", "张总", "二舅", "表弟", "孙女", "小明")] == [
-        "elder", "elder", "elder", "peer", "junior", None,
+        "elder", "elder", "elder", "junior", "junior", None,
     ]  # fmt: skip
 
 
@@ -432,7 +443,8 @@ def test_count_emoji():
     assert [count_emoji(t) for t in ("新年快乐", "🎉", "❤️", "👍🏻", "👨‍👩‍👧", "🇨🇳", "🎂🎉✨")] == [0, 1, 1, 1, 1, 1, 3]
 
 
-@pytest.mark.parametrize("module", ["base", "relations", "punctuation", "content", "style", "turns", "engine", "__init__"])
+@pytest.mark.parametrize("module", ["base", "relations", "punctuation", "content", "style", "turns", "engine", "__init__",
+                                    "leaks", "structure", "scenes", "dialogue"])
 def test_docstring_examples(module):
     name = "agents.rules" if module == "__init__" else f"agents.rules.{module}"
     result = doctest.testmod(importlib.import_module(name))

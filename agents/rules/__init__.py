@@ -22,7 +22,7 @@ from agents.rules.base import (
     TextView,
     rule,
 )
-from agents.rules import punctuation, content, style, turns  # noqa: E402,F401  (registers the rules)
+from agents.rules import punctuation, content, dialogue, leaks, structure, scenes, style, turns  # noqa: E402,F401  (registers the rules)
 from agents.rules.engine import check_sample, check_text, feedback, reason_codes
 from agents.rules.relations import TIANJI_ROLES, is_sibling, relation_of
 from agents.rules.style import count_emoji, visible_len

@@ -20,9 +20,9 @@ from typing import Callable, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from agents.errors import ConfigError
+from agents.rules.relations import Relation, is_sibling, relation_of
 from agents.schemas import ReasonCode
 
-Relation = Literal["elder", "peer", "junior"]
 Kind = Literal["greeting", "answer", "dialogue_turn"]
 Scope = Literal["text", "sample"]
 
@@ -46,6 +46,8 @@ class RuleHit:
     message: str
     span: tuple[int, int] | None = None
     turn: int | None = None
+    #: The defect is in the turn's input (a help-seeker's message), which the reviser cannot rewrite.
+    on_input: bool = False
 
 
 class TextView:
@@ -55,13 +57,27 @@ class TextView:
     '新年快乐！'
     """
 
-    __slots__ = ("text", "raw", "question", "index")
+    __slots__ = ("text", "raw", "question", "index", "_norm", "_qnorm")
 
     def __init__(self, raw: str, question: str | None = None, index: int = 0) -> None:
         self.raw = raw
         self.text = raw.strip()
         self.question = question
         self.index = index
+        self._norm: str | None = None
+        self._qnorm: str | None = None
+
+    def norm(self) -> str:
+        """`normalize(text)`, computed once for all the rules that compare texts."""
+        if self._norm is None:
+            self._norm = normalize(self.text)
+        return self._norm
+
+    def question_norm(self) -> str:
+        """`normalize(question)` ("" without a question), computed once."""
+        if self._qnorm is None:
+            self._qnorm = normalize(self.question or "")
+        return self._qnorm
 
 
 RuleFn = Callable[..., "RuleHit | None"]
@@ -92,9 +108,9 @@ def rule(name: str, code: ReasonCode, description: str, scope: Scope = "text") -
     return register
 
 
-def hit(name: str, message: str, span: tuple[int, int] | None = None) -> RuleHit:
+def hit(name: str, message: str, span: tuple[int, int] | None = None, *, on_input: bool = False) -> RuleHit:
     """Build the hit for rule `name` with the code it was registered with."""
-    return RuleHit(RULES[name].code, name, message, span)
+    return RuleHit(RULES[name].code, name, message, span, on_input=on_input)
 
 
 class RuleContext(BaseModel):
@@ -128,8 +144,15 @@ class RuleContext(BaseModel):
     repeat_threshold: float = Field(default=0.8, description="两轮字符 3-gram Jaccard 超过即算重复。")
     enabled: frozenset[str] | None = Field(default=None, description="只运行这些规则；None = 全部。")
     disabled: frozenset[str] = frozenset()
+    # What produced the output, for the leak rules (agents.rules.leaks): all optional.
+    prompt: str | None = Field(default=None, description="生成这条输出的提示词全文（系统提示 + 用户提示），查提示词泄漏。")
+    few_shots: tuple[str, ...] = Field(default=(), description="给模型看的示例输出，查照抄示例。")
+    feedback: str | None = Field(default=None, description="刚发给模型的修改意见，查修改意见泄漏。")
+    knowledge_files: frozenset[str] = Field(default=frozenset(), description="知识库里的文件名，查回答里提到文件名。")
+    finish_reason: str | None = Field(default=None, description="模型的 finish_reason；length = 被截断。")
 
     _active: tuple[list[tuple[str, RuleSpec]], list[tuple[str, RuleSpec]]] | None = PrivateAttr(default=None)
+    _cache: dict[str, object] = PrivateAttr(default_factory=dict)
 
     @field_validator("enabled", "disabled")
     @classmethod
@@ -138,6 +161,12 @@ class RuleContext(BaseModel):
         if unknown:
             raise ConfigError(f"未知的规则名 {unknown}；可用的规则：{', '.join(RULES)}")
         return names
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_alias(cls, value: object) -> object:
+        """The graph and sample names work too: dialogue → dialogue_turn, qa → answer, persona → greeting."""
+        return {"dialogue": "dialogue_turn", "qa": "answer", "persona": "greeting"}.get(value, value)  # type: ignore[arg-type]
 
     @field_validator("scene", "role")
     @classmethod
@@ -161,14 +190,18 @@ class RuleContext(BaseModel):
 
     @model_validator(mode="after")
     def _derive_from_role(self) -> RuleContext:
-        from agents.rules.relations import is_sibling, relation_of
-
         if self.role:
             if self.relation is None:
                 self.relation = relation_of(self.role)
             if self.sibling is None:
                 self.sibling = is_sibling(self.role)
         return self
+
+    def cached(self, key: str, build: Callable[[], object]) -> object:
+        """`build()` once per context (n-gram sets of the prompt, the few-shots, the feedback …)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
     def limits(self) -> tuple[int, int]:
         """(min, max) characters for this context's style."""
@@ -222,6 +255,40 @@ def jaccard(a: set[str], b: set[str]) -> float:
         return 0.0
     inter = len(a & b)
     return inter / (len(a) + len(b) - inter)
+
+
+def gram_index(text: str, n: int) -> dict[str, list[int]]:
+    """Where each character n-gram of `text` starts (for `shared_runs`).
+
+    >>> gram_index("生日快乐生日", 2)["生日"]
+    [0, 4]
+    """
+    index: dict[str, list[int]] = {}
+    for i in range(len(text) - n + 1):
+        index.setdefault(text[i : i + n], []).append(i)
+    return index
+
+
+def shared_runs(text: str, index: dict[str, list[int]], n: int) -> list[int]:
+    """Lengths of the maximal substrings (≥ n characters) that `text` shares with the text `index`
+    was built from, each contiguous in both (normalize both first).
+
+    >>> shared_runs("祝您生日快乐身体健康", gram_index("今天生日快乐身体棒", 3), 3)
+    [6]
+    >>> shared_runs("生日快乐身体健康", gram_index("身体健康，生日快乐", 3), 3)   # two pieces, not one run of 8
+    [4, 4]
+    """
+    runs: list[int] = []
+    chains: dict[int, int] = {}  # end position in the source of a chain ending here -> its length in n-grams
+    for i in range(len(text) - n + 1):
+        starts = index.get(text[i : i + n])
+        new = {p: chains.get(p - 1, 0) + 1 for p in starts} if starts else {}
+        for p, length in chains.items():
+            if p + 1 not in new:
+                runs.append(length + n - 1)
+        chains = new
+    runs.extend(length + n - 1 for length in chains.values())
+    return runs
 
 
 def snippet(text: str, span: tuple[int, int], pad: int = 0) -> str:

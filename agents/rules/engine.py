@@ -1,7 +1,7 @@
 """Run the registered rules over one text or over every turn of a Sample.
 
 >>> from agents.rules import RuleContext, check_text
->>> [h.code.value for h in check_text("！啦~以下是为您准备的祝福：新年快乐", RuleContext(kind="greeting"))]
+>>> [h.code.value for h in check_text("！啦~以下是为您准备的祝福：新年快乐！", RuleContext(kind="greeting"))]
 ['LEADING_PUNCTUATION', 'PREAMBLE']
 """
 
@@ -35,7 +35,7 @@ def check_sample(sample: Sample, ctx: RuleContext) -> list[RuleHit]:
         for _, spec in text_rules:
             h = spec.fn(view, ctx)
             if h is not None:
-                hits.append(RuleHit(h.code, h.rule, h.message, h.span, view.index))
+                hits.append(RuleHit(h.code, h.rule, h.message, h.span, view.index, h.on_input))
     hits.extend(h for _, spec in sample_rules if (h := spec.fn(views, ctx)) is not None)
     return hits
 

@@ -74,7 +74,7 @@ def repeated_punctuation(view: TextView, ctx: RuleContext) -> RuleHit | None:
 _BAD_END = re.compile(r"[，、：；,:;（(“《【\-—]\s*$")
 
 
-@rule("bad_ending", ReasonCode.BAD_ENDING, "以逗号、顿号、冒号、左括号等结尾，像被截断了")
+@rule("bad_ending", ReasonCode.TRUNCATED, "以逗号、顿号、冒号、左括号等结尾，像被截断了")
 def bad_ending(view: TextView, ctx: RuleContext) -> RuleHit | None:
     m = _BAD_END.search(view.text)
     if m is None:

@@ -5,22 +5,24 @@
 longest known suffix (王老师 → 老师, 张总 → 总). A recipe may override the relation in its context.
 
 >>> [relation_of(r) for r in ("爷爷", "邻居赵大妈", "表妹", "王老师", "张总", "小明")]
-['elder', 'elder', 'peer', 'elder', 'elder', None]
+['elder', 'elder', 'junior', 'elder', 'elder', None]
 >>> is_sibling("堂兄"), is_sibling("同学")
 (True, False)
 """
 
 from __future__ import annotations
 
-from agents.rules.base import Relation
+from typing import Literal
+
+Relation = Literal["elder", "peer", "junior"]
 
 #: The 28 roles of Tianji's name_list (tianji_wishes_facts.json), each classified.
 TIANJI_ROLES: dict[str, Relation] = {
     "赵老师": "elder", "大舅": "elder", "大伯": "elder", "李总": "elder", "邻居赵大妈": "elder",
-    "母亲": "elder", "姐姐": "peer", "妹妹": "peer", "哥哥": "peer", "弟弟": "peer",
+    "母亲": "elder", "姐姐": "peer", "妹妹": "junior", "哥哥": "peer", "弟弟": "junior",
     "爷爷": "elder", "奶奶": "elder", "外公": "elder", "外婆": "elder", "伯母": "elder",
-    "叔叔": "elder", "阿姨": "elder", "堂兄": "peer", "堂妹": "peer", "表哥": "peer",
-    "表妹": "peer", "导师": "elder", "同学": "peer", "同事": "peer", "领导": "elder",
+    "叔叔": "elder", "阿姨": "elder", "堂兄": "peer", "堂妹": "junior", "表哥": "peer",
+    "表妹": "junior", "导师": "elder", "同学": "peer", "同事": "peer", "领导": "elder",
     "邻居": "peer", "老板": "elder", "医生": "elder",
 }  # fmt: skip
 
@@ -34,12 +36,11 @@ _SUFFIXES: dict[str, Relation] = {
         "大娘", "长辈", "前辈", "客户",
     )},
     **{s: "peer" for s in (
-        "哥", "哥哥", "姐", "姐姐", "弟", "弟弟", "妹", "妹妹", "兄", "兄弟", "姐妹", "堂兄", "堂弟",
-        "堂姐", "堂妹", "表哥", "表弟", "表姐", "表妹", "同学", "同事", "朋友", "好友", "闺蜜", "室友",
+        "哥", "哥哥", "姐", "姐姐", "兄", "兄弟", "姐妹", "堂兄", "堂姐", "表哥", "表姐", "同学", "同事", "朋友", "好友", "闺蜜", "室友",
         "邻居", "伙伴", "搭档", "老公", "老婆", "爱人", "对象", "男朋友", "女朋友", "同桌",
     )},
     **{s: "junior" for s in (
-        "孩子", "儿子", "女儿", "学生", "侄子", "侄女", "外甥", "外甥女", "孙子", "孙女", "晚辈",
+        "弟", "弟弟", "妹", "妹妹", "堂弟", "堂妹", "表弟", "表妹", "孩子", "儿子", "女儿", "学生", "侄子", "侄女", "外甥", "外甥女", "孙子", "孙女", "晚辈",
         "徒弟", "宝宝",
     )},
 }  # fmt: skip

@@ -98,8 +98,11 @@ _ZUNJING = re.compile(r"尊敬的")
 _QUOTED = re.compile(r"“[^”]*”|「[^」]*」|\"[^\"]*\"|『[^』]*』")
 
 
-@rule("honorific", ReasonCode.HONORIFIC, "称呼与关系不符：长辈/上级用您，平辈/晚辈用你，兄弟姐妹不用「尊敬的」")
+@rule("honorific", ReasonCode.HONORIFIC,
+      "称呼与关系不符：对长辈/上级用了「你」；对兄弟姐妹、晚辈用了「您」或「尊敬的」（对邻居、同事、同学用您没问题）")  # fmt: skip
 def honorific(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    """你 to an elder or a superior is the defect. 您 to a peer (邻居、同事、同学) is polite and fine;
+    您 or 尊敬的 to a sibling (Tianji rewrote both away for 哥哥…表妹) or a child reads odd."""
     relation = ctx.relation
     if relation is None and not ctx.sibling:
         return None
@@ -115,8 +118,8 @@ def honorific(view: TextView, ctx: RuleContext) -> RuleHit | None:
         m = _NI.search(text)
         if m:
             return hit("honorific", f"对{who}（长辈/上级）要用「您」而不是「你」。", m.span())
-    elif relation in ("peer", "junior"):
+    elif relation == "junior" or ctx.sibling:
         m = _NIN.search(text)
         if m:
-            return hit("honorific", f"对{who}（平辈/晚辈）用「你」就好，不用「您」。", m.span())
+            return hit("honorific", f"对{who}（兄弟姐妹/晚辈）用「你」就好，用「您」反而生分。", m.span())
     return None

@@ -22,8 +22,8 @@ def echo(view: TextView, ctx: RuleContext) -> RuleHit | None:
     question = view.question if view.question is not None else ctx.question
     if not question:
         return None
-    a = normalize(view.text)
-    q = normalize(question)
+    a = view.norm()
+    q = view.question_norm() if view.question is not None else normalize(question)
     if not a or not q:
         return None
     if a in q:  # identical, or nothing but a piece of the question
@@ -40,7 +40,7 @@ def repeated_turn(views: list[TextView], ctx: RuleContext) -> RuleHit | None:
     for field, label in (("text", "回答"), ("question", "提问")):
         seen: list[tuple[int, str, set[str]]] = []
         for view in views:
-            norm = normalize(getattr(view, field) or "")
+            norm = view.norm() if field == "text" else view.question_norm()
             if len(norm) < _MIN_REPEAT_LEN:
                 continue
             grams = char_ngrams(norm)
