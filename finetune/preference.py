@@ -35,6 +35,7 @@ from typing import Any
 
 from agents.errors import InputError
 from agents.schemas import ReasonCode, Sample, Turn, draft_context
+from finetune.export import ExportReport
 
 log = logging.getLogger(__name__)
 
@@ -256,17 +257,10 @@ def count_drafts(samples: Iterable[Sample]) -> int:
 
 
 @dataclass
-class PreferenceReport:
-    """What `export_preferences` wrote (the fields `finetune.export.ExportReport` has, plus counts)."""
+class PreferenceReport(ExportReport):
+    """What `export_preferences` wrote: an export report, and how many judged drafts it drew from."""
 
-    fmt: str
-    out_dir: Path
-    files: dict[str, Path] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    bad_lines: list[str] = field(default_factory=list)
-    dataset_info: Path | None = None
     drafts: int = 0
-    review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
 
 
 def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, seed: int = 42,
