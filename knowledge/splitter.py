@@ -1,9 +1,16 @@
 """Chinese-aware chunking with source, index, character offsets and the heading in force.
 
+A chunk never crosses a heading (a markdown heading or a chapter line such as 「第二回」): the text is cut
+into sections at its headings first, then each section is split. Each chunk knows its section number, so
+retrieval can score whole sections as well as chunks.
+
 >>> from knowledge.readers import Document
 >>> chunks = split_documents([Document("第一回 灵根育孕\\n" + "石猴出世。" * 30, "001.txt")], chunk_size=100, overlap=10)
->>> [(c.chunk_index, c.start, c.end, c.title) for c in chunks]
-[(0, 0, 109, '第一回 灵根育孕'), (1, 99, 159, '第一回 灵根育孕')]
+>>> [(c.chunk_index, c.start, c.end, c.title, c.section) for c in chunks]
+[(0, 0, 109, '第一回 灵根育孕', 0), (1, 99, 159, '第一回 灵根育孕', 0)]
+>>> text = "第一回 出世\\n" + "石猴出世。" * 4 + "\\n第二回 学艺\\n" + "拜师学艺。" * 4
+>>> [(c.text.splitlines()[0], c.section) for c in split_documents([Document(text, "a.txt")], chunk_size=100, overlap=10)]
+[('第一回 出世', 0), ('第二回 学艺', 1)]
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class Chunk:
     end: int
     title: str | None = None
     record: int | None = None
+    section: int = 0
 
 
 def headings(text: str) -> list[tuple[int, str]]:
@@ -70,31 +78,53 @@ def _splitter(chunk_size: int, overlap: int):
 
 def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],
                 overlap: int = RETRIEVAL_SIZE[1]) -> Iterator[Chunk]:
-    """Split Documents lazily; parts of one big file (same source, consecutive) share one chunk count."""
+    """Split Documents lazily; parts of one big file (same source, consecutive) share one chunk count
+    and one section count (a record of a JSON/CSV file is its own section)."""
     splitter = _splitter(chunk_size, overlap)
-    source, index, title = None, 0, None
+    source, index, title, section = None, 0, None, -1
     for doc in docs:
         if doc.source != source:
-            source, index, title = doc.source, 0, None
+            source, index, title, section = doc.source, 0, None, -1
         if doc.record is not None:
-            title = doc.title
+            title, section = doc.title, section + 1
         elif doc.title:
             title = doc.title
+        if section < 0:
+            section = 0
         marks = headings(doc.text)
-        positions = [pos for pos, _ in marks]
-        for local, end in _spans(doc.text, splitter.split_text(doc.text), chunk_size, overlap):
-            at = bisect.bisect_right(positions, local) - 1
-            chunk_title = marks[at][1] if at >= 0 else title
-            yield Chunk(doc.text[local:end], doc.source, index, doc.start + local, doc.start + end,
-                        chunk_title, doc.record)
-            index += 1
-        if marks and doc.record is None:
-            title = marks[-1][1]
+        for seg_start, seg_end, seg_title in _sections(doc.text, marks, chunk_size):
+            if seg_title is not None and doc.record is None and (seg_start > 0 or index > 0):
+                section += 1
+            if seg_title is not None:
+                title = seg_title
+            segment = doc.text[seg_start:seg_end]
+            head = len(seg_title or "") + 16 if seg_title is not None else 0
+            for local, end in _spans(segment, splitter.split_text(segment), chunk_size, overlap, head):
+                yield Chunk(segment[local:end], doc.source, index, doc.start + seg_start + local,
+                            doc.start + seg_start + end, title, doc.record, section)
+                index += 1
 
 
-def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int) -> Iterator[tuple[int, int]]:
+def _sections(text: str, marks: list[tuple[int, str]], chunk_size: int) -> Iterator[tuple[int, int, str | None]]:
+    """(start, end, heading) of the text before the first heading (heading None) and of each heading's
+    section. A heading with (almost) no text of its own, as 「# 第一部」 right above 「## 第一章」, stays
+    with the section below it."""
+    cuts: list[tuple[int, str | None]] = [(0, None)] if not marks or marks[0][0] > 0 else []
+    for pos, title in marks:
+        if cuts and pos - cuts[-1][0] < max(chunk_size // 10, len(cuts[-1][1] or "") + 8):
+            cuts[-1] = (cuts[-1][0], title)  # a bare title line or a few words before it: one section
+            continue
+        cuts.append((pos, title))
+    for i, (start, title) in enumerate(cuts):
+        end = cuts[i + 1][0] if i + 1 < len(cuts) else len(text)
+        if text[start:end].strip():
+            yield start, end, title
+
+
+def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int, head: int = 0) -> Iterator[tuple[int, int]]:
     """(start, end) of each piece in `text`; a piece shorter than a tenth of `chunk_size` (a lone
-    chapter title, a one-line paragraph) is joined to the piece after it so it does not stand alone."""
+    chapter title, a one-line paragraph), or only the `head` characters of heading lines at the top of a
+    section, is joined to the piece after it so it does not stand alone."""
     search_from, pending = 0, None
     for piece in pieces:
         local = text.find(piece, search_from)
@@ -104,7 +134,7 @@ def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int) -> Itera
         search_from = max(local + 1, local + len(piece) - overlap)
         start = pending if pending is not None else local
         end = local + len(piece)
-        if end - start < chunk_size // 10:
+        if end - start < chunk_size // 10 or (start == 0 and end <= head):
             pending = start
             continue
         pending = None
