@@ -6,8 +6,9 @@ segmentation differences and paraphrase (「大闹天宫」 and 「闹天宫」 
 names two things found in the same chapter but not in the same 500-character chunk is matched by the
 section scores. The knowledge base fuses the rankings by weighted reciprocal rank.
 
-BM25 itself is `bm25s` (sparse matrices; scoring a query over 35,000 chunks takes milliseconds), with
-Lucene's idf, which stays positive for words found in most documents.
+BM25 is a scipy sparse matrix of per-term weights (Lucene's idf, which stays positive for words found in
+most documents), built incrementally so a 50 MB file never holds all its tokens in memory at once;
+scoring a query over 35,000 chunks takes a few milliseconds.
 
 >>> bm = Bm25Index([1, 2], [tokenize("孙悟空大闹天宫"), tokenize("唐僧在长安讲经")])
 >>> [(i, round(s, 3) > 0) for i, s in bm.top(tokenize("谁大闹天宫"), 2)]
@@ -21,7 +22,9 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 import numpy as np
@@ -62,22 +65,65 @@ def bigrams(text: str) -> list[str]:
     return out
 
 
+class Bm25Builder:
+    """Collects documents one at a time (`add`) as term counts; `build` makes the Bm25Index."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.rows, self.cols, self.counts = array("i"), array("i"), array("f")
+        self.lengths = array("i")
+
+    def add(self, tokens: Iterable[str] | Counter) -> None:
+        counts = tokens if isinstance(tokens, Counter) else Counter(tokens)
+        row = len(self.lengths)
+        vocab = self.vocab
+        self.cols.extend(vocab.setdefault(term, len(vocab)) for term in counts)
+        self.counts.extend(counts.values())
+        self.rows.extend([row] * len(counts))
+        self.lengths.append(sum(counts.values()))
+
+    def build(self, ids: Sequence[int] | None = None, *, k1: float = 1.5, b: float = 0.75) -> Bm25Index:
+        return Bm25Index.from_builder(self, range(len(self.lengths)) if ids is None else ids, k1=k1, b=b)
+
+
 class Bm25Index:
     """BM25 over documents given as token lists; `scores` covers every document, `top` the best ones."""
 
-    def __init__(self, ids: Sequence[int], corpus: Sequence[list[str]]) -> None:
-        self.ids = np.asarray(ids, dtype=np.int64)
-        self._bm25 = None
-        if len(ids):
-            import bm25s
+    def __init__(self, ids: Sequence[int], corpus: Iterable[list[str]] = (), *, k1: float = 1.5, b: float = 0.75) -> None:
+        builder = Bm25Builder()
+        for tokens in corpus:
+            builder.add(tokens)
+        self._init(builder, ids, k1, b)
 
-            self._bm25 = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
-            self._bm25.index(list(corpus), show_progress=False)
+    @classmethod
+    def from_builder(cls, builder: Bm25Builder, ids: Sequence[int], *, k1: float = 1.5, b: float = 0.75) -> Bm25Index:
+        index = cls.__new__(cls)
+        index._init(builder, ids, k1, b)
+        return index
+
+    def _init(self, builder: Bm25Builder, ids: Sequence[int], k1: float, b: float) -> None:
+        from scipy import sparse
+
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.vocab = builder.vocab
+        n_docs, n_terms = len(builder.lengths), len(builder.vocab)
+        rows = np.frombuffer(builder.rows, dtype=np.int32)
+        cols = np.frombuffer(builder.cols, dtype=np.int32)
+        tf = np.frombuffer(builder.counts, dtype=np.float32)
+        lengths = np.frombuffer(builder.lengths, dtype=np.int32).astype(np.float32)
+        df = np.bincount(cols, minlength=n_terms).astype(np.float32)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()) if n_docs else 1.0, 1e-9))
+        weights = idf[cols] * tf * (k1 + 1) / (tf + norm[rows])
+        self._matrix = sparse.csc_matrix((weights, (rows, cols)), shape=(n_docs, n_terms), dtype=np.float32)
 
     def scores(self, tokens: list[str]) -> np.ndarray:
-        if self._bm25 is None or not tokens:
+        query = Counter(t for t in tokens if t in self.vocab)
+        if not query or not len(self.ids):
             return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+        cols = [self.vocab[t] for t in query]
+        return np.asarray(self._matrix[:, cols] @ np.fromiter(query.values(), np.float32, len(cols)),
+                          dtype=np.float32).ravel()
 
     def top(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
         scores = self.scores(tokens)
@@ -124,23 +170,34 @@ def diversify(order: Sequence[int], groups: np.ndarray, k: int) -> list[int]:
 class LexicalIndex:
     """The four lexical rankings over a set of chunks, built in memory from the store.
 
-    `sections[i]` is the section key of chunk i (any integer that is equal for chunks of one section).
+    Rows are (chunk id, section key, word tokens, text); a section key is any integer shared by the
+    chunks of one section. Tokens are counted row by row, so memory stays near the size of the index.
     """
 
-    def __init__(self, ids: Sequence[int], sections: Sequence[int], words: list[list[str]], texts: Sequence[str]) -> None:
-        self.ids = np.asarray(ids, dtype=np.int64)
-        keys, self.section_of = np.unique(np.asarray(sections, dtype=np.int64), return_inverse=True)
-        chunk_bigrams = [bigrams(t) for t in texts]
-        section_words: list[list[str]] = [[] for _ in keys]
-        section_bigrams: list[list[str]] = [[] for _ in keys]
-        for i, s in enumerate(self.section_of):
-            section_words[s].extend(words[i])
-            section_bigrams[s].extend(chunk_bigrams[i])
-        self.words = Bm25Index(ids, words)
-        self.bigrams = Bm25Index(ids, chunk_bigrams)
-        self.n_sections = len(keys)
-        self.section_words = Bm25Index(range(len(keys)), section_words)
-        self.section_bigrams = Bm25Index(range(len(keys)), section_bigrams)
+    def __init__(self, rows: Iterable[tuple[int, int, list[str], str]]) -> None:
+        words, grams = Bm25Builder(), Bm25Builder()
+        section_words: dict[int, Counter] = {}
+        section_grams: dict[int, Counter] = {}
+        ids, keys = array("q"), array("q")
+        for chunk_id, key, tokens, text in rows:
+            ids.append(chunk_id)
+            keys.append(key)
+            word_counts, gram_counts = Counter(tokens), Counter(bigrams(text))
+            words.add(word_counts)
+            grams.add(gram_counts)
+            section_words.setdefault(key, Counter()).update(word_counts)
+            section_grams.setdefault(key, Counter()).update(gram_counts)
+        self.ids = np.frombuffer(ids, dtype=np.int64) if len(ids) else np.zeros(0, np.int64)
+        order = list(section_words)
+        position = {key: n for n, key in enumerate(order)}
+        self.section_of = np.fromiter((position[k] for k in keys), np.int64, len(keys))
+        self.n_sections = len(order)
+        self.words, self.bigrams = words.build(self.ids), grams.build(self.ids)
+        by_section_words, by_section_grams = Bm25Builder(), Bm25Builder()
+        for key in order:
+            by_section_words.add(section_words.pop(key))
+            by_section_grams.add(section_grams.pop(key))
+        self.section_words, self.section_bigrams = by_section_words.build(), by_section_grams.build()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -149,6 +206,10 @@ class LexicalIndex:
         """Per chunk: BM25 scores `bm25` (words) and `bigram`, and `section`, the reciprocal-rank score of
         the chunk's section among all sections (words + bigrams); all arrays align with `self.ids`."""
         words, grams = tokenize(query), bigrams(query)
-        section = reciprocal_ranks(self.section_words.scores(words)) + reciprocal_ranks(self.section_bigrams.scores(grams))
-        return {"bm25": self.words.scores(words), "bigram": self.bigrams.scores(grams),
-                "section": section[self.section_of] if self.n_sections > 1 else np.zeros(len(self.ids), np.float32)}
+        if self.n_sections < 2:
+            section = np.zeros(len(self.ids), np.float32)
+        else:
+            by_section = (reciprocal_ranks(self.section_words.scores(words))
+                          + reciprocal_ranks(self.section_bigrams.scores(grams)))
+            section = by_section[self.section_of]
+        return {"bm25": self.words.scores(words), "bigram": self.bigrams.scores(grams), "section": section}

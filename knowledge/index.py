@@ -229,13 +229,10 @@ class KnowledgeBase:
 
     def _lexical(self) -> LexicalIndex:
         if self._lexical_index is None:
-            ids, sections, words, texts, keys = [], [], [], [], {}
-            for chunk_id, root_id, rel, section, text, tokens in self.store.iter_lexical():
-                ids.append(chunk_id)
-                sections.append(keys.setdefault((root_id, rel, section), len(keys)))
-                words.append(tokens.split(" ") if tokens else [])
-                texts.append(text)
-            self._lexical_index = LexicalIndex(ids, sections, words, texts)
+            keys: dict[tuple[int, str, int], int] = {}
+            self._lexical_index = LexicalIndex(
+                (chunk_id, keys.setdefault((root_id, rel, section), len(keys)), tokens.split(" ") if tokens else [], text)
+                for chunk_id, root_id, rel, section, text, tokens in self.store.iter_lexical())
         return self._lexical_index
 
     # -- retrieval ---------------------------------------------------------------------------

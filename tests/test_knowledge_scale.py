@@ -38,9 +38,8 @@ def test_bigrams_find_what_word_segmentation_misses(tmp_path: Path) -> None:
 
 def test_sections_and_fusion_weights() -> None:
     # Two sections; the question names 芭蕉扇 (chunk 1) and 火焰山 (chunk 2): only section A has both.
-    lexical = LexicalIndex([10, 11, 12, 13], [0, 0, 1, 1],
-                           [tokenize(t) for t in ("铁扇公主有芭蕉扇。", "火焰山八百里。", "芭蕉树下乘凉。", "花果山上。")],
-                           ["铁扇公主有芭蕉扇。", "火焰山八百里。", "芭蕉树下乘凉。", "花果山上。"])
+    texts = ("铁扇公主有芭蕉扇。", "火焰山八百里。", "芭蕉树下乘凉。", "花果山上。")
+    lexical = LexicalIndex((10 + i, i // 2, tokenize(t), t) for i, t in enumerate(texts))
     ranks = lexical.rankings("火焰山的芭蕉扇")
     assert ranks["section"][0] == ranks["section"][1] > ranks["section"][2] == ranks["section"][3]
     assert ranks["section"][0] == pytest.approx(2 / 61)  # first by words and by bigrams
