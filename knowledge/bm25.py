@@ -66,24 +66,33 @@ def bigrams(text: str) -> list[str]:
 
 
 class Bm25Builder:
-    """Collects documents one at a time (`add`) as term counts; `build` makes the Bm25Index."""
+    """Collects documents one at a time (`add`) as term counts; `counts()` is the documents × terms matrix."""
 
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
-        self.rows, self.cols, self.counts = array("i"), array("i"), array("f")
-        self.lengths = array("i")
+    def __init__(self, vocab: dict[str, int] | None = None) -> None:
+        self.vocab: dict[str, int] = {} if vocab is None else vocab
+        self.rows, self.cols, self.values = array("i"), array("i"), array("f")
+        self.n_docs = 0
 
     def add(self, tokens: Iterable[str] | Counter) -> None:
         counts = tokens if isinstance(tokens, Counter) else Counter(tokens)
-        row = len(self.lengths)
         vocab = self.vocab
-        self.cols.extend(vocab.setdefault(term, len(vocab)) for term in counts)
-        self.counts.extend(counts.values())
-        self.rows.extend([row] * len(counts))
-        self.lengths.append(sum(counts.values()))
+        new = [term for term in counts if term not in vocab]
+        if new:
+            vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
+        self.cols.extend(map(vocab.__getitem__, counts))
+        self.values.extend(counts.values())
+        self.rows.extend([self.n_docs] * len(counts))
+        self.n_docs += 1
+
+    def counts(self):
+        from scipy import sparse
+
+        return sparse.csr_matrix((np.frombuffer(self.values, dtype=np.float32),
+                                  (np.frombuffer(self.rows, dtype=np.int32), np.frombuffer(self.cols, dtype=np.int32))),
+                                 shape=(self.n_docs, len(self.vocab)), dtype=np.float32)
 
     def build(self, ids: Sequence[int] | None = None, *, k1: float = 1.5, b: float = 0.75) -> Bm25Index:
-        return Bm25Index.from_builder(self, range(len(self.lengths)) if ids is None else ids, k1=k1, b=b)
+        return Bm25Index.from_counts(self.counts(), self.vocab, range(self.n_docs) if ids is None else ids, k1=k1, b=b)
 
 
 class Bm25Index:
@@ -93,29 +102,30 @@ class Bm25Index:
         builder = Bm25Builder()
         for tokens in corpus:
             builder.add(tokens)
-        self._init(builder, ids, k1, b)
+        self._init(builder.counts(), builder.vocab, ids, k1, b)
 
     @classmethod
-    def from_builder(cls, builder: Bm25Builder, ids: Sequence[int], *, k1: float = 1.5, b: float = 0.75) -> Bm25Index:
+    def from_counts(cls, counts, vocab: dict[str, int], ids: Sequence[int], *, k1: float = 1.5,
+                    b: float = 0.75) -> Bm25Index:
+        """From a (documents × terms) sparse matrix of term counts and the term → column map."""
         index = cls.__new__(cls)
-        index._init(builder, ids, k1, b)
+        index._init(counts, vocab, ids, k1, b)
         return index
 
-    def _init(self, builder: Bm25Builder, ids: Sequence[int], k1: float, b: float) -> None:
-        from scipy import sparse
-
+    def _init(self, counts, vocab: dict[str, int], ids: Sequence[int], k1: float, b: float) -> None:
         self.ids = np.asarray(ids, dtype=np.int64)
-        self.vocab = builder.vocab
-        n_docs, n_terms = len(builder.lengths), len(builder.vocab)
-        rows = np.frombuffer(builder.rows, dtype=np.int32)
-        cols = np.frombuffer(builder.cols, dtype=np.int32)
-        tf = np.frombuffer(builder.counts, dtype=np.float32)
-        lengths = np.frombuffer(builder.lengths, dtype=np.int32).astype(np.float32)
-        df = np.bincount(cols, minlength=n_terms).astype(np.float32)
+        self.vocab = vocab
+        coo = counts.tocoo()
+        n_docs = counts.shape[0]
+        lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).ravel()
+        df = np.bincount(coo.col, minlength=counts.shape[1]).astype(np.float32)
         idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
         norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()) if n_docs else 1.0, 1e-9))
-        weights = idf[cols] * tf * (k1 + 1) / (tf + norm[rows])
-        self._matrix = sparse.csc_matrix((weights, (rows, cols)), shape=(n_docs, n_terms), dtype=np.float32)
+        tf = coo.data
+        weights = idf[coo.col] * tf * (k1 + 1) / (tf + norm[coo.row])
+        from scipy import sparse
+
+        self._matrix = sparse.csc_matrix((weights, (coo.row, coo.col)), shape=counts.shape, dtype=np.float32)
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         query = Counter(t for t in tokens if t in self.vocab)
@@ -175,29 +185,28 @@ class LexicalIndex:
     """
 
     def __init__(self, rows: Iterable[tuple[int, int, list[str], str]]) -> None:
+        from scipy import sparse
+
         words, grams = Bm25Builder(), Bm25Builder()
-        section_words: dict[int, Counter] = {}
-        section_grams: dict[int, Counter] = {}
         ids, keys = array("q"), array("q")
         for chunk_id, key, tokens, text in rows:
             ids.append(chunk_id)
             keys.append(key)
-            word_counts, gram_counts = Counter(tokens), Counter(bigrams(text))
-            words.add(word_counts)
-            grams.add(gram_counts)
-            section_words.setdefault(key, Counter()).update(word_counts)
-            section_grams.setdefault(key, Counter()).update(gram_counts)
+            words.add(tokens)
+            grams.add(bigrams(text))
         self.ids = np.frombuffer(ids, dtype=np.int64) if len(ids) else np.zeros(0, np.int64)
-        order = list(section_words)
-        position = {key: n for n, key in enumerate(order)}
-        self.section_of = np.fromiter((position[k] for k in keys), np.int64, len(keys))
-        self.n_sections = len(order)
-        self.words, self.bigrams = words.build(self.ids), grams.build(self.ids)
-        by_section_words, by_section_grams = Bm25Builder(), Bm25Builder()
-        for key in order:
-            by_section_words.add(section_words.pop(key))
-            by_section_grams.add(section_grams.pop(key))
-        self.section_words, self.section_bigrams = by_section_words.build(), by_section_grams.build()
+        _, first, self.section_of = np.unique(np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, np.int64),
+                                              return_index=True, return_inverse=True)
+        self.n_sections = len(first)
+        word_counts, gram_counts = words.counts(), grams.counts()
+        self.words = Bm25Index.from_counts(word_counts, words.vocab, self.ids)
+        self.bigrams = Bm25Index.from_counts(gram_counts, grams.vocab, self.ids)
+        # A section's counts are the sum of its chunks' counts: (sections × chunks) @ (chunks × terms).
+        member = sparse.csr_matrix((np.ones(len(self.ids), np.float32), (self.section_of, np.arange(len(self.ids)))),
+                                   shape=(self.n_sections, len(self.ids)))
+        sections = range(self.n_sections)
+        self.section_words = Bm25Index.from_counts(member @ word_counts, words.vocab, sections)
+        self.section_bigrams = Bm25Index.from_counts(member @ gram_counts, grams.vocab, sections)
 
     def __len__(self) -> int:
         return len(self.ids)
