@@ -19,13 +19,16 @@ scoring a query over 35,000 chunks takes a few milliseconds.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -127,6 +130,13 @@ class Bm25Index:
 
         self._matrix = sparse.csc_matrix((weights, (coo.row, coo.col)), shape=counts.shape, dtype=np.float32)
 
+    @classmethod
+    def from_matrix(cls, matrix, vocab: dict[str, int], ids: Sequence[int]) -> Bm25Index:
+        """From an already weighted (documents × terms) CSC matrix, as saved by LexicalIndex.save."""
+        index = cls.__new__(cls)
+        index.ids, index.vocab, index._matrix = np.asarray(ids, dtype=np.int64), vocab, matrix
+        return index
+
     def scores(self, tokens: list[str]) -> np.ndarray:
         query = Counter(t for t in tokens if t in self.vocab)
         if not query or not len(self.ids):
@@ -210,6 +220,41 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    _PARTS = ("words", "bigrams", "section_words", "section_bigrams")
+
+    def save(self, path: Path) -> None:
+        """Write the weighted matrices (numpy .npz, no pickle) and vocabularies (JSON) to `path` and
+        `path`.vocab.json, each through a temporary name and an atomic rename."""
+        arrays: dict[str, np.ndarray] = {"ids": self.ids, "section_of": self.section_of}
+        for name in self._PARTS:
+            m = getattr(self, name)._matrix
+            arrays.update({f"{name}.data": m.data, f"{name}.indices": m.indices, f"{name}.indptr": m.indptr,
+                           f"{name}.shape": np.asarray(m.shape, dtype=np.int64)})
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        vocab_tmp = path.with_name(path.name + ".vocab.tmp")
+        vocab_tmp.write_text(json.dumps({"words": self.words.vocab, "bigrams": self.bigrams.vocab}, ensure_ascii=False),
+                             encoding="utf-8")
+        os.replace(vocab_tmp, path.with_name(path.name + ".vocab.json"))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LexicalIndex:
+        from scipy import sparse
+
+        vocabs = json.loads(path.with_name(path.name + ".vocab.json").read_text(encoding="utf-8"))
+        index = cls.__new__(cls)
+        with np.load(path, allow_pickle=False) as data:
+            index.ids, index.section_of = data["ids"], data["section_of"]
+            index.n_sections = int(index.section_of.max()) + 1 if len(index.section_of) else 0
+            for name in cls._PARTS:
+                matrix = sparse.csc_matrix((data[f"{name}.data"], data[f"{name}.indices"], data[f"{name}.indptr"]),
+                                           shape=tuple(data[f"{name}.shape"]))
+                vocab = vocabs["words" if name.endswith("words") else "bigrams"]
+                ids = index.ids if not name.startswith("section") else range(matrix.shape[0])
+                setattr(index, name, Bm25Index.from_matrix(matrix, vocab, ids))
+        return index
 
     def rankings(self, query: str) -> dict[str, np.ndarray]:
         """Per chunk: BM25 scores `bm25` (words) and `bigram`, and `section`, the reciprocal-rank score of

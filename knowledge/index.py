@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "kb.sqlite"
 FAISS_FILE = "vectors.faiss"
+LEXICAL_FILE = "lexical.npz"  # the BM25 matrices: a derived cache of the store, like the faiss file
 FORMAT_VERSION = 2  # 2: sections, character bigrams, vectors only with a dense model
 # Reciprocal-rank fusion weights. Sections count double: on the 西游记 questions the chapter-level match
 # lifted recall@1 more than any chunk-level signal (benchmarks/REPORT.md, knowledge section).
@@ -172,6 +173,9 @@ class KnowledgeBase:
             self._faiss, self._lexical_index = None, None
             if self.has_vectors:
                 self._save_faiss()
+        if self._lexical_stale():
+            self._lexical_index = None
+            self._lexical()  # built and saved now, so the first search does not pay for it
         return report
 
     def fill_vectors(self, progress: Progress | None = None, batch_size: int = 64) -> int:
@@ -227,12 +231,30 @@ class KnowledgeBase:
                 self._faiss = vectors.load(self.index_dir / FAISS_FILE)
         return self._faiss
 
+    def _lexical_stale(self) -> bool:
+        return (self.store.get_meta("lexical_generation") != self.store.get_meta("generation")
+                or not (self.index_dir / LEXICAL_FILE).exists())
+
     def _lexical(self) -> LexicalIndex:
-        if self._lexical_index is None:
-            keys: dict[tuple[int, str, int], int] = {}
-            self._lexical_index = LexicalIndex(
-                (chunk_id, keys.setdefault((root_id, rel, section), len(keys)), tokens.split(" ") if tokens else [], text)
-                for chunk_id, root_id, rel, section, text, tokens in self.store.iter_lexical())
+        if self._lexical_index is not None:
+            return self._lexical_index
+        path = self.index_dir / LEXICAL_FILE
+        if not self._lexical_stale():
+            try:
+                self._lexical_index = LexicalIndex.load(path)
+                return self._lexical_index
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("BM25 cache %s unreadable (%s): rebuilding it", path, exc)
+        keys: dict[tuple[int, str, int], int] = {}
+        self._lexical_index = LexicalIndex(
+            (chunk_id, keys.setdefault((root_id, rel, section), len(keys)), tokens.split(" ") if tokens else [], text)
+            for chunk_id, root_id, rel, section, text, tokens in self.store.iter_lexical())
+        try:
+            self._lexical_index.save(path)
+            self.store.set_meta("lexical_generation", self.store.get_meta("generation"))
+            self.store.commit()
+        except OSError as exc:  # a read-only index folder still searches, from memory
+            log.warning("could not save the BM25 cache %s: %s", path, exc)
         return self._lexical_index
 
     # -- retrieval ---------------------------------------------------------------------------
@@ -341,7 +363,8 @@ class KnowledgeBase:
 
 def remove_index(index_dir: Path) -> None:
     """Delete an index's own files (never anything else in the folder)."""
-    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", FAISS_FILE, f"{FAISS_FILE}.tmp"):
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", FAISS_FILE, f"{FAISS_FILE}.tmp", LEXICAL_FILE,
+                 f"{LEXICAL_FILE}.vocab.json", f"{LEXICAL_FILE}.tmp.npz", f"{LEXICAL_FILE}.vocab.tmp"):
         path = index_dir / name
         if path.exists():
             path.unlink()

@@ -12,7 +12,7 @@ import pytest
 
 from agents.errors import InputError
 from knowledge.embeddings import HashEmbedder
-from knowledge.index import DB_FILE, FAISS_FILE, KnowledgeBase
+from knowledge.index import DB_FILE, FAISS_FILE, LEXICAL_FILE, KnowledgeBase
 
 CORPUS = {
     "huaguoshan.txt": "花果山顶上有一块仙石，石头迸裂，生出一只石猴。石猴发现水帘洞，众猴拜他为美猴王。",
@@ -157,16 +157,21 @@ def test_an_interrupted_build_resumes_without_duplicates(tmp_path: Path) -> None
         assert kb.store.db.execute("SELECT COUNT(DISTINCT source) FROM chunks").fetchone()[0] == 600
 
 
-def test_index_files_are_sqlite_and_faiss_only_and_no_pickle(kb_folder: Path, tmp_path: Path) -> None:
+def test_index_files_are_sqlite_faiss_and_npz_only_and_no_pickle(kb_folder: Path, tmp_path: Path) -> None:
     KnowledgeBase.build(kb_folder, tmp_path / "idx", "hash").close()
     names = {p.name for p in (tmp_path / "idx").iterdir()}
-    assert {DB_FILE, FAISS_FILE} <= names <= {DB_FILE, FAISS_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"}
+    own = {DB_FILE, FAISS_FILE, LEXICAL_FILE, f"{LEXICAL_FILE}.vocab.json"}
+    assert own <= names <= own | {f"{DB_FILE}-wal", f"{DB_FILE}-shm"}
+    (tmp_path / "idx" / LEXICAL_FILE).unlink()  # a lost BM25 cache is rebuilt from the store too
     source = "\n".join(p.read_text(encoding="utf-8") for p in Path("knowledge").glob("*.py"))
     assert not re.search(r"^\s*(import|from)\s+(pickle|dill|joblib)", source, re.MULTILINE)
     (tmp_path / "idx" / FAISS_FILE).unlink()  # a lost faiss file is rebuilt from the store
     with KnowledgeBase.open(tmp_path / "idx") as kb:
         assert top_source(kb, "铁扇公主的芭蕉扇") == "xiyou/sub/huoyanshan.txt"
-    assert (tmp_path / "idx" / FAISS_FILE).exists()
+    assert (tmp_path / "idx" / FAISS_FILE).exists() and (tmp_path / "idx" / LEXICAL_FILE).exists()
+    with KnowledgeBase.open(tmp_path / "idx") as kb:  # from the saved matrices: the same ranking
+        assert top_source(kb, "铁扇公主的芭蕉扇") == "xiyou/sub/huoyanshan.txt"
+        assert kb._lexical().n_sections == len(CORPUS)
 
 
 def test_hnsw_above_the_threshold_still_retrieves(kb_folder: Path, tmp_path: Path) -> None:
