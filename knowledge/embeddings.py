@@ -246,7 +246,7 @@ def load_embedder(spec: str | None = None, *, config: EmbedConfig | None = None,
     if spec == "auto" and config.model:
         spec = config.model
     if spec == "auto":
-        return _auto(config, warn or (lambda message: None))
+        return _auto(config, warn)
     if spec == "hash" or spec.startswith("hash:") or spec.startswith("hash-"):
         return HashEmbedder(int(spec.split(":")[-1].split("-")[-1]) if spec != "hash" else 256)
     if spec.startswith("openai:"):
@@ -271,10 +271,13 @@ def load_embedder(spec: str | None = None, *, config: EmbedConfig | None = None,
         raise ConfigError(f"Embedding model {spec!r} is neither a local folder nor downloaded, and {exc}") from exc
 
 
-def _auto(config: EmbedConfig, warn: Callable[[str], None]) -> Embedder:
-    def fallback(message: str) -> None:
-        log.warning(message)
-        warn(message)
+def _auto(config: EmbedConfig, warn: Callable[[str], None] | None) -> Embedder:
+    def fallback(message: str) -> None:  # shown once: through `warn` when given, else logged
+        if warn is None:
+            log.warning(message)
+        else:
+            log.info(message)
+            warn(message)
 
     if config.use_provider:
         embedder, reason = _provider_embedder(config)
@@ -290,7 +293,6 @@ def _auto(config: EmbedConfig, warn: Callable[[str], None]) -> Embedder:
         try:
             return SentenceTransformerEmbedder(_download(DEFAULT_CHINESE, config), DEFAULT_CHINESE)
         except fetch.FetchError as exc:
-            log.warning("%s", exc)
             fallback(f"{DEFAULT_CHINESE} could not be downloaded ({exc}). {WEAK_CHINESE_WARNING}")
             return bundled_minilm()
     fallback(WEAK_CHINESE_WARNING)

@@ -36,6 +36,10 @@ def test_auto_offline_falls_back_to_the_bundled_minilm_with_one_warning(caplog, 
         emb = load_embedder("auto", config=EmbedConfig(offline=True, cache_dir=tmp_path), warn=warnings.append)
     assert (emb.name, emb.weak_for_chinese) == (BUNDLED_NAME, True)
     assert len(warnings) == 1 and "weak on Chinese" in warnings[0] and "HF_ENDPOINT" in warnings[0]
+    assert "weak on Chinese" not in caplog.text  # shown once: through warn, not the log as well
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="knowledge.embeddings"):
+        load_embedder("auto", config=EmbedConfig(offline=True, cache_dir=tmp_path))  # no warn callback: logged
     assert caplog.text.count("weak on Chinese") == 1
     assert (bundled_model_path() / "model.safetensors").exists()
     vectors = emb.embed(["The monkey king.", "The monkey king!", "量子计算"])  # the real model
