@@ -1,15 +1,16 @@
 """Chinese-aware chunking with source, index, character offsets and the heading in force.
 
-A chunk never crosses a heading (a markdown heading or a chapter line such as 「第二回」): the text is cut
-into sections at its headings first, then each section is split. Each chunk knows its section number, so
-retrieval can score whole sections as well as chunks.
+For retrieval (`by_section=True`) a chunk never crosses a heading (a markdown heading or a chapter line
+such as 「第二回」): the text is cut into sections at its headings first, then each section is split. Each
+chunk knows its section number, so retrieval can score whole sections as well as chunks.
 
 >>> from knowledge.readers import Document
 >>> chunks = split_documents([Document("第一回 灵根育孕\\n" + "石猴出世。" * 30, "001.txt")], chunk_size=100, overlap=10)
 >>> [(c.chunk_index, c.start, c.end, c.title, c.section) for c in chunks]
 [(0, 0, 109, '第一回 灵根育孕', 0), (1, 99, 159, '第一回 灵根育孕', 0)]
 >>> text = "第一回 出世\\n" + "石猴出世。" * 4 + "\\n第二回 学艺\\n" + "拜师学艺。" * 4
->>> [(c.text.splitlines()[0], c.section) for c in split_documents([Document(text, "a.txt")], chunk_size=100, overlap=10)]
+>>> [(c.text.splitlines()[0], c.section) for c in split_documents([Document(text, "a.txt")], chunk_size=100, overlap=10,
+...                                                                by_section=True)]
 [('第一回 出世', 0), ('第二回 学艺', 1)]
 """
 
@@ -77,9 +78,13 @@ def _splitter(chunk_size: int, overlap: int):
 
 
 def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],
-                overlap: int = RETRIEVAL_SIZE[1]) -> Iterator[Chunk]:
-    """Split Documents lazily; parts of one big file (same source, consecutive) share one chunk count
-    and one section count (a record of a JSON/CSV file is its own section)."""
+                overlap: int = RETRIEVAL_SIZE[1], by_section: bool = False) -> Iterator[Chunk]:
+    """Split Documents lazily; parts of one big file (same source, consecutive) share one chunk count.
+
+    `by_section=True` (what the knowledge base uses) cuts at headings first, so no chunk crosses one,
+    and numbers the sections (a record of a JSON/CSV file is its own section). Without it (pretraining
+    chunks) the text is split as a whole and each chunk gets the heading in force where it starts.
+    """
     splitter = _splitter(chunk_size, overlap)
     source, index, title, section = None, 0, None, -1
     for doc in docs:
@@ -89,10 +94,11 @@ def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0]
             title, section = doc.title, section + 1
         elif doc.title:
             title = doc.title
-        if section < 0:
-            section = 0
+        section = max(section, 0)
         marks = headings(doc.text)
-        for seg_start, seg_end, seg_title in _sections(doc.text, marks, chunk_size):
+        positions = [pos for pos, _ in marks]
+        segments = _sections(doc.text, marks, chunk_size) if by_section else [(0, len(doc.text), None)]
+        for seg_start, seg_end, seg_title in segments:
             if seg_title is not None and doc.record is None and (seg_start > 0 or index > 0):
                 section += 1
             if seg_title is not None:
@@ -100,9 +106,15 @@ def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0]
             segment = doc.text[seg_start:seg_end]
             head = len(seg_title or "") + 16 if seg_title is not None else 0
             for local, end in _spans(segment, splitter.split_text(segment), chunk_size, overlap, head):
+                chunk_title = title
+                if not by_section:
+                    at = bisect.bisect_right(positions, local) - 1
+                    chunk_title = marks[at][1] if at >= 0 else title
                 yield Chunk(segment[local:end], doc.source, index, doc.start + seg_start + local,
-                            doc.start + seg_start + end, title, doc.record, section)
+                            doc.start + seg_start + end, chunk_title, doc.record, section)
                 index += 1
+        if not by_section and marks and doc.record is None:
+            title = marks[-1][1]
 
 
 def _sections(text: str, marks: list[tuple[int, str]], chunk_size: int) -> Iterator[tuple[int, int, str | None]]:
@@ -144,9 +156,9 @@ def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int, head: in
 
 
 def split_documents(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],
-                    overlap: int = RETRIEVAL_SIZE[1]) -> list[Chunk]:
-    """Retrieval chunks (default ~500 characters, 50 overlap)."""
-    return list(iter_chunks(docs, chunk_size=chunk_size, overlap=overlap))
+                    overlap: int = RETRIEVAL_SIZE[1], by_section: bool = False) -> list[Chunk]:
+    """Chunks (default ~500 characters, 50 overlap); `by_section` as in `iter_chunks`."""
+    return list(iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=by_section))
 
 
 def split_for_pretraining(docs: Iterable[Document]) -> list[Chunk]:

@@ -255,7 +255,7 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
     if entry.size <= STREAM_THRESHOLD:
         try:
             chunks = [c for c in iter_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size,
-                                             overlap=overlap) if c.text.strip()]
+                                             overlap=overlap, by_section=True) if c.text.strip()]
         except (Unreadable, OSError) as exc:
             writer.files.append((entry.rel, row(0, str(exc))))
             return 0, str(exc)
@@ -267,7 +267,7 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
     count, batch, at = 0, [], [None]
     try:
         docs = _tracked(iter_entry(entry, fields, problems), at)
-        for chunk in iter_chunks(docs, chunk_size=chunk_size, overlap=overlap):
+        for chunk in iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=True):
             if not chunk.text.strip():
                 continue
             batch.append((entry.rel, chunk))
