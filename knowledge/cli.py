@@ -78,14 +78,16 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
           max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt) -> None:
     """Create an index from FOLDER, or bring it up to date (only new or changed files are indexed).
 
-    With the weak offline model no dense index is built (BM25 only); building again with a real model
-    (--embedder) embeds every chunk then.
+    With the weak offline model no dense index is built (BM25 only); building again once a real model
+    is available (--embedder, or the auto order finds one) embeds every chunk then.
     """
     from knowledge.embeddings import load_embedder
-    from knowledge.index import DB_FILE, KnowledgeBase
+    from knowledge.index import DB_FILE, KnowledgeBase, has_vectors
 
     config = _embed_config()
     exists = (index / DB_FILE).exists() and not rebuild
+    if exists and embedder is None and not has_vectors(index):
+        embedder = "auto"  # a BM25-only index tries the auto order again: a model found now embeds every chunk
     emb = None if (exists and embedder is None) else load_embedder(embedder, config=config, warn=_warn)
     kb = _run_sync(lambda update: KnowledgeBase.build(folder, index, emb, progress=update, chunk_size=chunk_size,
                                                       overlap=overlap, text_fields=text_field, rebuild=rebuild,

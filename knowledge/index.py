@@ -99,8 +99,9 @@ class KnowledgeBase:
             store.set_meta("embedder", {"name": emb.name, "dim": None, "weak_for_chinese": emb.weak_for_chinese,
                                         "dense": kb.weights["dense"] > 0})
             store.commit()
-        kb.fill_vectors(progress)
+        filled = kb.fill_vectors(progress)
         kb.last_report = kb._sync(folder, progress, max_file_mb)
+        kb.last_report.chunks_embedded += filled
         return kb
 
     def add(self, folder: str | Path, *, progress: Progress | None = None,
@@ -359,6 +360,18 @@ class KnowledgeBase:
             "answerability": self.store.get_meta("answerability"),
             "bytes_on_disk": size,
         }
+
+
+def has_vectors(index_dir: str | Path) -> bool:
+    """Whether the index at `index_dir` keeps dense vectors (False for a BM25-only index or none at all)."""
+    path = Path(index_dir).expanduser() / DB_FILE
+    if not path.exists():
+        return False
+    store = Store(path)
+    try:
+        return bool((store.get_meta("embedder") or {}).get("dense"))
+    finally:
+        store.close()
 
 
 def remove_index(index_dir: Path) -> None:

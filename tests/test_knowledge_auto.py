@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import sys
@@ -237,3 +238,29 @@ def test_embed_config_from_env() -> None:
 
     with pytest.raises(ConfigError, match="ZAOSHU_MODEL_SOURCE must be"):
         EmbedConfig.from_env({"ZAOSHU_MODEL_SOURCE": "ftp"})
+
+
+def test_kb_build_again_once_a_model_is_reachable_adds_the_dense_index(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub.constants
+    from typer.testing import CliRunner
+
+    from knowledge.cli import app
+    from knowledge.index import KnowledgeBase
+    from tests.test_knowledge_index import CORPUS, write_corpus
+
+    runner = CliRunner(env={"COLUMNS": "200"})
+    folder, index = write_corpus(tmp_path / "xiyou"), tmp_path / "idx"
+    monkeypatch.setenv("ZAOSHU_MODEL_CACHE", str(tmp_path / "models"))
+    offline = runner.invoke(app, ["build", str(folder), "--index", str(index)])  # conftest: HF_HUB_OFFLINE=1
+    assert offline.exit_code == 0 and "no dense index (BM25 only)" in offline.stdout
+    assert offline.stderr.count("weak on Chinese") == 1
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with FakeHub({DEFAULT_CHINESE: bundled_model_path()}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        online = runner.invoke(app, ["build", str(folder), "--index", str(index)])  # the same command, later
+    assert online.exit_code == 0, online.output
+    assert "0 chunks indexed" in online.stdout and f"{len(CORPUS)} embedded with {DEFAULT_CHINESE}" in online.stdout
+    with KnowledgeBase.open(index, embed_config=EmbedConfig.from_env(os.environ)) as kb:  # from the model cache
+        assert kb.has_vectors and kb.embedder.name == DEFAULT_CHINESE and kb.store.count_missing_vectors() == 0
+        assert kb.stats()["embedder"]["dim"] == 384 and kb.store.count_chunks() == len(CORPUS)
