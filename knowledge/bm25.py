@@ -1,10 +1,13 @@
 """Lexical retrieval for Chinese: BM25 over jieba words and over character bigrams, each scored on chunks
-and on whole sections (the text under one heading, one chapter file, one JSON/CSV record).
+and on whole sections (the text under one heading, one chapter file, one JSON/CSV record), plus BM25
+over single content characters on chunks.
 
-Why four rankings. Words match what jieba segments the same way in question and text; bigrams survive
-segmentation differences and paraphrase (「大闹天宫」 and 「闹天宫」 share 闹天 and 天宫). A question that
-names two things found in the same chapter but not in the same 500-character chunk is matched by the
-section scores. The knowledge base fuses the rankings by weighted reciprocal rank.
+Why these rankings. Words match what jieba segments the same way in question and text; bigrams survive
+segmentation differences and paraphrase (「大闹天宫」 and 「闹天宫」 share 闹天 and 天宫); single
+characters (function characters dropped) still match when a paraphrase keeps only the key characters
+(「燃着火的山」 and 火焰山 share 火 and 山). A question that names two things found in the same chapter
+but not in the same 500-character chunk is matched by the section scores. The knowledge base fuses the
+rankings by weighted reciprocal rank.
 
 BM25 is a scipy sparse matrix of per-term weights (Lucene's idf, which stays positive for words found in
 most documents), built incrementally so a 50 MB file never holds all its tokens in memory at once;
@@ -35,6 +38,7 @@ import numpy as np
 _WORDY = re.compile(r"\w", re.UNICODE)
 _RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+", re.UNICODE)
 _CJK_START = "\u3400"
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 RRF_K = 60
 
 
@@ -54,6 +58,19 @@ def tokenize(text: str) -> list[str]:
     ['悟空', '孙悟空', '芭蕉', '蕉扇', '芭蕉扇']
     """
     return [t.lower() for t in _jieba().lcut_for_search(text, HMM=False) if _WORDY.search(t)]
+
+
+# Function characters, pronouns and question words: they say nothing about a passage's topic.
+STOP_CHARS = frozenset("的了是在他她它那这个又后被吗呢啊么什怎为何哪谁些把给与和及就都也还之而其我你们有一不")
+
+
+def characters(text: str) -> list[str]:
+    """The Chinese characters of `text` that are not in STOP_CHARS.
+
+    >>> characters("谁在火焰山借了芭蕉扇？")
+    ['火', '焰', '山', '借', '芭', '蕉', '扇']
+    """
+    return [c for c in _CJK.findall(text) if c not in STOP_CHARS]
 
 
 def bigrams(text: str) -> list[str]:
@@ -197,13 +214,14 @@ class LexicalIndex:
     def __init__(self, rows: Iterable[tuple[int, int, list[str], str]]) -> None:
         from scipy import sparse
 
-        words, grams = Bm25Builder(), Bm25Builder()
+        words, grams, chars = Bm25Builder(), Bm25Builder(), Bm25Builder()
         ids, keys = array("q"), array("q")
         for chunk_id, key, tokens, text in rows:
             ids.append(chunk_id)
             keys.append(key)
             words.add(tokens)
             grams.add(bigrams(text))
+            chars.add(characters(text))
         self.ids = np.frombuffer(ids, dtype=np.int64) if len(ids) else np.zeros(0, np.int64)
         _, first, self.section_of = np.unique(np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, np.int64),
                                               return_index=True, return_inverse=True)
@@ -211,6 +229,7 @@ class LexicalIndex:
         word_counts, gram_counts = words.counts(), grams.counts()
         self.words = Bm25Index.from_counts(word_counts, words.vocab, self.ids)
         self.bigrams = Bm25Index.from_counts(gram_counts, grams.vocab, self.ids)
+        self.chars = chars.build(self.ids)
         # A section's counts are the sum of its chunks' counts: (sections × chunks) @ (chunks × terms).
         member = sparse.csr_matrix((np.ones(len(self.ids), np.float32), (self.section_of, np.arange(len(self.ids)))),
                                    shape=(self.n_sections, len(self.ids)))
@@ -221,7 +240,7 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    _PARTS = ("words", "bigrams", "section_words", "section_bigrams")
+    _PARTS = ("words", "bigrams", "chars", "section_words", "section_bigrams")
 
     def save(self, path: Path) -> None:
         """Write the weighted matrices (numpy .npz, no pickle) and vocabularies (JSON) to `path` and
@@ -234,8 +253,8 @@ class LexicalIndex:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         vocab_tmp = path.with_name(path.name + ".vocab.tmp")
-        vocab_tmp.write_text(json.dumps({"words": self.words.vocab, "bigrams": self.bigrams.vocab}, ensure_ascii=False),
-                             encoding="utf-8")
+        vocab_tmp.write_text(json.dumps({"words": self.words.vocab, "bigrams": self.bigrams.vocab,
+                                         "chars": self.chars.vocab}, ensure_ascii=False), encoding="utf-8")
         os.replace(vocab_tmp, path.with_name(path.name + ".vocab.json"))
         os.replace(tmp, path)
 
@@ -251,14 +270,14 @@ class LexicalIndex:
             for name in cls._PARTS:
                 matrix = sparse.csc_matrix((data[f"{name}.data"], data[f"{name}.indices"], data[f"{name}.indptr"]),
                                            shape=tuple(data[f"{name}.shape"]))
-                vocab = vocabs["words" if name.endswith("words") else "bigrams"]
+                vocab = vocabs[name.removeprefix("section_")]
                 ids = index.ids if not name.startswith("section") else range(matrix.shape[0])
                 setattr(index, name, Bm25Index.from_matrix(matrix, vocab, ids))
         return index
 
     def rankings(self, query: str) -> dict[str, np.ndarray]:
-        """Per chunk: BM25 scores `bm25` (words) and `bigram`, and `section`, the reciprocal-rank score of
-        the chunk's section among all sections (words + bigrams); all arrays align with `self.ids`."""
+        """Per chunk: BM25 scores `bm25` (words), `bigram` and `char`, and `section`, the reciprocal-rank
+        score of the chunk's section among all sections (words + bigrams); arrays align with `self.ids`."""
         words, grams = tokenize(query), bigrams(query)
         if self.n_sections < 2:
             section = np.zeros(len(self.ids), np.float32)
@@ -266,4 +285,5 @@ class LexicalIndex:
             by_section = (reciprocal_ranks(self.section_words.scores(words))
                           + reciprocal_ranks(self.section_bigrams.scores(grams)))
             section = by_section[self.section_of]
-        return {"bm25": self.words.scores(words), "bigram": self.bigrams.scores(grams), "section": section}
+        return {"bm25": self.words.scores(words), "bigram": self.bigrams.scores(grams),
+                "char": self.chars.scores(characters(query)), "section": section}

@@ -116,17 +116,18 @@ def search(query: str = typer.Argument(..., help="The question, e.g. \"孙悟空
                None, help="Weight of the dense ranking in the fusion (default 1; 0 for an index without vectors)."),
            bm25_weight: float | None = typer.Option(None, help="Weight of the word BM25 ranking (default 1)."),
            bigram_weight: float | None = typer.Option(None, help="Weight of the character-bigram BM25 ranking (default 1)."),
+           char_weight: float | None = typer.Option(None, help="Weight of the single-character BM25 ranking (default 0.5)."),
            section_weight: float | None = typer.Option(None, help="Weight of the section-level ranking (default 2)."),
            reranker: str = typer.Option("auto", envvar="ZAOSHU_RERANKER",
                                         help="Cross-encoder to rerank with: auto (BAAI/bge-reranker-base when it is in "
                                              "the local cache), none, a model folder or a cached model name.")) -> None:
-    """Search an index: dense + BM25 (words and character bigrams, chunks and sections), fused, reranked."""
+    """Search an index: dense + BM25 (words, character bigrams and characters; chunks and sections), fused, reranked."""
     from knowledge.index import KnowledgeBase
     from knowledge.rerank import load_reranker
 
     config = _embed_config()
     weights = {name: w for name, w in (("dense", dense_weight), ("bm25", bm25_weight), ("bigram", bigram_weight),
-                                       ("section", section_weight)) if w is not None}
+                                       ("char", char_weight), ("section", section_weight)) if w is not None}
     with KnowledgeBase.open(index, weights=weights, embed_config=config,
                             reranker=load_reranker(reranker, cache_dir=config.cache_dir)) as kb:
         passages = kb.retrieve(query, k)

@@ -40,8 +40,9 @@ FAISS_FILE = "vectors.faiss"
 LEXICAL_FILE = "lexical.npz"  # the BM25 matrices: a derived cache of the store, like the faiss file
 FORMAT_VERSION = 2  # 2: sections, character bigrams, vectors only with a dense model
 # Reciprocal-rank fusion weights. Sections count double: on the 西游记 questions the chapter-level match
-# lifted recall@1 more than any chunk-level signal (benchmarks/REPORT.md, knowledge section).
-DEFAULT_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "bigram": 1.0, "section": 2.0}
+# lifted recall@1 more than any chunk-level signal; single characters, the coarsest signal, count half
+# (benchmarks/REPORT.md, knowledge section).
+DEFAULT_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "bigram": 1.0, "char": 0.5, "section": 2.0}
 
 
 class KnowledgeBase:
@@ -263,7 +264,7 @@ class KnowledgeBase:
         """The k best passages by weighted reciprocal-rank fusion, at most one per section until every
         section among the best had its turn (then the rest), reranked when a reranker is configured.
 
-        Each passage carries `scores`: "bm25" (words), "bigram", "section" (its section's fused rank
+        Each passage carries `scores`: "bm25" (words), "bigram", "char", "section" (its section's fused rank
         score), "dense" (cosine, when the index has vectors), "fused", and "rerank" with a reranker.
         """
         if not query.strip() or k <= 0:
@@ -274,8 +275,10 @@ class KnowledgeBase:
         pool = candidates or max(4 * k, 20)
         ranks = lexical.rankings(query)
         w = self.weights
-        fused = (w.get("bm25", 1.0) * reciprocal_ranks(ranks["bm25"]) + w.get("bigram", 1.0) * reciprocal_ranks(ranks["bigram"])
-                 + w.get("section", 2.0) * ranks["section"])
+        fused = w.get("section", 2.0) * ranks["section"]
+        for name in ("bm25", "bigram", "char"):
+            if w.get(name, 0.0) > 0:
+                fused += w[name] * reciprocal_ranks(ranks[name])
         query_vec = None
         if self.has_vectors and w.get("dense", 0.0) > 0:
             query_vec = self.embedder.embed([query])
@@ -291,8 +294,8 @@ class KnowledgeBase:
         passages = []
         for i in chosen:
             row = rows[int(lexical.ids[i])]
-            scores = {"bm25": round(float(ranks["bm25"][i]), 6), "bigram": round(float(ranks["bigram"][i]), 6),
-                      "section": round(float(ranks["section"][i]), 6), "fused": round(float(fused[i]), 6)}
+            scores = {name: round(float(ranks[name][i]), 6) for name in ("bm25", "bigram", "char", "section")}
+            scores["fused"] = round(float(fused[i]), 6)
             if row.vector is not None:
                 query_vec = query_vec if query_vec is not None else self.embedder.embed([query])
                 scores["dense"] = round(float(row.vector @ query_vec[0]), 6)

@@ -35,7 +35,7 @@ def test_search_json_and_table(built: tuple[Path, Path]) -> None:
     data = json.loads(result.stdout)
     assert data["query"] == "铁扇公主的芭蕉扇" and data["answerable"] is True
     assert [p["chunk_id"] for p in data["passages"]][0] == "xiyou/sub/huoyanshan.txt#0"
-    assert set(data["passages"][0]["scores"]) == {"dense", "bm25", "bigram", "section", "fused"}
+    assert set(data["passages"][0]["scores"]) == {"dense", "bm25", "bigram", "char", "section", "fused"}
 
     table = runner.invoke(app, ["search", "拜师学艺", "--index", str(index), "-k", "1"])
     assert table.exit_code == 0

@@ -74,10 +74,10 @@ def test_passages_carry_ids_titles_offsets_and_each_score(kb_folder: Path, tmp_p
     assert best.chunk_id == "xiyou/fangcun.md#0"
     assert best.title == "拜师学艺"
     assert (best.start, best.end) == (0, len(CORPUS["fangcun.md"]))
-    assert set(best.scores) == {"dense", "bm25", "bigram", "section", "fused"}
-    # rank 1 for dense, words and bigrams; its file (one section) ranks first by words and by bigrams,
-    # and sections weigh 2: 1/61 × (1 + 1 + 1 + 2 × 2)
-    assert best.score == best.scores["fused"] == pytest.approx(7 / 61, abs=1e-6)
+    assert set(best.scores) == {"dense", "bm25", "bigram", "char", "section", "fused"}
+    # rank 1 for dense, words, bigrams and characters (weight 0.5); its file (one section) ranks first by
+    # words and by bigrams, and sections weigh 2: 1/61 × (1 + 1 + 1 + 0.5 + 2 × 2)
+    assert best.score == best.scores["fused"] == pytest.approx(7.5 / 61, abs=1e-6)
     assert best.scores["bm25"] > passages[1].scores["bm25"]
     assert 0 < best.scores["dense"] <= 1
 

@@ -32,7 +32,7 @@ def test_bigrams_find_what_word_segmentation_misses(tmp_path: Path) -> None:
     with KnowledgeBase.build(folder, tmp_path / "idx", "minilm") as kb:  # weak model: lexical only
         best = kb.retrieve(query, k=1)[0]
         assert best.source == "f/a.txt" and best.scores["bm25"] == 0 and best.scores["bigram"] > 0
-        kb.weights.update(bigram=0.0, section=0.0)
+        kb.weights.update(bigram=0.0, char=0.0, section=0.0)
         assert kb.retrieve(query, k=1) == []  # words alone find nothing
 
 
@@ -154,6 +154,6 @@ def test_search_json_shows_each_signal(tmp_path: Path) -> None:
                                  "--reranker", "none"])
     assert result.exit_code == 0, result.output
     passage = json.loads(result.stdout)["passages"][0]
-    assert passage["source"] == "xiyou/sub/huoyanshan.txt" and set(passage["scores"]) == {"bm25", "bigram", "section", "fused"}
+    assert passage["source"] == "xiyou/sub/huoyanshan.txt" and set(passage["scores"]) == {"bm25", "bigram", "char", "section", "fused"}
     stats = runner.invoke(app, ["stats", "--index", str(tmp_path / "idx")])
     assert "none: BM25 only" in stats.stdout
