@@ -283,10 +283,11 @@ class KnowledgeBase:
         if self.has_vectors and w.get("dense", 0.0) > 0:
             query_vec = self.embedder.embed([query])
             dense_scores, dense_ids = vectors.search(self._dense(), query_vec, pool)
-            position = {int(i): n for n, i in enumerate(lexical.ids.tolist())} if len(dense_ids[0]) else {}
-            for rank, chunk_id in enumerate(dense_ids[0], 1):
-                if chunk_id >= 0 and int(chunk_id) in position:
-                    fused[position[int(chunk_id)]] += w["dense"] / (RRF_K + rank)
+            found = dense_ids[0][dense_ids[0] >= 0]
+            at = np.minimum(np.searchsorted(lexical.ids, found), len(lexical.ids) - 1)  # ids are ascending
+            for rank, (chunk_id, i) in enumerate(zip(found, at), 1):
+                if lexical.ids[i] == chunk_id:
+                    fused[i] += w["dense"] / (RRF_K + rank)
         order = np.argsort(-fused, kind="stable")[: pool * 4]
         order = [i for i in order if fused[i] > 0]
         chosen = diversify(order, lexical.section_of, pool if self.reranker else k)
