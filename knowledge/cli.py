@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(help="Knowledge bases: build, add, search, stats, calibrate.", no_args_is_help=True)
@@ -21,31 +21,43 @@ err = Console(stderr=True)
 IndexOpt = typer.Option(..., "--index", envvar="ZAOSHU_KB_INDEX", help="Index folder (created by build).")
 EmbedderOpt = typer.Option(
     None, "--embedder", envvar="ZAOSHU_EMBED_MODEL",
-    help="auto (a downloaded bge-small-zh, else the bundled MiniLM), a local model folder, a downloaded "
-         "Hugging Face name, openai:<model>, or hash. An existing index keeps the model it was built with.")
+    help="auto (the provider's embeddings with ZAOSHU_EMBED=provider, else BAAI/bge-small-zh-v1.5 from the cache "
+         "or downloaded via HF_ENDPOINT / ModelScope, else the bundled MiniLM with BM25 only), a local model "
+         "folder, a Hugging Face name, openai:<model>, provider, or hash. An existing index keeps its model.")
+MaxFileOpt = typer.Option(100.0, "--max-file-mb", help="Skip (and report) files larger than this many MB.")
+ProgressEveryOpt = typer.Option(5.0, "--progress-every", help="Seconds between progress lines when not on a terminal.")
 
 
 def _warn(message: str) -> None:
     err.print(f"[yellow]warning:[/yellow] {message}")
 
 
-def _run_sync(action, label: str):
-    """Run build/add with a progress bar over the files that need embedding."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
-        task = progress.add_task(label, total=None)
+def _embed_config():
+    from knowledge.embeddings import EmbedConfig
 
-        def update(stage: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    return EmbedConfig.from_env(os.environ)
 
+
+def _run_sync(action, every: float):
+    """Run build/add with a progress bar on a terminal, one line every `every` seconds otherwise."""
+    from knowledge.progress import build_progress
+
+    with build_progress(err, every=every) as update:
         return action(update)
 
 
 def _print_report(report, kb) -> None:
+    dense = f"{report.chunks_embedded} embedded with {kb.embedder.name}" if kb.has_vectors else \
+        "no dense index (BM25 only)"
     console.print(f"[green]{report.root}[/green]: {report.added} added, {report.changed} changed, "
-                  f"{report.deleted} deleted, {report.unchanged} unchanged; {report.chunks_added} chunks embedded "
-                  f"({report.chunks_per_second:.1f}/s), {report.chunks_deleted} dropped; "
-                  f"index now {kb.store.count_chunks()} chunks ({kb.embedder.name}).")
+                  f"{report.deleted} deleted, {report.unchanged} unchanged; {report.chunks_added} chunks indexed "
+                  f"({report.chunks_per_second:.1f}/s; {dense}), {report.chunks_deleted} dropped; "
+                  f"index now {kb.store.count_chunks()} chunks.", highlight=False)
+    for item in report.bad_lines[:30]:
+        err.print(f"  [yellow]bad line[/yellow] {item.path}: {item.reason} (skipped; the good lines are indexed)",
+                  highlight=False)
+    if len(report.bad_lines) > 30:
+        err.print(f"  … and {len(report.bad_lines) - 30} more bad lines")
     for item in report.skipped[:30]:
         err.print(f"  [yellow]skipped[/yellow] {item.path}: {item.reason}")
     for item in report.empty[:30]:
@@ -62,27 +74,37 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
           overlap: int = typer.Option(50, help="Characters shared by neighbouring chunks."),
           text_field: list[str] = typer.Option(["text", "content", "output"], "--text-field",
                                                help="JSON/JSONL/CSV fields that hold text (repeatable)."),
-          rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and build it from scratch.")) -> None:
-    """Create an index from FOLDER, or bring it up to date (only new or changed files are embedded)."""
-    from knowledge.embeddings import load_embedder
-    from knowledge.index import DB_FILE, KnowledgeBase
+          rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and build it from scratch."),
+          max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt) -> None:
+    """Create an index from FOLDER, or bring it up to date (only new or changed files are indexed).
 
+    With the weak offline model no dense index is built (BM25 only); building again once a real model
+    is available (--embedder, or the auto order finds one) embeds every chunk then.
+    """
+    from knowledge.embeddings import load_embedder
+    from knowledge.index import DB_FILE, KnowledgeBase, has_vectors
+
+    config = _embed_config()
     exists = (index / DB_FILE).exists() and not rebuild
-    emb = None if (exists and embedder is None) else load_embedder(embedder, warn=_warn)
+    if exists and embedder is None and not has_vectors(index):
+        embedder = "auto"  # a BM25-only index tries the auto order again: a model found now embeds every chunk
+    emb = None if (exists and embedder is None) else load_embedder(embedder, config=config, warn=_warn)
     kb = _run_sync(lambda update: KnowledgeBase.build(folder, index, emb, progress=update, chunk_size=chunk_size,
-                                                      overlap=overlap, text_fields=text_field, rebuild=rebuild),
-                   "embedding files")
+                                                      overlap=overlap, text_fields=text_field, rebuild=rebuild,
+                                                      max_file_mb=max_file_mb, embed_config=config),
+                   progress_every)
     with kb:
         _print_report(kb.last_report, kb)
 
 
 @app.command()
-def add(folder: Path = typer.Argument(..., help="Another folder of documents."), index: Path = IndexOpt) -> None:
+def add(folder: Path = typer.Argument(..., help="Another folder of documents."), index: Path = IndexOpt,
+        max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt) -> None:
     """Add FOLDER to an existing index (re-running it syncs changes and deletions)."""
     from knowledge.index import KnowledgeBase
 
-    with KnowledgeBase.open(index) as kb:
-        report = _run_sync(lambda update: kb.add(folder, progress=update), "embedding files")
+    with KnowledgeBase.open(index, embed_config=_embed_config()) as kb:
+        report = _run_sync(lambda update: kb.add(folder, progress=update, max_file_mb=max_file_mb), progress_every)
         _print_report(report, kb)
 
 
@@ -91,34 +113,44 @@ def search(query: str = typer.Argument(..., help="The question, e.g. \"孙悟空
            index: Path = IndexOpt, k: int = typer.Option(5, "-k", "--top-k", help="How many passages."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
            dense_weight: float | None = typer.Option(
-               None, help="Weight of the dense ranking in the fusion (default 1, or 0 with the weak MiniLM fallback)."),
-           bm25_weight: float | None = typer.Option(None, help="Weight of the BM25 ranking in the fusion (default 1)."),
-           reranker: str | None = typer.Option(None, envvar="ZAOSHU_RERANKER",
-                                               help="Cross-encoder model folder to rerank with.")) -> None:
-    """Search an index: dense + BM25, fused."""
+               None, help="Weight of the dense ranking in the fusion (default 1; 0 for an index without vectors)."),
+           bm25_weight: float | None = typer.Option(None, help="Weight of the word BM25 ranking (default 1)."),
+           bigram_weight: float | None = typer.Option(None, help="Weight of the character-bigram BM25 ranking (default 1)."),
+           char_weight: float | None = typer.Option(None, help="Weight of the single-character BM25 ranking (default 0.5)."),
+           section_weight: float | None = typer.Option(None, help="Weight of the section-level ranking (default 2)."),
+           reranker: str = typer.Option("auto", envvar="ZAOSHU_RERANKER",
+                                        help="Cross-encoder to rerank with: auto (BAAI/bge-reranker-base when it is in "
+                                             "the local cache), none, a model folder or a cached model name.")) -> None:
+    """Search an index: dense + BM25 (words, character bigrams and characters; chunks and sections), fused, reranked."""
     from knowledge.index import KnowledgeBase
-    from knowledge.rerank import CrossEncoderReranker
+    from knowledge.rerank import load_reranker
 
-    weights = {name: w for name, w in (("dense", dense_weight), ("bm25", bm25_weight)) if w is not None}
-    with KnowledgeBase.open(index, weights=weights,
-                            reranker=CrossEncoderReranker(reranker) if reranker else None) as kb:
+    config = _embed_config()
+    weights = {name: w for name, w in (("dense", dense_weight), ("bm25", bm25_weight), ("bigram", bigram_weight),
+                                       ("char", char_weight), ("section", section_weight)) if w is not None}
+    with KnowledgeBase.open(index, weights=weights, embed_config=config,
+                            reranker=load_reranker(reranker, cache_dir=config.cache_dir)) as kb:
         passages = kb.retrieve(query, k)
         answerable = kb.is_answerable(passages)
-        if kb.embedder.weak_for_chinese and dense_weight is None and not as_json:
-            _warn(f"{kb.embedder.name} is weak on Chinese: the fusion ranks by BM25 (dense weight 0; "
-                  "--dense-weight to change). Rebuild with a Chinese model for real dense retrieval.")
+        if not kb.has_vectors and not as_json:
+            _warn("this index has no dense vectors (built offline with the weak MiniLM fallback): BM25 ranks alone. "
+                  "Build it again with a Chinese model (--embedder) to add them.")
     if as_json:
         typer.echo(json.dumps({"query": query, "answerable": answerable,
                                "passages": [p.model_dump() for p in passages]}, ensure_ascii=False, indent=2))
         return
     table = Table(title=f"{query}  ({'answerable' if answerable else 'probably not answerable'})")
+    rerank = any("rerank" in p.scores for p in passages)
     for name, justify in (("#", "right"), ("source", "left"), ("chapter / heading", "left"), ("dense", "right"),
-                          ("BM25", "right"), ("fused", "right"), ("snippet", "left")):
+                          ("BM25", "right"), ("bigram", "right"), ("fused", "right"),
+                          *((("rerank", "right"),) if rerank else ()), ("snippet", "left")):
         table.add_column(name, justify=justify, overflow="fold")
     for rank, p in enumerate(passages, 1):
         snippet = p.text.replace("\n", " ")
-        table.add_row(str(rank), p.chunk_id, p.title or "", f"{p.scores['dense']:.3f}", f"{p.scores['bm25']:.2f}",
-                      f"{p.scores['fused']:.4f}", snippet[:60] + ("…" if len(snippet) > 60 else ""))
+        dense = f"{p.scores['dense']:.3f}" if "dense" in p.scores else "—"
+        table.add_row(str(rank), p.chunk_id, p.title or "", dense, f"{p.scores['bm25']:.2f}", f"{p.scores['bigram']:.2f}",
+                      f"{p.scores['fused']:.4f}", *((f"{p.scores['rerank']:.3f}",) if rerank else ()),
+                      snippet[:60] + ("…" if len(snippet) > 60 else ""))
     console.print(table)
 
 
@@ -127,14 +159,15 @@ def stats(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", 
     """What an index holds: files, chunks, model, settings, calibration, files not indexed."""
     from knowledge.index import KnowledgeBase
 
-    with KnowledgeBase.open(index) as kb:
+    with KnowledgeBase.open(index, embed_config=_embed_config()) as kb:
         info = kb.stats()
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
         return
     table = Table(show_header=False)
     emb, cal = info["embedder"], info["answerability"]
-    rows = [("index", info["index"]), ("embedding model", f"{emb['name']} (dim {emb['dim']})"),
+    model = f"{emb['name']} (dim {emb['dim']})" if emb.get("dense") else f"none: BM25 only ({emb['name']} is weak on Chinese)"
+    rows = [("index", info["index"]), ("embedding model", model),
             ("folders", "\n".join(info["roots"])), ("files", f"{info['files']} ({info['files_with_text']} with text)"),
             ("chunks", f"{info['chunks']} ({info['characters']:,} characters, {info['vector_index']} faiss index)"),
             ("chunking", f"{info['settings']['chunk_size']}/{info['settings']['overlap']}"),
@@ -158,7 +191,7 @@ def calibrate(index: Path = IndexOpt,
     from knowledge.index import KnowledgeBase
 
     good_q, bad_q = read_questions(good), read_questions(bad)
-    with KnowledgeBase.open(index) as kb:
+    with KnowledgeBase.open(index, embed_config=_embed_config()) as kb:
         result = kb.calibrate(good_q, bad_q, k=k)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))

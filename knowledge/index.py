@@ -1,4 +1,8 @@
-"""The hybrid knowledge base: faiss (dense) + BM25 (jieba) fused by weighted reciprocal rank.
+"""The hybrid knowledge base: faiss (dense) + BM25 (jieba words and character bigrams, on chunks and on
+sections) fused by weighted reciprocal rank, then an optional cross-encoder reranker.
+
+A weak dense model (the English MiniLM fallback on Chinese) gets weight 0, and then the build embeds
+nothing and no faiss index exists; building again later with a real model embeds every chunk then.
 
 >>> import pathlib, tempfile
 >>> folder = pathlib.Path(tempfile.mkdtemp()); _ = (folder / "a.txt").write_text("孙悟空大闹天宫。", encoding="utf-8")
@@ -11,27 +15,34 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agents.errors import InputError
 from knowledge import vectors
-from knowledge.bm25 import Bm25Index, tokenize
+from knowledge.bm25 import RRF_K, LexicalIndex, diversify, reciprocal_ranks
 from knowledge.calibrate import Calibration, fit_threshold
-from knowledge.embeddings import Embedder, load_embedder
+from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
 from knowledge.passage import Passage
 from knowledge.readers import DEFAULT_TEXT_FIELDS
 from knowledge.splitter import RETRIEVAL_SIZE
 from knowledge.store import Store
-from knowledge.sync import BuildReport, Progress, sync_folder
+from knowledge.sync import DEFAULT_MAX_FILE_MB, BuildProgress, BuildReport, Progress, record_dim, sync_folder
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "kb.sqlite"
 FAISS_FILE = "vectors.faiss"
-FORMAT_VERSION = 1
-RRF_K = 60
+LEXICAL_FILE = "lexical.npz"  # the BM25 matrices: a derived cache of the store, like the faiss file
+FORMAT_VERSION = 2  # 2: sections, character bigrams, vectors only with a dense model
+# Reciprocal-rank fusion weights. Sections count double: on the 西游记 questions the chapter-level match
+# lifted recall@1 more than any chunk-level signal; single characters, the coarsest signal, count half
+# (benchmarks/REPORT.md, knowledge section).
+DEFAULT_WEIGHTS = {"dense": 1.0, "bm25": 1.0, "bigram": 1.0, "char": 0.5, "section": 2.0}
 
 
 class KnowledgeBase:
@@ -43,31 +54,36 @@ class KnowledgeBase:
         self.store = store
         self.embedder = embedder
         # A weak dense model (the English MiniLM fallback on Chinese) only adds noise to the fusion:
-        # on the 西游记 benchmark it cut BM25's recall@1 from 0.65 to 0.10. Its scores are still shown.
+        # on the 西游记 benchmark it cut BM25's recall@1 from 0.65 to 0.10. So it gets no weight, and an
+        # index built with it holds no vectors at all.
         dense_default = 0.0 if getattr(embedder, "weak_for_chinese", False) else 1.0
-        self.weights = {"dense": dense_default, "bm25": 1.0, **(weights or {})}
+        self.weights = {**DEFAULT_WEIGHTS, "dense": dense_default, **(weights or {})}
         self.reranker = reranker
         self.hnsw_threshold = hnsw_threshold
         self.last_report: BuildReport | None = None
         self._faiss = None
-        self._bm25: Bm25Index | None = None
+        self._lexical_index: LexicalIndex | None = None
 
     # -- creating and opening ---------------------------------------------------------------
     @classmethod
     def build(cls, folder: str | Path, index_dir: str | Path, embedder: Embedder | str | None = None, *,
               progress: Progress | None = None, chunk_size: int = RETRIEVAL_SIZE[0], overlap: int = RETRIEVAL_SIZE[1],
               text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS, rebuild: bool = False,
-              hnsw_threshold: int = vectors.HNSW_THRESHOLD, **options: Any) -> KnowledgeBase:
+              hnsw_threshold: int = vectors.HNSW_THRESHOLD, max_file_mb: float | None = DEFAULT_MAX_FILE_MB,
+              embed_config: EmbedConfig | None = None, **options: Any) -> KnowledgeBase:
         """Create the index (or update it incrementally) from `folder`; `kb.last_report` says what changed.
 
-        An existing index keeps its embedding model and chunk sizes; asking for others needs `rebuild=True`.
+        An existing index keeps its embedding model and chunk sizes; asking for others needs `rebuild=True`,
+        except that an index without vectors (built with the weak fallback) takes a real model: every
+        chunk is embedded then. Files over `max_file_mb` are skipped (reported).
         """
         index_dir = Path(index_dir).expanduser()
         settings = {"chunk_size": chunk_size, "overlap": overlap, "text_fields": list(text_fields)}
         if rebuild:
             remove_index(index_dir)
         if (index_dir / DB_FILE).exists():
-            kb = cls.open(index_dir, embedder, hnsw_threshold=hnsw_threshold, **options)
+            kb = cls.open(index_dir, embedder, hnsw_threshold=hnsw_threshold, embed_config=embed_config,
+                          upgrade=True, **options)
             stored = kb.store.get_meta("settings")
             if stored != settings:
                 kb.close()
@@ -75,45 +91,66 @@ class KnowledgeBase:
                                  f"rebuild needed: zaoshu kb build {folder} --index {index_dir} --rebuild")
         else:
             index_dir.mkdir(parents=True, exist_ok=True)
-            emb = embedder if not isinstance(embedder, (str, type(None))) else load_embedder(embedder)
+            emb = embedder if not isinstance(embedder, (str, type(None))) else load_embedder(embedder, config=embed_config)
             store = Store(index_dir / DB_FILE)
             store.set_meta("format", FORMAT_VERSION)
-            store.set_meta("embedder", {"name": emb.name, "dim": None, "weak_for_chinese": emb.weak_for_chinese})
-            store.set_meta("settings", settings)
             store.set_meta("generation", 0)
-            store.commit()
+            store.set_meta("settings", settings)
             kb = cls(index_dir, store, emb, hnsw_threshold=hnsw_threshold, **options)
-        kb.last_report = kb._sync(folder, progress)
+            store.set_meta("embedder", {"name": emb.name, "dim": None, "weak_for_chinese": emb.weak_for_chinese,
+                                        "dense": kb.weights["dense"] > 0})
+            store.commit()
+        filled = kb.fill_vectors(progress)
+        kb.last_report = kb._sync(folder, progress, max_file_mb)
+        kb.last_report.chunks_embedded += filled
         return kb
 
-    def add(self, folder: str | Path, *, progress: Progress | None = None) -> BuildReport:
-        """Add (or re-sync) another folder into this index; only new or changed files are embedded."""
-        self.last_report = self._sync(folder, progress)
+    def add(self, folder: str | Path, *, progress: Progress | None = None,
+            max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> BuildReport:
+        """Add (or re-sync) another folder into this index; only new or changed files are indexed."""
+        self.last_report = self._sync(folder, progress, max_file_mb)
         return self.last_report
 
     @classmethod
-    def open(cls, index_dir: str | Path, embedder: Embedder | str | None = None, **options: Any) -> KnowledgeBase:
-        """Open an existing index. With no embedder, the one recorded in the index is used."""
+    def open(cls, index_dir: str | Path, embedder: Embedder | str | None = None, *,
+             embed_config: EmbedConfig | None = None, upgrade: bool = False, **options: Any) -> KnowledgeBase:
+        """Open an existing index. With no embedder, the one recorded in the index is used.
+
+        `upgrade=True` (what `build` does) lets a real model replace the weak one of an index without vectors.
+        """
         index_dir = Path(index_dir).expanduser()
         if not (index_dir / DB_FILE).exists():
             raise InputError(f"No knowledge index at {index_dir}: create one with "
                              f"zaoshu kb build <folder> --index {index_dir}")
         store = Store(index_dir / DB_FILE)
         if store.get_meta("format") != FORMAT_VERSION:
+            found = store.get_meta("format")
             store.close()
-            raise InputError(f"Index {index_dir} has format {store.get_meta('format')!r}, this zaoshu reads "
+            raise InputError(f"Index {index_dir} has format {found!r}, this zaoshu reads "
                              f"{FORMAT_VERSION}: rebuild needed: zaoshu kb build <folder> --index {index_dir} --rebuild")
         recorded = store.get_meta("embedder")
         if embedder is None:
-            emb = load_embedder(recorded["name"])
+            emb = load_embedder(recorded["name"], config=embed_config)
         else:
-            emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
+            emb = load_embedder(embedder, config=embed_config) if isinstance(embedder, str) else embedder
         if emb.name != recorded["name"]:
-            store.close()
-            raise InputError(
-                f"Index {index_dir} was built with embedding model {recorded['name']}; you asked for {emb.name}: "
-                f"rebuild needed: zaoshu kb build <folder> --index {index_dir} --rebuild --embedder {emb.name}")
-        return cls(index_dir, store, emb, **options)
+            upgrading = not recorded.get("dense") and not emb.weak_for_chinese
+            if upgrading and upgrade:
+                store.set_meta("embedder", {"name": emb.name, "dim": None, "weak_for_chinese": False, "dense": True})
+                store.commit()
+            elif upgrading:
+                store.close()
+                raise InputError(f"Index {index_dir} has no dense vectors yet (built with {recorded['name']}); add them "
+                                 f"with: zaoshu kb build <folder> --index {index_dir} --embedder {emb.name}")
+            elif recorded.get("dense") or not emb.weak_for_chinese:
+                store.close()
+                raise InputError(
+                    f"Index {index_dir} was built with embedding model {recorded['name']}; you asked for {emb.name}: "
+                    f"rebuild needed: zaoshu kb build <folder> --index {index_dir} --rebuild --embedder {emb.name}")
+        kb = cls(index_dir, store, emb, **options)
+        if not store.get_meta("embedder").get("dense"):
+            kb.weights["dense"] = 0.0  # no vectors to search, whatever was asked
+        return kb
 
     def close(self) -> None:
         self.store.close()
@@ -124,15 +161,47 @@ class KnowledgeBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _sync(self, folder: str | Path, progress: Progress | None) -> BuildReport:
+    @property
+    def has_vectors(self) -> bool:
+        """True when the index keeps dense vectors (a real model); False for a lexical-only index."""
+        return bool(self.store.get_meta("embedder").get("dense"))
+
+    def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
         settings = self.store.get_meta("settings")
-        report = sync_folder(self.store, self.embedder, folder, chunk_size=settings["chunk_size"],
-                             overlap=settings["overlap"], text_fields=tuple(settings["text_fields"]),
-                             progress=progress)
-        if report.touched or self._faiss_stale():
-            self._faiss, self._bm25 = None, None
-            self._save_faiss()
+        report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
+                             chunk_size=settings["chunk_size"], overlap=settings["overlap"],
+                             text_fields=tuple(settings["text_fields"]), progress=progress, max_file_mb=max_file_mb)
+        if report.touched or report.chunks_deleted or (self.has_vectors and self._faiss_stale()):
+            self._faiss, self._lexical_index = None, None
+            if self.has_vectors:
+                self._save_faiss()
+        if self._lexical_stale():
+            self._lexical_index = None
+            self._lexical()  # built and saved now, so the first search does not pay for it
         return report
+
+    def fill_vectors(self, progress: Progress | None = None, batch_size: int = 64) -> int:
+        """Embed the chunks that have no vector yet (all of them when a real model replaces the weak
+        fallback; the rest after an interrupted run); return how many. Batched, committed per batch."""
+        if not self.has_vectors:
+            return 0
+        missing = self.store.count_missing_vectors()
+        if not missing:
+            return 0
+        log.info("embedding %d chunks with %s", missing, self.embedder.name)
+        started, done = time.perf_counter(), 0
+        for page in self.store.iter_texts(missing_vectors=True, page=batch_size):
+            matrix = self.embedder.embed([text for _, text in page])
+            record_dim(self.store, matrix.shape[1])
+            self.store.set_vectors([chunk_id for chunk_id, _ in page], matrix)
+            self.store.bump_generation()
+            self.store.commit()
+            done += len(page)
+            if progress:
+                progress(BuildProgress(0, 0, done, missing, done, time.perf_counter() - started, "embedding"))
+        self._faiss = None
+        self._save_faiss()
+        return done
 
     # -- the two indexes ---------------------------------------------------------------------
     @property
@@ -146,8 +215,8 @@ class KnowledgeBase:
     def _build_faiss(self):
         total = self.store.count_chunks()
         dim = self.dim or 1
-        return vectors.build_from_pages(self.store.iter_vectors(dim) if total else [], dim=dim, total=total,
-                                        hnsw_threshold=self.hnsw_threshold)
+        return vectors.build_from_pages(self.store.iter_vectors(dim) if total and self.dim else [], dim=dim,
+                                        total=total, hnsw_threshold=self.hnsw_threshold)
 
     def _save_faiss(self) -> None:
         self._faiss = self._build_faiss()
@@ -164,43 +233,73 @@ class KnowledgeBase:
                 self._faiss = vectors.load(self.index_dir / FAISS_FILE)
         return self._faiss
 
-    def _lexical(self) -> Bm25Index:
-        if self._bm25 is None:
-            ids, corpus = [], []
-            for chunk_id, tokens in self.store.iter_tokens():
-                ids.append(chunk_id)
-                corpus.append(tokens)
-            self._bm25 = Bm25Index(ids, corpus)
-        return self._bm25
+    def _lexical_stale(self) -> bool:
+        return (self.store.get_meta("lexical_generation") != self.store.get_meta("generation")
+                or not (self.index_dir / LEXICAL_FILE).exists())
+
+    def _lexical(self) -> LexicalIndex:
+        if self._lexical_index is not None:
+            return self._lexical_index
+        path = self.index_dir / LEXICAL_FILE
+        if not self._lexical_stale():
+            try:
+                self._lexical_index = LexicalIndex.load(path)
+                return self._lexical_index
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("BM25 cache %s unreadable (%s): rebuilding it", path, exc)
+        keys: dict[tuple[int, str, int], int] = {}
+        self._lexical_index = LexicalIndex(
+            (chunk_id, keys.setdefault((root_id, rel, section), len(keys)), tokens.split(" ") if tokens else [], text)
+            for chunk_id, root_id, rel, section, text, tokens in self.store.iter_lexical())
+        try:
+            self._lexical_index.save(path)
+            self.store.set_meta("lexical_generation", self.store.get_meta("generation"))
+            self.store.commit()
+        except OSError as exc:  # a read-only index folder still searches, from memory
+            log.warning("could not save the BM25 cache %s: %s", path, exc)
+        return self._lexical_index
 
     # -- retrieval ---------------------------------------------------------------------------
     def retrieve(self, query: str, k: int = 5, *, candidates: int | None = None) -> list[Passage]:
-        """The k best passages by weighted reciprocal-rank fusion of dense and BM25 rankings.
+        """The k best passages by weighted reciprocal-rank fusion, at most one per section until every
+        section among the best had its turn (then the rest), reranked when a reranker is configured.
 
-        Each passage carries `scores` = {"dense": cosine, "bm25": BM25 score, "fused": RRF score}
-        (and "rerank" when a reranker is configured).
+        Each passage carries `scores`: "bm25" (words), "bigram", "char", "section" (its section's fused rank
+        score), "dense" (cosine, when the index has vectors), "fused", and "rerank" with a reranker.
         """
         if not query.strip() or k <= 0:
             return []
-        pool = candidates or max(4 * k, 20)
-        query_vec = self.embedder.embed([query])
-        dense_scores, dense_ids = vectors.search(self._dense(), query_vec, pool)
-        dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
         lexical = self._lexical()
-        bm25_all = lexical.scores(tokenize(query))
-        bm25_by_id = dict(zip(lexical.ids.tolist(), bm25_all.tolist()))
-        bm25 = lexical.top(tokenize(query), pool)
-        fused: dict[int, float] = {}
-        for name, ranking in (("dense", dense), ("bm25", bm25)):
-            for rank, (chunk_id, _) in enumerate(ranking, 1):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + self.weights.get(name, 1.0) / (RRF_K + rank)
-        order = sorted(fused, key=lambda i: -fused[i])[: pool if self.reranker else k]
-        rows = self.store.chunks_by_id(order, self.dim or 1)
+        if not len(lexical):
+            return []
+        pool = candidates or max(4 * k, 20)
+        ranks = lexical.rankings(query)
+        w = self.weights
+        fused = w.get("section", 2.0) * ranks["section"]
+        for name in ("bm25", "bigram", "char"):
+            if w.get(name, 0.0) > 0:
+                fused += w[name] * reciprocal_ranks(ranks[name])
+        query_vec = None
+        if self.has_vectors and w.get("dense", 0.0) > 0:
+            query_vec = self.embedder.embed([query])
+            dense_scores, dense_ids = vectors.search(self._dense(), query_vec, pool)
+            found = dense_ids[0][dense_ids[0] >= 0]
+            at = np.minimum(np.searchsorted(lexical.ids, found), len(lexical.ids) - 1)  # ids are ascending
+            for rank, (chunk_id, i) in enumerate(zip(found, at), 1):
+                if lexical.ids[i] == chunk_id:
+                    fused[i] += w["dense"] / (RRF_K + rank)
+        order = np.argsort(-fused, kind="stable")[: pool * 4]
+        order = [i for i in order if fused[i] > 0]
+        chosen = diversify(order, lexical.section_of, pool if self.reranker else k)
+        rows = self.store.chunks_by_id([int(lexical.ids[i]) for i in chosen], self.dim)
         passages = []
-        for chunk_id in order:
-            row = rows[chunk_id]
-            scores = {"dense": round(float(row.vector @ query_vec[0]), 6),
-                      "bm25": round(bm25_by_id.get(chunk_id, 0.0), 6), "fused": round(fused[chunk_id], 6)}
+        for i in chosen:
+            row = rows[int(lexical.ids[i])]
+            scores = {name: round(float(ranks[name][i]), 6) for name in ("bm25", "bigram", "char", "section")}
+            scores["fused"] = round(float(fused[i]), 6)
+            if row.vector is not None:
+                query_vec = query_vec if query_vec is not None else self.embedder.embed([query])
+                scores["dense"] = round(float(row.vector @ query_vec[0]), 6)
             passages.append(Passage(text=row.text, source=row.source, chunk_id=f"{row.source}#{row.chunk_index}",
                                     title=row.title, score=scores["fused"], scores=scores, start=row.start, end=row.end))
         if self.reranker is not None and passages:
@@ -224,8 +323,10 @@ class KnowledgeBase:
         return max(p.scores.get(cal["signal"], 0.0) for p in passages) >= cal["threshold"]
 
     def calibrate(self, good: Sequence[str], bad: Sequence[str], *, k: int = 5,
-                  signals: Sequence[str] = ("dense", "bm25")) -> Calibration:
-        """Fit and store the threshold from answerable (`good`) and unanswerable (`bad`) questions."""
+                  signals: Sequence[str] | None = None) -> Calibration:
+        """Fit and store the threshold from answerable (`good`) and unanswerable (`bad`) questions;
+        the signal (dense, bm25 or bigram score of the best passage) that separates them best wins."""
+        signals = signals or (("dense", "bm25", "bigram") if self.has_vectors else ("bm25", "bigram"))
         def best(questions: Sequence[str]) -> dict[str, list[float]]:
             out: dict[str, list[float]] = {s: [] for s in signals}
             for question in questions:
@@ -259,15 +360,28 @@ class KnowledgeBase:
             "files_not_indexed": [{"path": rel, "reason": status} for rel, status in problems],
             "chunks": n_chunks,
             "characters": chars,
-            "vector_index": "hnsw" if n_chunks > self.hnsw_threshold else "flat",
+            "vector_index": ("hnsw" if n_chunks > self.hnsw_threshold else "flat") if self.has_vectors else "none",
             "answerability": self.store.get_meta("answerability"),
             "bytes_on_disk": size,
         }
 
 
+def has_vectors(index_dir: str | Path) -> bool:
+    """Whether the index at `index_dir` keeps dense vectors (False for a BM25-only index or none at all)."""
+    path = Path(index_dir).expanduser() / DB_FILE
+    if not path.exists():
+        return False
+    store = Store(path)
+    try:
+        return bool((store.get_meta("embedder") or {}).get("dense"))
+    finally:
+        store.close()
+
+
 def remove_index(index_dir: Path) -> None:
     """Delete an index's own files (never anything else in the folder)."""
-    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", FAISS_FILE, f"{FAISS_FILE}.tmp"):
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", FAISS_FILE, f"{FAISS_FILE}.tmp", LEXICAL_FILE,
+                 f"{LEXICAL_FILE}.vocab.json", f"{LEXICAL_FILE}.tmp.npz", f"{LEXICAL_FILE}.vocab.tmp"):
         path = index_dir / name
         if path.exists():
             path.unlink()

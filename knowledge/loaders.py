@@ -118,9 +118,11 @@ def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
     return entries, skipped
 
 
-def iter_entry(entry: FileEntry, text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS) -> Iterator[Document]:
-    """The Documents of one scanned file (source = its relative path). Raises Unreadable."""
-    return read_file(entry.path, entry.rel, text_fields=text_fields)
+def iter_entry(entry: FileEntry, text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS,
+               problems: list[str] | None = None) -> Iterator[Document]:
+    """The Documents of one scanned file (source = its relative path). Raises Unreadable.
+    Bad lines of a JSONL/CSV file are skipped and described in `problems`."""
+    return read_file(entry.path, entry.rel, text_fields=text_fields, problems=problems)
 
 
 def load_folder(path: str | Path, *, text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS) -> LoadReport:

@@ -4,6 +4,12 @@
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.md"; _ = p.write_text("# 花果山\\n石猴出世。", encoding="utf-8")
 >>> [d.text for d in read_file(p, "a.md")]
 ['# 花果山\\n石猴出世。']
+
+A JSONL or CSV file with bad lines keeps its good lines; each bad line goes to `problems`:
+
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"; _ = p.write_text('{"text": "一"}\\n{oops\\n{"text": "二"}\\n')
+>>> bad = []; [d.text for d in read_file(p, "a.jsonl", problems=bad)], bad
+(['一', '二'], ['line 2: invalid JSON (Expecting property name enclosed in double quotes)'])
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ class Document:
     """Text from one file (or one part of a big file, or one JSON/CSV record).
 
     `start` is the character offset of `text` inside the file's text (0 for records), `record` the
-    record's index in a JSON/JSONL/CSV file, `title` the heading in force where `text` starts.
+    record's index in a JSON/JSONL/CSV file, `title` the heading in force where `text` starts, and
+    `byte_end` (for a streamed part of a big file) about how many bytes of the file are read so far.
     """
 
     text: str
@@ -41,16 +48,23 @@ class Document:
     start: int = 0
     record: int | None = None
     title: str | None = None
+    byte_end: int | None = None
 
 
 class Unreadable(Exception):
     """Raised by a reader; str(exc) is the reason shown in the load report."""
 
 
-def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS) -> Iterator[Document]:
-    """Yield the Documents of one supported file; raise Unreadable with a reason the user can act on."""
+def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS,
+              problems: list[str] | None = None) -> Iterator[Document]:
+    """Yield the Documents of one supported file; raise Unreadable with a reason the user can act on.
+
+    Bad lines of a JSONL or CSV file are skipped and described in `problems` ("line N: why"); the file
+    is Unreadable only when no line is good.
+    """
     suffix = path.suffix.lower()
     fields = tuple(text_fields)
+    problems = problems if problems is not None else []
     try:
         if suffix in TEXT_SUFFIXES:
             yield from _read_text(path, source)
@@ -61,11 +75,11 @@ def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_T
         elif suffix in {".html", ".htm"}:
             yield Document(_html_to_text(path.read_bytes()), source)
         elif suffix == ".jsonl":
-            yield from _records_to_docs(_jsonl_records(path), source, fields)
+            yield from _records_to_docs(_jsonl_records(path, problems), source, fields)
         elif suffix == ".json":
             yield from _records_to_docs(_json_records(path), source, fields)
         elif suffix == ".csv":
-            yield from _records_to_docs(csv.DictReader(_open_text(path)), source, fields)
+            yield from _records_to_docs(_csv_records(path, problems), source, fields)
         else:
             raise Unreadable(f"unsupported file type {suffix or '(no extension)'}")
     except UndecodableError as exc:
@@ -91,10 +105,10 @@ def _read_text(path: Path, source: str) -> Iterator[Document]:
             text = carry + block
             cut = text.rfind("\n") + 1 or len(text)
             part, carry = text[:cut], text[cut:]
-            yield Document(part, source, start=offset)
+            yield Document(part, source, start=offset, byte_end=fh.buffer.tell())
             offset += len(part)
     if carry:
-        yield Document(carry, source, start=offset)
+        yield Document(carry, source, start=offset, byte_end=path.stat().st_size)
 
 
 def _read_pdf(path: Path, source: str) -> Iterator[Document]:
@@ -152,14 +166,50 @@ def _html_to_text(data: bytes) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _jsonl_records(path: Path) -> Iterator[Any]:
+def _jsonl_records(path: Path, problems: list[str]) -> Iterator[Any]:
+    good = bad = 0
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise Unreadable(f"invalid JSON on line {lineno}: {exc.msg}") from exc
+                    bad += 1
+                    problems.append(f"line {lineno}: invalid JSON ({exc.msg})")
+                    continue
+                good += 1
+                yield record
+    if bad and not good:
+        raise Unreadable(f"no valid JSON line ({bad} bad; {problems[-bad]})")
+
+
+def _csv_records(path: Path, problems: list[str]) -> Iterator[dict]:
+    """Rows as dicts keyed by the header; a row with more or fewer fields than the header is bad."""
+    good = bad = 0
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                bad += 1
+                problems.append(f"line {reader.line_num}: {exc}")
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                bad += 1
+                problems.append(f"line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
+                continue
+            good += 1
+            yield dict(zip(header, row))
+    if bad and not good:
+        raise Unreadable(f"no valid CSV row ({bad} bad; {problems[-bad]})")
 
 
 def _json_records(path: Path) -> Iterator[Any]:

@@ -1,9 +1,17 @@
 """Chinese-aware chunking with source, index, character offsets and the heading in force.
 
+For retrieval (`by_section=True`) a chunk never crosses a heading (a markdown heading or a chapter line
+such as 「第二回」): the text is cut into sections at its headings first, then each section is split. Each
+chunk knows its section number, so retrieval can score whole sections as well as chunks.
+
 >>> from knowledge.readers import Document
 >>> chunks = split_documents([Document("第一回 灵根育孕\\n" + "石猴出世。" * 30, "001.txt")], chunk_size=100, overlap=10)
->>> [(c.chunk_index, c.start, c.end, c.title) for c in chunks]
-[(0, 0, 109, '第一回 灵根育孕'), (1, 99, 159, '第一回 灵根育孕')]
+>>> [(c.chunk_index, c.start, c.end, c.title, c.section) for c in chunks]
+[(0, 0, 109, '第一回 灵根育孕', 0), (1, 99, 159, '第一回 灵根育孕', 0)]
+>>> text = "第一回 出世\\n" + "石猴出世。" * 4 + "\\n第二回 学艺\\n" + "拜师学艺。" * 4
+>>> [(c.text.splitlines()[0], c.section) for c in split_documents([Document(text, "a.txt")], chunk_size=100, overlap=10,
+...                                                                by_section=True)]
+[('第一回 出世', 0), ('第二回 学艺', 1)]
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ class Chunk:
     end: int
     title: str | None = None
     record: int | None = None
+    section: int = 0
 
 
 def headings(text: str) -> list[tuple[int, str]]:
@@ -69,32 +78,65 @@ def _splitter(chunk_size: int, overlap: int):
 
 
 def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],
-                overlap: int = RETRIEVAL_SIZE[1]) -> Iterator[Chunk]:
-    """Split Documents lazily; parts of one big file (same source, consecutive) share one chunk count."""
+                overlap: int = RETRIEVAL_SIZE[1], by_section: bool = False) -> Iterator[Chunk]:
+    """Split Documents lazily; parts of one big file (same source, consecutive) share one chunk count.
+
+    `by_section=True` (what the knowledge base uses) cuts at headings first, so no chunk crosses one,
+    and numbers the sections (a record of a JSON/CSV file is its own section). Without it (pretraining
+    chunks) the text is split as a whole and each chunk gets the heading in force where it starts.
+    """
     splitter = _splitter(chunk_size, overlap)
-    source, index, title = None, 0, None
+    source, index, title, section = None, 0, None, -1
     for doc in docs:
         if doc.source != source:
-            source, index, title = doc.source, 0, None
+            source, index, title, section = doc.source, 0, None, -1
         if doc.record is not None:
-            title = doc.title
+            title, section = doc.title, section + 1
         elif doc.title:
             title = doc.title
+        section = max(section, 0)
         marks = headings(doc.text)
         positions = [pos for pos, _ in marks]
-        for local, end in _spans(doc.text, splitter.split_text(doc.text), chunk_size, overlap):
-            at = bisect.bisect_right(positions, local) - 1
-            chunk_title = marks[at][1] if at >= 0 else title
-            yield Chunk(doc.text[local:end], doc.source, index, doc.start + local, doc.start + end,
-                        chunk_title, doc.record)
-            index += 1
-        if marks and doc.record is None:
+        segments = _sections(doc.text, marks, chunk_size) if by_section else [(0, len(doc.text), None)]
+        for seg_start, seg_end, seg_title in segments:
+            if seg_title is not None and doc.record is None and (seg_start > 0 or index > 0):
+                section += 1
+            if seg_title is not None:
+                title = seg_title
+            segment = doc.text[seg_start:seg_end]
+            head = len(seg_title or "") + 16 if seg_title is not None else 0
+            for local, end in _spans(segment, splitter.split_text(segment), chunk_size, overlap, head):
+                chunk_title = title
+                if not by_section:
+                    at = bisect.bisect_right(positions, local) - 1
+                    chunk_title = marks[at][1] if at >= 0 else title
+                yield Chunk(segment[local:end], doc.source, index, doc.start + seg_start + local,
+                            doc.start + seg_start + end, chunk_title, doc.record, section)
+                index += 1
+        if not by_section and marks and doc.record is None:
             title = marks[-1][1]
 
 
-def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int) -> Iterator[tuple[int, int]]:
+def _sections(text: str, marks: list[tuple[int, str]], chunk_size: int) -> Iterator[tuple[int, int, str | None]]:
+    """(start, end, heading) of the text before the first heading (heading None) and of each heading's
+    section. A heading with (almost) no text of its own, as 「# 第一部」 right above 「## 第一章」, stays
+    with the section below it."""
+    cuts: list[tuple[int, str | None]] = [(0, None)] if not marks or marks[0][0] > 0 else []
+    for pos, title in marks:
+        if cuts and pos - cuts[-1][0] < max(chunk_size // 10, len(cuts[-1][1] or "") + 8):
+            cuts[-1] = (cuts[-1][0], title)  # a bare title line or a few words before it: one section
+            continue
+        cuts.append((pos, title))
+    for i, (start, title) in enumerate(cuts):
+        end = cuts[i + 1][0] if i + 1 < len(cuts) else len(text)
+        if text[start:end].strip():
+            yield start, end, title
+
+
+def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int, head: int = 0) -> Iterator[tuple[int, int]]:
     """(start, end) of each piece in `text`; a piece shorter than a tenth of `chunk_size` (a lone
-    chapter title, a one-line paragraph) is joined to the piece after it so it does not stand alone."""
+    chapter title, a one-line paragraph), or only the `head` characters of heading lines at the top of a
+    section, is joined to the piece after it so it does not stand alone."""
     search_from, pending = 0, None
     for piece in pieces:
         local = text.find(piece, search_from)
@@ -104,7 +146,7 @@ def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int) -> Itera
         search_from = max(local + 1, local + len(piece) - overlap)
         start = pending if pending is not None else local
         end = local + len(piece)
-        if end - start < chunk_size // 10:
+        if end - start < chunk_size // 10 or (start == 0 and end <= head):
             pending = start
             continue
         pending = None
@@ -114,9 +156,9 @@ def _spans(text: str, pieces: list[str], chunk_size: int, overlap: int) -> Itera
 
 
 def split_documents(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],
-                    overlap: int = RETRIEVAL_SIZE[1]) -> list[Chunk]:
-    """Retrieval chunks (default ~500 characters, 50 overlap)."""
-    return list(iter_chunks(docs, chunk_size=chunk_size, overlap=overlap))
+                    overlap: int = RETRIEVAL_SIZE[1], by_section: bool = False) -> list[Chunk]:
+    """Chunks (default ~500 characters, 50 overlap); `by_section` as in `iter_chunks`."""
+    return list(iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=by_section))
 
 
 def split_for_pretraining(docs: Iterable[Document]) -> list[Chunk]:

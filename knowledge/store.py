@@ -1,6 +1,7 @@
 """The SQLite side of a knowledge index: metadata, the file manifest, chunks with tokens and vectors.
 
-Vectors are float32 bytes (numpy `tobytes`), metadata is JSON: nothing is pickled.
+Vectors are float32 bytes (numpy `tobytes`), or empty while the index has no dense model; metadata is
+JSON: nothing is pickled.
 
 >>> import tempfile, pathlib
 >>> store = Store(pathlib.Path(tempfile.mkdtemp()) / "kb.sqlite")
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, root_id INTEGER NOT NULL, rel TEXT NOT NULL, source TEXT NOT NULL,
     chunk_index INTEGER NOT NULL, start INTEGER NOT NULL, end_ INTEGER NOT NULL, title TEXT,
-    record INTEGER, text TEXT NOT NULL, tokens TEXT NOT NULL, vector BLOB NOT NULL);
+    record INTEGER, section INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL, tokens TEXT NOT NULL,
+    vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (root_id, rel);
 """
 
@@ -54,7 +56,7 @@ class ChunkRow:
     title: str | None
     record: int | None
     text: str
-    vector: np.ndarray
+    vector: np.ndarray | None
 
 
 class Store:
@@ -110,10 +112,30 @@ class Store:
         return self.db.execute("DELETE FROM chunks WHERE root_id = ? AND rel = ?", (root_id, rel)).rowcount
 
     def insert_chunks(self, rows: list[tuple]) -> None:
-        """rows: (root_id, rel, source, chunk_index, start, end, title, record, text, tokens, vector bytes)."""
+        """rows: (root_id, rel, source, chunk_index, start, end, title, record, section, text, tokens, vector bytes)."""
         self.db.executemany(
-            "INSERT INTO chunks (root_id, rel, source, chunk_index, start, end_, title, record, text, tokens, vector) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "INSERT INTO chunks (root_id, rel, source, chunk_index, start, end_, title, record, section, text, tokens, "
+            "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def iter_texts(self, *, missing_vectors: bool = False, page: int = 256) -> Iterator[list[tuple[int, str]]]:
+        """Pages of (id, text) in id order; with `missing_vectors`, only chunks not embedded yet."""
+        last = -1
+        where = " AND LENGTH(vector) = 0" if missing_vectors else ""
+        while True:
+            rows = self.db.execute(f"SELECT id, text FROM chunks WHERE id > ?{where} ORDER BY id LIMIT ?",
+                                   (last, page)).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def set_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
+                            [(vectors[i].tobytes(), chunk_id) for i, chunk_id in enumerate(ids)])
+
+    def count_missing_vectors(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks WHERE LENGTH(vector) = 0").fetchone()[0]
 
     def count_chunks(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -123,7 +145,8 @@ class Store:
         last = -1
         while True:
             rows = self.db.execute(
-                "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, page)).fetchall()
+                "SELECT id, vector FROM chunks WHERE id > ? AND LENGTH(vector) > 0 ORDER BY id LIMIT ?",
+                (last, page)).fetchall()
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -131,11 +154,11 @@ class Store:
             yield ids, vectors
             last = int(ids[-1])
 
-    def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
-        for chunk_id, tokens in self.db.execute("SELECT id, tokens FROM chunks ORDER BY id"):
-            yield chunk_id, tokens.split(" ") if tokens else []
+    def iter_lexical(self) -> Iterator[tuple[int, int, str, int, str, str]]:
+        """(id, root id, rel, section, text, space-joined word tokens) of every chunk, in id order."""
+        yield from self.db.execute("SELECT id, root_id, rel, section, text, tokens FROM chunks ORDER BY id")
 
-    def chunks_by_id(self, ids: list[int], dim: int) -> dict[int, ChunkRow]:
+    def chunks_by_id(self, ids: list[int], dim: int | None) -> dict[int, ChunkRow]:
         out: dict[int, ChunkRow] = {}
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
@@ -143,7 +166,8 @@ class Store:
             for r in self.db.execute(
                     f"SELECT id, source, chunk_index, start, end_, title, record, text, vector FROM chunks "
                     f"WHERE id IN ({marks})", part):
-                out[r[0]] = ChunkRow(*r[:8], np.frombuffer(r[8], dtype=np.float32).reshape(dim))
+                vector = np.frombuffer(r[8], dtype=np.float32).reshape(dim) if dim and r[8] else None
+                out[r[0]] = ChunkRow(*r[:8], vector)
         return out
 
     def commit(self) -> None:

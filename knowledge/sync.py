@@ -1,8 +1,10 @@
-"""Bring an index's store up to date with one folder: embed only new or changed files, drop deleted ones.
+"""Bring an index's store up to date with one folder: index only new or changed files, drop deleted ones.
 
 Work is committed in batches; a file's chunks and its manifest row land in the same transaction, so an
 interrupted build leaves whole files only and the next build resumes where it stopped.
 Unchanged files are recognised by (size, mtime) without reading them, then by SHA-256.
+Chunks are embedded only when the index has a dense model (`dense=True`); otherwise only their words
+are stored for BM25, and a later build with a real model embeds them then (`KnowledgeBase.build`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,18 +21,45 @@ import numpy as np
 from knowledge.bm25 import tokenize
 from knowledge.embeddings import Embedder
 from knowledge.loaders import FileEntry, Skipped, empty_reason, iter_entry, scan_folder
-from knowledge.readers import STREAM_THRESHOLD, Unreadable
+from knowledge.readers import STREAM_THRESHOLD, Document, Unreadable
 from knowledge.splitter import Chunk, iter_chunks
 from knowledge.store import FileRow, Store
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+DEFAULT_MAX_FILE_MB = 100.0
+
+
+@dataclass
+class BuildProgress:
+    """Where a build stands; handed to the progress callback after each file and during a big file."""
+
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    chunks: int
+    seconds: float
+    current: str = ""
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left, from the bytes read so far (None before there is a rate)."""
+        if self.bytes_done <= 0 or self.seconds <= 0:
+            return None
+        return max(0.0, (self.bytes_total - self.bytes_done) * self.seconds / self.bytes_done)
+
+
+Progress = Callable[[BuildProgress], None]
 
 
 @dataclass
 class BuildReport:
-    """What one `build`/`add` did. Shown by the CLI; `chunks_per_second` is the embedding throughput."""
+    """What one `build`/`add` did. Shown by the CLI; `chunks_per_second` is the indexing throughput."""
 
     root: str
     added: int = 0
@@ -39,8 +68,10 @@ class BuildReport:
     unchanged: int = 0
     chunks_added: int = 0
     chunks_deleted: int = 0
+    chunks_embedded: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     empty: list[Skipped] = field(default_factory=list)
+    bad_lines: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -61,14 +92,15 @@ def file_sha256(path: Path) -> str:
 
 
 class _Writer:
-    """Buffers chunks of whole files, embeds them in batches, inserts them with their manifest rows."""
+    """Buffers chunks of whole files, embeds them in batches (when dense), inserts them with their rows."""
 
-    def __init__(self, store: Store, embedder: Embedder, root_id: int, prefix: str, batch_size: int) -> None:
+    def __init__(self, store: Store, embedder: Embedder | None, root_id: int, prefix: str, batch_size: int) -> None:
         self.store, self.embedder, self.root_id, self.prefix = store, embedder, root_id, prefix
         self.batch_size = batch_size
         self.chunks: list[tuple[str, Chunk]] = []
         self.files: list[tuple[str, FileRow]] = []
         self.since_commit = 0
+        self.embedded = 0
 
     def add_file(self, rel: str, row: FileRow, chunks: list[Chunk]) -> None:
         self.chunks.extend((rel, c) for c in chunks)
@@ -79,15 +111,15 @@ class _Writer:
     def insert(self, pairs: list[tuple[str, Chunk]]) -> None:
         if not pairs:
             return
-        vectors = self.embedder.embed([c.text for _, c in pairs])
-        embedder_meta = self.store.get_meta("embedder")
-        if embedder_meta.get("dim") is None:
-            embedder_meta["dim"] = int(vectors.shape[1])
-            self.store.set_meta("embedder", embedder_meta)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        blobs = [b""] * len(pairs)
+        if self.embedder is not None:
+            vectors = np.ascontiguousarray(self.embedder.embed([c.text for _, c in pairs]), dtype=np.float32)
+            record_dim(self.store, vectors.shape[1])
+            blobs = [v.tobytes() for v in vectors]
+            self.embedded += len(pairs)
         self.store.insert_chunks([
-            (self.root_id, rel, f"{self.prefix}/{rel}", c.chunk_index, c.start, c.end, c.title, c.record,
-             c.text, " ".join(tokenize(c.text)), vectors[i].tobytes())
+            (self.root_id, rel, f"{self.prefix}/{rel}", c.chunk_index, c.start, c.end, c.title, c.record, c.section,
+             c.text, " ".join(tokenize(c.text)), blobs[i])
             for i, (rel, c) in enumerate(pairs)])
         self.since_commit += len(pairs)
 
@@ -105,19 +137,36 @@ class _Writer:
         self.since_commit = 0
 
 
-def sync_folder(store: Store, embedder: Embedder, folder: str | Path, *, chunk_size: int, overlap: int,
+def record_dim(store: Store, dim: int) -> None:
+    meta = store.get_meta("embedder")
+    if meta.get("dim") is None:
+        store.set_meta("embedder", {**meta, "dim": int(dim), "dense": True})
+
+
+def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, chunk_size: int, overlap: int,
                 text_fields: tuple[str, ...], progress: Progress | None = None, batch_size: int = 64,
-                commit_every: int = 512) -> BuildReport:
-    """Make the store's content for `folder` match the folder. Raises InputError for a missing/empty folder."""
+                commit_every: int = 512, max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> BuildReport:
+    """Make the store's content for `folder` match the folder. `embedder=None`: store no vectors.
+
+    A file larger than `max_file_mb` is skipped with a reason (and its old chunks dropped).
+    Raises InputError for a missing/empty folder.
+    """
     started = time.perf_counter()
     entries, skipped = scan_folder(folder)
     root = Path(folder).expanduser().resolve()
     report = BuildReport(root=str(root), skipped=list(skipped))
     root_id = store.root_id(str(root))
     known = store.files(root_id)
+    limit = int(max_file_mb * 1024 * 1024) if max_file_mb else None
     todo: list[tuple[FileEntry, str, bool]] = []
     for entry in entries:
         row = known.get(entry.rel)
+        if limit is not None and entry.size > limit:
+            report.skipped.append(Skipped(entry.rel, f"{entry.size / 1048576:.1f} MB is over the size guard "
+                                                     f"({max_file_mb:g} MB; raise it with --max-file-mb)"))
+            if row:
+                report.chunks_deleted += store.delete_file(root_id, entry.rel)
+            continue
         if row and row.size == entry.size and row.mtime_ns == entry.mtime_ns:
             report.unchanged += 1
             _report_status(report, entry.rel, row.status)
@@ -135,18 +184,20 @@ def sync_folder(store: Store, embedder: Embedder, folder: str | Path, *, chunk_s
         report.deleted += 1
 
     writer = _Writer(store, embedder, root_id, root.name, batch_size)
+    tracker = _Tracker(progress, len(todo), sum(e.size for e, _, _ in todo), started)
     try:
-        for done, (entry, sha, is_new) in enumerate(todo, 1):
+        for entry, sha, is_new in todo:
             report.chunks_deleted += store.delete_chunks(root_id, entry.rel)
-            n_chunks, status = _process(writer, entry, sha, chunk_size, overlap, text_fields)
+            problems: list[str] = []
+            n_chunks, status = _process(writer, entry, sha, chunk_size, overlap, text_fields, problems, tracker)
             report.chunks_added += n_chunks
             report.added += is_new
             report.changed += not is_new
+            report.bad_lines.extend(Skipped(entry.rel, p) for p in problems)
             _report_status(report, entry.rel, status)
             if writer.since_commit >= commit_every:
                 writer.commit()
-            if progress:
-                progress("files", done, len(todo))
+            tracker.file_done(entry, n_chunks)
         writer.flush()
         if report.touched:
             store.bump_generation()
@@ -154,14 +205,46 @@ def sync_folder(store: Store, embedder: Embedder, folder: str | Path, *, chunk_s
     except BaseException:
         store.rollback()  # files not yet committed are redone by the next build
         raise
+    report.chunks_embedded = writer.embedded
     report.seconds = time.perf_counter() - started
     log.info("synced %s: +%d ~%d -%d files, %d chunks in %.1f s", root, report.added, report.changed,
              report.deleted, report.chunks_added, report.seconds)
     return report
 
 
+class _Tracker:
+    """Counts files, bytes and chunks and calls the progress callback (after each file, and every
+    batch inside a big file)."""
+
+    def __init__(self, progress: Progress | None, files_total: int, bytes_total: int, started: float) -> None:
+        self.progress, self.started = progress, started
+        self.files_done, self.files_total, self.bytes_done, self.bytes_total = 0, files_total, 0, bytes_total
+        self.chunks = 0
+
+    def partial(self, rel: str, byte_end: int | None, chunks_in_file: int) -> None:
+        """Inside a big file: `chunks_in_file` written so far, about `byte_end` bytes of it read."""
+        self._emit(rel, self.bytes_done + (byte_end or 0), self.chunks + chunks_in_file)
+
+    def file_done(self, entry: FileEntry, n_chunks: int) -> None:
+        self.files_done += 1
+        self.bytes_done += entry.size
+        self.chunks += n_chunks
+        self._emit(entry.rel, self.bytes_done, self.chunks)
+
+    def _emit(self, rel: str, bytes_done: int, chunks: int) -> None:
+        if self.progress is not None:
+            self.progress(BuildProgress(self.files_done, self.files_total, min(bytes_done, self.bytes_total),
+                                        self.bytes_total, chunks, time.perf_counter() - self.started, rel))
+
+
+def _tracked(docs: Iterator[Document], holder: list[int | None]) -> Iterator[Document]:
+    for doc in docs:
+        holder[0] = doc.byte_end
+        yield doc
+
+
 def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overlap: int,
-             fields: tuple[str, ...]) -> tuple[int, str]:
+             fields: tuple[str, ...], problems: list[str], tracker: _Tracker) -> tuple[int, str]:
     """Queue or write one file; return (chunks, status) where status is 'ok' or the skip reason."""
     def row(n: int, status: str) -> FileRow:
         return FileRow(entry.size, entry.mtime_ns, sha, n, status)
@@ -171,8 +254,8 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
         return 0, "empty file"
     if entry.size <= STREAM_THRESHOLD:
         try:
-            chunks = [c for c in iter_chunks(iter_entry(entry, fields), chunk_size=chunk_size, overlap=overlap)
-                      if c.text.strip()]
+            chunks = [c for c in iter_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size,
+                                             overlap=overlap, by_section=True) if c.text.strip()]
         except (Unreadable, OSError) as exc:
             writer.files.append((entry.rel, row(0, str(exc))))
             return 0, str(exc)
@@ -181,13 +264,17 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
         return len(chunks), status
     # A big file streams: commit what is queued, then write it on its own, rolled back if it fails midway.
     writer.commit()
-    count, batch = 0, []
+    count, batch, at = 0, [], [None]
     try:
-        for chunk in iter_chunks(iter_entry(entry, fields), chunk_size=chunk_size, overlap=overlap):
+        docs = _tracked(iter_entry(entry, fields, problems), at)
+        for chunk in iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=True):
+            if not chunk.text.strip():
+                continue
             batch.append((entry.rel, chunk))
             if len(batch) >= writer.batch_size:
                 writer.insert(batch)
                 count, batch = count + len(batch), []
+                tracker.partial(entry.rel, at[0], count)
         writer.insert(batch)
         count += len(batch)
     except (Unreadable, OSError) as exc:

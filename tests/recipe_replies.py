@@ -64,7 +64,7 @@ def reply(req: ChatRequest) -> dict | str:
         passages = re.findall(r'<passage id="\d+" source="[^"]*">(.*?)</passage>', text, re.DOTALL)
         # quote the passages' plain sentences, so answers are grounded and differ from each other
         sentences = [x.strip() for x in re.split(r"(?<=[。！])", " ".join(passages))
-                     if len(x.strip()) > 12 and not re.search(r"[？?#\-\n*：:]|答", x)]
+                     if len(x.strip()) > 12 and not re.search(r"[？?#\-\n*：:]|答|[A-Za-z]{2,}", x)]
         question = _field(r"<question>(.*?)</question>", user) or user
         rank = int(hashlib.md5(question.encode()).hexdigest(), 16) + len(req.messages)
         body = "".join(sentences[rank % max(1, len(sentences)):][:2]) or "这一点资料里没有写明，暂时不能确定。"

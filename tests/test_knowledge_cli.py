@@ -22,7 +22,8 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
     index = tmp_path / "idx"
     result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
     assert result.exit_code == 0, result.output
-    assert "7 added, 0 changed, 0 deleted, 0 unchanged; 6 chunks embedded" in result.stdout
+    assert "7 added, 0 changed, 0 deleted, 0 unchanged; 6 chunks indexed" in result.stdout
+    assert "6 embedded with hash-256" in result.stdout
     assert "skipped broken.pdf: corrupt PDF" in result.stderr
     return folder, index
 
@@ -34,7 +35,7 @@ def test_search_json_and_table(built: tuple[Path, Path]) -> None:
     data = json.loads(result.stdout)
     assert data["query"] == "铁扇公主的芭蕉扇" and data["answerable"] is True
     assert [p["chunk_id"] for p in data["passages"]][0] == "xiyou/sub/huoyanshan.txt#0"
-    assert set(data["passages"][0]["scores"]) == {"dense", "bm25", "fused"}
+    assert set(data["passages"][0]["scores"]) == {"dense", "bm25", "bigram", "char", "section", "fused"}
 
     table = runner.invoke(app, ["search", "拜师学艺", "--index", str(index), "-k", "1"])
     assert table.exit_code == 0
@@ -44,7 +45,7 @@ def test_search_json_and_table(built: tuple[Path, Path]) -> None:
 def test_rebuild_noop_add_stats_calibrate(built: tuple[Path, Path], tmp_path: Path) -> None:
     folder, index = built
     again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
-    assert "0 added, 0 changed, 0 deleted, 7 unchanged; 0 chunks embedded" in again.stdout
+    assert "0 added, 0 changed, 0 deleted, 7 unchanged; 0 chunks indexed" in again.stdout
     assert "skipped broken.pdf: corrupt PDF" in again.stderr  # still reported, from the manifest
 
     other = write_corpus(tmp_path / "other", {"shahe.txt": "沙和尚本是卷帘大将。"})

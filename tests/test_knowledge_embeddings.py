@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agents.errors import ConfigError
-from knowledge.embeddings import BUNDLED_NAME, HashEmbedder, bundled_model_path, load_embedder
+from knowledge.embeddings import BUNDLED_NAME, EmbedConfig, HashEmbedder, bundled_model_path, load_embedder
 
 
 def test_hash_specs_and_determinism() -> None:
@@ -18,26 +18,29 @@ def test_hash_specs_and_determinism() -> None:
     assert np.array_equal(a, b) and a.dtype == np.float32
 
 
-def test_unknown_model_and_openai_without_settings_are_config_errors(monkeypatch) -> None:
-    for var in ("ZAOSHU_EMBED_BASE_URL", "ZAOSHU_BASE_URL", "ZAOSHU_EMBED_API_KEY", "ZAOSHU_API_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    with pytest.raises(ConfigError, match="neither a local folder nor downloaded"):
-        load_embedder("nobody/no-such-model-xyz")
+def test_unknown_model_and_openai_without_settings_are_config_errors(tmp_path) -> None:
+    offline = EmbedConfig(offline=True, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="neither a local folder nor downloaded, and downloads are off"):
+        load_embedder("nobody/no-such-model-xyz", config=offline)
     with pytest.raises(ConfigError, match="ZAOSHU_EMBED_BASE_URL"):
         load_embedder("openai:bge-m3")
-    monkeypatch.setenv("ZAOSHU_BASE_URL", "http://127.0.0.1:9/v1")
     with pytest.raises(ConfigError, match="ZAOSHU_EMBED_API_KEY"):
-        load_embedder("openai:bge-m3")
+        load_embedder("openai:bge-m3", config=EmbedConfig(base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(ConfigError, match="offers no embeddings"):
+        load_embedder("provider", config=EmbedConfig(provider="deepseek", api_key="k"))
 
 
-def test_auto_falls_back_to_the_bundled_minilm_with_a_warning(caplog, monkeypatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", "/nonexistent-zaoshu-hf-home")  # no downloaded bge model
+def test_auto_offline_falls_back_to_the_bundled_minilm_with_one_warning(caplog, tmp_path) -> None:
     warnings: list[str] = []
     with caplog.at_level(logging.WARNING, logger="knowledge.embeddings"):
-        emb = load_embedder("auto", warn=warnings.append)
+        emb = load_embedder("auto", config=EmbedConfig(offline=True, cache_dir=tmp_path), warn=warnings.append)
     assert (emb.name, emb.weak_for_chinese) == (BUNDLED_NAME, True)
-    assert "Dense retrieval on Chinese is weak" in caplog.text and warnings and "weak" in warnings[0]
+    assert len(warnings) == 1 and "weak on Chinese" in warnings[0] and "HF_ENDPOINT" in warnings[0]
+    assert "weak on Chinese" not in caplog.text  # shown once: through warn, not the log as well
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="knowledge.embeddings"):
+        load_embedder("auto", config=EmbedConfig(offline=True, cache_dir=tmp_path))  # no warn callback: logged
+    assert caplog.text.count("weak on Chinese") == 1
     assert (bundled_model_path() / "model.safetensors").exists()
     vectors = emb.embed(["The monkey king.", "The monkey king!", "量子计算"])  # the real model
     assert vectors.shape == (3, 384) and emb.dim == 384

@@ -12,7 +12,7 @@ import pytest
 
 from agents.errors import InputError
 from knowledge.embeddings import HashEmbedder
-from knowledge.index import DB_FILE, FAISS_FILE, KnowledgeBase
+from knowledge.index import DB_FILE, FAISS_FILE, LEXICAL_FILE, KnowledgeBase
 
 CORPUS = {
     "huaguoshan.txt": "花果山顶上有一块仙石，石头迸裂，生出一只石猴。石猴发现水帘洞，众猴拜他为美猴王。",
@@ -74,8 +74,10 @@ def test_passages_carry_ids_titles_offsets_and_each_score(kb_folder: Path, tmp_p
     assert best.chunk_id == "xiyou/fangcun.md#0"
     assert best.title == "拜师学艺"
     assert (best.start, best.end) == (0, len(CORPUS["fangcun.md"]))
-    assert set(best.scores) == {"dense", "bm25", "fused"}
-    assert best.score == best.scores["fused"] == pytest.approx(2 / 61, abs=1e-6)  # rank 1 in both lists
+    assert set(best.scores) == {"dense", "bm25", "bigram", "char", "section", "fused"}
+    # rank 1 for dense, words, bigrams and characters (weight 0.5); its file (one section) ranks first by
+    # words and by bigrams, and sections weigh 2: 1/61 × (1 + 1 + 1 + 0.5 + 2 × 2)
+    assert best.score == best.scores["fused"] == pytest.approx(7.5 / 61, abs=1e-6)
     assert best.scores["bm25"] > passages[1].scores["bm25"]
     assert 0 < best.scores["dense"] <= 1
 
@@ -155,16 +157,21 @@ def test_an_interrupted_build_resumes_without_duplicates(tmp_path: Path) -> None
         assert kb.store.db.execute("SELECT COUNT(DISTINCT source) FROM chunks").fetchone()[0] == 600
 
 
-def test_index_files_are_sqlite_and_faiss_only_and_no_pickle(kb_folder: Path, tmp_path: Path) -> None:
+def test_index_files_are_sqlite_faiss_and_npz_only_and_no_pickle(kb_folder: Path, tmp_path: Path) -> None:
     KnowledgeBase.build(kb_folder, tmp_path / "idx", "hash").close()
     names = {p.name for p in (tmp_path / "idx").iterdir()}
-    assert {DB_FILE, FAISS_FILE} <= names <= {DB_FILE, FAISS_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"}
+    own = {DB_FILE, FAISS_FILE, LEXICAL_FILE, f"{LEXICAL_FILE}.vocab.json"}
+    assert own <= names <= own | {f"{DB_FILE}-wal", f"{DB_FILE}-shm"}
+    (tmp_path / "idx" / LEXICAL_FILE).unlink()  # a lost BM25 cache is rebuilt from the store too
     source = "\n".join(p.read_text(encoding="utf-8") for p in Path("knowledge").glob("*.py"))
     assert not re.search(r"^\s*(import|from)\s+(pickle|dill|joblib)", source, re.MULTILINE)
     (tmp_path / "idx" / FAISS_FILE).unlink()  # a lost faiss file is rebuilt from the store
     with KnowledgeBase.open(tmp_path / "idx") as kb:
         assert top_source(kb, "铁扇公主的芭蕉扇") == "xiyou/sub/huoyanshan.txt"
-    assert (tmp_path / "idx" / FAISS_FILE).exists()
+    assert (tmp_path / "idx" / FAISS_FILE).exists() and (tmp_path / "idx" / LEXICAL_FILE).exists()
+    with KnowledgeBase.open(tmp_path / "idx") as kb:  # from the saved matrices: the same ranking
+        assert top_source(kb, "铁扇公主的芭蕉扇") == "xiyou/sub/huoyanshan.txt"
+        assert kb._lexical().n_sections == len(CORPUS)
 
 
 def test_hnsw_above_the_threshold_still_retrieves(kb_folder: Path, tmp_path: Path) -> None:
@@ -215,10 +222,12 @@ def test_openai_embedder_against_a_fake_endpoint(kb_folder: Path, tmp_path: Path
     from knowledge.embeddings import load_embedder
     from tests.fake_openai import FakeOpenAI
 
+    from knowledge.embeddings import EmbedConfig
+
     with FakeOpenAI(embedding_dim=8) as server:
         monkeypatch.setenv("ZAOSHU_EMBED_BASE_URL", server.base_url)
         monkeypatch.setenv("ZAOSHU_EMBED_API_KEY", "k")
-        emb = load_embedder("openai:BAAI/bge-m3")
+        emb = load_embedder("openai:BAAI/bge-m3", config=EmbedConfig.from_env(os.environ))
         vectors = emb.embed(["甲", "乙", "甲"])
         assert (emb.name, emb.dim, vectors.shape) == ("openai:BAAI/bge-m3", 8, (3, 8))
         assert np.allclose(vectors[0], vectors[2]) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
@@ -227,13 +236,36 @@ def test_openai_embedder_against_a_fake_endpoint(kb_folder: Path, tmp_path: Path
         assert server.embedding_requests[0]["model"] == "BAAI/bge-m3"
 
 
-def test_a_weak_dense_model_gets_no_weight_in_the_fusion_by_default(kb_folder: Path, tmp_path: Path) -> None:
-    class WeakEmbedder(HashEmbedder):
+def test_a_weak_model_embeds_nothing_and_a_real_model_later_embeds_everything(kb_folder: Path, tmp_path: Path) -> None:
+    class WeakEmbedder(CountingEmbedder):
         weak_for_chinese = True
+        name = "weak-minilm"
 
-    with KnowledgeBase.build(kb_folder, tmp_path / "idx", WeakEmbedder()) as kb:
-        assert kb.weights == {"dense": 0.0, "bm25": 1.0}
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = "weak-minilm"
+
+    weak = WeakEmbedder()
+    with KnowledgeBase.build(kb_folder, tmp_path / "idx", weak) as kb:
+        assert weak.texts == [] and weak.calls == 0  # dense weight 0: not one chunk embedded
+        assert kb.weights["dense"] == 0.0 and not kb.has_vectors and kb.stats()["vector_index"] == "none"
+        assert not (tmp_path / "idx" / FAISS_FILE).exists()
         best = kb.retrieve("铁扇公主的芭蕉扇", k=1)[0]
-        assert best.scores["fused"] == pytest.approx(1 / 61, abs=1e-6) and best.scores["dense"] > 0
+        assert best.source == "xiyou/sub/huoyanshan.txt" and "dense" not in best.scores
+        assert weak.calls == 0  # nor the query
     with KnowledgeBase.open(tmp_path / "idx", WeakEmbedder(), weights={"dense": 0.5}) as kb:
-        assert kb.weights == {"dense": 0.5, "bm25": 1.0}
+        assert kb.weights["dense"] == 0.0  # nothing to search, whatever was asked
+    with pytest.raises(InputError, match="no dense vectors yet.*--embedder hash-256"):
+        KnowledgeBase.open(tmp_path / "idx", "hash")
+
+    real = CountingEmbedder()
+    with KnowledgeBase.build(kb_folder, tmp_path / "idx", real) as kb:  # a real model later: embed them all now
+        assert len(real.texts) == len(CORPUS) and kb.has_vectors and kb.dim == 256
+        assert kb.last_report.chunks_added == 0  # the files themselves were unchanged
+        assert (tmp_path / "idx" / FAISS_FILE).exists() and kb.weights["dense"] == 1.0
+        best = kb.retrieve("铁扇公主的芭蕉扇", k=1)[0]
+        assert best.source == "xiyou/sub/huoyanshan.txt" and 0 < best.scores["dense"] <= 1
+    (kb_folder / "new.txt").write_text("八戒贪吃，在高老庄招亲。", encoding="utf-8")
+    again = CountingEmbedder()
+    with KnowledgeBase.build(kb_folder, tmp_path / "idx", again) as kb:  # incremental from now on
+        assert again.texts == ["八戒贪吃，在高老庄招亲。"] and kb.stats()["embedder"]["name"] == "hash-256"
