@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -142,15 +143,33 @@ class SerialKnowledgeBase:
         return getattr(self.kb, name)
 
 
-def build_knowledge(config: KnowledgeRecipeConfig, run_root: Path, console: Console) -> Any:
-    """Build (or update incrementally) the index over the recipe's knowledge folders."""
+def embed_config(settings: Settings) -> Any:
+    """The embedder's `auto` order from the typed settings (so `.env` works); the model hub's own
+    variables (HF_ENDPOINT, HF_HUB_OFFLINE, caches) come from the environment, where the hub reads them."""
+    from knowledge.embeddings import EmbedConfig
+
+    hub = EmbedConfig.from_env(os.environ)
+    key = settings.embed_api_key or settings.api_key
+    return hub.model_copy(update={
+        "model": settings.embed_model or hub.model, "use_provider": (settings.embed or "").lower() == "provider",
+        "provider": settings.preset, "base_url": settings.embed_base_url or settings.base_url or hub.base_url,
+        "api_key": key or hub.api_key, "model_source": settings.model_source or hub.model_source})
+
+
+def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root: Path, console: Console) -> Any:
+    """Build (or update incrementally) the index over the recipe's knowledge folders; a cross-encoder
+    reranker joins when one is in the local model cache."""
     from knowledge.index import KnowledgeBase
+    from knowledge.rerank import load_reranker
 
     folders = [config.path(f) for f in config.folders]
     if not folders:
         raise ConfigError(f"{config.source}: the rag answerer needs knowledge_folder (or --answerer huixiangdou)")
     index_dir = config.path(config.index_dir) if config.index_dir else run_root / "index"
-    kb = KnowledgeBase.build(folders[0], index_dir, config.embedder)
+    embedding = embed_config(settings)
+    named = config.embedder if config.embedder not in (None, "auto") else None
+    kb = KnowledgeBase.build(folders[0], index_dir, named, embed_config=embedding,
+                             reranker=load_reranker("auto", cache_dir=embedding.cache_dir))
     for folder in folders[1:]:
         kb.add(folder)
     stats = kb.stats()
@@ -177,7 +196,7 @@ def build_services(config: RecipeConfig, settings: Settings, run_root: Path, con
         services["huixiangdou"] = HuixiangDouClient(answerer.huixiangdou_url)
         console.print(f"answerer: HuixiangDou at {answerer.huixiangdou_url}", highlight=False)
     else:
-        services["kb"] = build_knowledge(config, run_root, console)
+        services["kb"] = build_knowledge(config, settings, run_root, console)
     if answerer.web_fallback != "off":
         key = settings.serper_api_key.get_secret_value() if settings.serper_api_key else None
         services["search"] = make_search(answerer.web_fallback, base_url=settings.serper_base_url, api_key=key)

@@ -62,8 +62,11 @@ def reply(req: ChatRequest) -> dict | str:
         return {"question": _pick(fresh or ["还有什么值得一提的吗？"], text)}
     if "- answer" in system:
         passages = re.findall(r'<passage id="\d+" source="[^"]*">(.*?)</passage>', text, re.DOTALL)
-        # quote the passages' plain sentences, so answers are grounded and differ from each other
-        sentences = [x.strip() for x in re.split(r"(?<=[。！])", " ".join(passages))
+        # quote the passages' plain sentences (headings and list lines left out), so answers are
+        # grounded and differ from each other
+        prose = "".join(line.strip().split("答：")[-1] for p in passages for line in p.splitlines()
+                        if line.strip() and (not re.match(r"\s*([#*|>]|-\s|\d+\.\s)", line) or "答：" in line))
+        sentences = [x.strip() for x in re.split(r"(?<=[。！])", prose)
                      if len(x.strip()) > 12 and not re.search(r"[？?#\-\n*：:]|答|[A-Za-z]{2,}", x)]
         question = _field(r"<question>(.*?)</question>", user) or user
         rank = int(hashlib.md5(question.encode()).hexdigest(), 16) + len(req.messages)
