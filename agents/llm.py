@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from agents.limits import AdaptiveGate, RateLimiter
 from agents.llm_errors import (
+    FormatRejected,
     LLMAuthError,
     LLMError,
     LLMNotFound,
@@ -45,6 +46,7 @@ class ChatReply:
     output_tokens: int = 0
     model: str = ""
     finish_reason: str | None = None  # "length": cut at max_tokens — never accepted (TRUNCATED)
+    cached_tokens: int = 0  # prompt tokens the provider served from its prefix cache (billed cheaper)
 
     @property
     def truncated(self) -> bool:
@@ -72,12 +74,32 @@ def reasoning_of(text: str, separate: Any = None) -> str:
     return separate.strip() if isinstance(separate, str) and separate.strip() else split_think(text)[0]
 
 
+def cached_tokens_of(usage: dict[str, Any]) -> int:
+    """Prompt tokens a reply's `usage` says came from the provider's prefix cache.
+
+    DeepSeek sends `prompt_cache_hit_tokens` (and `prompt_cache_miss_tokens`); OpenAI, DashScope, vLLM
+    and others `prompt_tokens_details.cached_tokens`; LangChain's `usage_metadata` `input_token_details.cache_read`.
+
+    >>> cached_tokens_of({"prompt_tokens": 900, "prompt_cache_hit_tokens": 640, "prompt_cache_miss_tokens": 260})
+    640
+    >>> cached_tokens_of({"prompt_tokens": 900, "prompt_tokens_details": {"cached_tokens": 768}})
+    768
+    >>> cached_tokens_of({"prompt_tokens": 900})
+    0
+    """
+    if usage.get("prompt_cache_hit_tokens") is not None:
+        return int(usage["prompt_cache_hit_tokens"] or 0)
+    details = usage.get("prompt_tokens_details") or usage.get("input_token_details") or {}
+    return int(details.get("cached_tokens") or details.get("cache_read") or 0)
+
+
 @dataclass
 class RoleUsage:
     calls: int = 0
     failures: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0  # of input_tokens, served from the provider's prefix cache
     cost: float = 0.0
 
 
@@ -92,7 +114,9 @@ class Usage:
         u.calls += 1
         u.input_tokens += reply.input_tokens
         u.output_tokens += reply.output_tokens
-        u.cost += cfg.cost(reply.input_tokens, reply.output_tokens)
+        cached = getattr(reply, "cached_tokens", 0)
+        u.cached_tokens += cached
+        u.cost += cfg.cost(reply.input_tokens, reply.output_tokens, cached)
 
     def fail(self, role: str) -> None:
         self.roles.setdefault(role, RoleUsage()).failures += 1
@@ -106,6 +130,10 @@ class Usage:
         return sum(u.output_tokens for u in self.roles.values())
 
     @property
+    def cached_tokens(self) -> int:
+        return sum(u.cached_tokens for u in self.roles.values())
+
+    @property
     def cost(self) -> float:
         return sum(u.cost for u in self.roles.values())
 
@@ -114,9 +142,12 @@ class Usage:
 
 
 class ChatClient(Protocol):
+    """`json_mode`: False (plain text), True (JSON in the role's `json_mode`), or the pydantic model the
+    reply must match (sent as a strict `json_schema` where the role's mode is json_schema)."""
+
     cfg: LLMConfig
 
-    async def chat(self, messages: list[Message], *, json_mode: bool = False,
+    async def chat(self, messages: list[Message], *, json_mode: Any = False,
                    temperature: float | None = None, max_tokens: int | None = None) -> ChatReply: ...
 
 
@@ -157,11 +188,36 @@ class _RetryingClient:
         self.usage = usage if usage is not None else Usage()
         pacing = pacing or Pacing.for_config(cfg)
         self.limiter, self.gate = pacing.limiter, pacing.gate
+        self.json_mode = cfg.json_mode  # becomes "prompt" once the server refuses response_format
 
-    async def chat(self, messages: list[Message], *, json_mode: bool = False,
+    async def chat(self, messages: list[Message], *, json_mode: Any = False,
                    temperature: float | None = None, max_tokens: int | None = None) -> ChatReply:
-        """One completion; `max_tokens` defaults to the role's (`cfg.max_tokens`)."""
+        """One completion; `max_tokens` defaults to the role's (`cfg.max_tokens`).
+
+        A server that refuses `response_format` (HTTP 400 naming it) gets the same request once more
+        without it, and this client stays in prompt mode (the schema is in the system message anyway)."""
+        try:
+            return await self._chat(messages, json_mode, temperature, max_tokens)
+        except FormatRejected as exc:
+            if not json_mode or self.json_mode == "prompt":
+                raise
+            log.warning("%s: %s refused response_format %s (%s); falling back to JSON by prompt instructions",
+                        self.cfg.role, self.cfg.base_url, self.json_mode, exc)
+            self.json_mode = "prompt"
+            return await self._chat(messages, json_mode, temperature, max_tokens)
+
+    def response_format(self, json_mode: Any) -> dict[str, Any] | None:
+        """The `response_format` to send for this call, or None (plain text, or prompt mode)."""
+        if not json_mode or self.json_mode == "prompt":
+            return None
+        if self.json_mode == "json_schema" and isinstance(json_mode, type):
+            return {"type": "json_schema", "json_schema": {
+                "name": json_mode.__name__, "strict": True, "schema": strict_schema(json_mode)}}
+        return {"type": "json_object"}
+
+    async def _chat(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
         role_cfg = self.cfg
+        json_mode = self.response_format(json_mode)
         max_tokens = max_tokens or self.cfg.max_tokens
         estimate = estimate_tokens(messages) + (max_tokens or 256)
         retrying = AsyncRetrying(
@@ -193,8 +249,34 @@ class _RetryingClient:
         self.usage.add(role_cfg, reply)
         return reply
 
-    async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
+    async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         raise NotImplementedError
+
+
+def strict_schema(model: Any) -> dict[str, Any]:
+    """The model's JSON schema as OpenAI's strict mode wants it: every object closed
+    (`additionalProperties: false`) and every property required.
+
+    >>> from pydantic import BaseModel
+    >>> class Q(BaseModel):
+    ...     question: str
+    ...     tags: list[str] = []
+    >>> s = strict_schema(Q); s["required"], s["additionalProperties"]
+    (['question', 'tags'], False)
+    """
+    def close(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: ({name: close(v) for name, v in value.items()} if k in ("properties", "$defs")
+                        else close(value)) for k, value in node.items() if k not in ("default", "title")}
+            if node.get("type") == "object" and "properties" in node:
+                node["additionalProperties"] = False
+                node["required"] = list(node["properties"])
+            return node
+        if isinstance(node, list):
+            return [close(v) for v in node]
+        return node
+
+    return close(model.model_json_schema())
 
 
 def _wait_for_retry(state) -> float:
@@ -215,6 +297,8 @@ def _status_error(status: int, body: str, where: str, retry_after: str | None) -
         return Transient(f"rate limited (429) {detail}", retry_after=parse_retry_after(retry_after), kind="rate_limit")
     if status >= 500:
         return Transient(f"server error ({status}) {detail}", kind="server")
+    if status == 400 and "response_format" in body:
+        return FormatRejected(f"response_format refused (400) at {where}: {detail}")
     return LLMError(f"request rejected ({status}) at {where}: {detail}")
 
 
@@ -240,7 +324,7 @@ class HttpChatClient(_RetryingClient):
             self._loop = loop
         return self._session
 
-    async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
+    async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         import aiohttp
 
         body: dict[str, Any] = {
@@ -250,8 +334,8 @@ class HttpChatClient(_RetryingClient):
         }
         if max_tokens:
             body["max_tokens"] = max_tokens
-        if json_mode:
-            body["response_format"] = {"type": "json_object"}
+        if response_format:
+            body["response_format"] = response_format
         session = await self._session_for_loop()
         try:
             async with session.post(self._url, data=json.dumps(body, ensure_ascii=False).encode(),
@@ -275,7 +359,7 @@ class HttpChatClient(_RetryingClient):
             raise Transient(f"malformed response body: {raw[:80]!r}", kind="malformed") from None
         usage = data.get("usage") or {}
         return ChatReply(text=text, input_tokens=int(usage.get("prompt_tokens") or 0),
-                         output_tokens=int(usage.get("completion_tokens") or 0),
+                         output_tokens=int(usage.get("completion_tokens") or 0), cached_tokens=cached_tokens_of(usage),
                          model=data.get("model") or self.cfg.model, finish_reason=choice.get("finish_reason"),
                          reasoning=reasoning_of(text, message.get("reasoning_content") or message.get("reasoning")))
 
@@ -294,12 +378,12 @@ class LangChainChatClient(_RetryingClient):
     async def aclose(self) -> None:
         """ChatOpenAI's httpx clients are closed by the SDK when collected."""
 
-    async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
+    async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         import openai
 
         kwargs: dict[str, Any] = {}
-        if json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
+        if response_format:
+            kwargs["response_format"] = response_format
         if temperature is not None:
             kwargs["temperature"] = temperature
         if max_tokens:
@@ -323,6 +407,7 @@ class LangChainChatClient(_RetryingClient):
         text = _text_of(message.content)
         return ChatReply(text=text, input_tokens=usage.get("input_tokens", 0),
                          output_tokens=usage.get("output_tokens", 0), model=self.cfg.model or "",
+                         cached_tokens=cached_tokens_of(usage),
                          finish_reason=finish, reasoning=reasoning_of(text, _reasoning_of(message)))
 
 

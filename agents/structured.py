@@ -97,7 +97,10 @@ def _describe(error: Exception) -> str:
 async def ask_structured(client: ChatClient, messages: list[Message], schema: type[T], *,
                          attempts: int = 3, temperature: float | None = None,
                          max_tokens: int | None = None) -> Structured[T]:
-    """Ask for `schema` in JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
+    """Ask for `schema` in the role's JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
+
+    The schema's fields are always described at the end of the system message (stable per role, so it
+    belongs to the cached prefix); the client adds `response_format` unless its mode is "prompt".
 
     Transport errors (auth, unreachable, retries exhausted) propagate: the runner decides about
     those. A reply that never validates comes back as `Structured(value=None, raw=…, error=…)`; one
@@ -107,7 +110,7 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
     history = _with_instruction(messages, instruction)
     raw, error = "", "no attempt made"
     for attempt in range(1, attempts + 1):
-        reply = await client.chat(history, json_mode=True, temperature=temperature, max_tokens=max_tokens)
+        reply = await client.chat(history, json_mode=schema, temperature=temperature, max_tokens=max_tokens)
         raw = reply.text
         if reply.truncated:  # a cut reply is never accepted, even when what arrived happens to parse
             return Structured[schema](value=None, raw=raw, attempts=attempt, truncated=True,
