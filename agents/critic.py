@@ -57,19 +57,20 @@ scores 给出 grounding、relevance、style 三项 0 到 1 的分数。
 <question>{question}</question>
 <answer>{answer}</answer>"""
 
-JUDGE_PERSONA_PROMPT = """请评估这条祝福语能否作为高质量的微调数据。逐项检查：
-1. persona：是否符合对象「{role}」的身份和关系，称呼、语气是否得体？（HONORIFIC、ROLE_SCENE_MISMATCH）
-2. relevance：是否切合场景「{scene}」和用户的请求？（IRRELEVANT）
-3. style：是否符合「{style}」风格的要求：{instruction}（STYLE_MISMATCH）
+JUDGE_PERSONA_PROMPT = """请评估这条祝福语能否作为高质量的微调数据。对象、场景和风格见文末的 <target>。逐项检查：
+1. persona：是否符合对象的身份和关系，称呼、语气是否得体？（HONORIFIC、ROLE_SCENE_MISMATCH）
+2. relevance：是否切合场景和用户的请求？（IRRELEVANT）
+3. style：是否符合风格的要求？（STYLE_MISMATCH）
 4. 是否像真人写的，没有标题、说明、开场白或套话？（PREAMBLE、MARKDOWN）
 """ + _DECIDE + """
 scores 给出 persona、relevance、style 三项 0 到 1 的分数。
 
 <system>{system}</system>
+<target>对象：{role}；场景：{scene}；风格：{style}，{instruction}</target>
 <request>{request}</request>
 <reply>{reply}</reply>"""
 
-JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质量的微调数据。来访者的处境属于「{area}」方面，主要情绪是「{emotion}」。
+JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质量的微调数据。来访者的处境和情绪见文末的 <situation>。
 逐项检查：
 1. persona：咨询师是否始终保持温暖、专业的人设，没有说教、下诊断或自称 AI？（PERSONA_DRIFT）
 2. repetition：有没有哪一轮重复前面的内容？（REPEATED_TURN）
@@ -80,6 +81,7 @@ JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质�
 scores 给出 persona、coherence、helpfulness 三项 0 到 1 的分数。
 
 <system>{system}</system>
+<situation>处境属于「{area}」方面，主要情绪是「{emotion}」</situation>
 <dialogue>
 {dialogue}
 </dialogue>"""
