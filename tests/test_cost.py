@@ -107,3 +107,72 @@ async def test_a_plain_400_is_not_mistaken_for_a_refused_format():
         result = await ask_structured(client, messages("问"), Questions)  # prompt mode never sends it
         assert result.ok
         assert issubclass(FormatRejected, LLMError)
+
+
+# ---- through the recipe command ----------------------------------------------------------------
+
+def _tianji(tmp_path, server, *args, env=None):
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    config = tianji_yaml(tmp_path, variants_per_cell=2)  # 2 roles × 3 scenes × 1 style × 2 = 12 items
+    return run(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1", *args, env=env)
+
+
+def test_a_model_that_never_writes_valid_json_pauses_the_run_after_ten_items(tmp_path):
+    import json
+
+    with FakeOpenAI(reply=lambda req: "好的，这是祝福语：祝您生日快乐！") as server:
+        result = _tianji(tmp_path, server)
+        calls = len(server.requests)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rejected = (tmp_path / "run/rejected.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rejected) == 10 and calls == 30  # 10 items × 3 attempts; the other 2 items were never sent
+    paused = [line for line in result.stdout.splitlines() if line.startswith("paused")]
+    assert paused == [f"paused: the first 10 items were all rejected with FORMAT: the model does not follow JSON "
+                      f"mode: try another model, or ZAOSHU_JSON_MODE=prompt (schema in the prompt only, tolerant "
+                      f"parsing; per role ZAOSHU_<ROLE>__JSON_MODE). One raw example: run/rejected.jsonl line 1. "
+                      f"Rerun the same command to go on checking, or add --keep-going to run every item anyway."]
+    first = json.loads(rejected[0])
+    assert first["codes"] == ["FORMAT"] and first["raw"] == "好的，这是祝福语：祝您生日快乐！"
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert stats["status"] == "paused" and stats["accepted"] == 0 and stats["per_accepted"] is None
+
+
+def test_keep_going_runs_every_item(tmp_path):
+    with FakeOpenAI(reply=lambda req: "不是 JSON") as server:
+        result = _tianji(tmp_path, server, "--keep-going")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "paused" not in result.stdout
+    assert len((tmp_path / "run/rejected.jsonl").read_text(encoding="utf-8").splitlines()) == 12
+
+
+def test_truncated_replies_name_the_max_tokens_variable(tmp_path):
+    long_reply = '{"text": "' + "祝您生日快乐，" * 200 + '"}'
+    with FakeOpenAI(reply=lambda req: long_reply) as server:
+        result = _tianji(tmp_path, server, "--fail-fast", "4", env={"ZAOSHU_MAX_TOKENS": "50"})
+    assert result.returncode == 1
+    assert "the first 4 items were all rejected with TRUNCATED: every reply was cut at max_tokens: raise it, " \
+           "e.g. ZAOSHU_MAX_TOKENS=2048" in result.stdout
+
+
+def test_the_end_of_run_summary_shows_cost_per_accepted_sample(tmp_path):
+    import json
+
+    from tests.recipe_replies import reply
+
+    env = {"ZAOSHU_PRICE_INPUT_PER_1K": "0.002", "ZAOSHU_PRICE_INPUT_CACHED_PER_1K": "0.0002",
+           "ZAOSHU_PRICE_OUTPUT_PER_1K": "0.003"}
+    with FakeOpenAI(reply=reply, cache_usage="deepseek") as server:
+        result = _tianji(tmp_path, server, "--limit", "4", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert stats["accepted"] == 4
+    per = stats["per_accepted"]
+    roles = stats["usage_by_role"]
+    assert per["all"]["calls"] == sum(r["calls"] for r in roles.values()) / 4
+    assert per["responder"]["input_tokens"] == roles["responder"]["input_tokens"] / 4
+    assert 0 < stats["cache_hit_share"] < 1 and stats["cached_tokens"] > 0
+    assert per["all"]["cost"] == pytest.approx(stats["cost"] / 4, abs=1e-8)
+    summary = result.stdout[result.stdout.index("per accepted sample"):]
+    assert f"{per['all']['calls']:.2f} calls" in summary.splitlines()[0]
+    assert any(line.strip().startswith("responder") for line in summary.splitlines()[1:4])
