@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from agents.llm import ChatClient, Message, split_think
 from agents.schemas import ReasonCode
@@ -131,3 +131,41 @@ def _with_instruction(messages: list[Message], instruction: str) -> list[Message
         first = {"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}
         return [first, *messages[1:]]
     return [{"role": "system", "content": instruction}, *messages]
+
+
+JSON_MODES = ("json_schema", "json_object", "prompt")
+
+
+class _Probe(BaseModel):
+    ok: bool = Field(description="固定为 true")
+
+
+async def probe_json_modes(cfg) -> dict[str, str]:
+    """Which JSON modes an endpoint accepts: mode → "ok" | "refused" | "no valid JSON" | an error.
+
+    One short call per mode, no retries, no fallback (a refusal is what we want to see)."""
+    from agents.llm import make_client
+    from agents.llm_errors import LLMError
+
+    messages = [{"role": "user", "content": "请回复 ok 为 true 的 JSON。"}]
+    results: dict[str, str] = {}
+    for mode in JSON_MODES:
+        client = make_client(cfg.model_copy(update={"json_mode": mode, "max_retries": 0, "max_tokens": 32}))
+        try:
+            result = await ask_structured(client, messages, _Probe, attempts=1)
+            results[mode] = "refused" if client.json_mode != mode else ("ok" if result.ok else "no valid JSON")
+        except LLMError as exc:
+            results[mode] = f"error: {str(exc)[:80]}"
+        finally:
+            if hasattr(client, "aclose"):
+                await client.aclose()
+    return results
+
+
+def chosen_mode(configured: str, results: dict[str, str]) -> str:
+    """The mode a run will use: the configured one, or prompt when the server refuses it.
+
+    >>> chosen_mode("json_object", {"json_schema": "ok", "json_object": "refused", "prompt": "ok"})
+    'prompt'
+    """
+    return "prompt" if results.get(configured) == "refused" else configured

@@ -176,3 +176,18 @@ def test_the_end_of_run_summary_shows_cost_per_accepted_sample(tmp_path):
     summary = result.stdout[result.stdout.index("per accepted sample"):]
     assert f"{per['all']['calls']:.2f} calls" in summary.splitlines()[0]
     assert any(line.strip().startswith("responder") for line in summary.splitlines()[1:4])
+
+
+def test_the_dry_run_prices_the_cache_and_states_its_assumption(tmp_path):
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    with FakeOpenAI() as server:
+        result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), "--dry-run",
+                     env={"ZAOSHU_PRICE_INPUT_PER_1K": "0.002", "ZAOSHU_PRICE_INPUT_CACHED_PER_1K": "0.0002",
+                          "ZAOSHU_PRICE_OUTPUT_PER_1K": "0.003", "COLUMNS": "200"})
+        assert not server.requests
+    assert result.returncode == 0, result.stderr
+    total = next(line for line in result.stdout.splitlines() if "total" in line)
+    plain, cached = [float(x) for x in __import__("re").findall(r"¥([\d.]+)", total)]
+    assert 0 < cached < plain
+    assert "cache assumption: each role's stable prompt head" in result.stdout
