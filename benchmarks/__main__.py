@@ -2,7 +2,9 @@
 (`make bench` runs it).
 
 Benchmarks: throughput, peers, faults (this package's own), knowledge (bench_knowledge.py),
-critic (bench_critic.py) and review (bench_review.py: the review page on 100,000 samples), run as
+critic (bench_critic.py), review (bench_review.py: the review page on 100,000 samples) and cost
+(bench_cost.py: calls, tokens and money per accepted sample, the prompt prefix cache; its `--real` part
+with the local llama.cpp model is run by hand and its table pasted into REPORT.md), run as
 subprocesses in that order. Each one's raw results go to
 benchmarks/results/<name>.json and its report section to benchmarks/results/<name>.md; REPORT.md is
 assembled from the latest sections, so `--only faults` reruns one benchmark and keeps the others'
@@ -24,8 +26,9 @@ from benchmarks.common import HERE, REPO, RESULTS, fmt, load, machine, save, spr
 
 log = logging.getLogger("benchmarks")
 
-ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "review")
-TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "review": 600}
+ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "review", "cost")
+TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "review": 600,
+             "cost": 900}
 REPORT = HERE / "REPORT.md"
 
 

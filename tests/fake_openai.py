@@ -102,7 +102,8 @@ class FakeOpenAI:
     embedding_dim: int = 64
     #: response_format types answered with HTTP 400 naming response_format (e.g. {"json_object"}).
     reject_formats: set[str] = field(default_factory=set)
-    #: Report prompt tokens shared with the previous request as cached, in DeepSeek's shape
+    #: Report prompt tokens shared with an earlier request (the last 256, like a provider's prefix cache
+    #: that holds many prefixes) as cached, in DeepSeek's shape
     #: ("deepseek": prompt_cache_hit_tokens / prompt_cache_miss_tokens) or OpenAI's ("openai":
     #: prompt_tokens_details.cached_tokens); None: no cache fields.
     cache_usage: str | None = None
@@ -120,7 +121,7 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
-        self._last_prompt = ""
+        self._prompts: deque[str] = deque(maxlen=256)
 
     # -- scripting ---------------------------------------------------------------------------
     def add_rule(self, pattern: str, reply: Reply | Script) -> FakeOpenAI:
@@ -201,13 +202,13 @@ class FakeOpenAI:
                 self.in_flight -= 1
 
     def _with_cache(self, completion: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        """Add the cache fields: the prompt characters shared with the previous request, as tokens."""
-        prompt = "".join(m.get("content", "") for m in body.get("messages", []))
-        with self._lock:
-            shared = common_prefix(self._last_prompt, prompt)
-            self._last_prompt = prompt
+        """Add the cache fields: the longest prompt prefix shared with an earlier request, as tokens."""
         if self.cache_usage is None:
             return completion
+        prompt = "".join(m.get("content", "") for m in body.get("messages", []))
+        with self._lock:
+            shared = max((common_prefix(p, prompt) for p in self._prompts), default=0)
+            self._prompts.append(prompt)
         usage = completion["usage"]
         hit = min(shared // 2, usage["prompt_tokens"])
         if self.cache_usage == "deepseek":
@@ -350,13 +351,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
                         help=f"random faults, e.g. --fault 429=0.1; kinds: {', '.join(FAULT_KINDS)}")
     parser.add_argument("--seconds", type=float, default=3600, help="stop by itself after this long")
+    parser.add_argument("--cache-usage", choices=["deepseek", "openai"],
+                        help="report prompt tokens shared with an earlier request as cached, in this shape")
     args = parser.parse_args(argv)
     script = None
     if args.script:
         module, func = args.script.split(":")
         script = getattr(importlib.import_module(module), func)
     rates = {k: float(v) for k, v in (f.split("=") for f in args.fault)}
-    server = FakeOpenAI(reply=script, latency=args.latency, port=args.port, fault_rates=rates).start()
+    server = FakeOpenAI(reply=script, latency=args.latency, port=args.port, fault_rates=rates,
+                        cache_usage=args.cache_usage).start()
     print(f"fake OpenAI server on {server.base_url} (latency {args.latency}s); stops after {args.seconds:g}s", flush=True)
     try:
         time.sleep(args.seconds)
