@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -253,9 +254,12 @@ class _RetryingClient:
         raise NotImplementedError
 
 
+@lru_cache(maxsize=64)
 def strict_schema(model: Any) -> dict[str, Any]:
     """The model's JSON schema as OpenAI's strict mode wants it: every object closed
-    (`additionalProperties: false`) and every property required.
+    (`additionalProperties: false`) and every property required (cached: building a JSON schema
+    costs more CPU than the rest of a call). A schema strict mode cannot express (an open dict such as
+    the critic's `scores`) is refused by the server, and the client falls back to prompt mode.
 
     >>> from pydantic import BaseModel
     >>> class Q(BaseModel):
