@@ -1,13 +1,17 @@
 """The persona responder: writes the assistant side in a persona and a style.
 
 - `respond_styled` (persona graph): a greeting for a role and scene in a style (Tianji's 小红书 /
-  正常 / 严肃), with few-shot examples sampled from the recipe's `styles.<name>.few_shot`, the style's
-  length limit, and one randomly injected constraint from `random_constraints` (the seed's
-  `random_finalprompt_sentence` idea) — chosen per item, so a rerun makes the same choice.
+  正常 / 严肃), with few-shot examples sampled from the recipe's `styles.<name>.few_shot` (once per
+  style and run seed), the style's length limit, and one randomly injected constraint from
+  `random_constraints` (the seed's `random_finalprompt_sentence` idea) — chosen per item, so a rerun
+  makes the same choice.
 - `respond_counsellor` (dialogue graph): the counsellor's turn, with the recipe's
-  `counsellor_system_prompt` and `counsellor_few_shot`; the last turn is asked to close the talk.
+  `counsellor_system_prompt` and `counsellor_few_shot` (picked once per run seed); the last turn is
+  asked to close the talk (the "turn n of m" note comes last, after the dialogue).
 
-A revision appends the previous draft and the critic's feedback to the same conversation.
+Prompt layout, for providers' prefix caches: what every item of a style shares comes first, the item's
+role, scene, constraint and request last. A revision appends the previous draft and the critic's
+feedback to the same conversation.
 
 >>> sorted(PROMPT_INPUTS["STYLED_REPLY_PROMPT"])
 ['constraint', 'examples', 'instruction', 'max_chars', 'request', 'role', 'scene', 'style']
