@@ -229,7 +229,7 @@ def real_runs(root: Path, log_arg: Path | None) -> dict:
     if server is None and log_arg is None:
         log_path = None  # someone else's server: its log is not ours to read
     trees = {"before": root / "before" if (root / "before").exists() else extract_before(root), "after": REPO}
-    results = {}
+    results: dict = {"_started_here": server is not None}
     try:
         config, args = config_for("tianji", root, quick=True, real=True)
         for layout, tree in trees.items():
@@ -282,14 +282,20 @@ def section(fake: dict, real: dict | None) -> str:
                 f"{m[p]['currency']}{m[p]['no_cache']:.3f} → {m[p]['currency']}{m[p]['with_cache']:.3f}"
                 for p in PRICED) + " |")
     if real:
-        lines += ["", "Real model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M on llama-cpp-python, 2 threads, `--cache true`), "
-                  "tianji, 3 items per layout, same run; reused = prompt tokens the server's log reports as "
-                  "prefix-match hits:", "",
+        server = ("started here with `--cache true`" if real.get("_started_here") else
+                  "the already running server on port 8899, shared with other users (its flags, no `--cache`)")
+        lines += ["", f"Real model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M on llama-cpp-python, 2 threads; {server}), "
+                  "tianji, 3 items per layout, same run; reused / evaluated = prompt tokens the server's log reports "
+                  "as prefix-match hits / still to evaluate, over every request it served during the phase:", "",
                   "| layout | accepted / items | calls | s per call | s per item | s per accepted | prompt tokens "
                   "reused / evaluated |", "|---|---|---|---|---|---|---|"]
         for layout, run in real.items():
+            if layout.startswith("_"):
+                continue
             srv = run.get("server") or {}
             reuse = (f"{srv['reused_tokens']:,} / {srv['evaluated_tokens']:,}" if srv else "n/a (not our server)")
+            if srv and srv["calls_with_reuse"] > run["calls"]:
+                reuse += f" (**{srv['calls_with_reuse']} requests in the log, {run['calls']} ours**: shared)"
             per_acc = f"{run['s_per_accepted']}" if run["s_per_accepted"] is not None else "– (none accepted)"
             lines.append(f"| {layout} | {run['accepted']} / {run['accepted'] + run['rejected']} | {run['calls']} | "
                          f"{run['s_per_call']} | {run['s_per_item']} | {per_acc} | {reuse} |")
@@ -301,9 +307,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer items per recipe")
     parser.add_argument("--real", action="store_true", help="also tianji on the local llama.cpp model")
     parser.add_argument("--real-log", type=Path, help="the log of an already running llama.cpp server")
+    parser.add_argument("--report-only", action="store_true", help="print the section from the saved results")
+    parser.add_argument("--real-only", action="store_true", help="rerun only the real-model part, keep the rest")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from benchmarks.common import save
+    from benchmarks.common import load, save
+
+    if args.report_only or args.real_only:
+        data = load("cost") or {}
+        if args.real_only:
+            with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
+                data["real"] = real_runs(Path(tmp), args.real_log)
+            save("cost", data)
+        print(section(data["fake"], data.get("real")))
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
         root = Path(tmp)
