@@ -191,3 +191,16 @@ def test_the_dry_run_prices_the_cache_and_states_its_assumption(tmp_path):
     plain, cached = [float(x) for x in __import__("re").findall(r"¥([\d.]+)", total)]
     assert 0 < cached < plain
     assert "cache assumption: each role's stable prompt head" in result.stdout
+
+
+def test_json_mode_per_role_from_the_recipe_yaml(tmp_path):
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    config = tianji_yaml(tmp_path, llm={"json_mode": "json_schema", "critic": {"json_mode": "prompt"}})
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sent = {("critic" if "- decision" in r.system else "responder", (r.body.get("response_format") or {}).get("type"))
+            for r in server.requests}
+    assert sent == {("responder", "json_schema"), ("critic", None)}
