@@ -18,12 +18,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from agents.limits import AdaptiveGate, RateLimiter
+from agents.llm_wire import cached_tokens_of, response_format, strict_schema  # noqa: F401 (re-exported)
 from agents.llm_errors import (
     FormatRejected,
     LLMAuthError,
@@ -73,25 +73,6 @@ def split_think(text: str) -> tuple[str, str]:
 def reasoning_of(text: str, separate: Any = None) -> str:
     """The reasoning a reply carries: the separate field when the server sent one, else a <think> preamble."""
     return separate.strip() if isinstance(separate, str) and separate.strip() else split_think(text)[0]
-
-
-def cached_tokens_of(usage: dict[str, Any]) -> int:
-    """Prompt tokens a reply's `usage` says came from the provider's prefix cache.
-
-    DeepSeek sends `prompt_cache_hit_tokens` (and `prompt_cache_miss_tokens`); OpenAI, DashScope, vLLM
-    and others `prompt_tokens_details.cached_tokens`; LangChain's `usage_metadata` `input_token_details.cache_read`.
-
-    >>> cached_tokens_of({"prompt_tokens": 900, "prompt_cache_hit_tokens": 640, "prompt_cache_miss_tokens": 260})
-    640
-    >>> cached_tokens_of({"prompt_tokens": 900, "prompt_tokens_details": {"cached_tokens": 768}})
-    768
-    >>> cached_tokens_of({"prompt_tokens": 900})
-    0
-    """
-    if usage.get("prompt_cache_hit_tokens") is not None:
-        return int(usage["prompt_cache_hit_tokens"] or 0)
-    details = usage.get("prompt_tokens_details") or usage.get("input_token_details") or {}
-    return int(details.get("cached_tokens") or details.get("cache_read") or 0)
 
 
 @dataclass
@@ -209,12 +190,7 @@ class _RetryingClient:
 
     def response_format(self, json_mode: Any) -> dict[str, Any] | None:
         """The `response_format` to send for this call, or None (plain text, or prompt mode)."""
-        if not json_mode or self.json_mode == "prompt":
-            return None
-        if self.json_mode == "json_schema" and isinstance(json_mode, type):
-            return {"type": "json_schema", "json_schema": {
-                "name": json_mode.__name__, "strict": True, "schema": strict_schema(json_mode)}}
-        return {"type": "json_object"}
+        return response_format(self.json_mode, json_mode)
 
     async def _chat(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
         role_cfg = self.cfg
@@ -252,35 +228,6 @@ class _RetryingClient:
 
     async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         raise NotImplementedError
-
-
-@lru_cache(maxsize=64)
-def strict_schema(model: Any) -> dict[str, Any]:
-    """The model's JSON schema as OpenAI's strict mode wants it: every object closed
-    (`additionalProperties: false`) and every property required (cached: building a JSON schema
-    costs more CPU than the rest of a call). A schema strict mode cannot express (an open dict such as
-    the critic's `scores`) is refused by the server, and the client falls back to prompt mode.
-
-    >>> from pydantic import BaseModel
-    >>> class Q(BaseModel):
-    ...     question: str
-    ...     tags: list[str] = []
-    >>> s = strict_schema(Q); s["required"], s["additionalProperties"]
-    (['question', 'tags'], False)
-    """
-    def close(node: Any) -> Any:
-        if isinstance(node, dict):
-            node = {k: ({name: close(v) for name, v in value.items()} if k in ("properties", "$defs")
-                        else close(value)) for k, value in node.items() if k not in ("default", "title")}
-            if node.get("type") == "object" and "properties" in node:
-                node["additionalProperties"] = False
-                node["required"] = list(node["properties"])
-            return node
-        if isinstance(node, list):
-            return [close(v) for v in node]
-        return node
-
-    return close(model.model_json_schema())
 
 
 def _wait_for_retry(state) -> float:
