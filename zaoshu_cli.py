@@ -2,7 +2,8 @@
 
     zaoshu --help
     zaoshu config show            # resolved settings, keys masked
-    zaoshu llm ping               # one call per role: model, latency, tokens — or the clear error
+    zaoshu llm ping               # one call per role: model, latency, tokens — or the clear error;
+                                  # then which JSON modes each endpoint accepts and which a run will use
     zaoshu kb … / zaoshu graph … / zaoshu runs … / zaoshu export … / zaoshu finetune …
 """
 
@@ -105,6 +106,27 @@ def llm_ping(recipe: Optional[Path] = typer.Option(None, help="A recipe YAML wit
     console.print(table)
     if failed:
         raise typer.Exit(1)
+    _probe_json_modes(configs)
+
+
+def _probe_json_modes(configs: dict) -> None:
+    """One line per endpoint and model: what each JSON mode got, and the mode each role will use."""
+    from agents.structured import chosen_mode, probe_json_modes
+
+    endpoints: dict[tuple, list] = {}
+    for role, cfg in configs.items():
+        endpoints.setdefault((cfg.base_url, cfg.model), []).append(cfg)
+    for (url, model), cfgs in endpoints.items():
+        import logging
+
+        logging.getLogger("agents.llm").setLevel(logging.ERROR)  # the refusals are the point here
+        results = asyncio.run(probe_json_modes(cfgs[0]))
+        uses = "; ".join(f"{c.role} uses {chosen_mode(c.json_mode, results)}"
+                         + (f" (falls back from {c.json_mode})" if chosen_mode(c.json_mode, results) != c.json_mode else "")
+                         for c in cfgs)
+        console.print(f"JSON modes at {url} ({model}): "
+                      + " · ".join(f"{mode} {result}" for mode, result in results.items()) + f" → {uses}",
+                      highlight=False, soft_wrap=True)
 
 
 def _register_subcommands() -> None:

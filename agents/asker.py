@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 
 ASKER_SYSTEM = "你是一位好奇、细心的中文用户，擅长提出真实、自然、具体的问题。"
 
-QUESTION_BY_ASPECT_PROMPT = """请围绕「{topic}」的「{aspect}」这一方面，以普通用户的口吻提出一个问题。
+QUESTION_BY_ASPECT_PROMPT = """请围绕 <aspect> 里的这一方面，以普通用户的口吻提出一个问题。
 要求：
 - 只提一个问题，简短自然，口语化，一般 8 到 40 个字；
-- 问题要能从下面的资料中找到答案；
+- 问题要能从 <context> 里的资料中找到答案；
 - 不要编号，不要解释，不要给出答案；
-- 不要与已经问过的问题重复，也不要只是换个说法。
+- 不要与 <asked> 里已经问过的问题重复，也不要只是换个说法。
+
+<aspect>「{topic}」的「{aspect}」这一方面</aspect>
 
 <context>
 {context}
@@ -70,19 +72,20 @@ FOLLOWUP_PROMPT = """下面是用户与关于「{topic}」的助手的对话。�
 </conversation>"""
 
 SCENE_OPENING_PROMPT = """请模仿真实用户，写一句请 AI 帮忙写祝福语的话。
-对象：{role}；场景：{scene}；想要的风格：{style}。
 要求：口语化，像在聊天框里随手打的字，一句话，不超过 30 个字，要写明对象、场景和风格；
+对象：{role}；场景：{scene}；想要的风格：{style}。
 参考说法（不要照抄）：{example}"""
 
 SEEKER_OPENING_PROMPT = """请扮演一位正在寻求心理帮助的来访者，写下你对心理咨询师说的第一段话。
-你的处境属于「{area}」方面，主要情绪是「{emotion}」。
 {instruction}
-要求：第一人称，讲一个具体的处境和感受，50 到 150 个字；不要使用诊断名词，不要自称病人。"""
+要求：第一人称，讲一个具体的处境和感受，50 到 150 个字；不要使用诊断名词，不要自称病人。
+你的处境属于「{area}」方面，主要情绪是「{emotion}」。"""
 
-SEEKER_NEXT_PROMPT = """请继续扮演这位来访者（处境属于「{area}」方面，主要情绪是「{emotion}」）。
+SEEKER_NEXT_PROMPT = """请继续扮演这位来访者。
 {instruction}
 下面是到目前为止的对话。请写下来访者接下来要说的话：回应咨询师刚才的话，补充新的细节或感受，
 不要重复说过的内容，30 到 120 个字。
+来访者的处境属于「{area}」方面，主要情绪是「{emotion}」。
 
 <conversation>
 {conversation}

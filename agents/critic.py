@@ -64,24 +64,25 @@ scores 必须给出 grounding、relevance、style 三项 0 到 1 的分数（键
 <question>{question}</question>
 <answer>{answer}</answer>"""
 
-JUDGE_PERSONA_PROMPT = """请评估这条祝福语能否作为高质量的微调数据。逐项检查：
-1. 对象：祝福是不是写给「{role}」的？开头的称呼是不是「{role}」（而不是别人，比如对象是奶奶却称呼爷爷）？（ADDRESSEE_MISMATCH）
-2. persona：称呼、语气是否符合和「{role}」的关系：对长辈和上级用“您”，对平辈和晚辈用“你”？（HONORIFIC、ROLE_SCENE_MISMATCH）
-3. 场景：内容是否切合「{scene}」？有没有写成别的节日或场合（比如生日祝福里写月亮、月饼）？（SCENE_MISMATCH）
+JUDGE_PERSONA_PROMPT = """请评估这条祝福语能否作为高质量的微调数据。对象、场景和风格见文末的 <target>。逐项检查：
+1. 对象：祝福是不是写给对象本人的？开头的称呼是不是对象（而不是别人，比如对象是奶奶却称呼爷爷）？（ADDRESSEE_MISMATCH）
+2. persona：称呼、语气是否符合和对象的关系：对长辈和上级用“您”，对平辈和晚辈用“你”？（HONORIFIC、ROLE_SCENE_MISMATCH）
+3. 场景：内容是否切合场景？有没有写成别的节日或场合（比如生日祝福里写月亮、月饼）？（SCENE_MISMATCH）
 4. 照抄示例：是否照抄或大段照搬了下面的示例？示例只用来学语气。（FEWSHOT_COPY）
-5. style：是否符合「{style}」风格的要求：{instruction}（STYLE_MISMATCH）
+5. style：是否符合风格的要求？（STYLE_MISMATCH）
 6. 是否像真人写的，没有标题、说明、开场白、套话、HTML 或混进来的写作要求？（PREAMBLE、MARKDOWN、PROMPT_LEAK）
 """ + _DECIDE + """
-scores 必须给出 persona、relevance、style 三项 0 到 1 的分数（键名就用这三个英文单词）；relevance 衡量是否切合场景「{scene}」。
+scores 必须给出 persona、relevance、style 三项 0 到 1 的分数（键名就用这三个英文单词）；relevance 衡量是否切合场景。
 
 <examples>
 {examples}
 </examples>
 <system>{system}</system>
+<target>对象：{role}；场景：{scene}；风格：{style}，{instruction}</target>
 <request>{request}</request>
 <reply>{reply}</reply>"""
 
-JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质量的微调数据。来访者的处境属于「{area}」方面，主要情绪是「{emotion}」。
+JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质量的微调数据。来访者的处境和情绪见文末的 <situation>。
 逐项检查：
 1. persona：咨询师是否始终保持温暖、专业的人设，没有说教、下诊断或自称 AI？（PERSONA_DRIFT）
 2. repetition：有没有哪一轮重复前面的内容？（REPEATED_TURN）
@@ -94,6 +95,7 @@ JUDGE_DIALOGUE_PROMPT = """请评估这段心理咨询对话能否作为高质�
 scores 必须给出 persona、coherence、helpfulness 三项 0 到 1 的分数（键名就用这三个英文单词）。
 
 <system>{system}</system>
+<situation>处境属于「{area}」方面，主要情绪是「{emotion}」</situation>
 <dialogue>
 {dialogue}
 </dialogue>"""

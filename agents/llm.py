@@ -23,7 +23,9 @@ from typing import Any, Protocol
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from agents.limits import AdaptiveGate, RateLimiter
+from agents.llm_wire import cached_tokens_of, response_format, strict_schema  # noqa: F401 (re-exported)
 from agents.llm_errors import (
+    FormatRejected,
     LLMAuthError,
     LLMError,
     LLMNotFound,
@@ -45,6 +47,7 @@ class ChatReply:
     output_tokens: int = 0
     model: str = ""
     finish_reason: str | None = None  # "length": cut at max_tokens — never accepted (TRUNCATED)
+    cached_tokens: int = 0  # prompt tokens the provider served from its prefix cache (billed cheaper)
 
     @property
     def truncated(self) -> bool:
@@ -79,6 +82,7 @@ class RoleUsage:
     unparsed: int = 0  # replies that did not parse into the asked schema (each re-asked or recorded)
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0  # of input_tokens, served from the provider's prefix cache
     cost: float = 0.0
 
 
@@ -93,7 +97,9 @@ class Usage:
         u.calls += 1
         u.input_tokens += reply.input_tokens
         u.output_tokens += reply.output_tokens
-        u.cost += cfg.cost(reply.input_tokens, reply.output_tokens)
+        cached = getattr(reply, "cached_tokens", 0)
+        u.cached_tokens += cached
+        u.cost += cfg.cost(reply.input_tokens, reply.output_tokens, cached)
 
     def fail(self, role: str) -> None:
         self.roles.setdefault(role, RoleUsage()).failures += 1
@@ -110,6 +116,10 @@ class Usage:
         return sum(u.output_tokens for u in self.roles.values())
 
     @property
+    def cached_tokens(self) -> int:
+        return sum(u.cached_tokens for u in self.roles.values())
+
+    @property
     def cost(self) -> float:
         return sum(u.cost for u in self.roles.values())
 
@@ -118,9 +128,12 @@ class Usage:
 
 
 class ChatClient(Protocol):
+    """`json_mode`: False (plain text), True (JSON in the role's `json_mode`), or the pydantic model the
+    reply must match (sent as a strict `json_schema` where the role's mode is json_schema)."""
+
     cfg: LLMConfig
 
-    async def chat(self, messages: list[Message], *, json_mode: bool = False,
+    async def chat(self, messages: list[Message], *, json_mode: Any = False,
                    temperature: float | None = None, max_tokens: int | None = None) -> ChatReply: ...
 
 
@@ -161,11 +174,31 @@ class _RetryingClient:
         self.usage = usage if usage is not None else Usage()
         pacing = pacing or Pacing.for_config(cfg)
         self.limiter, self.gate = pacing.limiter, pacing.gate
+        self.json_mode = cfg.json_mode  # becomes "prompt" once the server refuses response_format
 
-    async def chat(self, messages: list[Message], *, json_mode: bool = False,
+    async def chat(self, messages: list[Message], *, json_mode: Any = False,
                    temperature: float | None = None, max_tokens: int | None = None) -> ChatReply:
-        """One completion; `max_tokens` defaults to the role's (`cfg.max_tokens`)."""
+        """One completion; `max_tokens` defaults to the role's (`cfg.max_tokens`).
+
+        A server that refuses `response_format` (HTTP 400 naming it) gets the same request once more
+        without it, and this client stays in prompt mode (the schema is in the system message anyway)."""
+        try:
+            return await self._chat(messages, json_mode, temperature, max_tokens)
+        except FormatRejected as exc:
+            if not json_mode or self.json_mode == "prompt":
+                raise
+            log.warning("%s: %s refused response_format %s (%s); falling back to JSON by prompt instructions",
+                        self.cfg.role, self.cfg.base_url, self.json_mode, exc)
+            self.json_mode = "prompt"
+            return await self._chat(messages, json_mode, temperature, max_tokens)
+
+    def response_format(self, json_mode: Any) -> dict[str, Any] | None:
+        """The `response_format` to send for this call, or None (plain text, or prompt mode)."""
+        return response_format(self.json_mode, json_mode)
+
+    async def _chat(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
         role_cfg = self.cfg
+        json_mode = self.response_format(json_mode)
         max_tokens = max_tokens or self.cfg.max_tokens
         estimate = estimate_tokens(messages) + (max_tokens or 256)
         retrying = AsyncRetrying(
@@ -197,7 +230,7 @@ class _RetryingClient:
         self.usage.add(role_cfg, reply)
         return reply
 
-    async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
+    async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         raise NotImplementedError
 
 
@@ -219,6 +252,8 @@ def _status_error(status: int, body: str, where: str, retry_after: str | None) -
         return Transient(f"rate limited (429) {detail}", retry_after=parse_retry_after(retry_after), kind="rate_limit")
     if status >= 500:
         return Transient(f"server error ({status}) {detail}", kind="server")
+    if status == 400 and "response_format" in body:
+        return FormatRejected(f"response_format refused (400) at {where}: {detail}")
     return LLMError(f"request rejected ({status}) at {where}: {detail}")
 
 
@@ -244,7 +279,7 @@ class HttpChatClient(_RetryingClient):
             self._loop = loop
         return self._session
 
-    async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
+    async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         import aiohttp
 
         body: dict[str, Any] = {
@@ -254,8 +289,8 @@ class HttpChatClient(_RetryingClient):
         }
         if max_tokens:
             body["max_tokens"] = max_tokens
-        if json_mode:
-            body["response_format"] = {"type": "json_object"}
+        if response_format:
+            body["response_format"] = response_format
         session = await self._session_for_loop()
         try:
             async with session.post(self._url, data=json.dumps(body, ensure_ascii=False).encode(),
@@ -279,7 +314,7 @@ class HttpChatClient(_RetryingClient):
             raise Transient(f"malformed response body: {raw[:80]!r}", kind="malformed") from None
         usage = data.get("usage") or {}
         return ChatReply(text=text, input_tokens=int(usage.get("prompt_tokens") or 0),
-                         output_tokens=int(usage.get("completion_tokens") or 0),
+                         output_tokens=int(usage.get("completion_tokens") or 0), cached_tokens=cached_tokens_of(usage),
                          model=data.get("model") or self.cfg.model, finish_reason=choice.get("finish_reason"),
                          reasoning=reasoning_of(text, message.get("reasoning_content") or message.get("reasoning")))
 
@@ -298,12 +333,12 @@ class LangChainChatClient(_RetryingClient):
     async def aclose(self) -> None:
         """ChatOpenAI's httpx clients are closed by the SDK when collected."""
 
-    async def _attempt(self, messages, json_mode, temperature, max_tokens) -> ChatReply:
+    async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         import openai
 
         kwargs: dict[str, Any] = {}
-        if json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
+        if response_format:
+            kwargs["response_format"] = response_format
         if temperature is not None:
             kwargs["temperature"] = temperature
         if max_tokens:
@@ -327,6 +362,7 @@ class LangChainChatClient(_RetryingClient):
         text = _text_of(message.content)
         return ChatReply(text=text, input_tokens=usage.get("input_tokens", 0),
                          output_tokens=usage.get("output_tokens", 0), model=self.cfg.model or "",
+                         cached_tokens=cached_tokens_of(usage),
                          finish_reason=finish, reasoning=reasoning_of(text, _reasoning_of(message)))
 
 

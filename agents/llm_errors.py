@@ -29,6 +29,11 @@ class LLMNotFound(LLMFatalError):
     """404: the base URL or the model name is wrong."""
 
 
+class FormatRejected(LLMError):
+    """400 naming `response_format`: the server does not accept this JSON mode (the client then falls
+    back once to prompt-only instructions)."""
+
+
 class LLMTimeout(LLMError):
     """Every attempt ran past the timeout."""
 

@@ -1,13 +1,17 @@
 """The persona responder: writes the assistant side in a persona and a style.
 
 - `respond_styled` (persona graph): a greeting for a role and scene in a style (Tianji's 小红书 /
-  正常 / 严肃), with few-shot examples sampled from the recipe's `styles.<name>.few_shot`, the style's
-  length limit, and one randomly injected constraint from `random_constraints` (the seed's
-  `random_finalprompt_sentence` idea) — chosen per item, so a rerun makes the same choice.
+  正常 / 严肃), with few-shot examples sampled from the recipe's `styles.<name>.few_shot` (once per
+  style and run seed), the style's length limit, and one randomly injected constraint from
+  `random_constraints` (the seed's `random_finalprompt_sentence` idea) — chosen per item, so a rerun
+  makes the same choice.
 - `respond_counsellor` (dialogue graph): the counsellor's turn, with the recipe's
-  `counsellor_system_prompt` and `counsellor_few_shot`; the last turn is asked to close the talk.
+  `counsellor_system_prompt` and `counsellor_few_shot` (picked once per run seed); the last turn is
+  asked to close the talk (the "turn n of m" note comes last, after the dialogue).
 
-A revision appends the previous draft and the critic's feedback to the same conversation.
+Prompt layout, for providers' prefix caches: what every item of a style shares comes first, the item's
+role, scene, constraint and request last. A revision appends the previous draft and the critic's
+feedback to the same conversation.
 
 >>> sorted(PROMPT_INPUTS["STYLED_REPLY_PROMPT"])
 ['constraint', 'examples', 'instruction', 'max_chars', 'request', 'role', 'scene', 'style']
@@ -31,16 +35,17 @@ DEFAULT_COUNSELLOR_SYSTEM = "你是一位温暖、专业的心理咨询师，善
 DEFAULT_MAX_CHARS = {"正常": 200, "严肃": 200, "小红书": 300}
 
 STYLED_REPLY_PROMPT = """请根据下面的请求写一条祝福语。
-对象：{role}；场景：{scene}；风格：{style}。
-风格要求：{instruction}
-字数不超过 {max_chars} 字。{constraint}
 根据对象的身份用合适的语气：对长辈和上级用“您”，对平辈和晚辈用“你”，对兄弟姐妹不要用“尊敬的”。
+直接给出祝福语正文：不要标题，不要任何说明或开场白，不要以标点开头，使用中文标点。
+风格：{style}。
+风格要求：{instruction}
+字数不超过 {max_chars} 字。
 参考下面例子的语气和写法（只学风格，不要照抄内容）：
 <examples>
 {examples}
 </examples>
-直接给出祝福语正文：不要标题，不要任何说明或开场白，不要以标点开头，使用中文标点。
 
+对象：{role}；场景：{scene}；{constraint}
 <request>{request}</request>"""
 
 STYLED_REVISION_PROMPT = """这条祝福语需要修改。修改意见：
@@ -49,10 +54,14 @@ STYLED_REVISION_PROMPT = """这条祝福语需要修改。修改意见：
 
 COUNSELLOR_PROMPT = """你正在进行一次心理咨询对话。像下面的例子那样回应来访者：先共情，再澄清或追问，
 逐步给出具体可行的建议；语言温暖、口语化，不说教，不下诊断，不自称 AI，每次 60 到 200 个字。
-{progress}
+来访者每条消息后的 <progress> 说明对话进行到哪一轮，它不是来访者说的话。
 <examples>
 {examples}
 </examples>"""
+
+COUNSELLOR_TURN_PROMPT = """{message}
+
+<progress>{progress}</progress>"""
 
 COUNSELLOR_REVISION_PROMPT = """你刚才的回应需要修改。修改意见：
 <feedback>{feedback}</feedback>
@@ -62,13 +71,15 @@ PROMPTS: dict[str, str] = {
     "STYLED_REPLY_PROMPT": STYLED_REPLY_PROMPT,
     "STYLED_REVISION_PROMPT": STYLED_REVISION_PROMPT,
     "COUNSELLOR_PROMPT": COUNSELLOR_PROMPT,
+    "COUNSELLOR_TURN_PROMPT": COUNSELLOR_TURN_PROMPT,
     "COUNSELLOR_REVISION_PROMPT": COUNSELLOR_REVISION_PROMPT,
 }
 PROMPT_INPUTS: dict[str, frozenset[str]] = {
     "STYLED_REPLY_PROMPT": frozenset({"role", "scene", "style", "instruction", "max_chars", "constraint",
                                       "examples", "request"}),
     "STYLED_REVISION_PROMPT": frozenset({"feedback"}),
-    "COUNSELLOR_PROMPT": frozenset({"progress", "examples"}),
+    "COUNSELLOR_PROMPT": frozenset({"examples"}),
+    "COUNSELLOR_TURN_PROMPT": frozenset({"message", "progress"}),
     "COUNSELLOR_REVISION_PROMPT": frozenset({"feedback"}),
 }
 
@@ -95,15 +106,21 @@ def pick_constraint(ctx: Context, item_id: str) -> str:
     return rng(ctx, item_id, "constraint").choice(choices).strip() if choices else ""
 
 
-def pick_examples(ctx: Context, examples: list[dict[str, Any]], item_id: str, salt: str) -> list[dict[str, Any]]:
+def pick_examples(ctx: Context, examples: list[dict[str, Any]], key: str, salt: str) -> list[dict[str, Any]]:
+    """`few_shot_k` of the examples, chosen by the run seed and `key`.
+
+    The key is the style (greetings) or the recipe (counsellor), not the item: the examples then sit
+    in the part of the prompt every item of that style shares, which a provider's prefix cache serves
+    at a fraction of the price (a per-item pick re-sent ~300 tokens uncached on every call). Another
+    run seed picks other examples."""
     k = int(ctx.recipe.get("few_shot_k") or 3)
-    return rng(ctx, item_id, salt).sample(examples, min(k, len(examples))) if examples else []
+    return rng(ctx, key, salt).sample(examples, min(k, len(examples))) if examples else []
 
 
 def styled_shots(ctx: Context, item: Any) -> list[dict[str, Any]]:
     """The few-shot examples this item's prompt shows (the same on every call and rerun)."""
-    cfg = style_config(ctx, item.get("style") or "正常")
-    return pick_examples(ctx, cfg.get("few_shot") or [], item.id, "few_shot")
+    style = item.get("style") or "正常"
+    return pick_examples(ctx, style_config(ctx, style).get("few_shot") or [], f"style:{style}", "few_shot")
 
 
 def styled_values(ctx: Context, item: Any, request: str) -> dict[str, Any]:
@@ -146,10 +163,8 @@ def counsellor_progress(turn: int, planned: int) -> str:
 
 
 def counsellor_shots(ctx: Context, state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The counsellor examples shown for the turn in progress."""
-    item = item_of(state)
-    turns = len(state.get("turns") or [])
-    return pick_examples(ctx, ctx.recipe.get("counsellor_few_shot") or [], item.id, f"counsellor{turns}")
+    """The counsellor examples shown for the turn in progress (the same for every item of the run)."""
+    return pick_examples(ctx, ctx.recipe.get("counsellor_few_shot") or [], "counsellor", "few_shot")
 
 
 def counsellor_messages(ctx: Context, state: dict[str, Any]) -> list[dict[str, str]]:
@@ -158,12 +173,15 @@ def counsellor_messages(ctx: Context, state: dict[str, Any]) -> list[dict[str, s
     examples = "\n".join(f"<example><seeker>{s['seeker']}</seeker><counsellor>{s['counsellor']}</counsellor></example>"
                          for s in shots) or "（无）"
     system = ctx.recipe.get("counsellor_system_prompt") or ctx.recipe.get("system_prompt") or DEFAULT_COUNSELLOR_SYSTEM
-    guide = fill(ctx, "COUNSELLOR_PROMPT", examples=examples,
-                 progress=counsellor_progress(len(turns) + 1, int(state.get("planned_turns") or len(turns) + 1)))
+    guide = fill(ctx, "COUNSELLOR_PROMPT", examples=examples)
+    progress = counsellor_progress(len(turns) + 1, int(state.get("planned_turns") or len(turns) + 1))
+    # stable first (system, guide, examples, then the JSON schema appended to it), the dialogue after it,
+    # and what changes every turn — where the dialogue stands — last
     messages = [{"role": "system", "content": f"{system}\n\n{guide}"}]
     for turn in turns:
         messages += [{"role": "user", "content": turn.input}, {"role": "assistant", "content": turn.output}]
-    messages.append({"role": "user", "content": state["question"]})
+    messages.append({"role": "user", "content": fill(ctx, "COUNSELLOR_TURN_PROMPT", message=state["question"],
+                                                     progress=progress)})
     if state.get("feedback") and state.get("draft"):
         messages += [{"role": "assistant", "content": state["draft"]},
                      {"role": "user", "content": fill(ctx, "COUNSELLOR_REVISION_PROMPT", feedback=state["feedback"])}]

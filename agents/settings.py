@@ -28,23 +28,47 @@ class Preset(BaseModel):
     model: str
     needs_key: bool = True
     key_hint: str = ""
+    # Prices of `model` (per 1k tokens); they apply only while the role uses that model.
+    price_input_per_1k: float = 0.0
+    price_input_cached_per_1k: float | None = None  # None: a cache hit costs the full input price
+    price_output_per_1k: float = 0.0
+    currency: str = "¥"
+    json_mode: str = "json_object"
 
 
-# Base URLs and typical models as each provider documents its OpenAI-compatible API.
+# Base URLs and typical models as each provider documents its OpenAI-compatible API. Prices are list
+# prices as we last read them (no web access when this was written: ASSUMPTIONS to check against the
+# provider's price page; set ZAOSHU_PRICE_* to override):
+# - deepseek-chat: ¥2 / M input (cache miss), ¥0.2 / M input on a cache hit (1/10, the ratio DeepSeek
+#   documents for its disk context cache, automatic), ¥3 / M output.
+# - qwen-plus (DashScope): ¥0.8 / M input, ¥2 / M output; implicit-cache hits billed at 20 % of the input
+#   price (Alibaba Cloud Model Studio's context-cache page; its explicit cache is 10 %).
+# - glm-4-flash (Zhipu) and Qwen2.5-7B-Instruct (SiliconFlow): free tiers, so cache hits cost nothing
+#   either; neither provider's cache ratio is applied here (assumed 1.0 on their paid models).
+# - gpt-4o-mini (OpenAI): $0.15 / M input, $0.075 / M cached (50 %, OpenAI's prompt caching, automatic
+#   for prompts of 1,024 tokens or more), $0.60 / M output.
+# - local servers (ollama, vllm, lmdeploy): no money; their prefix cache saves time, not cost.
 PRESETS: dict[str, Preset] = {
     "deepseek": Preset(base_url="https://api.deepseek.com/v1", model="deepseek-chat",
-                       key_hint="platform.deepseek.com → API keys"),
+                       key_hint="platform.deepseek.com → API keys", price_input_per_1k=0.002,
+                       price_input_cached_per_1k=0.0002, price_output_per_1k=0.003),
     "siliconflow": Preset(base_url="https://api.siliconflow.cn/v1", model="Qwen/Qwen2.5-7B-Instruct",
                           key_hint="cloud.siliconflow.cn → API 密钥"),
     "dashscope": Preset(base_url="https://dashscope.aliyuncs.com/compatible-mode/v1", model="qwen-plus",
-                        key_hint="阿里云百炼 → API-KEY"),
+                        key_hint="阿里云百炼 → API-KEY", price_input_per_1k=0.0008,
+                        price_input_cached_per_1k=0.00016, price_output_per_1k=0.002),
     "zhipu": Preset(base_url="https://open.bigmodel.cn/api/paas/v4", model="glm-4-flash",
                     key_hint="open.bigmodel.cn → API keys"),
     "ollama": Preset(base_url="http://localhost:11434/v1", model="qwen2.5:7b", needs_key=False),
     "vllm": Preset(base_url="http://localhost:8000/v1", model="Qwen/Qwen2.5-7B-Instruct", needs_key=False),
     "lmdeploy": Preset(base_url="http://localhost:23333/v1", model="internlm2_5-7b-chat", needs_key=False),
-    "openai": Preset(base_url="https://api.openai.com/v1", model="gpt-4o-mini"),
+    "openai": Preset(base_url="https://api.openai.com/v1", model="gpt-4o-mini", price_input_per_1k=0.00015,
+                     price_input_cached_per_1k=0.000075, price_output_per_1k=0.0006, currency="$",
+                     json_mode="json_schema"),
 }
+
+JsonMode = Literal["json_schema", "json_object", "prompt"]
+PRICE_FIELDS = ("price_input_per_1k", "price_input_cached_per_1k", "price_output_per_1k", "currency", "json_mode")
 
 
 class LLMFields(BaseModel):
@@ -63,7 +87,12 @@ class LLMFields(BaseModel):
     max_tokens: int | None = Field(default=None, description="Most tokens one reply may generate (per-role defaults).")
     price_input_per_1k: float | None = Field(default=None, description="Price per 1k input tokens.")
     price_output_per_1k: float | None = Field(default=None, description="Price per 1k output tokens.")
+    price_input_cached_per_1k: float | None = Field(
+        default=None, description="Price per 1k input tokens served from the provider's prefix cache.")
     currency: str | None = Field(default=None, description="Currency symbol for cost estimates (¥ or $).")
+    json_mode: JsonMode | None = Field(
+        default=None, description="How structured replies are asked for: json_schema (strict) | json_object | "
+                                  "prompt (instructions only, tolerant parsing).")
 
 
 #: Default `max_tokens` per role: a reply longer than this is cut (and rejected as TRUNCATED), so a
@@ -89,7 +118,9 @@ class LLMConfig(BaseModel):
     max_tokens: int = 1024
     price_input_per_1k: float = 0.0
     price_output_per_1k: float = 0.0
+    price_input_cached_per_1k: float | None = None  # None: cache hits cost the full input price
     currency: str = "¥"
+    json_mode: JsonMode = "json_object"
 
     def require_endpoint(self) -> LLMConfig:
         """Raise one clear ConfigError when this role cannot reach any endpoint."""
@@ -104,8 +135,17 @@ class LLMConfig(BaseModel):
             raise ConfigError(f"no API key for role '{self.role}' at {self.base_url}: set ZAOSHU_API_KEY{hint}")
         return self
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.price_input_per_1k + output_tokens * self.price_output_per_1k) / 1000
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """Money for one call; `cached_tokens` of the input are priced at `price_input_cached_per_1k`.
+
+        >>> LLMConfig(role="x", price_input_per_1k=2, price_input_cached_per_1k=0.2).cost(1000, 0, 600)
+        0.92
+        """
+        cached_price = self.price_input_per_1k if self.price_input_cached_per_1k is None \
+            else self.price_input_cached_per_1k
+        cached = min(cached_tokens, input_tokens)
+        return round(((input_tokens - cached) * self.price_input_per_1k + cached * cached_price
+                      + output_tokens * self.price_output_per_1k) / 1000, 12)
 
 
 def _is_local(url: str) -> bool:
@@ -150,6 +190,10 @@ class Settings(BaseSettings, LLMFields):
         if preset is not None:
             merged["base_url"] = merged["base_url"] or preset.base_url
             merged["model"] = merged["model"] or preset.model
+            if merged["model"] == preset.model:  # the preset's prices are its default model's
+                for name in PRICE_FIELDS:
+                    if merged[name] is None:
+                        merged[name] = getattr(preset, name)
         merged["max_tokens"] = merged["max_tokens"] or ROLE_MAX_TOKENS.get(role)
         return LLMConfig(role=role, **{k: v for k, v in merged.items() if v is not None})
 

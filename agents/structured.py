@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from agents.llm import ChatClient, Message, split_think
 from agents.schemas import ReasonCode
@@ -97,7 +97,10 @@ def _describe(error: Exception) -> str:
 async def ask_structured(client: ChatClient, messages: list[Message], schema: type[T], *,
                          attempts: int = 3, temperature: float | None = None,
                          max_tokens: int | None = None) -> Structured[T]:
-    """Ask for `schema` in JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
+    """Ask for `schema` in the role's JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
+
+    The schema's fields are always described at the end of the system message (stable per role, so it
+    belongs to the cached prefix); the client adds `response_format` unless its mode is "prompt".
 
     Transport errors (auth, unreachable, retries exhausted) propagate: the runner decides about
     those. A reply that never validates comes back as `Structured(value=None, raw=…, error=…)`; one
@@ -107,7 +110,7 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
     history = _with_instruction(messages, instruction)
     raw, error = "", "no attempt made"
     for attempt in range(1, attempts + 1):
-        reply = await client.chat(history, json_mode=True, temperature=temperature, max_tokens=max_tokens)
+        reply = await client.chat(history, json_mode=schema, temperature=temperature, max_tokens=max_tokens)
         raw = reply.text
         if reply.truncated:  # a cut reply is never accepted, even when what arrived happens to parse
             return Structured[schema](value=None, raw=raw, attempts=attempt, truncated=True,
@@ -130,3 +133,41 @@ def _with_instruction(messages: list[Message], instruction: str) -> list[Message
         first = {"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}
         return [first, *messages[1:]]
     return [{"role": "system", "content": instruction}, *messages]
+
+
+JSON_MODES = ("json_schema", "json_object", "prompt")
+
+
+class _Probe(BaseModel):
+    ok: bool = Field(description="固定为 true")
+
+
+async def probe_json_modes(cfg) -> dict[str, str]:
+    """Which JSON modes an endpoint accepts: mode → "ok" | "refused" | "no valid JSON" | an error.
+
+    One short call per mode, no retries, no fallback (a refusal is what we want to see)."""
+    from agents.llm import make_client
+    from agents.llm_errors import LLMError
+
+    messages = [{"role": "user", "content": "请回复 ok 为 true 的 JSON。"}]
+    results: dict[str, str] = {}
+    for mode in JSON_MODES:
+        client = make_client(cfg.model_copy(update={"json_mode": mode, "max_retries": 0, "max_tokens": 32}))
+        try:
+            result = await ask_structured(client, messages, _Probe, attempts=1)
+            results[mode] = "refused" if client.json_mode != mode else ("ok" if result.ok else "no valid JSON")
+        except LLMError as exc:
+            results[mode] = f"error: {str(exc)[:80]}"
+        finally:
+            if hasattr(client, "aclose"):
+                await client.aclose()
+    return results
+
+
+def chosen_mode(configured: str, results: dict[str, str]) -> str:
+    """The mode a run will use: the configured one, or prompt when the server refuses it.
+
+    >>> chosen_mode("json_object", {"json_schema": "ok", "json_object": "refused", "prompt": "ok"})
+    'prompt'
+    """
+    return "prompt" if results.get(configured) == "refused" else configured

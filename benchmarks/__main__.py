@@ -2,8 +2,10 @@
 (`make bench` runs it).
 
 Benchmarks: throughput, peers, faults (this package's own), knowledge (bench_knowledge.py),
-critic (bench_critic.py), critic_quality (bench_critic_quality.py) and review (bench_review.py: the review
-page on 100,000 samples), run as subprocesses in that order. Each one's raw results go to
+critic (bench_critic.py), critic_quality (bench_critic_quality.py), review (bench_review.py: the review
+page on 100,000 samples) and cost (bench_cost.py: calls, tokens and money per accepted sample, the prompt
+prefix cache; its `--real` part with the local llama.cpp model is run by hand and its table pasted into
+REPORT.md), run as subprocesses in that order. Each one's raw results go to
 benchmarks/results/<name>.json and its report section to benchmarks/results/<name>.md; REPORT.md is
 assembled from the latest sections, so `--only faults` reruns one benchmark and keeps the others'
 last results (each section says when it was measured). Benchmarks are not tests: CI does not run them.
@@ -24,9 +26,9 @@ from benchmarks.common import HERE, REPO, RESULTS, fmt, load, machine, save, spr
 
 log = logging.getLogger("benchmarks")
 
-ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "critic_quality", "review")
+ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "critic_quality", "review", "cost")
 TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "critic_quality": 300,
-             "review": 600}
+             "review": 600, "cost": 900}
 REPORT = HERE / "REPORT.md"
 
 

@@ -81,6 +81,8 @@ class RecipeConfig(Strict):
     llm: LLMBlock = Field(default_factory=LLMBlock)
     prompts: dict[str, str] = Field(default_factory=dict, description="Overrides of the agents' prompts by name.")
     max_revisions: int = Field(default=2, ge=0)
+    fail_fast: int = Field(default=10, ge=0, description="Pause when the first K items are all rejected for one "
+                                                          "reason (0 = never; --keep-going).")
     seed: int = Field(default=0, description="Seed for the random choices (few-shot picks, constraints).")
     expected_output_tokens: dict[str, int] = Field(default_factory=dict, description="For the dry-run estimate.")
     critic: CriticConfig = Field(default_factory=CriticConfig)

@@ -125,7 +125,9 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
                                          conversation=transcript(sample_turns, "来访者", "咨询师"), **values),
     }
     state = {"item": item, "turns": [], "question": "（来访者的话）", "planned_turns": plan_turns(item, ctx)}
-    examples["COUNSELLOR_PROMPT"] = responder.counsellor_messages(ctx, state)[0]["content"]
+    counsellor = responder.counsellor_messages(ctx, state)
+    examples["COUNSELLOR_PROMPT"] = counsellor[0]["content"]
+    examples["COUNSELLOR_TURN_PROMPT"] = counsellor[-1]["content"]
     examples["COUNSELLOR_REVISION_PROMPT"] = responder.fill(ctx, "COUNSELLOR_REVISION_PROMPT", feedback="（质检意见）")
     examples["JUDGE_DIALOGUE_PROMPT"] = critic.fill(
         ctx, "JUDGE_DIALOGUE_PROMPT", area=values["area"], emotion=values["emotion"],

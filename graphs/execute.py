@@ -79,14 +79,16 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         graph = GRAPHS[recipe.graph]().compile()
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
                             currency=settings.for_role("asker").currency)
-        options = RunOptions(concurrency=settings.concurrency, target=request.target, budget=budget)
+        options = RunOptions(concurrency=settings.concurrency, target=request.target, budget=budget,
+                             fail_fast=request.fail_fast(config))
         started = time.time()
         outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
-        _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason)
+        stats = _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason,
+                             currency=settings.for_role("asker").currency)
         recipe.after_run(config, run_path, console)
     finally:
         run.close()
-    return _report(outcome, recipe.name, run_path, console)
+    return _report(outcome, recipe.name, run_path, console, stats)
 
 
 async def _run(graph, ctx, run, usage, options, tracer, items, request: RunRequest, console: Console):
@@ -111,7 +113,8 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
             await saver_cm.__aexit__(None, None, None)
 
 
-def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: float, status: str) -> None:
+def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: float, status: str,
+                 currency: str | None = None) -> dict:
     """stats.json: counts, tokens and cost summed over every session of this run."""
     prev = run.read_stats()
     data = {"recipe": recipe, "fingerprint": print_, "status": status,
@@ -119,32 +122,82 @@ def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: floa
             "rejected_by_code": dict(run.rejected_codes.most_common()),
             "failed": prev.get("failed", 0) + (outcome.failed if outcome else 0),  # failures over all sessions
             "duration_s": prev.get("duration_s", 0.0), "input_tokens": prev.get("input_tokens", 0),
-            "output_tokens": prev.get("output_tokens", 0), "cost": prev.get("cost", 0.0),
+            "output_tokens": prev.get("output_tokens", 0), "cached_tokens": prev.get("cached_tokens", 0),
+            "cost": prev.get("cost", 0.0),
             "usage_by_role": prev.get("usage_by_role", {}), "sessions": prev.get("sessions", 0),
-            "currency": prev.get("currency", "¥"), "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "currency": currency or prev.get("currency", "¥"), "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
     if outcome is not None and usage is not None:
         data.update(duration_s=data["duration_s"] + time.time() - started,
                     input_tokens=data["input_tokens"] + usage.input_tokens,
                     output_tokens=data["output_tokens"] + usage.output_tokens,
+                    cached_tokens=data["cached_tokens"] + usage.cached_tokens,
                     cost=data["cost"] + usage.cost, sessions=data["sessions"] + 1, message=outcome.message)
         for role, u in usage.as_dict().items():
             total = data["usage_by_role"].setdefault(role, {})
             for key, value in u.items():
                 total[key] = total.get(key, 0) + value
+    data.update(per_accepted(data))
     run.write_stats(data)
+    return data
 
 
-def _report(outcome, name: str, run_path: Path, console: Console) -> int:
+def per_accepted(stats: dict) -> dict:
+    """What one accepted sample cost — calls, tokens, money — over the whole run and per role, and the
+    share of prompt tokens the provider served from its cache.
+
+    >>> per_accepted({"accepted": 2, "input_tokens": 1000, "output_tokens": 200, "cached_tokens": 600, "cost": 0.5,
+    ...               "usage_by_role": {"critic": {"calls": 4, "input_tokens": 1000, "output_tokens": 200,
+    ...                                            "cached_tokens": 600, "cost": 0.5}}})["per_accepted"]["critic"]
+    {'calls': 2.0, 'input_tokens': 500.0, 'output_tokens': 100.0, 'cost': 0.25, 'cache_hit_share': 0.6}
+    """
+    def share(d: dict) -> float:
+        return round(d.get("cached_tokens", 0) / d["input_tokens"], 4) if d.get("input_tokens") else 0.0
+
+    accepted = stats.get("accepted") or 0
+    roles = stats.get("usage_by_role") or {}
+    out: dict = {"cache_hit_share": share(stats), "per_accepted": None}
+    if accepted:
+        def each(d: dict) -> dict:
+            return {"calls": round(d.get("calls", 0) / accepted, 3),
+                    "input_tokens": round(d.get("input_tokens", 0) / accepted, 1),
+                    "output_tokens": round(d.get("output_tokens", 0) / accepted, 1),
+                    "cost": round(d.get("cost", 0.0) / accepted, 8), "cache_hit_share": share(d)}
+
+        total = {"calls": sum(r.get("calls", 0) for r in roles.values()), **stats}
+        out["per_accepted"] = {"all": each(total), **{role: each(r) for role, r in roles.items()}}
+    return out
+
+def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | None = None) -> int:
     line = (f"accepted {outcome.accepted} · rejected {outcome.rejected} · failed {outcome.failed} → "
             f"{run_path}/accepted.jsonl")
+    if stats and stats.get("per_accepted"):
+        console.print(cost_lines(stats), highlight=False, soft_wrap=True)
     if outcome.reason in ("completed", "target"):
         console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False)
         return 0
     args = [a for a in sys.argv[1:] if a != "--fresh"]
     if "--out" not in args:
         args += ["--out", str(run_path)]
+    if outcome.reason == "paused":
+        console.print(f"[red]paused[/]: {outcome.message}", highlight=False, soft_wrap=True)
+        console.print(line, highlight=False)
+        return 1
     resume = shlex.join(["python", "-m", f"recipes.{name}", *args])
     color = "red" if outcome.reason == "fatal" else "yellow"
     console.print(f"[{color}]{outcome.reason}[/]: {outcome.message}", highlight=False)
     console.print(f"{line}\nresume with: {resume}", highlight=False)
     return {"fatal": 1, "interrupted": 130}.get(outcome.reason, 0)
+
+
+def cost_lines(stats: dict) -> str:
+    """The end-of-run summary per accepted sample: overall, then one line per role."""
+    cur = stats.get("currency") or "¥"
+
+    def fmt(d: dict) -> str:
+        return (f"{d['calls']:.2f} calls · {d['input_tokens']:,.0f} tokens in ({d['cache_hit_share']:.0%} cached)"
+                f" / {d['output_tokens']:,.0f} out · {cur}{d['cost']:.5f}")
+
+    per = stats["per_accepted"]
+    rows = [f"per accepted sample: {fmt(per['all'])}"]
+    rows += [f"  {role:<9} {fmt(d)}" for role, d in per.items() if role != "all"]
+    return "\n".join(rows)

@@ -12,7 +12,7 @@ from agents.llm import Usage
 from agents.schemas import ReasonCode
 from graphs.state import plain
 
-StopReason = Literal["completed", "target", "budget", "interrupted", "fatal"]
+StopReason = Literal["completed", "target", "budget", "interrupted", "fatal", "paused"]
 
 
 class RunView(Protocol):

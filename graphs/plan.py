@@ -3,6 +3,12 @@
 Work items, LLM calls per role (best case: no revisions, no re-asks), estimated tokens and cost
 from the rendered prompts and expected output lengths, one rendered example of each prompt, and
 the graph's mermaid diagram.
+
+The cost is given twice: every prompt token at the input price, and with the provider's prefix cache —
+assumed to serve each role's stable prompt head (the template's text before its first item value) on
+every call of that role but the first, at `price_input_cached_per_1k`. The system prompt and the JSON
+schema, also stable, are left out of the estimate, and a real cache works in blocks and expires, so the
+cached figure is a rough middle, not a bound.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.context import placeholders
 from agents.llm import estimate_tokens
 from agents.settings import ROLES, Settings
 
@@ -24,6 +31,8 @@ class RolePlan:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    cached_tokens: int = 0
+    cost_cached: float = 0.0
 
 
 @dataclass
@@ -38,6 +47,27 @@ class Plan:
     @property
     def cost(self) -> float:
         return sum(r.cost for r in self.roles.values())
+
+    @property
+    def cost_cached(self) -> float:
+        return sum(r.cost_cached for r in self.roles.values())
+
+
+def stable_share(name: str, rendered: str, recipe: dict[str, Any]) -> tuple[str | None, float]:
+    """(role, share of the rendered prompt that is its template's head before the first placeholder).
+
+    >>> stable_share("ANSWER_PROMPT", "x" * 4000, {})[0]
+    'answerer'
+    """
+    from agents import answerer, asker, critic, responder
+
+    for role, module in (("asker", asker), ("answerer", answerer), ("responder", responder), ("critic", critic)):
+        if name in module.PROMPTS:
+            template = (recipe.get("prompts") or {}).get(name, module.PROMPTS[name])
+            first = min((template.find("{" + p) for p in placeholders(template)), default=len(template))
+            total = estimate_tokens([{"role": "user", "content": rendered}])
+            return role, min(1.0, estimate_tokens([{"role": "user", "content": template[:first]}]) / max(total, 1))
+    return None, 0.0
 
 
 def make_plan(graph_name: str, items: list, skipped: int, ctx: Any, settings: Settings,
@@ -58,9 +88,17 @@ def make_plan(graph_name: str, items: list, skipped: int, ctx: Any, settings: Se
             rp.calls += calls
             rp.input_tokens += calls * per_call_in
             rp.output_tokens += calls * expected.get(role, 150)
+    shares: dict[str, list[float]] = {}
+    for name, text in plan.examples.items():
+        role, share = stable_share(name, text, recipe)
+        if role is not None:
+            shares.setdefault(role, []).append(share)
     for role, rp in plan.roles.items():
         cfg = settings.for_role(role) if role in ROLES else settings.for_role("asker")
         rp.cost = cfg.cost(rp.input_tokens, rp.output_tokens)
+        share = min(shares.get(role) or [0.0])
+        rp.cached_tokens = int(max(rp.calls - 1, 0) * per_call_in * share)
+        rp.cost_cached = cfg.cost(rp.input_tokens, rp.output_tokens, rp.cached_tokens)
     return plan
 
 
@@ -72,15 +110,22 @@ def render_plan(plan: Plan, console) -> None:
     console.print(f"[bold]dry run[/]: {plan.items} work items to run ({plan.skipped} already finished); "
                   "no LLM calls made")
     table = Table(title="LLM calls (best case: no revisions)")
-    for column in ("role", "calls", "est. input tokens", "est. output tokens", "est. cost"):
+    for column in ("role", "calls", "est. input tokens", "of which cached", "est. output tokens", "est. cost",
+                   "with cache"):
         table.add_column(column, justify="right" if column != "role" else "left")
     for role, rp in plan.roles.items():
-        table.add_row(role, f"{rp.calls:,}", f"{rp.input_tokens:,}", f"{rp.output_tokens:,}",
-                      f"{plan.currency}{rp.cost:.4f}")
+        table.add_row(role, f"{rp.calls:,}", f"{rp.input_tokens:,}", f"{rp.cached_tokens:,}", f"{rp.output_tokens:,}",
+                      f"{plan.currency}{rp.cost:.4f}", f"{plan.currency}{rp.cost_cached:.4f}")
     table.add_row("[bold]total", f"{sum(r.calls for r in plan.roles.values()):,}",
                   f"{sum(r.input_tokens for r in plan.roles.values()):,}",
-                  f"{sum(r.output_tokens for r in plan.roles.values()):,}", f"[bold]{plan.currency}{plan.cost:.4f}")
+                  f"{sum(r.cached_tokens for r in plan.roles.values()):,}",
+                  f"{sum(r.output_tokens for r in plan.roles.values()):,}", f"[bold]{plan.currency}{plan.cost:.4f}",
+                  f"[bold]{plan.currency}{plan.cost_cached:.4f}")
     console.print(table)
+    console.print("cache assumption: each role's stable prompt head (instructions before the first item value) is "
+                  "served from the provider's prefix cache on every call but the first, at the role's "
+                  "price_input_cached_per_1k (a cache hit costs the full input price where none is set)",
+                  highlight=False)
     for name, text in plan.examples.items():
         console.print(Panel(Text(text), title=f"prompt {name}", title_align="left"))
     console.print("[bold]graph[/] (mermaid):")

@@ -4,7 +4,8 @@
 
 - Up to N items in flight (asyncio tasks; no checkpointer in the hot path, so nothing caps N).
 - Finished ids (accepted or rejected) are skipped, so a rerun resumes; in-flight items are redone.
-- A fatal LLM error (auth, unreachable, 404), N consecutive failed items, the budget, `--target`
+- A fatal LLM error (auth, unreachable, 404), N consecutive failed items, the budget, `--target`,
+  the first K items all rejected for one reason (graphs.failfast; `--keep-going` turns it off)
   or Ctrl-C stop the run cleanly: in-flight items are cancelled (and redone next time), ledgers
   are flushed, stats are written.
 """
@@ -23,6 +24,7 @@ from agents.errors import ServiceError, ZaoshuError
 from agents.llm import Usage, close_clients
 from agents.llm_errors import LLMError, LLMFatalError
 from agents.schemas import ReasonCode
+from graphs.failfast import FailFast, line_of, pause_message
 from graphs.observer import RunObserver
 from graphs.outcome import ItemResult, RunOutcome, StopReason
 from graphs.rundir import RunDir
@@ -60,6 +62,7 @@ class RunOptions:
     target: int | None = None
     budget: Budget | None = None
     max_consecutive_failures: int = 5
+    fail_fast: int = 10  # pause when the first K items are all rejected for one reason; 0 = off
 
 
 class Runner:
@@ -78,6 +81,8 @@ class Runner:
         self._stop_reason: StopReason | None = None
         self._stop_message = ""
         self._stopped = asyncio.Event()
+        # only a run folder that has accepted nothing yet is watched
+        self._fail_fast = FailFast(options.fail_fast if not run.accepted_ids else 0)
 
     # -- control -----------------------------------------------------------------------------
     def request_stop(self, reason: StopReason, message: str = "") -> None:
@@ -190,6 +195,10 @@ class Runner:
             self.run_dir.reject({"id": item.id, "key": item.key, "codes": codes, "verdict": result.verdict,
                                  "raw": result.raw, "attempts": result.attempts, "sample": result.sample})
         self.observer.item_finished(item, result)
+        code = self._fail_fast.observe(item.id, result.status, result.codes or [ReasonCode.FORMAT.value])
+        if code is not None:
+            line = line_of(self.run_dir.rejected_path, self._fail_fast.first_id)
+            self.request_stop("paused", pause_message(self._fail_fast.k, code, self.run_dir.rejected_path, line))
         if self._over_budget():
             self.request_stop("budget", f"budget {self.options.budget} reached")
 

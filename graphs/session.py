@@ -69,6 +69,8 @@ class RunRequest:
     huixiangdou_url: Optional[str] = None
     web_fallback: Optional[str] = None
     judge: Optional[str] = None
+    fail_fast_k: Optional[int] = None
+    keep_going: bool = False
 
     def config_overrides(self) -> dict[str, Any]:
         """The flags that stand for recipe YAML keys, as YAML, only those given."""
@@ -77,7 +79,15 @@ class RunRequest:
         overrides: dict[str, Any] = {"answerer": answerer} if answerer else {}
         if self.judge is not None:
             overrides["critic"] = {"judge": self.judge}
+
         return overrides
+
+    def fail_fast(self, config: RecipeConfig) -> int:
+        """K for the fail-fast watch: 0 with --keep-going, else --fail-fast, else the YAML's `fail_fast`.
+        (A run-control flag, not part of the config: it does not change the run folder's fingerprint.)"""
+        if self.keep_going:
+            return 0
+        return self.fail_fast_k if self.fail_fast_k is not None else config.fail_fast
 
     def dump(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

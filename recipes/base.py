@@ -118,6 +118,10 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         fsync_every: int = typer.Option(20, help="fsync the ledgers every N records (0: leave it to the OS)."),
         judge: Optional[str] = typer.Option(None, help="LLM judge after the rules: off | on | strict "
                                                        "[YAML critic.judge; default on]."),
+        fail_fast: Optional[int] = typer.Option(None, "--fail-fast", help="Pause when the first K items are all "
+                                                "rejected for one reason [YAML fail_fast; default 10; 0 = never]."),
+        keep_going: bool = typer.Option(False, "--keep-going", help="Run every item even when the first ones "
+                                                                    "all fail the same way."),
         answerer: Optional[str] = typer.Option(None, help="rag | huixiangdou [YAML answerer.backend; default rag].",
                                                hidden=not qa),
         huixiangdou_url: Optional[str] = typer.Option(None, help="HuixiangDou server, e.g. http://127.0.0.1:23333.",
@@ -129,7 +133,8 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         request = RunRequest(limit=limit, target=target, concurrency=concurrency, trace=trace, trace_file=trace_file,
                              dry_run=dry_run, out=out, fresh=fresh, budget=budget, interactive=interactive,
                              config=config, fsync_every=fsync_every, answerer=answerer,
-                             huixiangdou_url=huixiangdou_url, web_fallback=web_fallback, judge=judge)
+                             huixiangdou_url=huixiangdou_url, web_fallback=web_fallback, judge=judge,
+                             fail_fast_k=fail_fast, keep_going=keep_going)
         raise typer.Exit(execute(recipe, request))
 
     return app

@@ -100,6 +100,13 @@ class FakeOpenAI:
     seed: int = 0
     port: int = 0
     embedding_dim: int = 64
+    #: response_format types answered with HTTP 400 naming response_format (e.g. {"json_object"}).
+    reject_formats: set[str] = field(default_factory=set)
+    #: Report prompt tokens shared with an earlier request (the last 256, like a provider's prefix cache
+    #: that holds many prefixes) as cached, in DeepSeek's shape
+    #: ("deepseek": prompt_cache_hit_tokens / prompt_cache_miss_tokens) or OpenAI's ("openai":
+    #: prompt_tokens_details.cached_tokens); None: no cache fields.
+    cache_usage: str | None = None
 
     def __post_init__(self):
         self.requests: list[ChatRequest] = []
@@ -114,6 +121,7 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
+        self._prompts: deque[str] = deque(maxlen=256)
 
     # -- scripting ---------------------------------------------------------------------------
     def add_rule(self, pattern: str, reply: Reply | Script) -> FakeOpenAI:
@@ -159,6 +167,11 @@ class FakeOpenAI:
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
                                      status=401)
+        kind = (body.get("response_format") or {}).get("type")
+        if kind in self.reject_formats:
+            return web.json_response({"error": {"message": f"Invalid value for response_format.type: {kind!r} is "
+                                                           "not supported by this model", "type": "invalid_request_error"}},
+                                     status=400)
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -183,10 +196,26 @@ class FakeOpenAI:
                     answer = f"<think>先分析一下问题。</think>{_as_text(answer)}"
                 elif fault.kind == "reasoning":
                     reasoning = "先分析一下问题。"
-            return web.json_response(_completion(body, _as_text(answer), reasoning))
+            return web.json_response(self._with_cache(_completion(body, _as_text(answer), reasoning), body))
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _with_cache(self, completion: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """Add the cache fields: the longest prompt prefix shared with an earlier request, as tokens."""
+        if self.cache_usage is None:
+            return completion
+        prompt = "".join(m.get("content", "") for m in body.get("messages", []))
+        with self._lock:
+            shared = max((common_prefix(p, prompt) for p in self._prompts), default=0)
+            self._prompts.append(prompt)
+        usage = completion["usage"]
+        hit = min(shared // 2, usage["prompt_tokens"])
+        if self.cache_usage == "deepseek":
+            usage.update(prompt_cache_hit_tokens=hit, prompt_cache_miss_tokens=usage["prompt_tokens"] - hit)
+        else:
+            usage["prompt_tokens_details"] = {"cached_tokens": hit}
+        return completion
 
     async def _serve_fault(self, fault: Fault, request: web.Request, body: dict[str, Any], answer: Reply) -> web.StreamResponse | None:
         if fault.kind == "429":
@@ -287,6 +316,23 @@ def _completion(body: dict[str, Any], text: str, reasoning: str | None = None) -
     }
 
 
+def common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix of two strings.
+
+    >>> common_prefix("系统提示，问题一", "系统提示，问题二")
+    7
+    """
+    n = min(len(a), len(b))
+    low, high = 0, n
+    while low < high:  # binary search on slices: fast for long prompts
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
 def fake_embedding(text: str, dim: int = 64) -> list[float]:
     """Character-bigram hashing, L2-normalised: texts sharing bigrams point the same way."""
     vec = [0.0] * dim
@@ -305,13 +351,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
                         help=f"random faults, e.g. --fault 429=0.1; kinds: {', '.join(FAULT_KINDS)}")
     parser.add_argument("--seconds", type=float, default=3600, help="stop by itself after this long")
+    parser.add_argument("--cache-usage", choices=["deepseek", "openai"],
+                        help="report prompt tokens shared with an earlier request as cached, in this shape")
     args = parser.parse_args(argv)
     script = None
     if args.script:
         module, func = args.script.split(":")
         script = getattr(importlib.import_module(module), func)
     rates = {k: float(v) for k, v in (f.split("=") for f in args.fault)}
-    server = FakeOpenAI(reply=script, latency=args.latency, port=args.port, fault_rates=rates).start()
+    server = FakeOpenAI(reply=script, latency=args.latency, port=args.port, fault_rates=rates,
+                        cache_usage=args.cache_usage).start()
     print(f"fake OpenAI server on {server.base_url} (latency {args.latency}s); stops after {args.seconds:g}s", flush=True)
     try:
         time.sleep(args.seconds)

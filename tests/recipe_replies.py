@@ -80,7 +80,7 @@ def reply(req: ChatRequest) -> dict | str:
         return {"message": f"{_pick(OPENERS, text)}在{area}上遇到的事情让我一直很{emotion}，晚上也睡不好，"
                            f"我不知道该跟谁说，也不知道自己该怎么办。"}
     if "- text" in system and "祝福语" in text:
-        role, scene = _field(r"对象：(.+?)；", text), _field(r"场景：(.+?)；", text)
+        role, scene = _field(r"对象：(.+?)；", text), _field(r"场景：(.+?)[；。]", text)
         style = _field(r"风格：(.+?)。", text, "正常")
         you = "您" if relation_of(role) == "elder" else "你"
         n = next(_greetings)  # every greeting a different combination, so none is a near-duplicate

@@ -21,7 +21,7 @@ def test_placeholders_equal_the_declared_inputs(module, name):
 
 
 def test_every_prompt_is_covered():
-    assert len(ALL_PROMPTS) == 15
+    assert len(ALL_PROMPTS) == 16
     for m in MODULES:
         assert set(m.PROMPTS) == set(m.PROMPT_INPUTS)
 
@@ -60,7 +60,8 @@ TIANJI = {"system_prompt": "你是天机。", "input_templates": ["祝{role}{sce
     ("persona", {"role": "妹妹", "scene": "生日", "style": "小红书", "variant": 0}, {"humanize": True}, TIANJI,
      {"SCENE_OPENING_PROMPT", "STYLED_REPLY_PROMPT", "STYLED_REVISION_PROMPT", "JUDGE_PERSONA_PROMPT"}),
     ("dialogue", {"emotion": "焦虑", "area": "学业"}, {"turns": [2, 3]}, {"counsellor_system_prompt": "你是咨询师。"},
-     {"SEEKER_OPENING_PROMPT", "SEEKER_NEXT_PROMPT", "COUNSELLOR_PROMPT", "COUNSELLOR_REVISION_PROMPT",
+     {"SEEKER_OPENING_PROMPT", "SEEKER_NEXT_PROMPT", "COUNSELLOR_PROMPT", "COUNSELLOR_TURN_PROMPT",
+      "COUNSELLOR_REVISION_PROMPT",
       "JUDGE_DIALOGUE_PROMPT"}),
 ])
 def test_render_examples_renders_each_prompt_fully(graph, key, payload, recipe, expected):

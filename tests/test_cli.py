@@ -47,7 +47,7 @@ def test_llm_ping_reports_each_role(tmp_path):
     for role in ("asker", "answerer", "responder", "critic"):
         assert role in result.stdout
     assert result.stdout.count("ok: 在") == 4 and SECRET not in result.stdout
-    assert len(server.requests) == 4
+    assert len(server.requests) == 4 + 3  # one per role, then one per JSON mode for the one endpoint
 
 
 def test_llm_ping_without_endpoint_is_one_clear_line(tmp_path):
@@ -73,3 +73,16 @@ def test_graph_show_prints_each_graph_as_mermaid():
         assert result.returncode == 0 and "graph TD" in result.stdout and node in result.stdout, result.stdout
     result = zaoshu("graph", "show", "nope")
     assert result.returncode == 1 and result.stderr.startswith("error: unknown graph 'nope'")
+
+
+def test_llm_ping_probes_the_json_modes_and_says_which_it_will_use(tmp_path):
+    with FakeOpenAI(reply=lambda req: '{"ok": true}' if req.system or "JSON" in req.text else "在",
+                    reject_formats={"json_object", "json_schema"}) as server:
+        env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model", "ZAOSHU_API_KEY": SECRET,
+               "ZAOSHU_CRITIC__JSON_MODE": "prompt"}
+        result = zaoshu("llm", "ping", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("JSON modes"))
+    assert line == (f"JSON modes at {server.base_url} (fake-model): json_schema refused · json_object refused · "
+                    "prompt ok → asker uses prompt (falls back from json_object); answerer uses prompt (falls back "
+                    "from json_object); responder uses prompt (falls back from json_object); critic uses prompt")

@@ -149,7 +149,8 @@ def test_the_persona_judge_prompt_asks_about_scene_addressee_examples():
     recipe = {"styles": {"正常": {"instruction": "礼貌自然。", "few_shot": [{"input": "x", "output": "外婆，重阳节快乐！"}]}}}
     item = WorkItem.for_recipe("tianji", "persona", key={"role": "李总", "scene": "生日", "style": "正常"})
     prompt = critic.persona_judge_prompt(Context(clients={}, recipe=recipe), item, "祝李总生日", "李总，生日快乐！")
-    assert "是不是写给「李总」的" in prompt and "是否切合「生日」" in prompt and "照抄" in prompt
+    assert "是不是写给对象本人的" in prompt and "是否切合场景" in prompt and "照抄" in prompt
+    assert prompt.rstrip().splitlines()[-3].startswith("<target>对象：李总；场景：生日；风格：正常")  # item values last
     assert "<example>外婆，重阳节快乐！</example>" in prompt
     assert "persona、relevance、style" in prompt
 

@@ -60,8 +60,9 @@ async def test_dialogue_has_t_turns_within_range_and_ends_with_the_counsellor(n)
     assert sample.system == RECIPE["counsellor_system_prompt"]
     assert (len(clients["asker"].calls), len(clients["responder"].calls), len(clients["critic"].calls)) == \
         (planned, planned, 1)
-    assert "这是最后一轮" in clients["responder"].calls[-1][0]["content"]
-    assert "这是最后一轮" not in clients["responder"].calls[0][0]["content"]
+    assert "这是最后一轮" in clients["responder"].calls[-1][-1]["content"]  # the progress note comes last
+    assert "这是最后一轮" not in clients["responder"].calls[0][-1]["content"]
+    assert len({c[0]["content"] for c in clients["responder"].calls}) == 1  # one system message: cacheable
 
 
 async def test_seeker_sees_the_conversation_and_counsellor_the_history():
