@@ -184,7 +184,7 @@ def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str
     Returns the samples and counts {"edited", "dropped", "added"}; without a ledger, `samples` unchanged.
     """
     from agents.schemas import Sample, Turn
-    from graphs.rundir import read_jsonl
+    from graphs.rundir import read_ledger
 
     path = Path(run_dir) / LEDGER_NAME
     counts = {"edited": 0, "dropped": 0, "added": 0}
@@ -211,7 +211,7 @@ def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str
     taken = {s.id for s in out}
     wanted = {i for i, s in states.items() if s.status == "accepted"} - taken
     if wanted:
-        for record in read_jsonl(Path(run_dir) / "rejected.jsonl"):
+        for record in read_ledger(run_dir, "rejected.jsonl"):
             if record.get("id") in wanted and record.get("sample"):
                 out.append(reviewed(Sample.model_validate(record["sample"]), states[record["id"]]))
                 counts["added"] += 1

@@ -55,6 +55,7 @@ class Fault:
 class ChatRequest:
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.time)  # when it arrived (wall clock: comparable across processes)
 
     @property
     def messages(self) -> list[dict[str, str]]:
