@@ -2,7 +2,8 @@
 (`make bench` runs it).
 
 Benchmarks: throughput, peers, faults (this package's own), knowledge (bench_knowledge.py),
-critic (bench_critic.py) and review (bench_review.py: the review page on 100,000 samples), run as
+critic (bench_critic.py), review (bench_review.py: the review page on 100,000 samples) and ray
+(bench_ray.py: the Ray runner against the local one at equal concurrency), run as
 subprocesses in that order. Each one's raw results go to
 benchmarks/results/<name>.json and its report section to benchmarks/results/<name>.md; REPORT.md is
 assembled from the latest sections, so `--only faults` reruns one benchmark and keeps the others'
@@ -24,8 +25,9 @@ from benchmarks.common import HERE, REPO, RESULTS, fmt, load, machine, save, spr
 
 log = logging.getLogger("benchmarks")
 
-ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "review")
-TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "review": 600}
+ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "review", "ray")
+TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "review": 600,
+             "ray": 900}
 REPORT = HERE / "REPORT.md"
 
 
@@ -88,7 +90,8 @@ def run_one(name: str, quick: bool) -> dict:
 def headline() -> list[str]:
     """The ratios a README can quote, from the saved results (a result whose shape changed is skipped)."""
     lines = []
-    for part in (_head_throughput, _head_peers, _head_faults, _head_knowledge, _head_critic, _head_review):
+    for part in (_head_throughput, _head_peers, _head_faults, _head_knowledge, _head_critic, _head_review,
+                 _head_ray):
         try:
             lines += part()
         except (KeyError, TypeError, IndexError) as exc:
@@ -168,6 +171,15 @@ def _head_review() -> list[str]:
         return []
     return [f"- Review page on {review['samples']:,} samples: index built in {review['indexed_s']} s; slowest page "
             f"of {len(review['views'])} views (filters, search, deep pages, actions) {review['slowest_ms']:.0f} ms."]
+
+
+def _head_ray() -> list[str]:
+    ray = load("ray")
+    if not ray:
+        return []
+    return [f"- Ray runner, 2 workers vs the local runner at equal N (0.2 s): " + "; ".join(
+        f"N = {row['n']}: {fmt(row['ray']['of_ideal'])} vs {fmt(row['local']['of_ideal'])} of ideal, "
+        f"items/s ratio {fmt(row['ratio'])}" for row in ray["table"]) + "."]
 
 
 def _suite_line() -> str:

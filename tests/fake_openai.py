@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
                         help=f"random faults, e.g. --fault 429=0.1; kinds: {', '.join(FAULT_KINDS)}")
     parser.add_argument("--seconds", type=float, default=3600, help="stop by itself after this long")
+    parser.add_argument("--timestamps", help="on exit, write the chat requests' arrival times (JSON list) here")
     args = parser.parse_args(argv)
     script = None
     if args.script:
@@ -320,6 +321,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.stop()
+        if args.timestamps:
+            with open(args.timestamps, "w", encoding="utf-8") as f:
+                json.dump([r.at for r in server.requests], f)
         print(f"served {len(server.requests)} chat requests; max in flight {server.max_in_flight}", flush=True)
 
 

@@ -7,6 +7,7 @@ second Ray driver that joins it with `--ray-address`.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +127,32 @@ def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, 
     parts = [len(finished_ids(sharded / "shards" / f"{i}-of-2")) for i in (1, 2)]
     assert sum(parts) == 12 and min(parts) > 0
     assert summarize_run(sharded)["stats"]["accepted"] == summarize_run(single)["stats"]["accepted"]
+
+
+def test_kb_build_on_ray_writes_the_index_a_local_build_writes(tmp_path, cluster):
+    import sqlite3
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(1, 4):
+        docs.joinpath(f"第{n}回.txt").write_text(
+            "\n\n".join(f"第{n}回 第{p}段：孙悟空拜须菩提祖师学艺，习得七十二般变化与筋斗云，一去十万八千里。"
+                        f"唐僧师徒西行取经，路遇妖魔{n * p}处。" * 3 for p in range(40)), encoding="utf-8")
+    cli = [sys.executable, "-m", "zaoshu_cli", "kb"]
+    local = run(tmp_path, [*cli, "build", "docs", "--index", "local", "--embedder", "hash"])
+    remote = run(tmp_path, [*cli, "build", "docs", "--index", "remote", "--embedder", "hash", "--ray",
+                            "--ray-address", cluster, "--workers", "2"])
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr[-3000:]
+    chunks = int(remote.stdout.split("ray: ")[1].split()[0])
+    assert chunks > 40 and f"ray: {chunks} chunks embedded on the cluster, 0 here" in remote.stdout
+
+    def rows(index: str) -> list[tuple]:
+        with sqlite3.connect(tmp_path / index / "kb.sqlite") as db:
+            table = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            name = "chunks" if "chunks" in table else table[0]
+            return sorted(db.execute(f"SELECT * FROM {name}").fetchall())
+
+    assert rows("remote") == rows("local")  # same chunks, same vectors, byte for byte
+    query = [*cli, "search", "孙悟空学了什么本事？", "-k", "3", "--json"]
+    answers = [json.loads(run(tmp_path, [*query, "--index", index]).stdout) for index in ("local", "remote")]
+    assert answers[0] == answers[1] and len(answers[0]["passages"]) == 3
