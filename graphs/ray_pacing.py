@@ -12,7 +12,9 @@ cluster.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from typing import Any
 
 import ray
@@ -29,6 +31,7 @@ class PacingActor:
     def __init__(self) -> None:
         self._limiters: dict[str, RateLimiter] = {}
         self._gates: dict[str, AdaptiveGate] = {}
+        self._backoffs: dict[str, int] = {}
         self.calls = 0
 
     def _limiter(self, key: str, rpm: int, tpm: int) -> RateLimiter:
@@ -52,6 +55,11 @@ class PacingActor:
 
     async def rate_limited(self, key: str, maximum: int) -> None:
         self._gate(key, maximum).on_rate_limited()
+        self._backoffs[key] = self._backoffs.get(key, 0) + 1
+
+    async def backoffs(self, key: str, maximum: int) -> int:
+        """How many 429s the cluster has seen at this endpoint (workers halve their shares as many times)."""
+        return self._backoffs.get(key, 0)
 
     async def success(self, key: str, maximum: int) -> None:
         self._gate(key, maximum).on_success()
@@ -78,23 +86,66 @@ class RayLimiter:
 
 
 class RayGate:
-    """`AdaptiveGate`'s interface: requests in flight counted, and halved on a 429, for the whole cluster."""
+    """`AdaptiveGate`'s interface over the whole cluster.
 
-    def __init__(self, actor: Any, key: str, maximum: int):
+    With a budget of at least `SHARE_MIN` requests per worker, each worker holds its share in a local
+    gate (no round trip per call) and a 429 anywhere halves every share: the worker that saw it tells
+    the actor, the others learn it within `SYNC_S`. A smaller budget is counted in the actor, call by call.
+    """
+
+    SHARE_MIN = 4
+    SYNC_S = 0.5
+
+    def __init__(self, actor: Any, key: str, maximum: int, workers: int = 1):
         self.actor, self.key, self.maximum = actor, key, maximum
+        share = maximum // max(1, workers)
+        self.local = AdaptiveGate(share) if share >= self.SHARE_MIN else None
+        self.backoffs = 0  # 429s seen by the cluster, as far as this worker knows
+        self._sync: Any = None
+        self._synced = 0.0
 
     async def __aenter__(self) -> RayGate:
-        await self.actor.enter.remote(self.key, self.maximum)
+        if self.local is None:
+            await self.actor.enter.remote(self.key, self.maximum)
+            return self
+        self._maybe_sync()
+        await self.local.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        await self.actor.leave.remote(self.key, self.maximum)
+        if self.local is None:
+            await self.actor.leave.remote(self.key, self.maximum)
+        else:
+            await self.local.__aexit__(*exc_info)
+
+    def _maybe_sync(self) -> None:
+        """Learn the cluster's 429 count now and then, without waiting for the answer."""
+        if self._sync is not None and self._sync.done():
+            try:
+                self._apply(self._sync.result())
+            except Exception:  # noqa: BLE001 — a lost answer is asked again
+                pass
+            self._sync = None
+        if self._sync is None and time.monotonic() - self._synced > self.SYNC_S:
+            self._synced = time.monotonic()
+            self._sync = asyncio.ensure_future(self.actor.backoffs.remote(self.key, self.maximum))
+
+    def _apply(self, cluster_backoffs: int) -> None:
+        while self.backoffs < cluster_backoffs:
+            self.local.on_rate_limited()
+            self.backoffs += 1
 
     def on_rate_limited(self) -> None:
+        if self.local is not None:
+            self.local.on_rate_limited()
+            self.backoffs += 1
         self.actor.rate_limited.remote(self.key, self.maximum)
 
     def on_success(self) -> None:
-        self.actor.success.remote(self.key, self.maximum)
+        if self.local is not None:
+            self.local.on_success()
+        else:
+            self.actor.success.remote(self.key, self.maximum)
 
 
 def endpoint_key(cfg: LLMConfig) -> str:
@@ -103,12 +154,13 @@ def endpoint_key(cfg: LLMConfig) -> str:
     return hashlib.sha256(f"{(cfg.base_url or '').rstrip('/')}\0{secret}".encode()).hexdigest()[:16]
 
 
-def ray_pacing_for(actor: Any):
-    """A `pacing_for` for agents.llm.make_clients whose limits live in `actor` (a PacingActor)."""
+def ray_pacing_for(actor: Any, workers: int = 1):
+    """A `pacing_for` for agents.llm.make_clients whose limits live in `actor` (a PacingActor), shared
+    by `workers` workers."""
 
     def pacing_for(cfgs: list[LLMConfig]) -> Pacing:
         rpm, tpm, max_requests = pacing_limits(cfgs)
         key = endpoint_key(cfgs[0])
-        return Pacing(RayLimiter(actor, key, rpm, tpm), RayGate(actor, key, max_requests))  # type: ignore[arg-type]
+        return Pacing(RayLimiter(actor, key, rpm, tpm), RayGate(actor, key, max_requests, workers))  # type: ignore[arg-type]
 
     return pacing_for

@@ -20,6 +20,8 @@ import io
 import logging
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +47,41 @@ def _import_ray():
     return ray
 
 
-class ItemWorker:
-    """One event loop running the recipe's item graph (a Ray actor: see `_worker_class`)."""
+class RecipeSetup:
+    """What a worker runs, built on the worker: the recipe's item graph and a Context from the resolved
+    config (plain data) and that machine's settings. Any picklable `setup(pacing_for) -> (graph, ctx,
+    usage)` will do (benchmarks/bench_ray.py passes its own)."""
 
-    def __init__(self, recipe: Any, config_data: dict[str, Any], config_source: str, request: Any,
-                 run_root: str, accepted_path: str, pacing: Any):
+    def __init__(self, recipe: Any, config: Any, request: Any, run_root: Path, accepted_path: Path):
+        self.recipe = recipe
+        self.config_data = config.model_dump(mode="json", exclude_unset=True)
+        self.config_source = str(config.source)
+        self.request, self.run_root, self.accepted_path = request, str(run_root), str(accepted_path)
+
+    def __call__(self, pacing_for: Any) -> tuple[Any, Any, Usage]:
         from graphs.config import load_recipe_config
         from graphs.registry import GRAPHS
-        from graphs.ray_pacing import ray_pacing_for
         from graphs.rundir import read_jsonl
         from graphs.session import build_context, build_services, resolve_settings
 
+        config = load_recipe_config(self.config_data, self.recipe.config_model, Path(self.config_source))
+        config.set_source(Path(self.config_source))
+        settings = resolve_settings(config, self.request)  # this machine's environment: keys stay here
+        services = build_services(config, settings, Path(self.run_root), Console(file=io.StringIO()))
+        usage = Usage()
+        ctx = build_context(config, settings, services, usage=usage, accepted=read_jsonl(Path(self.accepted_path)),
+                            pacing_for=pacing_for)
+        return GRAPHS[self.recipe.graph]().compile(), ctx, usage
+
+
+class ItemWorker:
+    """One event loop running an item graph (a Ray actor: see `worker_pool`)."""
+
+    def __init__(self, setup: Any, pacing: Any, workers: int):
+        from graphs.ray_pacing import ray_pacing_for
+
         self.id = uuid.uuid4().hex[:8]  # one per (re)start: its usage counts separately
-        config = load_recipe_config(config_data, recipe.config_model, Path(config_source))
-        config.set_source(Path(config_source))
-        settings = resolve_settings(config, request)  # this machine's environment: keys stay here
-        quiet = Console(file=io.StringIO())
-        services = build_services(config, settings, Path(run_root), quiet)
-        self.usage = Usage()
-        self.ctx = build_context(config, settings, services, usage=self.usage,
-                                 accepted=read_jsonl(Path(accepted_path)), pacing_for=ray_pacing_for(pacing))
-        self.graph = GRAPHS[recipe.graph]().compile()
+        self.graph, self.ctx, self.usage = setup(ray_pacing_for(pacing, workers))
 
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
         state = await self.graph.ainvoke({"item": item}, context=self.ctx)
@@ -132,53 +148,56 @@ class WorkerPool:
             self._count(worker, usage)
 
 
-def _worker_class(ray: Any, per_worker: int):
-    return ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0,
-                      max_concurrency=per_worker)(ItemWorker)
+@contextmanager
+def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | None = None,
+                address: str | None = None, name: str = "run", console: Console | None = None) -> Iterator[WorkerPool]:
+    """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
+    started when none is running and `address` is None. `concurrency` items in flight over all workers."""
+    ray = _import_ray()
+    from graphs.ray_pacing import PacingActor
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 configure_logging=False)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        n = max(1, workers or min(MAX_WORKERS, cpus))
+        per_worker = math.ceil(concurrency / n)
+        pacing = PacingActor.options(max_concurrency=10_000).remote()
+        # max_restarts: a dead worker comes back (its items are sent again by WorkerPool.invoke)
+        actor = ray.remote(num_cpus=min(1.0, cpus / n), max_restarts=-1, max_task_retries=0,
+                           max_concurrency=per_worker)(ItemWorker)
+        handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace="zaoshu").remote(setup, pacing, n)
+                   for i in range(n)]
+        pool = WorkerPool(ray, handles, usage)
+        try:
+            ray.get([w.usage_now.remote() for w in handles])  # every worker built its Context (errors surface here)
+            if console is not None:
+                console.print(f"ray: {n} workers × {per_worker} items in flight on {cpus} CPUs "
+                              f"({ray.get_runtime_context().gcs_address})", highlight=False)
+            yield pool
+        finally:
+            pool.collect()
+            for handle in [*handles, pacing]:
+                ray.kill(handle, no_restart=True)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, items: list[WorkItem],
                console: Console) -> RunOutcome:
     """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray."""
-    ray = _import_ray()
-    from graphs.ray_pacing import PacingActor
     from graphs.runner import Runner, install_signal_handlers
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=request.ray_address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, configure_logging=False)
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        n = max(1, request.workers or min(MAX_WORKERS, cpus))
-        per_worker = math.ceil(options.concurrency / n)
-        pacing = PacingActor.options(max_concurrency=10_000).remote()
-        worker_cls = _worker_class(ray, per_worker)
-        if n > cpus:
-            worker_cls = worker_cls.options(num_cpus=cpus / n)  # more workers than CPUs: share them
-        source = str(config.source) if getattr(config, "source", None) else str(recipe.config_file)
-        workers = [worker_cls.options(name=f"zaoshu-worker-{run.path.name}-{i}", namespace="zaoshu",
-                                      lifetime=None).remote(
-                       recipe, config.model_dump(mode="json", exclude_unset=True), source, request,
-                       str(Path(run.path).parent), str(run.accepted_path), pacing)
-                   for i in range(n)]
-        ray.get([w.usage_now.remote() for w in workers])  # every worker built its Context (errors surface here)
-        console.print(f"ray: {n} workers × {per_worker} items in flight on {cpus} CPUs "
-                      f"({ray.get_runtime_context().gcs_address})", highlight=False)
-        pool = WorkerPool(ray, workers, usage)
+    setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
+    with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
+                     address=request.ray_address, name=run.path.name, console=console) as pool:
 
         async def main() -> RunOutcome:
             runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke)
             install_signal_handlers(runner)
             return await runner.run(items)
 
-        try:
-            outcome = asyncio.run(main())
-        finally:
-            pool.collect()
-            for w in [*workers, pacing]:
-                ray.kill(w, no_restart=True)
-        return outcome
-    finally:
-        if started_here:
-            ray.shutdown()
+        return asyncio.run(main())

@@ -156,3 +156,58 @@ def test_kb_build_on_ray_writes_the_index_a_local_build_writes(tmp_path, cluster
     query = [*cli, "search", "孙悟空学了什么本事？", "-k", "3", "--json"]
     answers = [json.loads(run(tmp_path, [*query, "--index", index]).stdout) for index in ("local", "remote")]
     assert answers[0] == answers[1] and len(answers[0]["passages"]) == 3
+
+
+def test_a_429_seen_by_one_worker_halves_every_workers_share(cluster):
+    """Two workers' gates over one budget of 32 requests in flight: 16 each, held locally; a 429 at one
+    reaches the other through the pacing actor within its sync interval."""
+    import asyncio
+
+    from graphs.ray_pacing import PacingActor, RayGate
+
+    actor = PacingActor.options(max_concurrency=100).remote()
+
+    async def scenario() -> tuple[float, float, float]:
+        a, b = RayGate(actor, "k", 32, workers=2), RayGate(actor, "k", 32, workers=2)
+        before = b.local.limit
+        a.on_rate_limited()  # worker A got a 429
+        deadline = time.monotonic() + 10
+        while b.local.limit == before and time.monotonic() < deadline:
+            async with b:  # worker B keeps calling; it learns at its next sync
+                await asyncio.sleep(0.05)
+        return before, a.local.limit, b.local.limit
+
+    try:
+        before, a_limit, b_limit = asyncio.run(scenario())
+    finally:
+        ray.kill(actor)
+    assert (before, a_limit, b_limit) == (16, 8, 8)
+
+
+def test_a_small_budget_is_counted_in_the_actor_call_by_call(cluster):
+    """3 requests in flight for 2 workers cannot be split: every call asks the actor, and the 4th waits."""
+    import asyncio
+
+    from graphs.ray_pacing import PacingActor, RayGate
+
+    actor = PacingActor.options(max_concurrency=100).remote()
+
+    async def scenario() -> tuple[int, bool]:
+        gates = [RayGate(actor, "k", 3, workers=2) for _ in range(2)]
+        assert all(g.local is None for g in gates)
+        held = [gates[i % 2] for i in range(3)]
+        for gate in held:
+            await gate.__aenter__()
+        fourth = asyncio.ensure_future(gates[1].__aenter__())
+        await asyncio.sleep(0.5)
+        waited = not fourth.done()
+        await held[0].__aexit__(None, None, None)
+        await asyncio.wait_for(fourth, 5)
+        state = await actor.state.remote()
+        return state["gates"]["k"]["in_flight"], waited
+
+    try:
+        in_flight, waited = asyncio.run(scenario())
+    finally:
+        ray.kill(actor)
+    assert waited and in_flight == 3
