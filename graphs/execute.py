@@ -43,6 +43,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.runner import Budget, RunOptions
 
     console = console or Console()
+    if request.ray and (request.interactive or request.trace or request.trace_file):
+        from agents.errors import InputError
+
+        raise InputError("--interactive, --trace and --trace-file run locally: drop --ray")
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
     budget = Budget.parse(request.budget) if request.budget else None

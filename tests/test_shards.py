@@ -51,6 +51,13 @@ def test_two_shards_read_as_one_run_by_runs_show_and_export(tmp_path):
     assert set(shows[0]["stats"]["shards"]) == {"1-of-2", "2-of-2"}
     for run in ("sharded", "single"):
         assert zaoshu(tmp_path, "export", run, "--format", "openai").returncode == 0
+    shard_one = ids(tmp_path / "sharded/shards/1-of-2")
+    review = {"id": shard_one[0], "action": "reject", "reason": "FORMAT", "rev": 1, "base_rev": 0}
+    (tmp_path / "sharded/shards/1-of-2/review.jsonl").write_text(json.dumps(review) + "\n", encoding="utf-8")
+    reviewed = zaoshu(tmp_path, "export", "sharded", "--format", "alpaca")  # a shard reviewed on its own
+    assert reviewed.returncode == 0, reviewed.stderr
+    assert len(json.loads("[" + ",".join((tmp_path / "sharded/exports/alpaca/all.jsonl").read_text(
+        encoding="utf-8").splitlines()) + "]")) == len(ids(tmp_path / "single")) - 1
     exported = [sorted(json.loads(line)["messages"][1]["content"]  # the request of each sample (replies vary)
                        for line in (tmp_path / run / "exports/openai/all.jsonl").read_text(encoding="utf-8").splitlines())
                 for run in ("sharded", "single")]
