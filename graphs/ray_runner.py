@@ -27,7 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agents.errors import InputError
+from agents.errors import InputError, ZaoshuError
 from agents.llm import RoleUsage, Usage
 from agents.schemas import WorkItem
 from graphs.outcome import RunOutcome
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RETRIES = 3  # sends of one item to workers that died under it, before it counts as failed
 MAX_WORKERS = 8
+NAMESPACE = "zaoshu"  # workers are named zaoshu-worker-<run>-<i> in it (tests kill one by name)
 
 
 def _import_ray():
@@ -77,11 +78,23 @@ class RecipeSetup:
 class ItemWorker:
     """One event loop running an item graph (a Ray actor: see `worker_pool`)."""
 
-    def __init__(self, setup: Any, pacing: Any, workers: int):
+    def __init__(self, setup: Any, pacing: str, workers: int):
+        import ray
+
         from graphs.ray_pacing import ray_pacing_for
 
         self.id = uuid.uuid4().hex[:8]  # one per (re)start: its usage counts separately
-        self.graph, self.ctx, self.usage = setup(ray_pacing_for(pacing, workers))
+        # the pacing actor by name, not by handle: a handle argument would make Ray keep the constructor
+        # arguments in the object store (and warn that a restart may fail)
+        actor = ray.get_actor(pacing, namespace=NAMESPACE)
+        self.error: ZaoshuError | None = None
+        try:
+            self.graph, self.ctx, self.usage = setup(ray_pacing_for(actor, workers))
+        except ZaoshuError as exc:  # a user mistake (no endpoint, bad key…): one line at the driver
+            self.error, self.usage = exc, Usage()
+
+    async def ready(self) -> ZaoshuError | None:
+        return self.error
 
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
         state = await self.graph.ainvoke({"item": item}, context=self.ctx)
@@ -164,15 +177,18 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, workers or min(MAX_WORKERS, cpus))
         per_worker = math.ceil(concurrency / n)
-        pacing = PacingActor.options(max_concurrency=10_000).remote()
+        pacing_name = f"zaoshu-pacing-{name}-{uuid.uuid4().hex[:8]}"
+        pacing = PacingActor.options(max_concurrency=10_000, name=pacing_name, namespace=NAMESPACE).remote()
         # max_restarts: a dead worker comes back (its items are sent again by WorkerPool.invoke)
         actor = ray.remote(num_cpus=min(1.0, cpus / n), max_restarts=-1, max_task_retries=0,
                            max_concurrency=per_worker)(ItemWorker)
-        handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace="zaoshu").remote(setup, pacing, n)
+        handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace=NAMESPACE).remote(setup, pacing_name, n)
                    for i in range(n)]
         pool = WorkerPool(ray, handles, usage)
         try:
-            ray.get([w.usage_now.remote() for w in handles])  # every worker built its Context (errors surface here)
+            errors = [e for e in ray.get([w.ready.remote() for w in handles]) if e is not None]
+            if errors:  # a worker could not build its Context: the user's mistake, said once
+                raise errors[0]
             if console is not None:
                 console.print(f"ray: {n} workers × {per_worker} items in flight on {cpus} CPUs "
                               f"({ray.get_runtime_context().gcs_address})", highlight=False)

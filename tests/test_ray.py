@@ -211,3 +211,12 @@ def test_a_small_budget_is_counted_in_the_actor_call_by_call(cluster):
     finally:
         ray.kill(actor)
     assert waited and in_flight == 3
+
+
+def test_a_worker_without_an_endpoint_is_one_line_and_exit_1(tmp_path, cluster):
+    yaml_path = tianji_yaml(tmp_path)  # no endpoint in the YAML, none in the environment
+    result = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--ray", "--ray-address", cluster,
+                                  "--workers", "1"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no LLM endpoint configured for role")
+    assert "Traceback" not in result.stderr
