@@ -51,6 +51,10 @@ def test_two_shards_read_as_one_run_by_runs_show_and_export(tmp_path):
     assert set(shows[0]["stats"]["shards"]) == {"1-of-2", "2-of-2"}
     for run in ("sharded", "single"):
         assert zaoshu(tmp_path, "export", run, "--format", "openai").returncode == 0
+    review_page = zaoshu(tmp_path, "review", "sharded", "--no-browser")
+    assert review_page.returncode == 1 and review_page.stderr.strip() == (
+        "error: sharded is sharded: review one shard at a time, e.g. zaoshu review sharded/shards/1-of-2 "
+        "(export reads every shard's decisions)")
     shard_one = ids(tmp_path / "sharded/shards/1-of-2")
     review = {"id": shard_one[0], "action": "reject", "reason": "FORMAT", "rev": 1, "base_rev": 0}
     (tmp_path / "sharded/shards/1-of-2/review.jsonl").write_text(json.dumps(review) + "\n", encoding="utf-8")
