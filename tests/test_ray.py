@@ -220,3 +220,13 @@ def test_a_worker_without_an_endpoint_is_one_line_and_exit_1(tmp_path, cluster):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: no LLM endpoint configured for role")
     assert "Traceback" not in result.stderr
+
+
+def test_an_error_in_a_worker_stops_the_run_as_it_would_locally(tmp_path, cluster):
+    """A 401 inside a worker comes back as the same fatal error: the run stops, exit 1, nothing recorded."""
+    with FakeOpenAI(reply=reply, api_key="sk-the-only-good-key") as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server), "--out", "run", "--ray",
+                                      "--ray-address", cluster, "--workers", "2"))
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    assert "fatal" in result.stdout and "Incorrect API key" in result.stdout
+    assert finished_ids(tmp_path / "run") == []
