@@ -106,6 +106,9 @@ def embed_on_ray(texts: list[str], spec: str | None, *, workers: int | None, gpu
     if not texts:
         return {}
     n = max(1, workers or int(ray.cluster_resources().get("CPU", 1)))
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI shows its own
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its progress notices; errors still show
     dataset = ray.data.from_items([{"text": t} for t in texts])
     options: dict[str, Any] = {"concurrency": n, "batch_size": batch_size, "fn_constructor_args": (spec,)}
     if gpus:
