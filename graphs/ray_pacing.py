@@ -1,13 +1,15 @@
 """One rate budget for a whole Ray cluster: every worker asks one limiter actor before a call.
 
-    pacing_for = ray_pacing_for(PacingActor.remote())
+    pacing_for = ray_pacing_for(ray.get_actor("zaoshu-pacing-…", namespace="zaoshu"), workers=2)
     ctx = build_context(config, settings, services, usage=usage, pacing_for=pacing_for)
 
 `RayLimiter` and `RayGate` have the interface of agents.limits' `RateLimiter` and `AdaptiveGate`, so
-agents/llm.py uses them without knowing about Ray. The actor holds the real ones, one pair per
-endpoint and key (named by a hash of them; the key itself never leaves the worker): RPM/TPM spacing,
-requests in flight and the 429 back-off (the gate halves its limit for every worker) hold across the
-cluster.
+agents/llm.py uses them without knowing about Ray (graphs/ray_runner.py injects them). The actor
+holds the real ones, one pair per endpoint and key (named by a hash of them; the key itself never
+leaves the worker). RPM/TPM: every call asks the actor, which spaces the starts for the whole
+cluster. Requests in flight: each worker holds its share of the budget in a local gate (no round
+trip per call); a 429 at any worker halves every share. A budget too small to split is counted in
+the actor, call by call.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ class PacingActor:
         self.calls = 0
 
     def _limiter(self, key: str, rpm: int, tpm: int) -> RateLimiter:
-        return self._limiters.setdefault(key, RateLimiter(rpm, tpm))
+        if key not in self._limiters:
+            self._limiters[key] = RateLimiter(rpm, tpm)
+        return self._limiters[key]
 
     def _gate(self, key: str, maximum: int) -> AdaptiveGate:
-        return self._gates.setdefault(key, AdaptiveGate(maximum))
+        if key not in self._gates:
+            self._gates[key] = AdaptiveGate(maximum)
+        return self._gates[key]
 
     async def acquire(self, key: str, rpm: int, tpm: int, tokens: int) -> None:
         self.calls += 1
