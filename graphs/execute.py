@@ -47,6 +47,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         from agents.errors import InputError
 
         raise InputError("--interactive, --trace and --trace-file run locally: drop --ray")
+    if not request.ray and (request.workers is not None or request.ray_address is not None):
+        from agents.errors import InputError
+
+        raise InputError("--workers and --ray-address need --ray")
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
     budget = Budget.parse(request.budget) if request.budget else None

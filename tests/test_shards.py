@@ -76,7 +76,9 @@ def test_changing_the_shard_count_or_mixing_unsharded_is_refused_in_one_line(tmp
         three = sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "1/3")
         flat = sh(tmp_path, "--config", str(config), "--out", "run")
         bad = sh(tmp_path, "--config", str(config), "--out", "other", "--shard", "3/2")
-    assert three.returncode == flat.returncode == bad.returncode == 1
+        workers = sh(tmp_path, "--config", str(config), "--out", "other", "--workers", "2")
+    assert three.returncode == flat.returncode == bad.returncode == workers.returncode == 1
+    assert workers.stderr.strip() == "error: --workers and --ray-address need --ray"
     assert three.stderr.strip() == "error: run is sharded 2 ways, not 3: pass --shard i/2, or choose another --out"
     assert flat.stderr.strip() == "error: run is sharded 2 ways: pass --shard i/2"
     assert bad.stderr.strip() == "error: --shard 3/2: i must be between 1 and n (got 3 of 2)"
