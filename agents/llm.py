@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -405,22 +406,31 @@ def make_client(cfg: LLMConfig, *, backend: str = "http", usage: Usage | None = 
     raise ValueError(f"unknown LLM backend {backend!r}: use 'http' or 'langchain'")
 
 
-def make_clients(settings: Settings, *, roles=ROLES, backend: str = "http",
-                 usage: Usage | None = None) -> dict[str, ChatClient]:
+def make_clients(settings: Settings, *, roles=ROLES, backend: str = "http", usage: Usage | None = None,
+                 pacing_for: Callable[[list[LLMConfig]], Pacing] | None = None) -> dict[str, ChatClient]:
     """One client per role; roles that call the same endpoint with the same key share one `Pacing`.
 
-    When such roles set different limits, the strictest applies to all of them.
+    When such roles set different limits, the strictest applies to all of them. `pacing_for` builds the
+    Pacing of one such group (default: in this process; graphs.ray_pacing: one budget for a cluster).
     """
     usage = usage if usage is not None else Usage()
     configs = {role: settings.for_role(role) for role in roles}
     groups: dict[tuple, list[LLMConfig]] = {}
     for cfg in configs.values():
         groups.setdefault(_endpoint(cfg), []).append(cfg)
-    pacing = {key: Pacing(RateLimiter(_strictest(c.rpm for c in cfgs), _strictest(c.tpm for c in cfgs)),
-                          AdaptiveGate(min(c.max_requests for c in cfgs)))
-              for key, cfgs in groups.items()}
+    pacing = {key: (pacing_for or local_pacing)(cfgs) for key, cfgs in groups.items()}
     return {role: make_client(cfg, backend=backend, usage=usage, pacing=pacing[_endpoint(cfg)])
             for role, cfg in configs.items()}
+
+
+def pacing_limits(cfgs: list[LLMConfig]) -> tuple[int, int, int]:
+    """(rpm, tpm, requests in flight) of roles sharing one endpoint and key: the strictest of each."""
+    return (_strictest(c.rpm for c in cfgs), _strictest(c.tpm for c in cfgs), min(c.max_requests for c in cfgs))
+
+
+def local_pacing(cfgs: list[LLMConfig]) -> Pacing:
+    rpm, tpm, max_requests = pacing_limits(cfgs)
+    return Pacing(RateLimiter(rpm, tpm), AdaptiveGate(max_requests))
 
 
 def _endpoint(cfg: LLMConfig) -> tuple[str | None, str | None]:

@@ -3,9 +3,10 @@
 
 Benchmarks: throughput, peers, faults (this package's own), knowledge (bench_knowledge.py),
 critic (bench_critic.py), critic_quality (bench_critic_quality.py), review (bench_review.py: the review
-page on 100,000 samples) and cost (bench_cost.py: calls, tokens and money per accepted sample, the prompt
+page on 100,000 samples), cost (bench_cost.py: calls, tokens and money per accepted sample, the prompt
 prefix cache; its `--real` part with the local llama.cpp model is run by hand and its table pasted into
-REPORT.md), run as subprocesses in that order. Each one's raw results go to
+REPORT.md) and ray (bench_ray.py: the Ray runner against the local one at equal concurrency), run as
+subprocesses in that order. Each one's raw results go to
 benchmarks/results/<name>.json and its report section to benchmarks/results/<name>.md; REPORT.md is
 assembled from the latest sections, so `--only faults` reruns one benchmark and keeps the others'
 last results (each section says when it was measured). Benchmarks are not tests: CI does not run them.
@@ -26,9 +27,9 @@ from benchmarks.common import HERE, REPO, RESULTS, fmt, load, machine, save, spr
 
 log = logging.getLogger("benchmarks")
 
-ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "critic_quality", "review", "cost")
+ORDER = ("throughput", "peers", "faults", "knowledge", "critic", "critic_quality", "review", "cost", "ray")
 TIMEOUT_S = {"throughput": 1200, "peers": 1500, "faults": 600, "knowledge": 1200, "critic": 900, "critic_quality": 300,
-             "review": 600, "cost": 900}
+             "review": 600, "cost": 900, "ray": 900}
 REPORT = HERE / "REPORT.md"
 
 
@@ -92,7 +93,7 @@ def headline() -> list[str]:
     """The ratios a README can quote, from the saved results (a result whose shape changed is skipped)."""
     lines = []
     for part in (_head_throughput, _head_peers, _head_faults, _head_knowledge, _head_critic, _head_critic_quality,
-                 _head_review):
+                 _head_review, _head_ray):
         try:
             lines += part()
         except (KeyError, TypeError, IndexError) as exc:
@@ -182,6 +183,15 @@ def _head_review() -> list[str]:
         return []
     return [f"- Review page on {review['samples']:,} samples: index built in {review['indexed_s']} s; slowest page "
             f"of {len(review['views'])} views (filters, search, deep pages, actions) {review['slowest_ms']:.0f} ms."]
+
+
+def _head_ray() -> list[str]:
+    ray = load("ray")
+    if not ray:
+        return []
+    return [f"- Ray runner, 2 workers vs the local runner at equal N (0.2 s): " + "; ".join(
+        f"N = {row['n']}: {fmt(row['ray']['of_ideal'])} vs {fmt(row['local']['of_ideal'])} of ideal, "
+        f"items/s ratio {fmt(row['ratio'])}" for row in ray["table"]) + "."]
 
 
 def _suite_line() -> str:

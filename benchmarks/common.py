@@ -88,7 +88,7 @@ class ServerHandle:
 
 @contextlib.contextmanager
 def fake_server(latency: float, *, script: str = "tests.three_call_graph:script", faults: dict[str, float] | None = None,
-                seconds: float = 3600) -> Iterator[ServerHandle]:
+                seconds: float = 3600, extra: tuple[str, ...] = ()) -> Iterator[ServerHandle]:
     """The fake OpenAI server in its own process (its CPU is not the client's).
 
     It stops by itself after `seconds`; at the end of the block it gets SIGINT and reports how many
@@ -99,6 +99,7 @@ def fake_server(latency: float, *, script: str = "tests.three_call_graph:script"
            "--script", script, "--seconds", str(seconds)]
     for kind, rate in (faults or {}).items():
         cmd += ["--fault", f"{kind}={rate}"]
+    cmd += list(extra)
     # SIGINT back to its default in the child: started from a background job, it would inherit "ignore"
     # and never print its counts.
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

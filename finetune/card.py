@@ -98,18 +98,17 @@ def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | Non
 
 def read_facts(run_dir: Path) -> RunFacts:
     """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder."""
-    from finetune.export import read_records, read_samples
+    from finetune.export import read_records, read_run_samples
+    from graphs.rundir import run_ledgers
 
     run_dir = Path(run_dir)
-    if not (run_dir / "accepted.jsonl").is_file():
-        raise InputError(f"{run_dir} has no accepted.jsonl; is it a run directory (runs/<recipe>/<run-name>/)?")
-    samples, bad = read_samples(run_dir / "accepted.jsonl")
+    samples, bad = read_run_samples(run_dir)  # every shard; a folder with no accepted.jsonl is refused
     stats = _read_json(run_dir / "stats.json")
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
                      accepted=samples, stats=stats, config=config, bad_lines=[str(b) for b in bad])
-    if (run_dir / "rejected.jsonl").is_file():
-        records, bad_json = read_records(run_dir / "rejected.jsonl")
+    for path in run_ledgers(run_dir, "rejected.jsonl"):
+        records, bad_json = read_records(path)
         facts.bad_lines += [f"rejected.jsonl {b}" for b in bad_json]
         for _, record in records:
             facts.rejected += 1

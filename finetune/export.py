@@ -129,14 +129,28 @@ class ExportReport:
     review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
 
 
-def _accepted_path(run_dir: Path) -> Path:
+def accepted_paths(run_dir: Path) -> list[Path]:
+    """The accepted.jsonl files of a run: its own, or one per shard (`--shard i/n`)."""
+    from graphs.rundir import run_ledgers
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
-    path = run_dir / "accepted.jsonl"
-    if not path.is_file():
+    paths = run_ledgers(run_dir, "accepted.jsonl")
+    if not paths:
         raise InputError(f"{run_dir} has no accepted.jsonl; is it a run directory (runs/<recipe>/<run-name>/)?")
-    return path
+    return paths
+
+
+def read_run_samples(run_dir: Path) -> tuple[list[Sample], list[BadLine]]:
+    """Every accepted Sample of a run, all shards read as one run; unusable lines become `BadLine`s."""
+    samples: list[Sample] = []
+    bad: list[BadLine] = []
+    for path in accepted_paths(run_dir):
+        more, more_bad = read_samples(path)
+        samples += more
+        bad += more_bad
+    return samples, bad
 
 
 def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 42,
@@ -153,7 +167,7 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
-    samples, bad = read_samples(_accepted_path(run_dir))
+    samples, bad = read_run_samples(run_dir)
     review: dict[str, int] = {}
     if not ignore_review:
         from graphs.review_ledger import apply_review
@@ -231,10 +245,10 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
     seen: set[str] = set()
     merged: list[Sample] = []
     for source in map(Path, inputs):
-        path = _accepted_path(source) if source.is_dir() else source
-        if path.resolve() == target.resolve():
+        paths = accepted_paths(source) if source.is_dir() else [source]
+        if any(path.resolve() == target.resolve() for path in paths):
             raise InputError(f"the merge output {target} is also an input; choose another --out")
-        samples, bad = read_samples(path)
+        samples, bad = read_run_samples(source) if source.is_dir() else read_samples(source)
         report.read[str(source)] = len(samples)
         if bad:
             report.bad_lines[str(source)] = bad

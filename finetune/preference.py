@@ -231,13 +231,13 @@ def preference_dataset_info(name: str, file: str, fmt: str) -> dict[str, Any]:
 
 def read_run(run_dir: Path) -> tuple[list[Sample], list[Sample], list[str]]:
     """Accepted samples, the samples kept in rejected.jsonl (records with a `sample`), and bad lines."""
-    from finetune.export import BadLine, read_records, read_samples
+    from finetune.export import BadLine, read_records, read_run_samples
+    from graphs.rundir import run_ledgers
 
-    accepted, bad = read_samples(Path(run_dir) / "accepted.jsonl")
+    accepted, bad = read_run_samples(run_dir)
     problems = [f"accepted.jsonl {b}" for b in bad]
     rejected: list[Sample] = []
-    path = Path(run_dir) / "rejected.jsonl"
-    if path.is_file():
+    for path in run_ledgers(run_dir, "rejected.jsonl"):  # every shard
         records, bad_json = read_records(path)
         problems += [f"rejected.jsonl {b}" for b in bad_json]
         for number, record in records:
@@ -271,12 +271,12 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     A sample's pairs stay on one side of the split. An export with no record at all is an error that
     says why (a run made before drafts were kept, or a critic that accepted every first draft).
     """
-    from finetune.export import _accepted_path, seeded_split, write_records
+    from finetune.export import accepted_paths, seeded_split, write_records
 
     if fmt not in PREFERENCE_FORMATS:
         raise InputError(f"unknown preference format {fmt!r}; choose one of: {', '.join(PREFERENCE_FORMATS)}")
     run_dir = Path(run_dir)
-    _accepted_path(run_dir)
+    accepted_paths(run_dir)
     accepted, rejected, problems = read_run(run_dir)
     review: dict[str, int] = {}
     if not ignore_review:  # a sample the reviewer rejected gives no `chosen`

@@ -59,14 +59,14 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
 
 def summarize_run(run: Path) -> dict:
     """Counts by reason code and by aspect / persona / scene / style / emotion / area."""
-    from graphs.rundir import read_jsonl
+    from graphs.rundir import read_ledger
 
     stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
     codes: Counter[str] = Counter()
     by_field: dict[str, Counter[str]] = {}
     fields = ("aspect", "role", "scene", "style", "emotion", "area")
-    for status, path in (("accepted", run / "accepted.jsonl"), ("rejected", run / "rejected.jsonl")):
-        for record in read_jsonl(path):
+    for status in ("accepted", "rejected"):  # every shard of the run
+        for record in read_ledger(run, f"{status}.jsonl"):
             if status == "rejected":
                 codes.update(record.get("codes", []))
             meta = (record.get("meta") or {}) if status == "accepted" else {**(record.get("key") or {})}
@@ -81,7 +81,9 @@ def summarize_run(run: Path) -> dict:
 def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tianji/20261121-101500"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Counts by reason code and by aspect / scene / style, tokens, cost, duration."""
-    if not (run / "accepted.jsonl").exists() and not (run / "stats.json").exists():
+    from graphs.rundir import run_ledgers
+
+    if not run_ledgers(run, "accepted.jsonl") and not (run / "stats.json").exists():
         raise InputError(f"not a run folder: {run} (no stats.json or accepted.jsonl)")
     summary = summarize_run(run)
     if as_json:

@@ -40,55 +40,81 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
     from graphs.registry import GRAPHS
-    from graphs.rundir import RunDir, resolve_run_dir
+    from graphs.rundir import RunDir, check_shards, merge_shard_stats, resolve_run_dir, shard_of, shard_path
     from graphs.runner import Budget, RunOptions
 
     console = console or Console()
+    if request.ray and (request.interactive or request.trace or request.trace_file):
+        from agents.errors import InputError
+
+        raise InputError("--interactive, --trace and --trace-file run locally: drop --ray")
+    if not request.ray and (request.workers is not None or request.ray_address is not None):
+        from agents.errors import InputError
+
+        raise InputError("--workers and --ray-address need --ray")
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
     budget = Budget.parse(request.budget) if request.budget else None
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
     all_items = list(islice(recipe.items(config), request.limit))
+    shard = request.shard_spec()
+    ledger_path = run_path
+    if shard is not None:  # this shard's items, in its own folder with its own lock
+        check_shards(run_path, shard)
+        all_items = [item for item in all_items if shard_of(item.id, shard[1]) == shard[0]]
+        ledger_path = shard_path(run_path, shard)
+    elif run_path.exists():
+        check_shards(run_path, None)
 
     if request.dry_run:  # reads an existing run folder, creates nothing
-        finished = RunDir(run_path, lock=False).finished if run_path.exists() else set()
+        finished = RunDir(ledger_path, lock=False).finished if ledger_path.exists() else set()
         todo = [item for item in all_items if item.id not in finished]
         ctx = Context(clients={}, **context_fields(config, settings))
         recipe_dict = config.model_dump(mode="json")
         render_plan(make_plan(recipe.graph, todo, len(all_items) - len(todo), ctx, settings, recipe_dict), console)
         return 0
 
-    run = RunDir(run_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
+    run = RunDir(ledger_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
     try:
         todo = [item for item in all_items if item.id not in run.finished]
-        console.print(f"[bold]{recipe.name}[/] → {run_path}  ({len(todo)} of {len(all_items)} items to run)")
-        run.write_config({"recipe": config.model_dump(mode="json", exclude_unset=True),
-                          "settings": settings.masked_dump(), "flags": request.dump()})
+        console.print(f"[bold]{recipe.name}[/] → {ledger_path}  ({len(todo)} of {len(all_items)} items to run)")
+        resolved = {"recipe": config.model_dump(mode="json", exclude_unset=True),
+                    "settings": settings.masked_dump(), "flags": request.dump()}
+        run.write_config(resolved)
+        if shard is not None:  # the run's own copy, for readers of the whole run (the dataset card)
+            RunDir(run_path, lock=False).write_config(resolved)
         _write_stats(run, None, None, config.recipe, print_, started=time.time(), status="preparing")
         services = build_services(config, settings, run_path.parent, console)
         recipe.prepare(config, run_path, console)
         usage = Usage()
-        # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
-        ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
-        console.print("models: " + "; ".join(
-            f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
-            for role, c in ctx.clients.items()), highlight=False)
         if warning := self_judging_warning(settings, config.critic.judge):
             console.print(f"[yellow]{warning}[/]", highlight=False)
-        graph = GRAPHS[recipe.graph]().compile()
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
                             currency=settings.for_role("asker").currency)
         options = RunOptions(concurrency=settings.concurrency, target=request.target, budget=budget,
                              fail_fast=request.fail_fast(config))
         started = time.time()
-        outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
+        if request.ray:  # the same items and ledgers; the graph runs in Ray actors
+            from graphs.ray_runner import run_on_ray
+
+            outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console)
+        else:
+            # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
+            ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+            console.print("models: " + "; ".join(
+                f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
+                for role, c in ctx.clients.items()), highlight=False)
+            graph = GRAPHS[recipe.graph]().compile()
+            outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
         stats = _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason,
                              currency=settings.for_role("asker").currency)
+        if shard is not None:
+            merge_shard_stats(run_path)
         recipe.after_run(config, run_path, console)
     finally:
         run.close()
-    return _report(outcome, recipe.name, run_path, console, stats)
+    return _report(outcome, recipe.name, run_path, console, stats, ledger_path)
 
 
 async def _run(graph, ctx, run, usage, options, tracer, items, request: RunRequest, console: Console):
@@ -167,9 +193,11 @@ def per_accepted(stats: dict) -> dict:
         out["per_accepted"] = {"all": each(total), **{role: each(r) for role, r in roles.items()}}
     return out
 
-def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | None = None) -> int:
+def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | None = None,
+            ledger_path: Path | None = None) -> int:
+    """The closing lines; `ledger_path` is this shard's folder in a sharded run (resume names the run)."""
     line = (f"accepted {outcome.accepted} · rejected {outcome.rejected} · failed {outcome.failed} → "
-            f"{run_path}/accepted.jsonl")
+            f"{ledger_path or run_path}/accepted.jsonl")
     if stats and stats.get("per_accepted"):
         console.print(cost_lines(stats), highlight=False, soft_wrap=True)
     if outcome.reason in ("completed", "target"):

@@ -184,13 +184,13 @@ def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str
     Returns the samples and counts {"edited", "dropped", "added"}; without a ledger, `samples` unchanged.
     """
     from agents.schemas import Sample, Turn
-    from graphs.rundir import read_jsonl
+    from graphs.rundir import read_ledger, run_ledgers
 
-    path = Path(run_dir) / LEDGER_NAME
+    paths = run_ledgers(run_dir, LEDGER_NAME)  # the run's own, and each shard's (a shard reviewed alone)
     counts = {"edited": 0, "dropped": 0, "added": 0}
-    if not path.exists():
+    if not paths:
         return samples, counts
-    states = fold(read_entries(path)[0])
+    states = fold(entry for path in paths for entry in read_entries(path)[0])
 
     def reviewed(sample: Any, state: SampleReview) -> Any:
         if state.edits:
@@ -211,7 +211,7 @@ def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str
     taken = {s.id for s in out}
     wanted = {i for i, s in states.items() if s.status == "accepted"} - taken
     if wanted:
-        for record in read_jsonl(Path(run_dir) / "rejected.jsonl"):
+        for record in read_ledger(run_dir, "rejected.jsonl"):
             if record.get("id") in wanted and record.get("sample"):
                 out.append(reviewed(Sample.model_validate(record["sample"]), states[record["id"]]))
                 counts["added"] += 1

@@ -16,9 +16,11 @@ leaves whole lines; a torn last line (power loss) is cut off when the run is ope
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -220,3 +222,106 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
             if stats.exists() and json.loads(stats.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
                 return run
     return base / new_run_name()
+
+
+# ---- shards: one run folder, several writers ----------------------------------------------------
+# `--shard i/n` writes its ledgers in <run>/shards/i-of-n/ (own lock, own stats); every reader goes
+# through `run_ledgers` / `read_ledger`, so a sharded run reads as one run.
+
+SHARDS = "shards"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"2/4"` → (2, 4): shard 2 of 4, counted from 1.
+
+    >>> parse_shard("1/2")
+    (1, 2)
+    """
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"cannot read --shard {text!r}: write i/n, e.g. 1/4") from None
+    if n < 1 or not 1 <= i <= n:
+        raise InputError(f"--shard {text}: i must be between 1 and n (got {i} of {n})")
+    return i, n
+
+
+def shard_of(item_id: str, n: int) -> int:
+    """The shard (1..n) an item belongs to: a stable hash of its id, the same on every machine.
+
+    >>> shard_of("abc", 1)
+    1
+    """
+    return int(hashlib.sha1(item_id.encode()).hexdigest()[:12], 16) % n + 1
+
+
+def shard_path(run_dir: Path, shard: tuple[int, int]) -> Path:
+    return Path(run_dir) / SHARDS / f"{shard[0]}-of-{shard[1]}"
+
+
+def shard_dirs(run_dir: Path) -> list[Path]:
+    """The shard folders of a run, in order (none for an unsharded run)."""
+    folder = Path(run_dir) / SHARDS
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+-of-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[0]))
+
+
+def check_shards(run_dir: Path, shard: tuple[int, int] | None) -> None:
+    """Refuse to mix shard counts (or sharded and unsharded writers) in one run folder."""
+    run_dir = Path(run_dir)
+    counts = {int(p.name.rsplit("-", 1)[1]) for p in shard_dirs(run_dir)}
+    flat = any((run_dir / name).exists() for name in LEDGERS)
+    if shard is None:
+        if counts:
+            raise InputError(f"{run_dir} is sharded {max(counts)} ways: pass --shard i/{max(counts)}")
+        return
+    n = shard[1]
+    if flat:
+        raise InputError(f"{run_dir} was run without --shard: rerun it without --shard, or choose another --out")
+    if counts - {n}:
+        raise InputError(f"{run_dir} is sharded {max(counts - {n})} ways, not {n}: "
+                         f"pass --shard i/{max(counts - {n})}, or choose another --out")
+
+
+LEDGERS = ("accepted.jsonl", "rejected.jsonl", "failed.jsonl")
+
+
+def run_ledgers(run_dir: Path, name: str) -> list[Path]:
+    """Every file of one ledger in a run (`name` e.g. "accepted.jsonl"): the run's own, then each shard's."""
+    run_dir = Path(run_dir)
+    paths = [run_dir / name, *(p / name for p in shard_dirs(run_dir))]
+    return [p for p in paths if p.is_file()]
+
+
+def read_ledger(run_dir: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The records of one ledger over all shards of a run, as if it were one file."""
+    for path in run_ledgers(run_dir, name):
+        yield from read_jsonl(path)
+
+
+def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
+    """stats.json of a sharded run: the shards' counts, tokens, cost and failures summed; written at
+    the run's top so `runs list` and a resume find it."""
+    found = {p.name: json.loads((p / "stats.json").read_text(encoding="utf-8"))
+             for p in shard_dirs(run_dir) if (p / "stats.json").is_file()}
+    shards = list(found.values())
+    if not shards:
+        return {}
+    merged: dict[str, Any] = {k: shards[0].get(k) for k in ("recipe", "fingerprint", "currency")}
+    for key in ("accepted", "rejected", "failed", "input_tokens", "output_tokens", "cost", "sessions"):
+        merged[key] = sum(s.get(key, 0) for s in shards)
+    merged["duration_s"] = max(s.get("duration_s", 0.0) for s in shards)
+    codes: Counter[str] = Counter()
+    for s in shards:
+        codes.update(s.get("rejected_by_code") or {})
+    merged["rejected_by_code"] = dict(codes.most_common())
+    statuses = {s.get("status") for s in shards}
+    merged["status"] = statuses.pop() if len(statuses) == 1 else "mixed"
+    merged["shards"] = {name: s.get("status") for name, s in found.items()}
+    merged["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    tmp = Path(run_dir) / f"stats.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(merged, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, Path(run_dir) / "stats.json")
+    return merged

@@ -71,6 +71,15 @@ class RunRequest:
     judge: Optional[str] = None
     fail_fast_k: Optional[int] = None
     keep_going: bool = False
+    shard: Optional[str] = None  # "i/n": this process runs shard i of n (graphs.rundir.parse_shard)
+    ray: bool = False  # run the items on a Ray cluster (graphs.ray_runner)
+    ray_address: Optional[str] = None  # "auto", "ray://host:10001"; None starts a local cluster
+    workers: Optional[int] = None  # Ray worker actors (default: the cluster's CPUs, at most 8)
+
+    def shard_spec(self) -> Optional[tuple[int, int]]:
+        from graphs.rundir import parse_shard
+
+        return parse_shard(self.shard) if self.shard else None
 
     def config_overrides(self) -> dict[str, Any]:
         """The flags that stand for recipe YAML keys, as YAML, only those given."""
@@ -215,13 +224,14 @@ def build_services(config: RecipeConfig, settings: Settings, run_root: Path, con
 
 
 def build_context(config: RecipeConfig, settings: Settings, services: dict[str, Any], *, usage: Any,
-                  accepted: Iterator[dict[str, Any]] = iter(())) -> Context:
-    """Every client and service a node may use. `accepted` warms the dedupers with earlier samples."""
+                  accepted: Iterator[dict[str, Any]] = iter(()), pacing_for: Any = None) -> Context:
+    """Every client and service a node may use. `accepted` warms the dedupers with earlier samples;
+    `pacing_for` (agents.llm.make_clients) shares one rate budget beyond this process (graphs.ray_pacing)."""
     from agents.dedup import Deduper, sample_texts
     from agents.llm import make_clients
     from agents.schemas import Sample
 
-    clients = make_clients(settings, usage=usage)
+    clients = make_clients(settings, usage=usage, pacing_for=pacing_for)
     dedup_q, dedup_a = Deduper(), Deduper()
     for record in accepted:
         texts = sample_texts(Sample.model_validate(record))

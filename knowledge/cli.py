@@ -75,7 +75,11 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
           text_field: list[str] = typer.Option(["text", "content", "output"], "--text-field",
                                                help="JSON/JSONL/CSV fields that hold text (repeatable)."),
           rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and build it from scratch."),
-          max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt) -> None:
+          max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt,
+          ray: bool = typer.Option(False, "--ray", help="Embed with Ray Data across a cluster (zaoshu[ray])."),
+          ray_address: str | None = typer.Option(None, help="auto | ray://HOST:10001 [default: a local cluster]."),
+          workers: int | None = typer.Option(None, help="Ray embedding workers [default: the cluster's CPUs]."),
+          gpus: float = typer.Option(0.0, help="GPUs per Ray embedding worker (e.g. 1).")) -> None:
     """Create an index from FOLDER, or bring it up to date (only new or changed files are indexed).
 
     With the weak offline model no dense index is built (BM25 only); building again once a real model
@@ -83,6 +87,17 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
     """
     from knowledge.embeddings import load_embedder
     from knowledge.index import DB_FILE, KnowledgeBase, has_vectors
+
+    if ray:  # knowledge/ray_build.py: the same index, the embedding done on the cluster
+        from knowledge.ray_build import build_on_ray
+
+        kb, remote, here = _run_sync(lambda update: build_on_ray(
+            folder, index, embedder, address=ray_address, workers=workers, gpus=gpus, chunk_size=chunk_size,
+            overlap=overlap, text_fields=text_field, rebuild=rebuild, progress=update), progress_every)
+        with kb:
+            _print_report(kb.last_report, kb)
+        console.print(f"ray: {remote} chunks embedded on the cluster, {here} here")
+        return
 
     config = _embed_config()
     exists = (index / DB_FILE).exists() and not rebuild

@@ -46,7 +46,9 @@ class Recipe:
     def after_run(self, config: Any, run_dir: Path, console: Console) -> None:
         """The recipe's `finish`, then the dataset card — a by-product that never fails a run."""
         self.finish(config, run_dir, console)
-        if not (run_dir / "accepted.jsonl").exists():
+        from graphs.rundir import run_ledgers
+
+        if not run_ledgers(run_dir, "accepted.jsonl"):
             return  # nothing accepted yet (e.g. stopped at the first call): nothing to describe
         try:
             from finetune.card import write_card
@@ -129,12 +131,19 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         web_fallback: Optional[str] = typer.Option(None, help="off | serper | ddgs: search the web when the "
                                                               "knowledge base cannot answer [default off].",
                                                    hidden=not qa),
+        shard: Optional[str] = typer.Option(None, help="Run only shard i of n (e.g. 1/4) of the items, in "
+                                                       "<run>/shards/i-of-n/; readers see one run."),
+        ray: bool = typer.Option(False, "--ray", help="Run the items in Ray actors (pip install 'zaoshu[ray]')."),
+        ray_address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 "
+                                                             "[default: start a local one]."),
+        workers: Optional[int] = typer.Option(None, help="Ray worker actors [default: CPUs, at most 8]."),
     ) -> None:
         request = RunRequest(limit=limit, target=target, concurrency=concurrency, trace=trace, trace_file=trace_file,
                              dry_run=dry_run, out=out, fresh=fresh, budget=budget, interactive=interactive,
                              config=config, fsync_every=fsync_every, answerer=answerer,
                              huixiangdou_url=huixiangdou_url, web_fallback=web_fallback, judge=judge,
-                             fail_fast_k=fail_fast, keep_going=keep_going)
+                             fail_fast_k=fail_fast, keep_going=keep_going, shard=shard, ray=ray,
+                             ray_address=ray_address, workers=workers)
         raise typer.Exit(execute(recipe, request))
 
     return app

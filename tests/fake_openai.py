@@ -55,6 +55,7 @@ class Fault:
 class ChatRequest:
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.time)  # when it arrived (wall clock: comparable across processes)
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3600, help="stop by itself after this long")
     parser.add_argument("--cache-usage", choices=["deepseek", "openai"],
                         help="report prompt tokens shared with an earlier request as cached, in this shape")
+    parser.add_argument("--timestamps", help="on exit, write the chat requests' arrival times (JSON list) here")
     args = parser.parse_args(argv)
     script = None
     if args.script:
@@ -368,6 +370,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.stop()
+        if args.timestamps:
+            with open(args.timestamps, "w", encoding="utf-8") as f:
+                json.dump([r.at for r in server.requests], f)
         print(f"served {len(server.requests)} chat requests; max in flight {server.max_in_flight}", flush=True)
 
 

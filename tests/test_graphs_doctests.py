@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.critic_rules", "agents.context", "agents.schemas", "graphs.state",
-           "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry"]
+           "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry", "graphs.rundir"]
 
 
 @pytest.mark.parametrize("name", MODULES)

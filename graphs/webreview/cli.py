@@ -45,6 +45,11 @@ def review(
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
     if not any((run_dir / f"{name}.jsonl").exists() for name in FILES):
+        from graphs.rundir import shard_dirs
+
+        if shard_dirs(run_dir):
+            raise InputError(f"{run_dir} is sharded: review one shard at a time, e.g. zaoshu review "
+                             f"{shard_dirs(run_dir)[0]} (export reads every shard's decisions)")
         raise InputError(f"{run_dir} has no accepted.jsonl, rejected.jsonl or failed.jsonl; is it a run folder?")
     sock = _listen(port)
     started = time.perf_counter()

@@ -77,10 +77,10 @@ class EmoLLM(Recipe):
         """Accepted dialogues again as `exports/by_scene/{area}/{emotion}.jsonl` (XTuner format)."""
         from agents.schemas import Sample
         from finetune.formats import to_xtuner
-        from graphs.rundir import read_jsonl
+        from graphs.rundir import read_ledger
 
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for record in read_jsonl(run_dir / "accepted.jsonl"):
+        for record in read_ledger(run_dir, "accepted.jsonl"):
             sample = Sample.model_validate(record)
             groups.setdefault((sample.meta.get("area", "其他"), sample.meta.get("emotion", "其他")), []).append(
                 to_xtuner(sample))

@@ -1,0 +1,232 @@
+"""`python -m recipes.<name> --ray --workers 2` on a local Ray cluster started here, against the local
+test server: every item once, the global RPM across workers, a killed worker's items redone, shards.
+
+One cluster for the module (starting one takes seconds); each run is the real recipe command, a
+second Ray driver that joins it with `--ray-address`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from graphs.rundir import read_ledger  # noqa: E402
+from tests.fake_openai import FakeOpenAI  # noqa: E402
+from tests.recipe_replies import reply  # noqa: E402
+from tests.test_recipe_cli import tianji_yaml  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-CPU local cluster whose workers import this checkout; its address for `--ray-address`."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(REPO)  # the workers inherit it: they import this checkout
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    info = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False,
+                    namespace="zaoshu")
+    try:
+        yield info.address_info["gcs_address"]
+    finally:
+        ray.shutdown()
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def recipe(tmp_path: Path, config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "recipes.tianji", "--config", str(config), *args]
+
+
+def env() -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+    return {**base, "PYTHONPATH": str(REPO)}
+
+
+def run(tmp_path: Path, cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=240)
+
+
+def finished_ids(run_dir: Path) -> list[str]:
+    return [r["id"] for name in ("accepted.jsonl", "rejected.jsonl") for r in read_ledger(run_dir, name)]
+
+
+def config(tmp_path: Path, server: FakeOpenAI, roles: int = 2, **llm) -> Path:
+    names = [("奶奶", "elder"), ("同事", "peer"), ("爷爷", "elder"), ("朋友", "peer")][:roles]
+    return tianji_yaml(tmp_path, roles=[{"name": n, "relation": r} for n, r in names],
+                       llm={"base_url": server.base_url, "model": "fake-model", **llm})
+
+
+def test_two_workers_run_every_item_once_under_one_rpm(tmp_path, cluster):
+    rpm = 120  # one request start every 0.5 s, across both workers
+    with FakeOpenAI(reply=reply, latency=0.05) as server:
+        yaml_path = config(tmp_path, server, rpm=rpm)
+        result = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--ray", "--ray-address", cluster,
+                                      "--workers", "2", "--concurrency", "4"))
+        starts = sorted(r.at for r in server.requests)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ray: 2 workers × 2 items in flight" in result.stdout
+    ids = finished_ids(tmp_path / "run")
+    assert len(ids) == len(set(ids)) == 6  # 2 roles × 3 scenes × 1 style, each exactly once
+    assert len(starts) >= 12  # at least the responder and the judge per item
+    interval = 60 / rpm
+    # Starts are spaced by the pacing actor; a grant reaches the server after an RPC and an HTTP hop,
+    # so single gaps jitter (a loaded 2-core box: up to ~0.3 s), but no run of starts comes faster
+    # than the budget. Two workers pacing alone would run at twice the rate.
+    for k in (5, 10):
+        spans = [b - a for a, b in zip(starts, starts[k - 1:])]
+        assert min(spans) >= (k - 1) * interval - 0.35, spans
+    assert (starts[-1] - starts[0]) / (len(starts) - 1) >= interval * 0.95
+
+
+def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster):
+    with FakeOpenAI(reply=reply, latency=0.4) as server:
+        yaml_path = config(tmp_path, server, roles=4)
+        proc = subprocess.Popen(recipe(tmp_path, yaml_path, "--out", "run", "--ray", "--ray-address", cluster,
+                                       "--workers", "2", "--concurrency", "4"),
+                                cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ledger = tmp_path / "run" / "accepted.jsonl"
+        deadline = time.monotonic() + 120
+        while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        victim = ray.get_actor("zaoshu-worker-run-0", namespace="zaoshu")
+        ray.kill(victim, no_restart=False)  # as a crashed machine would: Ray restarts it
+        out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert "worker died under item" in err  # items in flight on it were sent again
+    ids = finished_ids(tmp_path / "run")
+    assert len(ids) == len(set(ids)) == 12  # 4 roles × 3 scenes: all there, none twice
+
+
+def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, cluster):
+    from graphs.cli import summarize_run
+
+    with FakeOpenAI(reply=reply) as server:
+        yaml_path = config(tmp_path, server, roles=4)
+        one = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "single"))
+        first = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "sharded", "--shard", "1/2", "--ray",
+                                     "--ray-address", cluster, "--workers", "2"))
+        second = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "sharded", "--shard", "2/2"))
+    for result in (one, first, second):
+        assert result.returncode == 0, result.stderr[-3000:]
+    sharded, single = tmp_path / "sharded", tmp_path / "single"
+    assert sorted(finished_ids(sharded)) == sorted(finished_ids(single))
+    assert len(finished_ids(sharded)) == 12
+    parts = [len(finished_ids(sharded / "shards" / f"{i}-of-2")) for i in (1, 2)]
+    assert sum(parts) == 12 and min(parts) > 0
+    assert summarize_run(sharded)["stats"]["accepted"] == summarize_run(single)["stats"]["accepted"]
+
+
+def test_kb_build_on_ray_writes_the_index_a_local_build_writes(tmp_path, cluster):
+    import sqlite3
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(1, 4):
+        docs.joinpath(f"第{n}回.txt").write_text(
+            "\n\n".join(f"第{n}回 第{p}段：孙悟空拜须菩提祖师学艺，习得七十二般变化与筋斗云，一去十万八千里。"
+                        f"唐僧师徒西行取经，路遇妖魔{n * p}处。" * 3 for p in range(40)), encoding="utf-8")
+    cli = [sys.executable, "-m", "zaoshu_cli", "kb"]
+    local = run(tmp_path, [*cli, "build", "docs", "--index", "local", "--embedder", "hash"])
+    remote = run(tmp_path, [*cli, "build", "docs", "--index", "remote", "--embedder", "hash", "--ray",
+                            "--ray-address", cluster, "--workers", "2"])
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr[-3000:]
+    chunks = int(remote.stdout.split("ray: ")[1].split()[0])
+    assert chunks > 40 and f"ray: {chunks} chunks embedded on the cluster, 0 here" in remote.stdout
+
+    def rows(index: str) -> list[tuple]:
+        with sqlite3.connect(tmp_path / index / "kb.sqlite") as db:
+            table = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            name = "chunks" if "chunks" in table else table[0]
+            return sorted(db.execute(f"SELECT * FROM {name}").fetchall())
+
+    assert rows("remote") == rows("local")  # same chunks, same vectors, byte for byte
+    query = [*cli, "search", "孙悟空学了什么本事？", "-k", "3", "--json"]
+    answers = [json.loads(run(tmp_path, [*query, "--index", index]).stdout) for index in ("local", "remote")]
+    assert answers[0] == answers[1] and len(answers[0]["passages"]) == 3
+
+
+def test_a_429_seen_by_one_worker_halves_every_workers_share(cluster):
+    """Two workers' gates over one budget of 32 requests in flight: 16 each, held locally; a 429 at one
+    reaches the other through the pacing actor within its sync interval."""
+    import asyncio
+
+    from graphs.ray_pacing import PacingActor, RayGate
+
+    actor = PacingActor.options(max_concurrency=100).remote()
+
+    async def scenario() -> tuple[float, float, float]:
+        a, b = RayGate(actor, "k", 32, workers=2), RayGate(actor, "k", 32, workers=2)
+        before = b.local.limit
+        a.on_rate_limited()  # worker A got a 429
+        deadline = time.monotonic() + 10
+        while b.local.limit == before and time.monotonic() < deadline:
+            async with b:  # worker B keeps calling; it learns at its next sync
+                await asyncio.sleep(0.05)
+        return before, a.local.limit, b.local.limit
+
+    try:
+        before, a_limit, b_limit = asyncio.run(scenario())
+    finally:
+        ray.kill(actor)
+    assert (before, a_limit, b_limit) == (16, 8, 8)
+
+
+def test_a_small_budget_is_counted_in_the_actor_call_by_call(cluster):
+    """3 requests in flight for 2 workers cannot be split: every call asks the actor, and the 4th waits."""
+    import asyncio
+
+    from graphs.ray_pacing import PacingActor, RayGate
+
+    actor = PacingActor.options(max_concurrency=100).remote()
+
+    async def scenario() -> tuple[int, bool]:
+        gates = [RayGate(actor, "k", 3, workers=2) for _ in range(2)]
+        assert all(g.local is None for g in gates)
+        held = [gates[i % 2] for i in range(3)]
+        for gate in held:
+            await gate.__aenter__()
+        fourth = asyncio.ensure_future(gates[1].__aenter__())
+        await asyncio.sleep(0.5)
+        waited = not fourth.done()
+        await held[0].__aexit__(None, None, None)
+        await asyncio.wait_for(fourth, 5)
+        state = await actor.state.remote()
+        return state["gates"]["k"]["in_flight"], waited
+
+    try:
+        in_flight, waited = asyncio.run(scenario())
+    finally:
+        ray.kill(actor)
+    assert waited and in_flight == 3
+
+
+def test_a_worker_without_an_endpoint_is_one_line_and_exit_1(tmp_path, cluster):
+    yaml_path = tianji_yaml(tmp_path)  # no endpoint in the YAML, none in the environment
+    result = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--ray", "--ray-address", cluster,
+                                  "--workers", "1"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no LLM endpoint configured for role")
+    assert "Traceback" not in result.stderr
+
+
+def test_an_error_in_a_worker_stops_the_run_as_it_would_locally(tmp_path, cluster):
+    """A 401 inside a worker comes back as the same fatal error: the run stops, exit 1, nothing recorded."""
+    with FakeOpenAI(reply=reply, api_key="sk-the-only-good-key") as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server), "--out", "run", "--ray",
+                                      "--ray-address", cluster, "--workers", "2"))
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    assert "fatal" in result.stdout and "Incorrect API key" in result.stdout
+    assert finished_ids(tmp_path / "run") == []

@@ -1,0 +1,96 @@
+"""`--shard i/n` through the recipe command: shards merge into one run for every reader, resume per
+shard, a changed n is refused; and a local run never imports Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from graphs.rundir import read_ledger, shard_of
+from tests.fake_openai import FakeOpenAI
+from tests.recipe_replies import reply
+from tests.test_recipe_cli import tianji_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sh(tmp_path: Path, *args: str, module: str = "recipes.tianji", flags=()) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+    return subprocess.run([sys.executable, *flags, "-m", module, *args], cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=180)
+
+
+def zaoshu(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return sh(tmp_path, *args, module="zaoshu_cli")
+
+
+def ids(run_dir: Path, name: str = "accepted.jsonl") -> list[str]:
+    return [r["id"] for r in read_ledger(run_dir, name)]
+
+
+def test_two_shards_read_as_one_run_by_runs_show_and_export(tmp_path):
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        single = sh(tmp_path, "--config", str(config), "--out", "single")
+        first = sh(tmp_path, "--config", str(config), "--out", "sharded", "--shard", "1/2")
+        again = sh(tmp_path, "--config", str(config), "--out", "sharded", "--shard", "1/2")  # resumes: nothing left
+        second = sh(tmp_path, "--config", str(config), "--out", "sharded", "--shard", "2/2")
+    for result in (single, first, again, second):
+        assert result.returncode == 0, result.stderr
+    n1 = len(ids(tmp_path / "sharded" / "shards" / "1-of-2")) + len(ids(tmp_path / "sharded/shards/1-of-2", "rejected.jsonl"))
+    assert f"(0 of {n1} items to run)" in again.stdout
+    assert sorted(ids(tmp_path / "sharded")) == sorted(ids(tmp_path / "single"))
+    assert all(shard_of(i, 2) == 1 for i in ids(tmp_path / "sharded/shards/1-of-2"))
+    assert not (tmp_path / "sharded" / "accepted.jsonl").exists()  # each shard writes only its own folder
+
+    shows = [json.loads(zaoshu(tmp_path, "runs", "show", run, "--json").stdout) for run in ("sharded", "single")]
+    assert shows[0]["by"] == shows[1]["by"] and shows[0]["stats"]["accepted"] == shows[1]["stats"]["accepted"]
+    assert set(shows[0]["stats"]["shards"]) == {"1-of-2", "2-of-2"}
+    for run in ("sharded", "single"):
+        assert zaoshu(tmp_path, "export", run, "--format", "openai").returncode == 0
+    review_page = zaoshu(tmp_path, "review", "sharded", "--no-browser")
+    assert review_page.returncode == 1 and review_page.stderr.strip() == (
+        "error: sharded is sharded: review one shard at a time, e.g. zaoshu review sharded/shards/1-of-2 "
+        "(export reads every shard's decisions)")
+    shard_one = ids(tmp_path / "sharded/shards/1-of-2")
+    review = {"id": shard_one[0], "action": "reject", "reason": "FORMAT", "rev": 1, "base_rev": 0}
+    (tmp_path / "sharded/shards/1-of-2/review.jsonl").write_text(json.dumps(review) + "\n", encoding="utf-8")
+    reviewed = zaoshu(tmp_path, "export", "sharded", "--format", "alpaca")  # a shard reviewed on its own
+    assert reviewed.returncode == 0, reviewed.stderr
+    assert len(json.loads("[" + ",".join((tmp_path / "sharded/exports/alpaca/all.jsonl").read_text(
+        encoding="utf-8").splitlines()) + "]")) == len(ids(tmp_path / "single")) - 1
+    exported = [sorted(json.loads(line)["messages"][1]["content"]  # the request of each sample (replies vary)
+                       for line in (tmp_path / run / "exports/openai/all.jsonl").read_text(encoding="utf-8").splitlines())
+                for run in ("sharded", "single")]
+    assert exported[0] == exported[1] and len(exported[0]) == len(ids(tmp_path / "single"))
+
+
+def test_changing_the_shard_count_or_mixing_unsharded_is_refused_in_one_line(tmp_path):
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        assert sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "1/2").returncode == 0
+        before = (tmp_path / "run/shards/1-of-2/accepted.jsonl").read_bytes()
+        three = sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "1/3")
+        flat = sh(tmp_path, "--config", str(config), "--out", "run")
+        bad = sh(tmp_path, "--config", str(config), "--out", "other", "--shard", "3/2")
+        workers = sh(tmp_path, "--config", str(config), "--out", "other", "--workers", "2")
+    assert three.returncode == flat.returncode == bad.returncode == workers.returncode == 1
+    assert workers.stderr.strip() == "error: --workers and --ray-address need --ray"
+    assert three.stderr.strip() == "error: run is sharded 2 ways, not 3: pass --shard i/2, or choose another --out"
+    assert flat.stderr.strip() == "error: run is sharded 2 ways: pass --shard i/2"
+    assert bad.stderr.strip() == "error: --shard 3/2: i must be between 1 and n (got 3 of 2)"
+    assert (tmp_path / "run/shards/1-of-2/accepted.jsonl").read_bytes() == before  # nothing lost
+    assert not (tmp_path / "run/shards/1-of-3").exists()
+
+
+def test_a_local_run_never_imports_ray(tmp_path):
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        result = sh(tmp_path, "--config", str(config), "--out", "run", "--limit", "2", flags=("-X", "importtime"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "graphs.execute" in imported  # the import log is there
+    assert [m for m in imported if m == "ray" or m.startswith("ray.")] == []
