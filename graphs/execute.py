@@ -48,7 +48,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     budget = Budget.parse(request.budget) if request.budget else None
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
-    all_items = list(islice(recipe.items(config), request.limit))
+    all_items = list(islice(recipe.work_items(config, run_path if run_path.exists() else None), request.limit))
 
     if request.dry_run:  # reads an existing run folder, creates nothing
         finished = RunDir(run_path, lock=False).finished if run_path.exists() else set()
@@ -73,6 +73,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         console.print("models: " + "; ".join(
             f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
             for role, c in ctx.clients.items()), highlight=False)
+        recipe.before_run(config, run_path, ctx, console)
         graph = GRAPHS[recipe.graph]().compile()
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
                             currency=settings.for_role("asker").currency)
