@@ -108,7 +108,9 @@ def test_own_folder_to_dataset_with_no_yaml(tmp_path):
     assert after[:len(accepted)] == accepted  # nothing accepted before was touched
     new = [s["meta"] for s in after[len(accepted):]]
     assert any(c.startswith("more/") for m in new for c in m["source_chunks"])
-    assert all(c.startswith("more/") for m in new if m["item_kind"] == "chunk" for c in m["source_chunks"])
+    # every new item asks about a new chunk or a new tag (the new document's headings)
+    assert all(any(c.startswith("more/") for c in m["source_chunks"]) if m["item_kind"] != "tag"
+               else m["tag"].startswith("商用机型补充说明") for m in new)
     assert len({s["id"] for s in after}) == len(after)
 
     # stale: one source file changed, one deleted
@@ -140,7 +142,8 @@ def test_zaoshu_new_writes_an_editable_recipe_and_edits_are_respected(tmp_path):
         assert f"python -m recipes.docqa --config {NAME}.yaml" in made
         config = yaml.safe_load((tmp_path / f"{NAME}.yaml").read_text(encoding="utf-8"))
         assert config["ga_pairs"] == GA["pairs"] and "安装步骤" in config["tags"]["净水器使用手册"]
-        config.update(embedder="hash", mix={"chunk": 1, "cross_chunk": 1, "tag": 1})
+        config.update(embedder="hash", mix={"chunk": 1, "cross_chunk": 1, "tag": 1},
+                      multi_turn={"every": 3, "turns": [2, 2]})
         config["tags"]["净水器使用手册"].append("水质检测")  # the user adds a tag
         (tmp_path / f"{NAME}.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         first = sh(tmp_path, server, "recipes.docqa", "--config", f"{NAME}.yaml", "--out", "run", "--limit", "1")
@@ -158,6 +161,9 @@ def test_zaoshu_new_writes_an_editable_recipe_and_edits_are_respected(tmp_path):
     relabelled = [m for m in metas if m["item_kind"] == "chunk" and m["chunk_hashes"] == [manual_chunk]]
     assert relabelled and all(m["tag"] == "净水器使用手册/我的标签" and m["tag_source"] == "tags.yaml"
                               for m in relabelled)
+    # optional follow-ups, as in wulewule: every third item is a two-turn conversation
+    turns = [len(s["turns"]) for s in read_jsonl(tmp_path / "run/accepted.jsonl")]
+    assert 2 in turns and 1 in turns
     saved = yaml.safe_load((tmp_path / "run/tags.yaml").read_text(encoding="utf-8"))
     assert saved["chunks"][manual_chunk] == "净水器使用手册/我的标签"
 

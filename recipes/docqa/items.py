@@ -14,9 +14,11 @@ the run) or skipped with a reason (too short, duplicate, proportion cap).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 
 from agents.schemas import WorkItem
@@ -33,6 +35,8 @@ class ItemPlan:
     skipped: Counter = field(default_factory=Counter)        # reason → chunks
     total_chunks: int = 0
     files_skipped: dict[str, int] = field(default_factory=dict)
+    seen_chunks: set[str] = field(default_factory=set)       # every usable chunk
+    left_out: int = 0                                        # items over old material (keep_incremental)
 
     def by_kind(self) -> dict[str, int]:
         return dict(Counter(item.payload["item_kind"] for item in self.items))
@@ -69,6 +73,7 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
             plan.skipped["too_short"] += 1
             continue
         usable.append(chunk)
+        plan.seen_chunks.add(chunk.hash)
 
     tag_paths = paths(tree)
     common = {"tags": tag_paths}
@@ -158,3 +163,37 @@ def chunk_accounting(plan: ItemPlan, finished: dict[str, str], sources_of: dict[
     return {"total": plan.total_chunks, "used": counts["accepted"], "failed": counts["failed"],
             "pending": counts["pending"], "skipped": dict(plan.skipped.most_common()),
             "files_skipped": plan.files_skipped}
+
+
+def remember_items(plan: ItemPlan, path: Path) -> None:
+    """Record the run's items, chunks and tags (items.json), so the next run knows what is new."""
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data = {"items": sorted(set(old.get("items", [])) | {i.id for i in plan.items}),
+            "chunks": sorted(set(old.get("chunks", [])) | plan.planned_chunks | plan.seen_chunks),
+            "tags": sorted(set(old.get("tags", [])) | {i.payload["tag"] for i in plan.items
+                                                       if i.payload["item_kind"] == "tag"})}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def keep_incremental(plan: ItemPlan, path: Path) -> None:
+    """On a rerun, new items only for new or changed chunks (and new tags): an item over chunks and
+    tags the run already had, that the earlier plan did not hold, is left out — growing the corpus
+    shifts the proportions, and that must not make old chunks ask new questions."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    items, chunks, tags = set(old.get("items", [])), set(old.get("chunks", [])), set(old.get("tags", []))
+
+    def old_material(item: WorkItem) -> bool:
+        if item.payload["item_kind"] == "tag":
+            return item.payload["tag"] in tags
+        return all(s["hash"] in chunks for s in item.payload["sources"])
+
+    kept = [item for item in plan.items if item.id in items or not old_material(item)]
+    plan.left_out = len(plan.items) - len(kept)
+    plan.items = kept
+    planned = {s["hash"] for item in kept for s in item.payload["sources"]}
+    plan.skipped["proportion_cap"] += len(plan.planned_chunks - planned)
+    plan.planned_chunks = planned

@@ -23,12 +23,13 @@ from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
 from recipes.base import Recipe
 from recipes.docqa.corpus import Corpus, index_roots, scan_corpus
-from recipes.docqa.items import ItemPlan, chunk_accounting, plan_items
+from recipes.docqa.items import ItemPlan, chunk_accounting, keep_incremental, plan_items, remember_items
 from recipes.docqa.tags import TAGS_FILE, merge_labels, read_tags, tree_for_run, write_tags
 
 log = logging.getLogger(__name__)
 
 GA_FILE = "ga_pairs.yaml"
+ITEMS_FILE = "items.json"
 
 
 class Mix(Strict):
@@ -108,6 +109,8 @@ class DocQA(Recipe):
         ga_count = len(config.ga_pairs) or len(_saved_ga(run_dir) or []) or config.ga_count
         self._corpus, self._tags = corpus, (tree, labels)
         self._plan = plan_items(corpus, config, tree, labels, ga_count)
+        if run_dir is not None:
+            keep_incremental(self._plan, run_dir / ITEMS_FILE)
         return iter(self._plan.items)
 
     # -- before and after the run -----------------------------------------------------------------
@@ -116,6 +119,7 @@ class DocQA(Recipe):
         plan, corpus = self._plan, self._corpus
         tree, labels = self._tags
         write_tags(run_dir / TAGS_FILE, tree, labels)
+        remember_items(plan, run_dir / ITEMS_FILE)
         kinds = " · ".join(f"{k} {n}" for k, n in plan.by_kind().items())
         skipped = ", ".join(f"{r} {n}" for r, n in plan.skipped.most_common()) or "none"
         files = sum(1 for _ in {c.path for c in corpus.chunks})
