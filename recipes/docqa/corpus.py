@@ -58,6 +58,16 @@ def chunk_questions(length: int, chars_per_question: int, most: int) -> int:
     return max(1, min(most, round(length / chars_per_question)))
 
 
+def first_line_title(text: str) -> str | None:
+    """A plain-text document's title: its first line, when short and not a sentence.
+
+    >>> first_line_title("保修条款\\n\\n本产品整机保修一年。"), first_line_title("本产品整机保修一年。")
+    ('保修条款', None)
+    """
+    line = text.strip().split("\n", 1)[0].strip()
+    return line if 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") else None
+
+
 def index_roots(index_dir: Path) -> tuple[list[Path], tuple[int, int]]:
     """Folders an existing index holds (e.g. added by `zaoshu kb add`) and its chunk size / overlap."""
     from knowledge.index import DB_FILE
@@ -101,7 +111,8 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0],
                 corpus.files_skipped["no text"] += 1
                 continue
             sha = file_sha256(entry.path)
-            title = next((c.title for c in chunks if c.title), None) or Path(entry.rel).stem
+            title = next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
+                or Path(entry.rel).stem
             for c in chunks:
                 source = f"{root.name}/{entry.rel}"
                 corpus.chunks.append(DocChunk(

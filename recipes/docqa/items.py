@@ -195,5 +195,6 @@ def keep_incremental(plan: ItemPlan, path: Path) -> None:
     plan.left_out = len(plan.items) - len(kept)
     plan.items = kept
     planned = {s["hash"] for item in kept for s in item.payload["sources"]}
-    plan.skipped["proportion_cap"] += len(plan.planned_chunks - planned)
+    if plan.planned_chunks - planned:
+        plan.skipped["proportion_cap"] += len(plan.planned_chunks - planned)
     plan.planned_chunks = planned

@@ -54,7 +54,8 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     folders = [os.path.relpath(f.resolve(), base) for f in knowledge]
     data = {"recipe": "docqa", "name": name, "knowledge_folder": folders[0], "extra_knowledge_folders": folders[1:],
             "mix": config.mix.model_dump(), "max_items": None, "questions_per_tag": config.questions_per_tag,
-            "ga_pairs": pairs, "tags": derive_tree(corpus.chunks), "multi_turn": {"every": 0, "turns": [2, 3]}}
+            "ga_pairs": pairs,
+            "tags": derive_tree([c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]), "multi_turn": {"every": 0, "turns": [2, 3]}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER.format(name=name, path=path, ga_note=note)
                     + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120), encoding="utf-8")

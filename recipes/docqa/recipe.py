@@ -105,7 +105,8 @@ class DocQA(Recipe):
         roots, (size, overlap) = index_roots(config.path(config.index_dir))
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], size, overlap)
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
-        tree, labels = tree_for_run(saved, config.tags, corpus.chunks)
+        usable = [c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]
+        tree, labels = tree_for_run(saved, config.tags, usable)
         ga_count = len(config.ga_pairs) or len(_saved_ga(run_dir) or []) or config.ga_count
         self._corpus, self._tags = corpus, (tree, labels)
         self._plan = plan_items(corpus, config, tree, labels, ga_count)
