@@ -36,6 +36,7 @@ class ItemPlan:
     total_chunks: int = 0
     files_skipped: dict[str, int] = field(default_factory=dict)
     seen_chunks: set[str] = field(default_factory=set)       # every usable chunk
+    seen_tags: set[str] = field(default_factory=set)         # every tag of the tree
     left_out: int = 0                                        # items over old material (keep_incremental)
 
     def by_kind(self) -> dict[str, int]:
@@ -60,7 +61,9 @@ def _round_robin(groups: list[list[Any]], want: int) -> list[Any]:
 
 
 def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: dict[str, str],
-               ga_count: int) -> ItemPlan:
+               ga_count: int, known_tags: set[str] | None = None) -> ItemPlan:
+    """The run's items. `known_tags`: the tags of the run's earlier plans; a tag not among them (one
+    the user added to tags.yaml, or a new document's) is asked about first."""
     plan = ItemPlan(total_chunks=len(corpus.chunks), files_skipped=dict(corpus.files_skipped))
     usable: list[DocChunk] = []
     seen: set[str] = set()
@@ -99,7 +102,9 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
     for group in by_heading.values():
         for a, b in zip(group, group[2:]):  # same heading, not neighbours (those are in already)
             cross.append((a, b))
-    tag_pool = [[(t, n) for n in range(config.questions_per_tag)] for t in leaves(tree)]
+    ordered = sorted(leaves(tree), key=lambda t: known_tags is not None and t in known_tags)  # stable: new first
+    tag_pool = [[(t, n) for n in range(config.questions_per_tag)] for t in ordered]
+    plan.seen_tags = set(leaves(tree))
 
     pools = {"chunk": sum(len(g) for g in per_chunk), "cross_chunk": len(cross),
              "tag": sum(len(g) for g in tag_pool)}
@@ -170,11 +175,15 @@ def remember_items(plan: ItemPlan, path: Path) -> None:
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     data = {"items": sorted(set(old.get("items", [])) | {i.id for i in plan.items}),
             "chunks": sorted(set(old.get("chunks", [])) | plan.planned_chunks | plan.seen_chunks),
-            "tags": sorted(set(old.get("tags", [])) | {i.payload["tag"] for i in plan.items
-                                                       if i.payload["item_kind"] == "tag"})}
+            "tags": sorted(set(old.get("tags", [])) | plan.seen_tags)}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def known_tags(path: Path) -> set[str] | None:
+    """The tags an earlier plan of this run had (items.json), None on a first run."""
+    return set(json.loads(path.read_text(encoding="utf-8")).get("tags", [])) if path.is_file() else None
 
 
 def keep_incremental(plan: ItemPlan, path: Path) -> None:

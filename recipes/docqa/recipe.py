@@ -23,7 +23,8 @@ from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
 from recipes.base import Recipe
 from recipes.docqa.corpus import Corpus, index_roots, scan_corpus
-from recipes.docqa.items import ItemPlan, chunk_accounting, keep_incremental, plan_items, remember_items
+from recipes.docqa.items import (ItemPlan, chunk_accounting, keep_incremental, known_tags, plan_items,
+                                 remember_items)
 from recipes.docqa.tags import TAGS_FILE, merge_labels, read_tags, tree_for_run, write_tags
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class DocQA(Recipe):
         tree, labels = tree_for_run(saved, config.tags, usable)
         ga_count = len(config.ga_pairs) or len(_saved_ga(run_dir) or []) or config.ga_count
         self._corpus, self._tags = corpus, (tree, labels)
-        self._plan = plan_items(corpus, config, tree, labels, ga_count)
+        known = known_tags(run_dir / ITEMS_FILE) if run_dir is not None else None
+        self._plan = plan_items(corpus, config, tree, labels, ga_count, known)
         if run_dir is not None:
             keep_incremental(self._plan, run_dir / ITEMS_FILE)
         return iter(self._plan.items)
