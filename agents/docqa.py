@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 TAGGER_SYSTEM = "你是一位细心的资料编目员，擅长给文档片段归类。"
 
-LABEL_PROMPT = """下面是一棵两级主题标签树（每行一个「一级/二级」标签），以及一段资料。
-请为这段资料选出最合适的一个标签：优先从标签树里选；都不合适时，可以在已有的一级标签下新拟一个简短的二级标签（2 到 12 个字）。
+LABEL_PROMPT = """下面是一棵两级主题标签树（每行一个标签，写作“大类/小类”或只有“大类”），以及一段资料。
+请为这段资料选出最合适的一个标签：level1 必须是树里已有的某个大类；level2 优先用该大类下已有的小类，都不合适时可以新拟一个简短的小类（2 到 12 个字），也可以留空。
 
 <tags>
 {tags}
@@ -178,10 +178,13 @@ async def label_chunk(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     messages = [{"role": "system", "content": TAGGER_SYSTEM}, {"role": "user", "content": prompt}]
     result = await ask_structured(client(ctx, "asker"), messages, TagLabel, attempts=ctx.structured_attempts)
     prov = provenance(ctx, "asker", "label", "LABEL_PROMPT", LABEL_PROMPT)
+    known = {p.split("/")[0] for p in item.get("tags") or []}
+    if result.ok and known and result.value.level1 not in known:
+        result = result.model_copy(update={"value": None, "error": f"level1 {result.value.level1!r} is not in the tree"})
     if not result.ok or not result.value.level1:
         log.info("item %s: labelling failed (%s); heading tag used", item.id, result.error)
         return {"meta": {**meta, **prov, "tag": item.get("heading_tag"), "tag_source": "heading (labelling failed)",
-                         "tag_fallback": True}}
+                         "tag_fallback": True, "tag_error": result.error}}
     tag = tag_path(result.value.level1, result.value.level2)
     emit(runtime, "labelled", item.id, tag=tag)
     return {"meta": {**meta, **prov, "tag": tag, "tag_source": "llm"}}

@@ -135,14 +135,16 @@ class DocQA(Recipe):
         pairs = [p.model_dump() for p in config.ga_pairs] or _saved_ga(run_dir)
         if pairs is None:
             pairs = asyncio.run(_propose(ctx, self._corpus, config))
+            origin = "proposed by the model"
             if pairs is None:
+                origin = "the defaults: the model proposed no usable list"
                 from agents.docqa import DEFAULT_GA_PAIRS
 
                 pairs = DEFAULT_GA_PAIRS
                 console.print("[yellow]warning:[/] the model proposed no usable genre × audience pairs; "
                               f"using the defaults (edit {run_dir / GA_FILE})", highlight=False)
             (run_dir / GA_FILE).write_text(
-                "# genre × audience pairs of this run (proposed by the model); edit, then rerun with --fresh\n"
+                f"# genre × audience pairs of this run ({origin}); edit them: items not run yet use them\n"
                 + yaml.safe_dump(pairs, allow_unicode=True, sort_keys=False), encoding="utf-8")
         ctx.recipe["ga_pairs"] = pairs
         console.print("GA pairs: " + "; ".join(f"{p['genre']} × {p['audience']}" for p in pairs), highlight=False)
