@@ -63,6 +63,7 @@ def test_own_folder_to_dataset_with_no_yaml(tmp_path):
     assert yaml.safe_load((run / "ga_pairs.yaml").read_text(encoding="utf-8")) == GA["pairs"]
     # answers come from the whole KB; the source chunk is kept and is among the passages the critic saw
     for m in metas:
+        assert m["retrieval"] == "kb" and {s["origin"] for s in m["sources"]} <= {"kb", "source_chunk"}
         if m["item_kind"] != "tag":
             assert re.fullmatch(r"docs/[\w.]+#\d+", m["source_chunk"])
             assert m["source_chunk"] in {s["chunk_id"] for s in m["sources"]}

@@ -60,6 +60,8 @@ def _round_robin(groups: list[list[Any]], want: int) -> list[Any]:
     return out[:want]
 
 
+# Item keys never use the names "chunk" or "aspect": `WorkItem.get` falls back to the key, and the QA
+# nodes read `chunk` as the passage text to answer from.
 def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: dict[str, str],
                ga_count: int, known_tags: set[str] | None = None) -> ItemPlan:
     """The run's items. `known_tags`: the tags of the run's earlier plans; a tag not among them (one
@@ -123,7 +125,7 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
     made: dict[str, list[WorkItem]] = {k: [] for k in KINDS}
     for i, (chunk, n) in enumerate(_round_robin(per_chunk, want["chunk"])):
         made["chunk"].append(WorkItem.for_recipe(
-            "docqa", "docqa", key={"kind": "chunk", "chunk": chunk.hash, "n": n},
+            "docqa", "docqa", key={"kind": "chunk", "chunk_hash": chunk.hash, "n": n},
             payload=chunk_payload([chunk], "chunk", n=n)))
     for a, b in _spread(cross, want["cross_chunk"]):
         made["cross_chunk"].append(WorkItem.for_recipe(
