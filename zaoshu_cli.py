@@ -143,6 +143,9 @@ def _register_subcommands() -> None:
     app.add_typer(finetune_app, name="finetune")
     register_export(app)
     register_review(app)
+    from recipes.docqa.new import new
+
+    app.command("new")(new)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -125,7 +125,7 @@ class Sample(BaseModel):
         return cls(id=cls.stable_id(recipe, key), recipe=recipe, kind=kind, **fields)
 
 
-GraphName = Literal["qa", "dialogue", "persona"]
+GraphName = Literal["qa", "dialogue", "persona", "docqa"]
 
 
 class WorkItem(BaseModel):

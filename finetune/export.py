@@ -155,7 +155,7 @@ def read_run_samples(run_dir: Path) -> tuple[list[Sample], list[BadLine]]:
 
 def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 42,
                keep_meta: bool = False, as_json: bool = False, with_reasoning: bool = False,
-               ignore_review: bool = False) -> ExportReport:
+               ignore_review: bool = False, balance: str | None = None, per_tag: int = 50) -> ExportReport:
     """Export `<run_dir>/accepted.jsonl` to `<run_dir>/exports/<fmt>/` (train/test files, or all.* without a split).
 
     For LLaMA-Factory formats (openai, alpaca, sharegpt) a `dataset_info.json` is written beside the data,
@@ -175,6 +175,8 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
         samples, review = apply_review(run_dir, samples)
     if not samples:
         raise InputError(f"{run_dir / 'accepted.jsonl'} holds no usable samples")
+    if balance is not None:
+        samples = balanced(samples, balance, per_tag, seed)
     if split is None:
         parts = {"all": sorted(samples, key=lambda s: s.id)}
     else:
@@ -203,6 +205,29 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
         report.dataset_info.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     log.info("exported %s to %s: %s", run_dir, out_dir, report.counts)
     return report
+
+
+def balanced(samples: list[Sample], field: str, per_value: int, seed: int = 42) -> list[Sample]:
+    """At most `per_value` samples for each value of `meta.<field>` (a seeded draw), e.g. a dataset
+    balanced by tag; samples without the field are left out.
+
+    >>> s = [Sample(id=str(i), recipe="r", kind="qa", turns=[], meta={"tag": "甲" if i < 5 else "乙"})
+    ...      for i in range(7)]
+    >>> sorted(x.meta["tag"] for x in balanced(s, "tag", 2))
+    ['乙', '乙', '甲', '甲']
+    """
+    groups: dict[str, list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: s.id):
+        value = _lookup(sample, {}, field)
+        if value is not None and value != "(missing)":
+            groups.setdefault(str(value), []).append(sample)
+    if not groups:
+        raise InputError(f"no sample has meta.{field}: nothing to balance by")
+    out: list[Sample] = []
+    for value in sorted(groups):
+        group = groups[value]
+        out += random.Random(f"{seed}:{value}").sample(group, per_value) if len(group) > per_value else group
+    return out
 
 
 # ---------------------------------------------------------------- merge

@@ -47,6 +47,9 @@ def export(
                                              "artifacts (markup, preamble, punctuation, leaks)."),
     ignore_review: bool = typer.Option(False, "--ignore-review", help="Export accepted.jsonl as written, "
                                        "without the decisions of `zaoshu review` (review.jsonl)."),
+    balance: str | None = typer.Option(None, "--balance", help="Draw the same number of samples for each value "
+                                       "of this meta field, e.g. tag (docqa)."),
+    per_tag: int = typer.Option(50, "--per-tag", min=1, help="With --balance: samples per value (at most)."),
 ) -> None:
     """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records, or the
     critic's decisions to preference data (dpo, kto, xtuner-dpo)."""
@@ -59,7 +62,7 @@ def export(
     if fmt in PREFERENCE_FORMATS:
         report = export_preferences(run_dir, fmt, skip_artifacts=skip_artifacts, **common)
     else:
-        report = export_run(run_dir, fmt, **common)
+        report = export_run(run_dir, fmt, balance=balance, per_tag=per_tag, **common)
     _warn_bad(console, str(run_dir / ("" if fmt in PREFERENCE_FORMATS else "accepted.jsonl")), report.bad_lines)
     if any(report.review.values()):
         console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "

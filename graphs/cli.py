@@ -64,7 +64,7 @@ def summarize_run(run: Path) -> dict:
     stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
     codes: Counter[str] = Counter()
     by_field: dict[str, Counter[str]] = {}
-    fields = ("aspect", "role", "scene", "style", "emotion", "area")
+    fields = ("aspect", "role", "scene", "style", "emotion", "area", "item_kind", "tag")
     for status in ("accepted", "rejected"):  # every shard of the run
         for record in read_ledger(run, f"{status}.jsonl"):
             if status == "rejected":
@@ -73,8 +73,34 @@ def summarize_run(run: Path) -> dict:
             for name in fields:
                 if meta.get(name) is not None:
                     by_field.setdefault(name, Counter())[f"{meta[name]} ({status})"] += 1
-    return {"stats": stats, "codes": dict(codes.most_common()),
-            "by": {k: dict(v.most_common()) for k, v in by_field.items()}}
+    summary = {"stats": stats, "codes": dict(codes.most_common()),
+               "by": {k: dict(v.most_common()) for k, v in by_field.items()}}
+    stale = stale_samples(read_ledger(run, "accepted.jsonl"))
+    if stale is not None:
+        summary["stale"] = stale
+    return summary
+
+
+def stale_samples(records) -> dict[str, int] | None:
+    """Accepted samples whose source file (`meta.source_files`: path → SHA-256 when it was written) is
+    gone or has changed since; None when no sample records its files."""
+    from knowledge.sync import file_sha256
+
+    now: dict[str, str | None] = {}
+    counts = {"deleted": 0, "changed": 0, "current": 0}
+    seen = False
+    for record in records:
+        files = (record.get("meta") or {}).get("source_files") or {}
+        if not files:
+            continue
+        seen = True
+        states = []
+        for path, sha in files.items():
+            if path not in now:
+                now[path] = file_sha256(Path(path)) if Path(path).is_file() else None
+            states.append("deleted" if now[path] is None else "changed" if now[path] != sha else "current")
+        counts["deleted" if "deleted" in states else "changed" if "changed" in states else "current"] += 1
+    return counts if seen else None
 
 
 @runs_app.command("show")
@@ -94,6 +120,15 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
                   f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
                   f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
                   f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
+    if summary.get("stale"):
+        st = summary["stale"]
+        console.print(f"stale: {st['deleted'] + st['changed']} samples come from files deleted ({st['deleted']}) "
+                      f"or changed ({st['changed']}) since; {st['current']} current", highlight=False)
+    if s.get("chunks"):
+        ch = s["chunks"]
+        skipped = ", ".join(f"{r} {n}" for r, n in ch.get("skipped", {}).items()) or "none"
+        console.print(f"chunks: {ch['total']} total · {ch['used']} used · {ch['failed']} failed · "
+                      f"{ch['pending']} not run yet · skipped: {skipped}", highlight=False)
     if summary["codes"]:
         table = Table(title="rejections by reason code")
         table.add_column("code")

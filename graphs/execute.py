@@ -57,7 +57,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     budget = Budget.parse(request.budget) if request.budget else None
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
-    all_items = list(islice(recipe.items(config), request.limit))
+    all_items = list(islice(recipe.work_items(config, run_path if run_path.exists() else None), request.limit))
     shard = request.shard_spec()
     ledger_path = run_path
     if shard is not None:  # this shard's items, in its own folder with its own lock
@@ -88,23 +88,24 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         services = build_services(config, settings, run_path.parent, console)
         recipe.prepare(config, run_path, console)
         usage = Usage()
+        # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
+        ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+        console.print("models: " + "; ".join(
+            f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
+            for role, c in ctx.clients.items()), highlight=False)
         if warning := self_judging_warning(settings, config.critic.judge):
             console.print(f"[yellow]{warning}[/]", highlight=False)
+        recipe.before_run(config, run_path, ctx, console)
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
                             currency=settings.for_role("asker").currency)
         options = RunOptions(concurrency=settings.concurrency, target=request.target, budget=budget,
                              fail_fast=request.fail_fast(config))
         started = time.time()
-        if request.ray:  # the same items and ledgers; the graph runs in Ray actors
+        if request.ray:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
             from graphs.ray_runner import run_on_ray
 
             outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console)
         else:
-            # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
-            ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
-            console.print("models: " + "; ".join(
-                f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
-                for role, c in ctx.clients.items()), highlight=False)
             graph = GRAPHS[recipe.graph]().compile()
             outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
         stats = _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason,

@@ -43,6 +43,7 @@ class Plan:
     examples: dict[str, str] = field(default_factory=dict)
     mermaid: str = ""
     currency: str = "¥"
+    kinds: dict[str, int] = field(default_factory=dict)  # items by payload["item_kind"], when a recipe sets it
 
     @property
     def cost(self) -> float:
@@ -78,6 +79,9 @@ def make_plan(graph_name: str, items: list, skipped: int, ctx: Any, settings: Se
     expected = {**EXPECTED_OUTPUT_TOKENS, **(recipe.get("expected_output_tokens") or {})}
     plan = Plan(items=len(items), skipped=skipped, mermaid=mermaid(graph_name),
                 currency=settings.for_role("asker").currency)
+    for item in items:
+        if item.payload.get("item_kind"):
+            plan.kinds[item.payload["item_kind"]] = plan.kinds.get(item.payload["item_kind"], 0) + 1
     if items:
         plan.examples = module.render_examples(items[0], ctx)
     prompt_tokens = {name: estimate_tokens([{"role": "user", "content": text}]) for name, text in plan.examples.items()}
@@ -109,6 +113,8 @@ def render_plan(plan: Plan, console) -> None:
 
     console.print(f"[bold]dry run[/]: {plan.items} work items to run ({plan.skipped} already finished); "
                   "no LLM calls made")
+    if plan.kinds:
+        console.print("items by kind: " + " · ".join(f"{k} {n}" for k, n in plan.kinds.items()), highlight=False)
     table = Table(title="LLM calls (best case: no revisions)")
     for column in ("role", "calls", "est. input tokens", "of which cached", "est. output tokens", "est. cost",
                    "with cache"):

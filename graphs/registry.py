@@ -1,7 +1,7 @@
 """The graphs by name, their mermaid diagrams, and per-graph dry-run helpers.
 
 >>> sorted(GRAPHS)
-['dialogue', 'persona', 'qa']
+['dialogue', 'docqa', 'persona', 'qa']
 >>> "check_compat" in mermaid("persona")
 True
 """
@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from langgraph.graph import StateGraph
 
-from graphs import dialogue, persona, qa
+from graphs import dialogue, docqa, persona, qa
 from agents.context import Context
 from graphs.state import WorkItem
 
@@ -20,9 +20,10 @@ GRAPHS: dict[str, Callable[[], StateGraph]] = {
     "qa": qa.build_qa_graph,
     "dialogue": dialogue.build_dialogue_graph,
     "persona": persona.build_persona_graph,
+    "docqa": docqa.build_docqa_graph,
 }
 
-_MODULES = {"qa": qa, "dialogue": dialogue, "persona": persona}
+_MODULES = {"qa": qa, "dialogue": dialogue, "persona": persona, "docqa": docqa}
 
 
 def mermaid(name: str) -> str:

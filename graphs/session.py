@@ -45,7 +45,9 @@ class RecipeLike(Protocol):
     config_model: type[RecipeConfig]
 
     def items(self, config: Any) -> Iterator[WorkItem]: ...
+    def work_items(self, config: Any, run_dir: Path | None) -> Iterator[WorkItem]: ...
     def prepare(self, config: Any, run_dir: Path, console: Console) -> None: ...
+    def before_run(self, config: Any, run_dir: Path, ctx: Any, console: Console) -> None: ...
     def after_run(self, config: Any, run_dir: Path, console: Console) -> None: ...
 
 
@@ -80,6 +82,8 @@ class RunRequest:
         from graphs.rundir import parse_shard
 
         return parse_shard(self.shard) if self.shard else None
+    knowledge: Optional[list[Path]] = None  # --knowledge DIR … (QA recipes)
+    name: Optional[str] = None  # --name (recipes whose YAML has `name`)
 
     def config_overrides(self) -> dict[str, Any]:
         """The flags that stand for recipe YAML keys, as YAML, only those given."""
@@ -88,7 +92,11 @@ class RunRequest:
         overrides: dict[str, Any] = {"answerer": answerer} if answerer else {}
         if self.judge is not None:
             overrides["critic"] = {"judge": self.judge}
-
+        if self.knowledge:
+            folders = [str(Path(f).expanduser().resolve()) for f in self.knowledge]
+            overrides.update(knowledge_folder=folders[0], extra_knowledge_folders=folders[1:])
+        if self.name is not None:
+            overrides["name"] = self.name
         return overrides
 
     def fail_fast(self, config: RecipeConfig) -> int:
@@ -99,7 +107,9 @@ class RunRequest:
         return self.fail_fast_k if self.fail_fast_k is not None else config.fail_fast
 
     def dump(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        def plain(v: Any) -> Any:
+            return str(v) if isinstance(v, Path) else [plain(x) for x in v] if isinstance(v, list) else v
+        return {k: plain(v) for k, v in asdict(self).items()}
 
 
 # ---- resolving ------------------------------------------------------------------------------------
@@ -118,11 +128,14 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
     path = request.config or recipe.config_file
     data = read_yaml(path)
     overrides = request.config_overrides()
-    if "answerer" in overrides and "answerer" not in recipe.config_model.model_fields:
-        raise InputError(f"--answerer, --huixiangdou-url and --web-fallback apply to QA recipes; "
+    if ("answerer" in overrides or "knowledge_folder" in overrides) and \
+            "answerer" not in recipe.config_model.model_fields:
+        raise InputError(f"--answerer, --huixiangdou-url, --web-fallback and --knowledge apply to QA recipes; "
                          f"{recipe.name} answers from no knowledge base")
+    if "name" in overrides and "name" not in recipe.config_model.model_fields:
+        raise InputError(f"--name applies to recipes with a `name` key; {recipe.name} has none")
     for key, value in overrides.items():
-        data[key] = {**(data.get(key) or {}), **value}
+        data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
     config = load_recipe_config(data, recipe.config_model, path)
     config.set_source(path)
     return config

@@ -37,8 +37,16 @@ class Recipe:
     def items(self, config: Any) -> Iterator[WorkItem]:
         raise NotImplementedError
 
+    def work_items(self, config: Any, run_dir: Path | None) -> Iterator[WorkItem]:
+        """The items of a run in `run_dir` (None for a plan): `items(config)` unless the recipe reads
+        something of the run folder (docqa: its edited tag tree)."""
+        return self.items(config)
+
     def prepare(self, config: Any, run_dir: Path, console: Console) -> None:
         """Work before any LLM call that needs no service (pretraining chunks, self-cognition)."""
+
+    def before_run(self, config: Any, run_dir: Path, ctx: Any, console: Console) -> None:
+        """Work with the run's clients before the first item (docqa: propose the GA pairs)."""
 
     def finish(self, config: Any, run_dir: Path, console: Console) -> None:
         """Work after the run (recipe-specific exports)."""
@@ -101,6 +109,7 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
 
     app = typer.Typer(add_completion=False, help=doc, rich_markup_mode=None)
     qa = "answerer" in recipe.config_model.model_fields
+    named = "name" in recipe.config_model.model_fields
 
     @app.command(help=doc)
     def main(
@@ -137,13 +146,17 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 "
                                                              "[default: start a local one]."),
         workers: Optional[int] = typer.Option(None, help="Ray worker actors [default: CPUs, at most 8]."),
+        knowledge: Optional[list[Path]] = typer.Option(None, "--knowledge", help="A folder of your documents "
+                                                       "(repeatable); replaces the YAML's knowledge folders.",
+                                                       hidden=not qa),
+        name: Optional[str] = typer.Option(None, "--name", help="The dataset's name [YAML name].", hidden=not named),
     ) -> None:
         request = RunRequest(limit=limit, target=target, concurrency=concurrency, trace=trace, trace_file=trace_file,
                              dry_run=dry_run, out=out, fresh=fresh, budget=budget, interactive=interactive,
                              config=config, fsync_every=fsync_every, answerer=answerer,
                              huixiangdou_url=huixiangdou_url, web_fallback=web_fallback, judge=judge,
                              fail_fast_k=fail_fast, keep_going=keep_going, shard=shard, ray=ray,
-                             ray_address=ray_address, workers=workers)
+                             ray_address=ray_address, workers=workers, knowledge=knowledge, name=name)
         raise typer.Exit(execute(recipe, request))
 
     return app

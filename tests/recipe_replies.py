@@ -64,13 +64,18 @@ def reply(req: ChatRequest) -> dict | str:
         passages = re.findall(r'<passage id="\d+" source="[^"]*">(.*?)</passage>', text, re.DOTALL)
         # quote the passages' plain sentences (headings and list lines left out), so answers are
         # grounded and differ from each other
-        prose = "".join(line.strip().split("答：")[-1] for p in passages for line in p.splitlines()
+        prose = "\n".join(line.strip().split("答：")[-1] for p in passages for line in p.splitlines()
                         if line.strip() and (not re.match(r"\s*([#*|>]|-\s|\d+\.\s)", line) or "答：" in line))
         sentences = [x.strip() for x in re.split(r"(?<=[。！])", prose)
                      if len(x.strip()) > 12 and not re.search(r"[？?#\-\n*：:]|答|[A-Za-z]{2,}", x)]
+        sentences = list(dict.fromkeys(sentences))  # a passage may come twice (source chunk and retrieved)
         question = _field(r"<question>(.*?)</question>", user) or user
+        # the sentences that share most with the question first (like a real answer), ties by a hash
         rank = int(hashlib.md5(question.encode()).hexdigest(), 16) + len(req.messages)
-        body = "".join(sentences[rank % max(1, len(sentences)):][:2]) or "这一点资料里没有写明，暂时不能确定。"
+        pairs = {question[i:i + 2] for i in range(len(question) - 1)}
+        order = sorted(range(len(sentences)), key=lambda i: (-sum(p in sentences[i] for p in pairs),
+                                                             (i - rank) % max(1, len(sentences))))
+        body = "".join(sentences[i] for i in sorted(order[:2])) or "这一点目前还不能确定。"
         return {"answer": body, "used_passages": [1]}
     if "- message" in system:
         area, emotion = _field(r"属于「(.+?)」方面", text), _field(r"主要情绪是「(.+?)」", text)

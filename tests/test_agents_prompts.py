@@ -2,13 +2,13 @@
 
 import pytest
 
-from agents import answerer, asker, critic, responder
+from agents import answerer, asker, critic, docqa, responder
 from agents.errors import ConfigError
 from agents.context import Context, placeholders, render
 from graphs.registry import calls_per_item, render_examples
 from graphs.state import WorkItem
 
-MODULES = [asker, answerer, responder, critic]
+MODULES = [asker, answerer, responder, critic, docqa]
 ALL_PROMPTS = [(m.__name__, name) for m in MODULES for name in m.PROMPTS]
 
 
@@ -21,7 +21,7 @@ def test_placeholders_equal_the_declared_inputs(module, name):
 
 
 def test_every_prompt_is_covered():
-    assert len(ALL_PROMPTS) == 16
+    assert len(ALL_PROMPTS) == 22
     for m in MODULES:
         assert set(m.PROMPTS) == set(m.PROMPT_INPUTS)
 

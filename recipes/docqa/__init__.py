@@ -1,0 +1,1 @@
+"""docqa: your own folders of documents → verified QA data, with no code."""

@@ -1,0 +1,122 @@
+"""The user's folders as chunks with stable ids, and the work items made from them.
+
+A chunk's id is the hash of its source and text, so an item made from it keeps its id across runs:
+a rerun after `zaoshu kb add` (or after editing a file) makes items only for new or changed chunks.
+Chunks are cut exactly as the knowledge index cuts them (same splitter, same sizes), so
+`meta.source_chunk` is the index's own chunk id (`<folder>/<file>#<n>`).
+
+>>> chunk_questions(520, 250, 3), chunk_questions(60, 250, 3), chunk_questions(5000, 250, 3)
+(2, 1, 3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge.loaders import iter_entry, scan_folder
+from knowledge.readers import Unreadable
+from knowledge.splitter import RETRIEVAL_SIZE, headings, iter_chunks
+from knowledge.sync import file_sha256
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DocChunk:
+    hash: str          # sha1 of source + text: the stable id
+    chunk_id: str      # as the index names it: <folder name>/<rel>#<index>
+    source: str        # <folder name>/<rel>
+    path: str          # the file, absolute
+    file_sha: str
+    index: int
+    text: str
+    heading: str | None  # the heading in force where the chunk starts
+    doc_title: str
+    inner: list[str] = field(default_factory=list)  # headings inside the chunk
+
+    def ref(self) -> dict[str, str]:
+        return {"chunk_id": self.chunk_id, "hash": self.hash, "source": self.source, "text": self.text}
+
+
+@dataclass
+class Corpus:
+    chunks: list[DocChunk] = field(default_factory=list)
+    files_skipped: Counter = field(default_factory=Counter)  # reason → files
+    folders: list[Path] = field(default_factory=list)
+
+
+def chunk_hash(source: str, text: str) -> str:
+    return hashlib.sha1(f"{source}\n{text}".encode()).hexdigest()[:16]
+
+
+def chunk_questions(length: int, chars_per_question: int, most: int) -> int:
+    """Questions for a chunk of `length` characters: one per `chars_per_question`, 1 … `most`."""
+    return max(1, min(most, round(length / chars_per_question)))
+
+
+def first_line_title(text: str) -> str | None:
+    """A plain-text document's title: its first line, when short and not a sentence.
+
+    >>> first_line_title("保修条款\\n\\n本产品整机保修一年。"), first_line_title("本产品整机保修一年。")
+    ('保修条款', None)
+    """
+    line = text.strip().split("\n", 1)[0].strip()
+    return line if 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") else None
+
+
+def index_roots(index_dir: Path) -> tuple[list[Path], tuple[int, int]]:
+    """Folders an existing index holds (e.g. added by `zaoshu kb add`) and its chunk size / overlap."""
+    from knowledge.index import DB_FILE
+    from knowledge.store import Store
+
+    if not (index_dir / DB_FILE).exists():
+        return [], RETRIEVAL_SIZE
+    store = Store(index_dir / DB_FILE)
+    try:
+        settings = store.get_meta("settings") or {}
+        roots = [Path(r) for r in store.roots()]
+    finally:
+        store.close()
+    return roots, (settings.get("chunk_size", RETRIEVAL_SIZE[0]), settings.get("overlap", RETRIEVAL_SIZE[1]))
+
+
+def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0],
+                overlap: int = RETRIEVAL_SIZE[1]) -> Corpus:
+    """Every chunk of every readable file under `folders`; unreadable files are counted by reason."""
+    corpus = Corpus()
+    seen: set[Path] = set()
+    for folder in folders:
+        root = Path(folder).expanduser().resolve()
+        if root in seen or not root.is_dir():
+            continue
+        seen.add(root)
+        corpus.folders.append(root)
+        entries, skipped = scan_folder(root)
+        corpus.files_skipped.update(s.reason for s in skipped)
+        for entry in entries:
+            if entry.size == 0:
+                corpus.files_skipped["empty file"] += 1
+                continue
+            try:
+                chunks = [c for c in iter_chunks(iter_entry(entry), chunk_size=chunk_size, overlap=overlap)
+                          if c.text.strip()]
+            except (Unreadable, OSError) as exc:
+                corpus.files_skipped[str(exc).split(":")[0]] += 1
+                continue
+            if not chunks:
+                corpus.files_skipped["no text"] += 1
+                continue
+            sha = file_sha256(entry.path)
+            title = next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
+                or Path(entry.rel).stem
+            for c in chunks:
+                source = f"{root.name}/{entry.rel}"
+                corpus.chunks.append(DocChunk(
+                    hash=chunk_hash(source, c.text), chunk_id=f"{source}#{c.chunk_index}", source=source,
+                    path=str(entry.path.resolve()), file_sha=sha, index=c.chunk_index, text=c.text,
+                    heading=c.title, doc_title=title, inner=[h for _, h in headings(c.text)]))
+    return corpus

@@ -1,0 +1,176 @@
+"""The document recipe through the commands a user types, against the local OpenAI-compatible server:
+`python -m recipes.docqa --knowledge DIR --name NAME` (no YAML), `zaoshu new`, `zaoshu kb add`,
+`zaoshu export --balance tag`, `zaoshu runs show`, on a folder of md, pdf, docx and GB18030 txt."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from graphs.rundir import read_jsonl
+from tests.docqa_corpus import make_corpus, make_second
+from tests.docqa_replies import GA, reply
+from tests.fake_openai import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "净水器"
+INDEX = f"runs/docqa/index-{NAME}"
+PAIRS = {(p["genre"], p["audience"]) for p in GA["pairs"]}
+
+
+def sh(tmp_path: Path, server: FakeOpenAI | None, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+    env.update(PYTHONPATH=str(REPO), COLUMNS="200")
+    if server is not None:
+        env.update(ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-model")
+    cmd = [sys.executable, "-m", *args] if args[0].startswith("recipes.") else \
+        [sys.executable, "-c", "import zaoshu_cli; zaoshu_cli.main()", *args]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def docqa(tmp_path, server, *flags):
+    return sh(tmp_path, server, "recipes.docqa", "--knowledge", "docs", "--name", NAME, "--concurrency", "2", *flags)
+
+
+def test_own_folder_to_dataset_with_no_yaml(tmp_path):
+    make_corpus(tmp_path / "docs")
+    sh(tmp_path, None, "kb", "build", "docs", "--index", INDEX, "--embedder", "hash")
+
+    # the plan: items per kind, calls and cost; nothing is written
+    plan = docqa(tmp_path, None, "--dry-run").stdout
+    kinds = dict((k, int(n)) for k, n in re.findall(r"(chunk|cross_chunk|tag) (\d+)", plan.split("\n")[1]))
+    assert set(kinds) == {"chunk", "cross_chunk", "tag"} and all(kinds.values()), plan
+    assert re.search(r"│ total\s+│\s+\d+", plan) and "DOC_CHUNK_QUESTION_PROMPT" in plan
+    assert not (tmp_path / "runs/docqa/run").exists()
+
+    with FakeOpenAI(reply=reply) as server:
+        out = docqa(tmp_path, server, "--out", "runs/docqa/run").stdout
+    run = tmp_path / "runs/docqa/run"
+    accepted = list(read_jsonl(run / "accepted.jsonl"))
+    rejected = list(read_jsonl(run / "rejected.jsonl"))
+    assert len(accepted) + len(rejected) == sum(kinds.values())
+    metas = [s["meta"] for s in accepted]
+    assert {m["item_kind"] for m in metas} == {"chunk", "cross_chunk", "tag"}
+    # each question and answer was written for one pair, recorded in meta; the pairs came from the model
+    assert {(m["ga"]["genre"], m["ga"]["audience"]) for m in metas} <= PAIRS
+    assert len({m["ga"]["genre"] for m in metas}) > 1
+    assert yaml.safe_load((run / "ga_pairs.yaml").read_text(encoding="utf-8")) == GA["pairs"]
+    # answers come from the whole KB; the source chunk is kept and is among the passages the critic saw
+    for m in metas:
+        assert m["retrieval"] == "kb" and {s["origin"] for s in m["sources"]} <= {"kb", "source_chunk"}
+        if m["item_kind"] != "tag":
+            assert re.fullmatch(r"docs/[\w.]+#\d+", m["source_chunk"])
+            assert m["source_chunk"] in {s["chunk_id"] for s in m["sources"]}
+            assert len(m["source_files"]) >= 1
+    assert any(len({s["source"] for s in m["sources"]}) > 1 for m in metas)  # beyond the source chunk
+    cross = [m for m in metas if m["item_kind"] == "cross_chunk"]
+    assert all(len(m["source_chunks"]) == 2 for m in cross)
+    # every file type was read: md, GB18030 txt, docx, pdf
+    used = {c.split("#")[0] for m in metas for c in m["source_chunks"]}
+    assert {"docs/manual.md", "docs/warranty.txt", "docs/safety.docx", "docs/report.pdf"} <= used
+    # the tag tree: derived from headings, saved editable; labels by the model or the heading fallback
+    tags = yaml.safe_load((run / "tags.yaml").read_text(encoding="utf-8"))
+    assert {"安装步骤", "滤芯更换", "故障排除"} <= set(tags["tree"]["净水器使用手册"])
+    assert {"用电安全", "儿童与宠物"} <= set(tags["tree"]["安全须知"])
+    assert all(m.get("tag") for m in metas)
+    fallback = [m for m in metas if m.get("tag_fallback")]
+    assert fallback and all(m["tag"].startswith("安全须知") for m in fallback)
+    stats = json.loads((run / "stats.json").read_text(encoding="utf-8"))
+    assert stats["tags"]["heading (labelling failed)"] == len(fallback)
+    # nothing silently missing: every chunk accounted for
+    chunks = stats["chunks"]
+    assert chunks["skipped"]["too_short"] == 1  # note.md
+    assert chunks["total"] == chunks["used"] + chunks["failed"] + chunks["pending"] + sum(chunks["skipped"].values())
+    assert chunks["pending"] == 0 and chunks["used"] + chunks["failed"] == chunks["total"] - 1 >= 5
+    assert f"chunks: {chunks['total']} total · {chunks['used']} used" in out
+
+    # a rerun has nothing to do
+    assert "(0 of" in docqa(tmp_path, server_stub(), "--out", "runs/docqa/run").stdout
+
+    # balanced export by tag
+    export = sh(tmp_path, None, "export", str(run), "--format", "openai", "--balance", "tag", "--per-tag", "1",
+                "--keep-meta").stdout
+    records = [json.loads(line) for line in (run / "exports/openai/all.jsonl").read_text(encoding="utf-8").splitlines()]
+    tags_in = [r["meta"]["tag"] for r in records]
+    assert len(tags_in) == len(set(tags_in)) == len({m["tag"] for m in metas}) and "all: " in export
+
+    # incremental: a second folder added to the index → only its chunks get chunk questions
+    make_second(tmp_path / "more")
+    sh(tmp_path, None, "kb", "add", "more", "--index", INDEX)
+    with FakeOpenAI(reply=reply) as server:
+        out = docqa(tmp_path, server, "--out", "runs/docqa/run").stdout
+    after = list(read_jsonl(run / "accepted.jsonl"))
+    assert after[:len(accepted)] == accepted  # nothing accepted before was touched
+    new = [s["meta"] for s in after[len(accepted):]]
+    assert any(c.startswith("more/") for m in new for c in m["source_chunks"])
+    # every new item asks about a new chunk or a new tag (the new document's headings)
+    assert all(any(c.startswith("more/") for c in m["source_chunks"]) if m["item_kind"] != "tag"
+               else m["tag"].startswith("商用机型补充说明") for m in new)
+    assert len({s["id"] for s in after}) == len(after)
+
+    # stale: one source file changed, one deleted
+    with open(tmp_path / "docs/manual.md", "a", encoding="utf-8") as f:
+        f.write("\n新增：滤芯指示灯支持手机提醒。\n")
+    (tmp_path / "docs/warranty.txt").unlink()
+    shown = sh(tmp_path, None, "runs", "show", str(run), "--json").stdout
+    stale = json.loads(shown)["stale"]
+    by_file = [m["source_files"] for m in (s["meta"] for s in after)]
+    assert stale["deleted"] == sum(any(p.endswith("warranty.txt") for p in f) for f in by_file)
+    assert stale["changed"] == sum(any(p.endswith("manual.md") for p in f) and not any(
+        p.endswith("warranty.txt") for p in f) for f in by_file)
+    assert stale["deleted"] and stale["changed"]
+    text = sh(tmp_path, None, "runs", "show", str(run)).stdout
+    assert f"stale: {stale['deleted'] + stale['changed']} samples" in text
+
+
+def server_stub():
+    """A rerun with nothing to do makes no call; the endpoint only has to be configured."""
+    class Stub:
+        base_url = "http://127.0.0.1:9/v1"
+    return Stub()
+
+
+def test_zaoshu_new_writes_an_editable_recipe_and_edits_are_respected(tmp_path):
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=reply) as server:
+        made = sh(tmp_path, server, "new", NAME, "--knowledge", "docs").stdout
+        assert f"python -m recipes.docqa --config {NAME}.yaml" in made
+        config = yaml.safe_load((tmp_path / f"{NAME}.yaml").read_text(encoding="utf-8"))
+        assert config["ga_pairs"] == GA["pairs"] and "安装步骤" in config["tags"]["净水器使用手册"]
+        config.update(embedder="hash", mix={"chunk": 1, "cross_chunk": 1, "tag": 1},
+                      multi_turn={"every": 3, "turns": [2, 2]})
+        config["tags"]["净水器使用手册"].append("水质检测")  # the user adds a tag
+        (tmp_path / f"{NAME}.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        first = sh(tmp_path, server, "recipes.docqa", "--config", f"{NAME}.yaml", "--out", "run", "--limit", "1")
+        assert "GA pairs: 售后客服 × 刚买机器的用户" in first.stdout
+        # the user relabels a chunk not yet used, in the run's tags.yaml
+        tags = yaml.safe_load((tmp_path / "run/tags.yaml").read_text(encoding="utf-8"))
+        done = {c for s in read_jsonl(tmp_path / "run/accepted.jsonl") for c in s["meta"]["chunk_hashes"]}
+        manual_chunk = next(h for h, src in _chunk_sources(tmp_path).items()
+                            if src.startswith(("docs/manual.md", "docs/warranty.txt")) and h not in done)
+        tags["chunks"][manual_chunk] = "净水器使用手册/我的标签"
+        (tmp_path / "run/tags.yaml").write_text(yaml.safe_dump(tags, allow_unicode=True), encoding="utf-8")
+        sh(tmp_path, server, "recipes.docqa", "--config", f"{NAME}.yaml", "--out", "run")
+    metas = [s["meta"] for s in read_jsonl(tmp_path / "run/accepted.jsonl")]
+    assert any(m["item_kind"] == "tag" and m["tag"] == "净水器使用手册/水质检测" for m in metas)
+    relabelled = [m for m in metas if m["item_kind"] == "chunk" and m["chunk_hashes"] == [manual_chunk]]
+    assert relabelled and all(m["tag"] == "净水器使用手册/我的标签" and m["tag_source"] == "tags.yaml"
+                              for m in relabelled)
+    # optional follow-ups, as in wulewule: every third item is a two-turn conversation
+    turns = [len(s["turns"]) for s in read_jsonl(tmp_path / "run/accepted.jsonl")]
+    assert 2 in turns and 1 in turns
+    saved = yaml.safe_load((tmp_path / "run/tags.yaml").read_text(encoding="utf-8"))
+    assert saved["chunks"][manual_chunk] == "净水器使用手册/我的标签"
+
+
+def _chunk_sources(tmp_path: Path) -> dict[str, str]:
+    sys.path.insert(0, str(REPO))
+    from recipes.docqa.corpus import scan_corpus
+
+    return {c.hash: c.chunk_id for c in scan_corpus([tmp_path / "docs"]).chunks}

@@ -1,0 +1,107 @@
+"""docqa's work items without a model: proportions, caps, stable ids, incremental reruns, the chunk
+account, and the one-line errors of the command."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipes.docqa.corpus import Corpus, DocChunk, chunk_hash
+from recipes.docqa.items import chunk_accounting, keep_incremental, known_tags, plan_items, remember_items
+from recipes.docqa.recipe import DocQAConfig
+from recipes.docqa.tags import derive_tree
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus(files: dict[str, list[str]]) -> Corpus:
+    chunks = []
+    for name, texts in files.items():
+        for i, text in enumerate(texts):
+            source = f"docs/{name}"
+            chunks.append(DocChunk(chunk_hash(source, text), f"{source}#{i}", source, f"/d/{name}", "sha", i, text,
+                                   f"第{i // 2 + 1}节", name.split(".")[0]))
+    return Corpus(chunks=chunks)
+
+
+def config(**changes) -> DocQAConfig:
+    return DocQAConfig.model_validate({"recipe": "docqa", "name": "t", **changes})
+
+
+LONG = "这是一段足够长的说明文字，讲的是设备的使用方法和注意事项。" * 9  # 270 characters → 1 question
+
+
+def test_every_chunk_question_is_asked_and_the_kinds_follow_the_mix():
+    c = corpus({"a.md": [LONG + str(i) for i in range(10)], "b.md": ["太短。"]})
+    tree = derive_tree(c.chunks)
+    plan = plan_items(c, config(mix={"chunk": 0.5, "cross_chunk": 0.25, "tag": 0.25}), tree, {}, 3)
+    assert plan.by_kind() == {"chunk": 10, "cross_chunk": 5, "tag": 5}
+    assert [i.payload["item_kind"] for i in plan.items[:3]] == ["chunk", "cross_chunk", "tag"]  # interleaved
+    assert {i.payload["ga_slot"] for i in plan.items} <= {0, 1, 2}
+    account = chunk_accounting(plan, {}, {i.id: [s["hash"] for s in i.payload["sources"]] for i in plan.items})
+    assert account["skipped"] == {"too_short": 1}
+    assert account["pending"] == 10 and account["total"] == 11
+
+
+def test_max_items_caps_and_the_capped_chunks_are_counted():
+    c = corpus({"a.md": [LONG + str(i) for i in range(10)]})
+    plan = plan_items(c, config(max_items=4, mix={"chunk": 1, "cross_chunk": 0, "tag": 0}), {}, {}, 1)
+    assert plan.by_kind() == {"chunk": 4}
+    assert plan.skipped == {"proportion_cap": 6}
+    finished = {plan.items[0].id: "accepted", plan.items[1].id: "rejected"}
+    account = chunk_accounting(plan, finished, {i.id: [s["hash"] for s in i.payload["sources"]] for i in plan.items})
+    assert (account["used"], account["failed"], account["pending"]) == (1, 1, 2)
+    assert account["total"] == 10 == 1 + 1 + 2 + 6
+
+
+def test_long_chunks_get_more_questions_and_duplicates_are_skipped():
+    c = corpus({"a.md": [LONG * 3, LONG * 3], "b.md": [LONG * 3]})  # b repeats a's text
+    plan = plan_items(c, config(mix={"chunk": 1, "cross_chunk": 0, "tag": 0}), {}, {}, 1)
+    assert plan.by_kind() == {"chunk": 3} and plan.skipped == {"duplicate": 2}
+    assert sorted(i.payload["n"] for i in plan.items) == [0, 1, 2]
+
+
+def test_ids_are_stable_and_a_rerun_adds_only_new_material(tmp_path):
+    first = corpus({"a.md": [LONG + str(i) for i in range(6)]})
+    plan = plan_items(first, config(), derive_tree(first.chunks), {}, 4)
+    remember_items(plan, tmp_path / "items.json")
+    grown = corpus({"a.md": [LONG + str(i) for i in range(6)], "z.md": [LONG + "新" + str(i) for i in range(6)]})
+    again = plan_items(grown, config(), derive_tree(grown.chunks), {}, 4)
+    keep_incremental(again, tmp_path / "items.json")
+    old_ids = {i.id for i in plan.items}
+    new = [i for i in again.items if i.id not in old_ids]
+    assert {i.id for i in again.items} >= {i.id for i in plan.items if i.payload["item_kind"] == "chunk"}
+    assert new and all(any(s["source"] == "docs/z.md" for s in i.payload["sources"]) or
+                       i.payload["tag"].startswith("z") for i in new)
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "error: docqa needs your documents: --knowledge DIR (or knowledge_folder in the YAML)"),
+    (["--knowledge", "nowhere"], "error: knowledge folder not found: "),
+])
+def test_docqa_command_errors_are_one_line(tmp_path, args, message):
+    result = run("recipes.docqa", "--dry-run", *args, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1
+
+
+def test_name_and_knowledge_flags_belong_to_their_recipes(tmp_path):
+    result = run("recipes.tianji", "--name", "x", "--dry-run", cwd=tmp_path)
+    assert result.returncode != 0 and "--name" in result.stderr
+
+
+def test_a_tag_the_user_adds_is_asked_about_on_the_next_run(tmp_path):
+    c = corpus({"a.md": [LONG + str(i) for i in range(6)]})
+    tree = derive_tree(c.chunks)
+    plan = plan_items(c, config(), tree, {}, 4)
+    remember_items(plan, tmp_path / "items.json")
+    tree["a"].append("我加的标签")
+    again = plan_items(c, config(), tree, {}, 4, known_tags(tmp_path / "items.json"))
+    keep_incremental(again, tmp_path / "items.json")
+    new = [i for i in again.items if i.id not in {j.id for j in plan.items}]
+    assert {i.payload["tag"] for i in new} == {"a/我加的标签"}
