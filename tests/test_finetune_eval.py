@@ -52,7 +52,7 @@ async def test_llm_judge_parses_reasons_then_score_and_reasks_once():
     client = ScriptedClient(["不是 JSON", '{"reasons": ["意思一致"], "score": 8}'])
     judge = make_llm_judge(client)
     assert await judge("问题", "参考", "回答") == 0.8
-    assert len(client.calls) == 2 and client.calls[0][1] is True
+    assert len(client.calls) == 2 and client.calls[0][1]  # JSON asked for (mode True or the schema)
     assert "<answer>回答</answer>" in client.calls[0][0][1]["content"]
 
 

@@ -125,13 +125,18 @@ _AI_SELF = re.compile(
     r"作为(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|机器人|虚拟助手|智能助手|AI助手|程序)"
     r"|我(?:只)?是(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|虚拟助手|智能助手|AI助手)"
     r"|我(?:并)?没有(?:真实的|真正的)?(?:个人)?(?:情感|感情|意识|身体|肉体)"
-    r"|ChatGPT|OpenAI|GPT-?[34]|通义千问|文心一言|as an AI|language model",
+    r"|ChatGPT|OpenAI|GPT-?[34]|通义千问|文心一言|as an AI|language model"
+    # an assistant's service voice, which a person writing a wish or a counsellor never uses
+    r"|我[^。！？；\n]{0,6}(?:为|给)(?:您|你)提供(?:支持|帮助|服务|信息|建议|解答)"
+    r"|(?:很|非常)?(?:高兴|乐意|荣幸)(?:能)?(?:为|帮)(?:您|你)(?:服务|效劳|解答)"
+    r"|(?:还有|有)(?:什么|任何)(?:其他)?(?:问题|需要)?(?:我)?(?:可以|能)(?:帮|帮助|为)(?:您|你)"
+    r"|(?:作为|我是)(?:您|你)的(?:智能)?(?:小)?(?:助手|助理)",
     re.IGNORECASE,
 )
 
 
 @rule("ai_self_reference", ReasonCode.AI_SELF_REFERENCE,
-      "模型自称 AI / 语言模型或提到别家模型（作为一个AI…）；自我认知数据请在配方里关掉")  # fmt: skip
+      "模型自称 AI / 语言模型、提到别家模型，或用助手的服务腔（我在这里为您提供支持、很高兴为您服务）")  # fmt: skip
 def ai_self_reference(view: TextView, ctx: RuleContext) -> RuleHit | None:
     m = _AI_SELF.search(view.text)
     if m is None:
