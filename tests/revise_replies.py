@@ -69,6 +69,9 @@ def reply(req: ChatRequest):
     revising = "修改意见" in req.last_user
     if field == "answer" and not revising and _even(question):
         answer = {**answer, "answer": PREAMBLE + answer["answer"]}
+    if field == "answer" and revising:  # as the feedback asks: drop the sentence without support
+        sentences = [x for x in re.split(r"(?<=[。！])", answer["answer"]) if x]
+        answer = {**answer, "answer": "".join(sentences[:-1]) if len(sentences) > 1 else answer["answer"]}
     thought = f"用户问的是「{question[:30]}」。{'按修改意见删掉没有依据的句子。' if revising else '先找资料里能回答它的句子。'}"
     if next(_calls) % 2 == 0:
         return Reasoned(answer, thought)

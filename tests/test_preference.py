@@ -64,11 +64,18 @@ def run(tmp_path, monkeypatch):
     return run_wulewule(tmp_path, monkeypatch)
 
 
+def different_drafts(samples):
+    """The sent-back drafts whose words differ from the turn as accepted."""
+    return [d for s in samples for d in s["meta"]["drafts"] if d["decision"] != "accept"
+            and d["text"].strip() != s["turns"][d["turn"]]["output"].strip()]
+
+
 def test_dpo_pairs_from_the_revise_loop_fit_llamafactory(run):
     samples = accepted(run)
     drafts = [d for s in samples for d in s["meta"]["drafts"]]
     sent_back = [d for d in drafts if d["decision"] != "accept"]
     assert len(sent_back) >= 6 and {"PREAMBLE", "UNGROUNDED"} <= {c for d in sent_back for c in d["codes"]}
+    differing = different_drafts(samples)  # a draft the model rewrote word for word makes no pair
 
     assert zaoshu("export", run, "--format", "dpo") == 0
     records, info = read_export(run, "dpo")
@@ -76,7 +83,7 @@ def test_dpo_pairs_from_the_revise_loop_fit_llamafactory(run):
     assert entry["ranking"] is True and entry["file_name"] == "all.jsonl"
     assert entry["columns"] == {"messages": "conversations", "system": "system", "chosen": "chosen", "rejected": "rejected"}
     assert [llamafactory_problem(r, entry) for r in records] == [""] * len(records)
-    assert len(records) == len(sent_back)  # every sent-back draft of an accepted turn is one pair
+    assert len(records) == len(differing) >= 6  # every other sent-back draft of an accepted turn is one pair
     answer_to = {tuple(x for t in s["turns"][:i] for x in (t["input"], t["output"])) + (turn["input"],): turn["output"]
                  for s in samples for i, turn in enumerate(s["turns"])}  # the conversation so far → the accepted answer
     for record in records:
@@ -90,7 +97,7 @@ def test_dpo_pairs_from_the_revise_loop_fit_llamafactory(run):
 
     assert zaoshu("export", run, "--format", "dpo", "--skip-artifacts") == 0
     kept, _ = read_export(run, "dpo")
-    assert len(kept) == sum(not is_artifact_only(d["codes"]) for d in sent_back) < len(records)
+    assert len(kept) == sum(not is_artifact_only(d["codes"]) for d in differing) < len(records)
     assert not any(r["rejected"]["value"].startswith("好的，以下是回答：") for r in kept)
 
 
@@ -109,7 +116,7 @@ def test_kto_tags_accepted_samples_true_and_sent_back_drafts_false(run):
     true = [r for r in records if r["kto_tag"]]
     false = [r for r in records if not r["kto_tag"]]
     assert len(true) == len(samples) == 6
-    assert len(false) == sum(d["decision"] != "accept" for s in samples for d in s["meta"]["drafts"])
+    assert len(false) == len(different_drafts(samples))
     answer_to = {tuple(x for t in s["turns"][:i] for x in (t["input"], t["output"])) + (turn["input"],): turn["output"]
                  for s in samples for i, turn in enumerate(s["turns"])}
     for r in false:  # a negative answers an accepted conversation, with other words than the accepted turn
@@ -146,8 +153,7 @@ def test_a_run_without_drafts_is_a_one_line_error(tmp_path, capsys):
 def test_xtuner_dpo_records(run):
     assert zaoshu("export", run, "--format", "xtuner-dpo", "--with-reasoning") == 0
     records, _ = read_export(run, "xtuner-dpo")
-    dpo_count = len([d for s in accepted(run) for d in s["meta"]["drafts"] if d["decision"] != "accept"])
-    assert len(records) == dpo_count
+    assert len(records) == len(different_drafts(accepted(run)))
     for r in records:
         assert set(r) == {"prompt", "chosen", "rejected"}
         assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["role"] == "user"
