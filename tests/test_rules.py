@@ -460,3 +460,27 @@ def test_docstring_examples(module):
     name = "agents.rules" if module == "__init__" else f"agents.rules.{module}"
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
+
+
+QUESTIONS_WITH_ANSWERS = [  # the asker wrote a label or its own answer into the question
+    "《黑神话：悟空》的主要角色是什么？答：天命人，一只来自花果山的猴子。",
+    "问：游戏有几种结局？",
+    "游戏里有多人模式吗？回答：没有。",
+    "定身法是谁教的？答案：灵吉菩萨。",
+    "用户：黑风山的头目是谁？",
+]
+PLAIN_QUESTIONS = ["《黑神话：悟空》的主要角色是什么？", "游戏里的答题环节难吗？", "回答这个问题前，要先了解原著吗？",
+                   "“答应”的那个支线怎么触发？", "为什么说天命人不是孙悟空本人？"]
+
+
+@pytest.mark.parametrize("question", QUESTIONS_WITH_ANSWERS)
+def test_a_question_carrying_a_label_or_its_answer_is_flagged_on_the_input(question):
+    hits = [h for h in check_text("天命人是玩家操控的角色，一只生在花果山的猴子。",
+                                  RuleContext(kind="answer", question=question)) if h.rule == "speaker_label"]
+    assert len(hits) == 1 and hits[0].on_input and hits[0].code == ReasonCode.SPEAKER_LABEL
+
+
+@pytest.mark.parametrize("question", PLAIN_QUESTIONS)
+def test_a_plain_question_is_not_flagged(question):
+    assert not [h for h in check_text("天命人是玩家操控的角色，一只生在花果山的猴子。",
+                                      RuleContext(kind="answer", question=question)) if h.rule == "speaker_label"]
