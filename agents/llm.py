@@ -258,27 +258,43 @@ def _status_error(status: int, body: str, where: str, retry_after: str | None) -
     return LLMError(f"request rejected ({status}) at {where}: {detail}")
 
 
-class HttpChatClient(_RetryingClient):
-    """The lean path: aiohttp, one pooled session per event loop, JSON built by hand."""
+class SessionPool:
+    """One aiohttp session (its connection pool) per event loop, shared by every role that calls the
+    same endpoint with the same key: their requests reuse one set of keep-alive connections."""
 
-    def __init__(self, cfg: LLMConfig, usage: Usage | None = None, pacing: Pacing | None = None):
-        super().__init__(cfg.require_endpoint(), usage, pacing)
-        self._url = cfg.base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"Content-Type": "application/json"}
+    def __init__(self, cfg: LLMConfig):
+        self.headers = {"Content-Type": "application/json"}
         if cfg.api_key is not None:
-            self._headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
+            self.headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
         self._session = None
         self._loop = None
 
-    async def _session_for_loop(self):
+    async def session(self):
         import aiohttp
 
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self.headers)
             self._loop = loop
         return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+class HttpChatClient(_RetryingClient):
+    """The lean path: aiohttp, a pooled session per event loop (`SessionPool`), JSON built by hand."""
+
+    def __init__(self, cfg: LLMConfig, usage: Usage | None = None, pacing: Pacing | None = None,
+                 pool: SessionPool | None = None):
+        super().__init__(cfg.require_endpoint(), usage, pacing)
+        self._url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self.pool = pool or SessionPool(cfg)
+
+    async def _session_for_loop(self):
+        return await self.pool.session()
 
     async def _attempt(self, messages, response_format, temperature, max_tokens) -> ChatReply:
         import aiohttp
@@ -320,8 +336,7 @@ class HttpChatClient(_RetryingClient):
                          reasoning=reasoning_of(text, message.get("reasoning_content") or message.get("reasoning")))
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self.pool.aclose()
 
 
 class LangChainChatClient(_RetryingClient):
@@ -397,12 +412,12 @@ def make_chat_model(cfg: LLMConfig):
 
 
 def make_client(cfg: LLMConfig, *, backend: str = "http", usage: Usage | None = None,
-                pacing: Pacing | None = None) -> ChatClient:
+                pacing: Pacing | None = None, pool: SessionPool | None = None) -> ChatClient:
     """The client for one role. backend: "http" (lean, default) or "langchain" (ChatOpenAI)."""
     if backend == "langchain":
         return LangChainChatClient(make_chat_model(cfg), cfg, usage, pacing)
     if backend == "http":
-        return HttpChatClient(cfg, usage, pacing)
+        return HttpChatClient(cfg, usage, pacing, pool)
     raise ValueError(f"unknown LLM backend {backend!r}: use 'http' or 'langchain'")
 
 
@@ -419,7 +434,9 @@ def make_clients(settings: Settings, *, roles=ROLES, backend: str = "http", usag
     for cfg in configs.values():
         groups.setdefault(_endpoint(cfg), []).append(cfg)
     pacing = {key: (pacing_for or local_pacing)(cfgs) for key, cfgs in groups.items()}
-    return {role: make_client(cfg, backend=backend, usage=usage, pacing=pacing[_endpoint(cfg)])
+    pools = {key: SessionPool(cfgs[0]) for key, cfgs in groups.items()}  # one connection pool per endpoint too
+    return {role: make_client(cfg, backend=backend, usage=usage, pacing=pacing[_endpoint(cfg)],
+                              pool=pools[_endpoint(cfg)])
             for role, cfg in configs.items()}
 
 
