@@ -176,8 +176,7 @@ async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
     emit(runtime, "answered", item.id, attempt=attempts)
     return {"draft": result.value.answer.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
-            "prompt_text": sent_prompt(messages, state), "finish_reason": getattr(result, "finish_reason", None),
-            "meta": {**prov, "used_passages": result.value.used_passages}}
+            "prompt_text": sent_prompt(messages, state), "meta": {**prov, "used_passages": result.value.used_passages}}
 
 
 def sent_prompt(messages: list[dict[str, str]], state: dict[str, Any]) -> str:

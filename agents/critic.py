@@ -4,7 +4,8 @@ Each critique node returns `outcome` = accept | revise | reject for the route fu
 
 - rule hits (agents.rules) → revise with the rules' messages as feedback (no judge call). Every rule
   runs on every draft, revisions included, with what produced it: the prompt text, the few-shots,
-  the feedback just sent, the finish_reason and the knowledge files (`rule_context`);
+  the feedback just sent and the knowledge files (`rule_context`); a reply cut at max_tokens never
+  gets here (`agents.structured` records it as TRUNCATED);
 - the judge (`Verdict`: reasons first, then decision, codes, scores, feedback), gated by `ctx.judge`:
   "off" = rules only; "on" = a gate score (QA: grounding, relevance) under `ctx.judge_min_score` is a
   revise whatever decision it wrote; "strict" = accept only when the judge accepts with no reason
@@ -30,6 +31,7 @@ from pydantic import Field, model_validator
 from agents.critic_rules import compat_reason, knowledge_files, rule_context, rule_hits  # noqa: F401  (re-exported)
 from agents.dedup import sample_texts
 from agents.errors import ConfigError
+from agents.rules import RuleHit
 from agents.rules import feedback as rule_feedback
 from agents.rules import reason_codes
 from agents.schemas import ReasonCode, Sample, Turn, Verdict, draft_context
@@ -235,8 +237,7 @@ def accept_turn(state: dict[str, Any]) -> dict[str, Any]:
     turn = Turn(input=state["question"], output=state.get("draft") or "",
                 reasoning=state.get("draft_reasoning") or None)
     return {"turns": [*(state.get("turns") or []), turn], "question": None, "draft": None,
-            "draft_reasoning": None, "feedback": None, "revisions": 0, "prompt_text": None, "few_shots": [],
-            "finish_reason": None}
+            "draft_reasoning": None, "feedback": None, "revisions": 0, "prompt_text": None, "few_shots": []}
 
 
 def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[str, Any] | None = None,

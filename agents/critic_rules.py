@@ -3,7 +3,7 @@
 What produced the draft travels in the state (set by the answerer and responder nodes):
 `prompt_text` (the system message and the prompts filled for this draft), `few_shots` (the example
 outputs shown), `feedback` (the revision feedback just sent; cleared only when a turn is accepted),
-`finish_reason`, and the passages whose file names an answer must not cite.
+and the passages whose file names an answer must not cite.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from agents.context import Context, current_turns, item_of
 def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | None = None) -> RuleContext:
     """The rule layer's context from the work item, the recipe (styles, roles, compat, rules) and, when
     given, the state: the prompt that produced the draft, its few-shots, the feedback just sent
-    (`state["feedback"]`, cleared only on accept), the finish_reason and the passages' file names.
+    (`state["feedback"]`, cleared only on accept) and the passages' file names.
 
     >>> from agents.schemas import WorkItem
     >>> recipe = {"styles": {"小红书": {"min_chars": 20, "max_chars": 200, "emoji": [1, 2]}},
@@ -59,7 +59,7 @@ def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | Non
         enabled=frozenset(rules_cfg["enabled"]) if rules_cfg.get("enabled") else None,
         disabled=frozenset(rules_cfg.get("disabled") or ()),
         prompt=state.get("prompt_text"), few_shots=tuple(state.get("few_shots") or ()),
-        feedback=state.get("feedback"), finish_reason=state.get("finish_reason"),
+        feedback=state.get("feedback"),
         knowledge_files=knowledge_files(state.get("passages") or []),
     )
 

@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from agents.limits import AdaptiveGate, RateLimiter
-from agents.llm_wire import cached_tokens_of, response_format, strict_schema  # noqa: F401 (re-exported)
+from agents.llm_wire import ChatReply, cached_tokens_of, reasoning_of, response_format
 from agents.llm_errors import (
     FormatRejected,
     LLMAuthError,
@@ -35,97 +34,11 @@ from agents.llm_errors import (
     parse_retry_after,
 )
 from agents.settings import ROLES, LLMConfig, Settings
+from agents.usage import Usage
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    model: str = ""
-    finish_reason: str | None = None  # "length": cut at max_tokens — never accepted (TRUNCATED)
-    cached_tokens: int = 0  # prompt tokens the provider served from its prefix cache (billed cheaper)
-
-    @property
-    def truncated(self) -> bool:
-        return self.finish_reason == "length"
-    reasoning: str = ""  # a reasoning model's thinking: `reasoning_content`, or a leading <think>…</think>
-
-
-_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>|$)", re.DOTALL)
-
-
-def split_think(text: str) -> tuple[str, str]:
-    """(reasoning, rest) of a reply that starts with `<think>…</think>`; ("", text) when it does not.
-
-    >>> split_think("<think>先想想。</think>\\n答案")
-    ('先想想。', '答案')
-    """
-    found = _THINK.match(text)
-    if found is None:
-        return "", text
-    return found.group(1).strip(), text[found.end():].lstrip()
-
-
-def reasoning_of(text: str, separate: Any = None) -> str:
-    """The reasoning a reply carries: the separate field when the server sent one, else a <think> preamble."""
-    return separate.strip() if isinstance(separate, str) and separate.strip() else split_think(text)[0]
-
-
-@dataclass
-class RoleUsage:
-    calls: int = 0
-    failures: int = 0
-    unparsed: int = 0  # replies that did not parse into the asked schema (each re-asked or recorded)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0  # of input_tokens, served from the provider's prefix cache
-    cost: float = 0.0
-
-
-@dataclass
-class Usage:
-    """Token and cost totals per role; one instance per run, shared by every client."""
-
-    roles: dict[str, RoleUsage] = field(default_factory=dict)
-
-    def add(self, cfg: LLMConfig, reply: ChatReply) -> None:
-        u = self.roles.setdefault(cfg.role, RoleUsage())
-        u.calls += 1
-        u.input_tokens += reply.input_tokens
-        u.output_tokens += reply.output_tokens
-        cached = getattr(reply, "cached_tokens", 0)
-        u.cached_tokens += cached
-        u.cost += cfg.cost(reply.input_tokens, reply.output_tokens, cached)
-
-    def fail(self, role: str) -> None:
-        self.roles.setdefault(role, RoleUsage()).failures += 1
-
-    def unparsable(self, role: str) -> None:
-        self.roles.setdefault(role, RoleUsage()).unparsed += 1
-
-    @property
-    def input_tokens(self) -> int:
-        return sum(u.input_tokens for u in self.roles.values())
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(u.output_tokens for u in self.roles.values())
-
-    @property
-    def cached_tokens(self) -> int:
-        return sum(u.cached_tokens for u in self.roles.values())
-
-    @property
-    def cost(self) -> float:
-        return sum(u.cost for u in self.roles.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {role: vars(u).copy() for role, u in self.roles.items()}
 
 
 class ChatClient(Protocol):

@@ -1,5 +1,5 @@
-"""What the OpenAI-compatible wire carries for cost and structure: the cached-token fields of a
-reply's `usage`, and the `response_format` each JSON mode sends.
+"""What the OpenAI-compatible wire carries: a reply (`ChatReply`: text, tokens, cached tokens, finish
+reason, reasoning), the cached-token fields of its `usage`, and the `response_format` each JSON mode sends.
 
 >>> response_format("json_object", True)
 {'type': 'json_object'}
@@ -9,8 +9,45 @@ True
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str = ""
+    finish_reason: str | None = None  # "length": cut at max_tokens — never accepted (TRUNCATED)
+    cached_tokens: int = 0  # prompt tokens the provider served from its prefix cache (billed cheaper)
+    reasoning: str = ""  # a reasoning model's thinking: `reasoning_content`, or a leading <think>…</think>
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>|$)", re.DOTALL)
+
+
+def split_think(text: str) -> tuple[str, str]:
+    """(reasoning, rest) of a reply that starts with `<think>…</think>`; ("", text) when it does not.
+
+    >>> split_think("<think>先想想。</think>\\n答案")
+    ('先想想。', '答案')
+    """
+    found = _THINK.match(text)
+    if found is None:
+        return "", text
+    return found.group(1).strip(), text[found.end():].lstrip()
+
+
+def reasoning_of(text: str, separate: Any = None) -> str:
+    """The reasoning a reply carries: the separate field when the server sent one, else a <think> preamble."""
+    return separate.strip() if isinstance(separate, str) and separate.strip() else split_think(text)[0]
 
 
 def cached_tokens_of(usage: dict[str, Any]) -> int:

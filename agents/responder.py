@@ -24,7 +24,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agents.schemas import ReasonCode
 from agents.structured import ask_structured
 from agents.context import Context, client, emit, item_of, provenance, rejected, render, rng
 
@@ -220,5 +219,4 @@ async def _reply(ctx: Context, runtime: Any, state: dict[str, Any], item: Any, m
         return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": step})
     emit(runtime, "responded", item.id, step=step, attempt=attempts)
     return {"draft": result.value.text.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
-            "prompt_text": sent_prompt(messages), "few_shots": shots,
-            "finish_reason": getattr(result, "finish_reason", None), "meta": {**prov, **meta}}
+            "prompt_text": sent_prompt(messages), "few_shots": shots, "meta": {**prov, **meta}}

@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.llm import ChatClient, Message, split_think
+from agents.llm import ChatClient, Message
+from agents.llm_wire import split_think
 from agents.schemas import ReasonCode
 
 T = TypeVar("T", bound=BaseModel)

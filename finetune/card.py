@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 
-from agents.errors import InputError
 from agents.schemas import Sample
 
 log = logging.getLogger(__name__)

@@ -183,27 +183,36 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
         train, test = seeded_split(samples, split, seed, key=lambda s: s.id)
         parts = {"train": train, "test": test}
 
-    out_dir = run_dir / "exports" / fmt
+    report = ExportReport(fmt=fmt, out_dir=run_dir / "exports" / fmt, bad_lines=bad, review=review)
+    records = {name: (to_format(s, fmt, keep_meta=keep_meta, with_reasoning=with_reasoning) for s in part)
+               for name, part in parts.items()}
+    write_export(report, records, as_json=as_json, info_entry=(
+        lambda name, file: dataset_info_entry(f"{run_dir.name}_{name}", file, fmt))
+        if fmt in LLAMA_FACTORY_FORMATS else None)
+    log.info("exported %s to %s: %s", run_dir, report.out_dir, report.counts)
+    return report
+
+
+def write_export(report: ExportReport, parts: dict[str, Iterable[dict[str, Any]]], *, as_json: bool,
+                 info_entry: Callable[[str, str], dict[str, Any]] | None = None) -> ExportReport:
+    """Write each part (`train`/`test` or `all`) to `report.out_dir`, replacing an earlier export of the
+    format, and with `info_entry(part, file name)` LLaMA-Factory's `dataset_info.json` beside them."""
+    out_dir = report.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("train", "test", "all"):
+    for stale in ("train", "test", "all", "dataset_info"):
         for suffix in (".jsonl", ".json"):
             (out_dir / f"{stale}{suffix}").unlink(missing_ok=True)
-    (out_dir / "dataset_info.json").unlink(missing_ok=True)
-
-    report = ExportReport(fmt=fmt, out_dir=out_dir, bad_lines=bad, review=review)
     suffix = ".json" if as_json else ".jsonl"
-    for name, part in parts.items():
+    for name, records in parts.items():
         path = out_dir / f"{name}{suffix}"
-        report.counts[name] = write_records(path, (to_format(s, fmt, keep_meta=keep_meta, with_reasoning=with_reasoning)
-                                                   for s in part), as_json=as_json)
+        report.counts[name] = write_records(path, records, as_json=as_json)
         report.files[name] = path
-    if fmt in LLAMA_FACTORY_FORMATS:
+    if info_entry is not None:
         info: dict[str, Any] = {}
         for name, path in report.files.items():
-            info.update(dataset_info_entry(f"{run_dir.name}_{name}", path.name, fmt))
+            info.update(info_entry(name, path.name))
         report.dataset_info = out_dir / "dataset_info.json"
         report.dataset_info.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    log.info("exported %s to %s: %s", run_dir, out_dir, report.counts)
     return report
 
 

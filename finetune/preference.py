@@ -26,10 +26,9 @@ punctuation, leaked text): such a pair teaches formatting, not quality.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -271,7 +270,7 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     A sample's pairs stay on one side of the split. An export with no record at all is an error that
     says why (a run made before drafts were kept, or a critic that accepted every first draft).
     """
-    from finetune.export import accepted_paths, seeded_split, write_records
+    from finetune.export import accepted_paths, seeded_split, write_export
 
     if fmt not in PREFERENCE_FORMATS:
         raise InputError(f"unknown preference format {fmt!r}; choose one of: {', '.join(PREFERENCE_FORMATS)}")
@@ -303,22 +302,10 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     if not any(built.values()):
         raise InputError(f"{run_dir}: the critic sent no draft back that a later revision fixed"
                          f"{' (artifact-only drafts skipped)' if skip_artifacts else ''}: no {fmt} records")
-    out_dir = run_dir / "exports" / fmt
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("train", "test", "all", "dataset_info"):
-        for suffix in (".jsonl", ".json"):
-            (out_dir / f"{stale}{suffix}").unlink(missing_ok=True)
-    report = PreferenceReport(fmt=fmt, out_dir=out_dir, bad_lines=problems, drafts=drafts, review=review)
-    suffix = ".json" if as_json else ".jsonl"
-    for name, records in built.items():
-        path = out_dir / f"{name}{suffix}"
-        report.counts[name] = write_records(path, records, as_json=as_json)
-        report.files[name] = path
-    if fmt in ("dpo", "kto"):
-        info: dict[str, Any] = {}
-        for name, path in report.files.items():
-            info.update(preference_dataset_info(f"{run_dir.resolve().name}_{name}_{fmt}", path.name, fmt))
-        report.dataset_info = out_dir / "dataset_info.json"
-        report.dataset_info.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    log.info("exported %s preference data to %s: %s", run_dir, out_dir, report.counts)
+    report = PreferenceReport(fmt=fmt, out_dir=run_dir / "exports" / fmt, bad_lines=problems, drafts=drafts,
+                              review=review)
+    write_export(report, built, as_json=as_json, info_entry=(
+        lambda name, file: preference_dataset_info(f"{run_dir.resolve().name}_{name}_{fmt}", file, fmt))
+        if fmt in ("dpo", "kto") else None)
+    log.info("exported %s preference data to %s: %s", run_dir, report.out_dir, report.counts)
     return report

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypedDict
 
 from agents.context import current_turns, item_of
-from agents.schemas import GraphName, ReasonCode, Sample, Turn, Verdict, WorkItem  # noqa: F401 (WorkItem re-exported)
+from agents.schemas import ReasonCode, Sample, Turn, Verdict, WorkItem  # noqa: F401 (WorkItem re-exported)
 
 Outcome = Literal["accept", "revise", "reject"]
 Status = Literal["accepted", "rejected"]
@@ -62,10 +62,9 @@ class BaseState(TypedDict, total=False):
     sample: Sample | None
     meta: Annotated[dict[str, Any], merge_meta]
     # What produced the draft, for the critic's leak rules: the prompt text sent, the few-shot outputs
-    # shown, the model's finish_reason (the feedback sent is `feedback`).
+    # shown (the feedback sent is `feedback`).
     prompt_text: str | None
     few_shots: list[str]
-    finish_reason: str | None
 
 
 class QAState(BaseState, total=False):

@@ -7,8 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.critic_rules", "agents.context", "agents.schemas", "graphs.state",
-           "graphs.qa", "graphs.persona", "graphs.dialogue", "graphs.registry", "graphs.rundir"]
+MODULES = ["agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.critic_rules", "agents.context",
+           "agents.schemas", "agents.llm_wire", "agents.usage", "graphs.state", "graphs.qa", "graphs.persona",
+           "graphs.dialogue", "graphs.registry", "graphs.rundir"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -198,11 +198,11 @@ class RunIndex:
         for name in LABELS:
             if labels[name] is not None:
                 self._facets.add(name, sid, labels[name])
-        for field, pairs in (("code", codes), ("source", sources), ("tag", tags)):
+        for facet, pairs in (("code", codes), ("source", sources), ("tag", tags)):
             for row, value in reversed(pairs):
                 if row != sid:
                     break
-                self._facets.add(field, sid, value)
+                self._facets.add(facet, sid, value)
         if length is not None:
             self._length_rows.append(sid)
             self._lengths.append(length)

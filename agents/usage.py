@@ -1,0 +1,68 @@
+"""Token and cost totals per role for one run: every client adds to the same `Usage`.
+
+>>> from agents.settings import LLMConfig
+>>> usage = Usage()
+>>> usage.add(LLMConfig(role="critic", price_input_per_1k=2.0), ChatReply("好", input_tokens=500, output_tokens=10))
+>>> usage.as_dict()["critic"]["calls"], usage.cost
+(1, 1.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.llm_wire import ChatReply
+from agents.settings import LLMConfig
+
+
+@dataclass
+class RoleUsage:
+    calls: int = 0
+    failures: int = 0
+    unparsed: int = 0  # replies that did not parse into the asked schema (each re-asked or recorded)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0  # of input_tokens, served from the provider's prefix cache
+    cost: float = 0.0
+
+
+@dataclass
+class Usage:
+    """Token and cost totals per role; one instance per run, shared by every client."""
+
+    roles: dict[str, RoleUsage] = field(default_factory=dict)
+
+    def add(self, cfg: LLMConfig, reply: ChatReply) -> None:
+        u = self.roles.setdefault(cfg.role, RoleUsage())
+        u.calls += 1
+        u.input_tokens += reply.input_tokens
+        u.output_tokens += reply.output_tokens
+        cached = getattr(reply, "cached_tokens", 0)
+        u.cached_tokens += cached
+        u.cost += cfg.cost(reply.input_tokens, reply.output_tokens, cached)
+
+    def fail(self, role: str) -> None:
+        self.roles.setdefault(role, RoleUsage()).failures += 1
+
+    def unparsable(self, role: str) -> None:
+        self.roles.setdefault(role, RoleUsage()).unparsed += 1
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(u.input_tokens for u in self.roles.values())
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(u.output_tokens for u in self.roles.values())
+
+    @property
+    def cached_tokens(self) -> int:
+        return sum(u.cached_tokens for u in self.roles.values())
+
+    @property
+    def cost(self) -> float:
+        return sum(u.cost for u in self.roles.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {role: vars(u).copy() for role, u in self.roles.items()}
