@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from agents.errors import InputError, ZaoshuError
-from agents.llm import RoleUsage, Usage
+from agents.usage import RoleUsage, Usage
 from agents.schemas import WorkItem
 from graphs.outcome import RunOutcome
 from graphs.state import plain
