@@ -102,6 +102,9 @@ def page(browser):
 def expect(locator):
     from playwright.sync_api import expect as _expect
 
+    # 5 s (Playwright's default) is too short on a loaded 2-core machine: the review server is a
+    # second Python process that answers each action; a slow answer is not a failure
+    _expect.set_options(timeout=20_000)
     return _expect(locator)
 
 
