@@ -73,6 +73,29 @@ def characters(text: str) -> list[str]:
     return [c for c in _CJK.findall(text) if c not in STOP_CHARS]
 
 
+# Words that make a question a question (interrogatives, and framing such as 结果/到底/怎么回事): in a
+# query they say what is asked, not what the passage is about. Several are rare in the text and would get a
+# large idf: a classical novel writes 甚么/那里/怎的 where a modern question says 什么/哪里/怎么.
+QUESTION_WORDS = frozenset(
+    "什么 甚么 为什么 为何 怎么 怎样 怎么样 怎的 怎么回事 回事 如何 哪 哪里 哪儿 哪个 哪些 哪位 哪条 哪座 哪种 哪家 "
+    "哪一 哪天 哪年 谁 多少 几 是否 吗 呢 吧 么 结果 最后 后来 原来 东西 到底 究竟 时候".split())
+
+
+def query_terms(query: str) -> tuple[list[str], str]:
+    """A question's words for BM25 without QUESTION_WORDS, and its text with those words blanked out
+    (for bigrams and characters). jieba decides what is a word, so a name such as 哪吒 keeps its 哪.
+
+    >>> query_terms("哪吒为什么去了哪里？")
+    (['哪吒', '去', '了'], '哪吒   去了  ？')
+    """
+    words = [t for t in tokenize(query) if t not in QUESTION_WORDS]
+    text = list(query)
+    for word, start, end in _jieba().tokenize(query, HMM=False):
+        if word in QUESTION_WORDS:
+            text[start:end] = " " * (end - start)
+    return words, "".join(text)
+
+
 def bigrams(text: str) -> list[str]:
     """Overlapping character bigrams of each run of Chinese characters (a lone character stays a
     unigram), plus whole words of other scripts; NFKC-normalised and lower-cased."""
@@ -278,7 +301,8 @@ class LexicalIndex:
     def rankings(self, query: str) -> dict[str, np.ndarray]:
         """Per chunk: BM25 scores `bm25` (words), `bigram` and `char`, and `section`, the reciprocal-rank
         score of the chunk's section among all sections (words + bigrams); arrays align with `self.ids`."""
-        words, grams = tokenize(query), bigrams(query)
+        words, text = query_terms(query)
+        grams = bigrams(text)
         if self.n_sections < 2:
             section = np.zeros(len(self.ids), np.float32)
         else:
@@ -286,4 +310,4 @@ class LexicalIndex:
                           + reciprocal_ranks(self.section_bigrams.scores(grams)))
             section = by_section[self.section_of]
         return {"bm25": self.words.scores(words), "bigram": self.bigrams.scores(grams),
-                "char": self.chars.scores(characters(query)), "section": section}
+                "char": self.chars.scores(characters(text)), "section": section}
