@@ -42,13 +42,33 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 RRF_K = 60
 
 
-@cache
-def _jieba():
-    import jieba
+class _Segmenter:
+    """jieba's dictionary segmentation (HMM off): search mode for words and spans of the default mode.
 
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
+    rjieba (jieba-rs, the same dictionary and algorithm, about 13× faster on 西游记 with identical words)
+    when it is installed, else the pure-Python jieba.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import rjieba
+        except ImportError:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            self.name = "jieba"
+            self.search = lambda text: jieba.lcut_for_search(text, HMM=False)
+            self.spans = lambda text: jieba.tokenize(text, HMM=False)
+        else:
+            self.name = "rjieba"
+            self.search = lambda text: rjieba.cut_for_search(text, False)
+            self.spans = lambda text: rjieba.tokenize(text, hmm=False)
+
+
+@cache
+def _segmenter() -> _Segmenter:
+    return _Segmenter()
 
 
 def tokenize(text: str) -> list[str]:
@@ -57,7 +77,7 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("孙悟空，芭蕉扇！")
     ['悟空', '孙悟空', '芭蕉', '蕉扇', '芭蕉扇']
     """
-    return [t.lower() for t in _jieba().lcut_for_search(text, HMM=False) if _WORDY.search(t)]
+    return [t.lower() for t in _segmenter().search(text) if _WORDY.search(t)]
 
 
 # Function characters, pronouns and question words: they say nothing about a passage's topic.
@@ -90,7 +110,7 @@ def query_terms(query: str) -> tuple[list[str], str]:
     """
     words = [t for t in tokenize(query) if t not in QUESTION_WORDS]
     text = list(query)
-    for word, start, end in _jieba().tokenize(query, HMM=False):
+    for word, start, end in _segmenter().spans(query):
         if word in QUESTION_WORDS:
             text[start:end] = " " * (end - start)
     return words, "".join(text)
@@ -119,10 +139,7 @@ class Bm25Builder:
     def add(self, tokens: Iterable[str] | Counter) -> None:
         counts = tokens if isinstance(tokens, Counter) else Counter(tokens)
         vocab = self.vocab
-        new = [term for term in counts if term not in vocab]
-        if new:
-            vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
-        self.cols.extend(map(vocab.__getitem__, counts))
+        self.cols.extend([vocab.setdefault(term, len(vocab)) for term in counts])  # a new term gets the next column
         self.values.extend(counts.values())
         self.rows.extend([self.n_docs] * len(counts))
         self.n_docs += 1
