@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 HERE = REPO / "benchmarks"
 RESULTS = HERE / "results"
 KEY_PACKAGES = ("langgraph", "langchain-openai", "openai", "aiohttp", "pydantic", "faiss-cpu",
-                "sentence-transformers", "torch", "jieba", "datasketch")
+                "sentence-transformers", "torch", "jieba", "rjieba", "datasketch")
 
 
 def spread(values: list[float]) -> dict[str, Any]:

@@ -42,13 +42,33 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 RRF_K = 60
 
 
-@cache
-def _jieba():
-    import jieba
+class _Segmenter:
+    """jieba's dictionary segmentation (HMM off): search mode for words and spans of the default mode.
 
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
+    rjieba (jieba-rs, the same dictionary and algorithm, about 13× faster on 西游记 with identical words)
+    when it is installed, else the pure-Python jieba.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import rjieba
+        except ImportError:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            self.name = "jieba"
+            self.search = lambda text: jieba.lcut_for_search(text, HMM=False)
+            self.spans = lambda text: jieba.tokenize(text, HMM=False)
+        else:
+            self.name = "rjieba"
+            self.search = lambda text: rjieba.cut_for_search(text, False)
+            self.spans = lambda text: rjieba.tokenize(text, hmm=False)
+
+
+@cache
+def _segmenter() -> _Segmenter:
+    return _Segmenter()
 
 
 def tokenize(text: str) -> list[str]:
@@ -57,7 +77,7 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("孙悟空，芭蕉扇！")
     ['悟空', '孙悟空', '芭蕉', '蕉扇', '芭蕉扇']
     """
-    return [t.lower() for t in _jieba().lcut_for_search(text, HMM=False) if _WORDY.search(t)]
+    return [t.lower() for t in _segmenter().search(text) if _WORDY.search(t)]
 
 
 # Function characters, pronouns and question words: they say nothing about a passage's topic.
@@ -71,6 +91,29 @@ def characters(text: str) -> list[str]:
     ['火', '焰', '山', '借', '芭', '蕉', '扇']
     """
     return [c for c in _CJK.findall(text) if c not in STOP_CHARS]
+
+
+# Words that make a question a question (interrogatives, and framing such as 结果/到底/怎么回事): in a
+# query they say what is asked, not what the passage is about. Several are rare in the text and would get a
+# large idf: a classical novel writes 甚么/那里/怎的 where a modern question says 什么/哪里/怎么.
+QUESTION_WORDS = frozenset(
+    "什么 甚么 为什么 为何 怎么 怎样 怎么样 怎的 怎么回事 回事 如何 哪 哪里 哪儿 哪个 哪些 哪位 哪条 哪座 哪种 哪家 "
+    "哪一 哪天 哪年 谁 多少 几 是否 吗 呢 吧 么 结果 最后 后来 原来 东西 到底 究竟 时候".split())
+
+
+def query_terms(query: str) -> tuple[list[str], str]:
+    """A question's words for BM25 without QUESTION_WORDS, and its text with those words blanked out
+    (for bigrams and characters). jieba decides what is a word, so a name such as 哪吒 keeps its 哪.
+
+    >>> query_terms("哪吒为什么去了哪里？")
+    (['哪吒', '去', '了'], '哪吒   去了  ？')
+    """
+    words = [t for t in tokenize(query) if t not in QUESTION_WORDS]
+    text = list(query)
+    for word, start, end in _segmenter().spans(query):
+        if word in QUESTION_WORDS:
+            text[start:end] = " " * (end - start)
+    return words, "".join(text)
 
 
 def bigrams(text: str) -> list[str]:
@@ -96,10 +139,7 @@ class Bm25Builder:
     def add(self, tokens: Iterable[str] | Counter) -> None:
         counts = tokens if isinstance(tokens, Counter) else Counter(tokens)
         vocab = self.vocab
-        new = [term for term in counts if term not in vocab]
-        if new:
-            vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
-        self.cols.extend(map(vocab.__getitem__, counts))
+        self.cols.extend([vocab.setdefault(term, len(vocab)) for term in counts])  # a new term gets the next column
         self.values.extend(counts.values())
         self.rows.extend([self.n_docs] * len(counts))
         self.n_docs += 1
@@ -278,7 +318,8 @@ class LexicalIndex:
     def rankings(self, query: str) -> dict[str, np.ndarray]:
         """Per chunk: BM25 scores `bm25` (words), `bigram` and `char`, and `section`, the reciprocal-rank
         score of the chunk's section among all sections (words + bigrams); arrays align with `self.ids`."""
-        words, grams = tokenize(query), bigrams(query)
+        words, text = query_terms(query)
+        grams = bigrams(text)
         if self.n_sections < 2:
             section = np.zeros(len(self.ids), np.float32)
         else:
@@ -286,4 +327,4 @@ class LexicalIndex:
                           + reciprocal_ranks(self.section_bigrams.scores(grams)))
             section = by_section[self.section_of]
         return {"bm25": self.words.scores(words), "bigram": self.bigrams.scores(grams),
-                "char": self.chars.scores(characters(query)), "section": section}
+                "char": self.chars.scores(characters(text)), "section": section}
