@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = None) -> int:
     """Run a recipe; returns the exit code. User errors raise ZaoshuError (one line at the CLI)."""
     from agents.context import Context
-    from agents.critic import self_judging_warning
+    from agents.judge import self_judging_warning
     from agents.llm import Usage
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from langgraph.runtime import Runtime
 
-from agents import critic
+from agents import critic, judge
 from agents.errors import ConfigError
 from agents.schemas import ReasonCode, Turn
 from agents.settings import load_settings
@@ -241,21 +241,21 @@ async def test_a_counsellor_repeating_the_prompt_is_revised():
 
 def test_self_judging_warning_names_the_roles_and_the_variable():
     settings = load_settings(yaml_data={"preset": "ollama"}, env_file=None)
-    line = critic.self_judging_warning(settings)
+    line = judge.self_judging_warning(settings)
     assert line is not None and "\n" not in line
     assert "ZAOSHU_CRITIC__MODEL" in line and "asker, answerer, responder" in line and "qwen2.5:7b" in line
 
 
 def test_no_warning_with_another_critic_model_or_judge_off():
     other = load_settings(yaml_data={"preset": "ollama", "critic": {"model": "qwen2.5:32b"}}, env_file=None)
-    assert critic.self_judging_warning(other) is None
+    assert judge.self_judging_warning(other) is None
     same = load_settings(yaml_data={"preset": "ollama"}, env_file=None)
-    assert critic.self_judging_warning(same, judge="off") is None
+    assert judge.self_judging_warning(same, judge="off") is None
 
 
 def test_the_warning_names_only_the_roles_that_share_the_model():
     settings = load_settings(yaml_data={"preset": "ollama", "asker": {"model": "qwen2.5:3b"}}, env_file=None)
-    assert "the answerer, responder (" in critic.self_judging_warning(settings)
+    assert "the answerer, responder (" in judge.self_judging_warning(settings)
 
 
 async def test_a_help_seeker_echoing_the_counsellor_is_rejected_without_useless_revisions():
