@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 
 from agents import answerer, critic, docqa
 from agents.context import Context, transcript
 from agents.schemas import Passage, Turn, WorkItem
-from graphs.qa import finish, route_after_answer, route_after_ask, route_after_critique, route_after_retrieve
+from graphs.qa import add_answer_loop
 from graphs.state import QAState
 
 
@@ -37,20 +37,9 @@ def build_docqa_graph() -> StateGraph:
     """The uncompiled document-QA graph; the runner compiles it."""
     builder = StateGraph(QAState, context_schema=Context)
     builder.add_node("label", docqa.label_chunk)
-    builder.add_node("ask", docqa.ask_doc_question)
-    builder.add_node("retrieve", docqa.retrieve_doc)
-    builder.add_node("answer", docqa.answer_doc)
-    builder.add_node("critique", critic.critique_answer)
-    builder.add_node("dedup", critic.dedup)
-    builder.add_node("finish", finish)
+    add_answer_loop(builder, ask=docqa.ask_doc_question, retrieve=docqa.retrieve_doc, answer=docqa.answer_doc)
     builder.add_edge(START, "label")
     builder.add_conditional_edges("label", route_after_label)
-    builder.add_conditional_edges("ask", route_after_ask)
-    builder.add_conditional_edges("retrieve", route_after_retrieve)
-    builder.add_conditional_edges("answer", route_after_answer)
-    builder.add_conditional_edges("critique", route_after_critique)
-    builder.add_edge("dedup", "finish")
-    builder.add_edge("finish", END)
     return builder
 
 

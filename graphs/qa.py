@@ -57,22 +57,29 @@ async def finish(state: QAState, runtime: Any) -> dict[str, Any]:
     return {"sample": build_sample(state, kind="qa", system=system), "status": state.get("status") or "rejected"}
 
 
-def build_qa_graph() -> StateGraph:
-    """The uncompiled QA graph; the runner compiles it (with its checkpointer)."""
-    builder = StateGraph(QAState, context_schema=Context)
-    builder.add_node("ask", asker.ask_question)
-    builder.add_node("retrieve", answerer.retrieve)
-    builder.add_node("answer", answerer.answer)
+def add_answer_loop(builder: StateGraph, *, ask: Any, retrieve: Any, answer: Any) -> StateGraph:
+    """The nodes and edges from "ask" to "finish" (critic, dedup and the routes), with these three steps;
+    the QA and document-QA graphs differ only in them and in what comes before "ask"."""
+    builder.add_node("ask", ask)
+    builder.add_node("retrieve", retrieve)
+    builder.add_node("answer", answer)
     builder.add_node("critique", critic.critique_answer)
     builder.add_node("dedup", critic.dedup)
     builder.add_node("finish", finish)
-    builder.add_edge(START, "ask")
     builder.add_conditional_edges("ask", route_after_ask)
     builder.add_conditional_edges("retrieve", route_after_retrieve)
     builder.add_conditional_edges("answer", route_after_answer)
     builder.add_conditional_edges("critique", route_after_critique)
     builder.add_edge("dedup", "finish")
     builder.add_edge("finish", END)
+    return builder
+
+
+def build_qa_graph() -> StateGraph:
+    """The uncompiled QA graph; the runner compiles it (with its checkpointer)."""
+    builder = StateGraph(QAState, context_schema=Context)
+    add_answer_loop(builder, ask=asker.ask_question, retrieve=answerer.retrieve, answer=answerer.answer)
+    builder.add_edge(START, "ask")
     return builder
 
 
