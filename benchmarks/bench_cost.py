@@ -15,9 +15,12 @@ in the same invocation. From the requests the server records it reports, per rol
 Tokens are estimated one way throughout: the chat rendered as ChatML, ~1 token per CJK character and
 per 4 other characters (agents.llm.estimate_tokens's rule).
 
-`--real`: tianji on the local llama.cpp model (a few items, before and after, same run); the server is
-started here with `--cache true` when none is up on port 8899, and its log gives the prompt tokens it
-reused ("N prefix-match hit, remaining M prompt tokens to eval").
+`--real` / `--real-only`: tianji on the local llama.cpp model (`--real-items` items, before then after,
+same run) on a server started here on a free port, so no other client shares its slot (`--real-cache`:
+with `--cache true`, llama-cpp-python's RAM cache of many prefixes). The "after" tree is HEAD,
+extracted, so edits during a run do not leak in. The server's log gives the prompt tokens it reused
+("N prefix-match hit, remaining M prompt tokens to eval") and its own timings. Run it under the
+machine lock: `flock -x /tmp/zaoshu-bench.lock python -m benchmarks.bench_cost --real-only`.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ PRICED = ("deepseek", "dashscope", "openai")
 # 128-token steps; DashScope's implicit cache from 256 tokens (assumed 1-token steps).
 BLOCKS = {"deepseek": (64, 64), "openai": (1024, 128), "dashscope": (256, 1)}
 LLAMA = Path("/work/llm/venv/bin/python"), Path("/work/llm/qwen-coder-0.5b-q4km.gguf")
-LLAMA_URL = "http://127.0.0.1:8899/v1"
 
 
 def tokens(text: str) -> int:
@@ -188,74 +190,103 @@ def money(run: dict) -> dict:
 
 # ---- the real model ---------------------------------------------------------------------------
 
-def llama_up() -> bool:
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def llama_up(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{LLAMA_URL}/models", timeout=2):
+        with urllib.request.urlopen(f"{url}/models", timeout=2):
             return True
     except OSError:
         return False
 
 
-def start_llama(log_path: Path) -> subprocess.Popen | None:
-    if llama_up():
-        return None
+def start_llama(log_path: Path, port: int, cache: bool) -> subprocess.Popen:
+    """Our own llama-cpp-python server on a port nobody else uses (no other client shares its slot)."""
     python, model = LLAMA
-    proc = subprocess.Popen([str(python), "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", "8899", "--n_ctx", "8192", "--n_threads", "2", "--chat_format", "chatml",
-                             "--cache", "true"], stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    for _ in range(120):
-        if llama_up():
+    cmd = [str(python), "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+           "--n_ctx", "8192", "--n_threads", "2", "--chat_format", "chatml"]
+    if cache:
+        cmd += ["--cache", "true"]
+    proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    for _ in range(180):
+        if llama_up(f"http://127.0.0.1:{port}/v1"):
             return proc
+        if proc.poll() is not None:
+            break
         time.sleep(1)
     proc.terminate()
-    raise RuntimeError("the llama.cpp server did not come up within 120 s")
+    raise RuntimeError(f"the llama.cpp server did not come up (see {log_path})")
 
 
-def reuse_since(log_path: Path | None, offset: int) -> dict | None:
-    if log_path is None or not log_path.exists():
-        return None
+def server_log(log_path: Path, offset: int) -> dict:
+    """What the server's log says about the requests since `offset`: prompt tokens reused (prefix-match hits,
+    or a RAM-cache hit) and evaluated, and its own timings (prompt eval, total) per request."""
     text = log_path.read_text(encoding="utf-8", errors="replace")[offset:]
     hits = [(int(a), int(b)) for a, b in re.findall(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens", text)]
-    full = len(re.findall(r"full prompt already cached", text))
-    reused = sum(a for a, _ in hits)
-    evaluated = sum(b for _, b in hits)
-    return {"calls_with_reuse": len(hits) + full, "reused_tokens": reused, "evaluated_tokens": evaluated,
-            "cache_hits": len(re.findall(r"_create_completion: cache hit", text))}
+    prompt_ms = [float(x) for x in re.findall(r"prompt eval time =\s*([\d.]+) ms", text)]
+    total_ms = [float(x) for x in re.findall(r"total time =\s*([\d.]+) ms", text)]
+    return {"requests": len(re.findall(r'"POST /v1/chat/completions', text)),
+            "prefix_matches": len(hits), "reused_tokens": sum(a for a, _ in hits),
+            "evaluated_tokens": sum(b for _, b in hits),
+            "cache_hits": len(re.findall(r"cache hit", text)),
+            "prompt_eval_s": round(sum(prompt_ms) / 1000, 1), "server_total_s": round(sum(total_ms) / 1000, 1)}
 
 
-def real_runs(root: Path, log_arg: Path | None) -> dict:
-    log_path = log_arg or root / "llama.log"
-    server = start_llama(log_path)
-    if server is None and log_arg is None:
-        log_path = None  # someone else's server: its log is not ours to read
-    trees = {"before": root / "before" if (root / "before").exists() else extract_before(root), "after": REPO}
-    results: dict = {"_started_here": server is not None}
+def extract_head(root: Path) -> tuple[Path, str]:
+    """The committed tree (HEAD) for the "after" layout: edits made during a long run do not leak into it."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    tree = root / "after"
+    tree.mkdir()
+    data = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree, commit
+
+
+def real_runs(root: Path, cache: bool = False, items: int = 3) -> dict:
+    """tianji on our own llama.cpp server: the before layout, then the after layout, same server, same run."""
+    port = free_port()
+    log_path = root / "llama.log"
+    before = root / "before" if (root / "before").exists() else extract_before(root)
+    after, commit = extract_head(root)
+    load = os.getloadavg()
+    server = start_llama(log_path, port, cache)
+    results: dict = {"_server": {"cache": cache, "port": port, "after_commit": commit,
+                                 "loadavg_start": [round(x, 2) for x in load]}}
     try:
         config, args = config_for("tianji", root, quick=True, real=True)
-        for layout, tree in trees.items():
-            offset = len(log_path.read_text(encoding="utf-8", errors="replace")) if log_path and log_path.exists() else 0
-            env = {"ZAOSHU_BASE_URL": LLAMA_URL, "ZAOSHU_MODEL": "qwen2.5-coder-0.5b", "ZAOSHU_TIMEOUT": "900",
-                   "ZAOSHU_MAX_RETRIES": "1"}
+        args = ["--limit", str(items)]
+        for layout, tree in (("before", before), ("after", after)):
+            offset = len(log_path.read_text(encoding="utf-8", errors="replace"))
+            env = {"ZAOSHU_BASE_URL": f"http://127.0.0.1:{port}/v1", "ZAOSHU_MODEL": "qwen2.5-coder-0.5b",
+                   "ZAOSHU_TIMEOUT": "900", "ZAOSHU_MAX_RETRIES": "1"}
             run = run_recipe(tree, "tianji", config, args, root / f"real-{layout}", env, 1500)
             calls = sum(r["calls"] for r in run["usage_by_role"].values())
+            srv = server_log(log_path, offset)
             run.update(calls=calls, s_per_call=round(run["wall_s"] / max(calls, 1), 1),
                        s_per_accepted=round(run["wall_s"] / run["accepted"], 1) if run["accepted"] else None,
                        s_per_item=round(run["wall_s"] / max(run["accepted"] + run["rejected"], 1), 1),
-                       server=reuse_since(log_path, offset))
+                       server=srv, loadavg_end=[round(x, 2) for x in os.getloadavg()])
             results[layout] = run
             print(f"real {layout}: {run}", file=sys.stderr)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
+        server.terminate()
+        server.wait(30)
     return results
 
 
 # ---- report -----------------------------------------------------------------------------------
 
-def section(fake: dict, real: dict | None) -> str:
+def section(fake: dict, reals: list[dict] | None) -> str:
     lines = ["## Cost per accepted sample and the prompt prefix cache", "",
-             "`python -m benchmarks.bench_cost" + (" --real" if real else "") + "`: each recipe through "
+             "`python -m benchmarks.bench_cost`: each recipe through "
              "`python -m recipes.<name> --concurrency 1` against the local test server, with the prompt layout "
              f"before the cache-friendly reordering (commit {BEFORE}) and after it, same invocation. Shared prefix: "
              "share of each role's prompt tokens (ChatML-rendered, estimated) that repeat the start of the role's "
@@ -281,45 +312,55 @@ def section(fake: dict, real: dict | None) -> str:
             lines.append(f"| {name} | {layout} | " + " | ".join(
                 f"{m[p]['currency']}{m[p]['no_cache']:.3f} → {m[p]['currency']}{m[p]['with_cache']:.3f}"
                 for p in PRICED) + " |")
-    if real:
-        server = ("started here with `--cache true`" if real.get("_started_here") else
-                  "the already running server on port 8899, shared with other users (its flags, no `--cache`)")
-        lines += ["", f"Real model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M on llama-cpp-python, 2 threads; {server}), "
-                  "tianji, 3 items per layout, same run; reused / evaluated = prompt tokens the server's log reports "
-                  "as prefix-match hits / still to evaluate, over every request it served during the phase:", "",
-                  "| layout | accepted / items | calls | s per call | s per item | s per accepted | prompt tokens "
-                  "reused / evaluated |", "|---|---|---|---|---|---|---|"]
-        for layout, run in real.items():
-            if layout.startswith("_"):
-                continue
-            srv = run.get("server") or {}
-            reuse = (f"{srv['reused_tokens']:,} / {srv['evaluated_tokens']:,}" if srv else "n/a (not our server)")
-            if srv and srv["calls_with_reuse"] > run["calls"]:
-                reuse += f" (**{srv['calls_with_reuse']} requests in the log, {run['calls']} ours**: shared)"
-            per_acc = f"{run['s_per_accepted']}" if run["s_per_accepted"] is not None else "– (none accepted)"
-            lines.append(f"| {layout} | {run['accepted']} / {run['accepted'] + run['rejected']} | {run['calls']} | "
-                         f"{run['s_per_call']} | {run['s_per_item']} | {per_acc} | {reuse} |")
+    for real in reals or []:
+        lines += ["", *real_table(real)]
     return "\n".join(lines)
+
+
+def real_table(real: dict) -> list[str]:
+    srv = real.get("_server", {})
+    cache = "`--cache true` (a RAM cache of many prefixes)" if srv.get("cache") else "no `--cache` (one slot: only the previous request's prefix is kept)"
+    lines = [f"Real model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M on llama-cpp-python 0.3, 2 threads), our own server on a free "
+             f"port with no other client, {cache}; tianji, before layout then after (commit {srv.get('after_commit')}), "
+             f"same server, same run; load average at the start {srv.get('loadavg_start')}. Reused / evaluated: prompt "
+             "tokens the server's log reports as prefix-match hits / still to evaluate; server s: its own prompt-eval "
+             "and total time summed over the phase's requests:", "",
+             "| layout | accepted / items | calls (server requests) | s per call | s per item | s per accepted | "
+             "prompt tokens reused / evaluated | server prompt-eval s / total s | load avg at end |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for layout in ("before", "after"):
+        run = real.get(layout)
+        if not run:
+            continue
+        s = run.get("server") or {}
+        per_acc = f"{run['s_per_accepted']}" if run["s_per_accepted"] is not None else "– (none accepted)"
+        lines.append(f"| {layout} | {run['accepted']} / {run['accepted'] + run['rejected']} | {run['calls']} "
+                     f"({s.get('requests')}) | {run['s_per_call']} | {run['s_per_item']} | {per_acc} | "
+                     f"{s.get('reused_tokens', 0):,} / {s.get('evaluated_tokens', 0):,} | "
+                     f"{s.get('prompt_eval_s')} / {s.get('server_total_s')} | {run.get('loadavg_end')} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer items per recipe")
     parser.add_argument("--real", action="store_true", help="also tianji on the local llama.cpp model")
-    parser.add_argument("--real-log", type=Path, help="the log of an already running llama.cpp server")
+    parser.add_argument("--real-cache", action="store_true", help="the real model's server with --cache true")
+    parser.add_argument("--real-items", type=int, default=3, help="tianji items per layout on the real model")
     parser.add_argument("--report-only", action="store_true", help="print the section from the saved results")
     parser.add_argument("--real-only", action="store_true", help="rerun only the real-model part, keep the rest")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from benchmarks.common import load, save
 
+    key = "real_cache" if args.real_cache else "real"
     if args.report_only or args.real_only:
         data = load("cost") or {}
         if args.real_only:
             with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
-                data["real"] = real_runs(Path(tmp), args.real_log)
+                data[key] = real_runs(Path(tmp), args.real_cache, args.real_items)
             save("cost", data)
-        print(section(data["fake"], data.get("real")))
+        print(section(data.get("fake", {}), [data[k] for k in ("real", "real_cache") if data.get(k)]))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
@@ -328,13 +369,17 @@ def main(argv: list[str] | None = None) -> None:
         for layouts in fake.values():
             for run in layouts.values():
                 run["money"] = money(run)
-        real = real_runs(root, args.real_log) if args.real else None
+        real = real_runs(root, args.real_cache, args.real_items) if args.real else None
     for layouts in fake.values():
         for run in layouts.values():
             for row in run["roles"].values():
                 row.pop("any_per_call", None)
-    path = save("cost", {"fake": fake, "real": real})
-    print(section(fake, real))
+    old = load("cost") or {}
+    data = {"fake": fake, **{k: old[k] for k in ("real", "real_cache") if old.get(k)}}
+    if real:
+        data[key] = real
+    path = save("cost", data)
+    print(section(fake, [data[k] for k in ("real", "real_cache") if data.get(k)]))
     print(f"\nwritten: {path}")
 
 
