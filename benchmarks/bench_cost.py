@@ -42,6 +42,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "0c63266"  # the last commit with the old prompt layout (same LLM layer, same fake server)
+WAVE2 = "5b37278"  # the first cache-friendly layout (wave 2), before items of one aspect ran back to back
 RECIPES = ("wulewule", "tianji", "emollm")
 PRICED = ("deepseek", "dashscope", "openai")
 # Cache granularity (min tokens, step): DeepSeek caches 64-token blocks; OpenAI from 1,024 tokens in
@@ -105,10 +106,10 @@ def cached_for(preset: str, per_call: list[tuple[int, int]]) -> int:
 
 # ---- running a recipe -------------------------------------------------------------------------
 
-def extract_before(root: Path) -> Path:
-    tree = root / "before"
+def extract_before(root: Path, commit: str = BEFORE, name: str = "before") -> Path:
+    tree = root / name
     tree.mkdir()
-    data = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE], capture_output=True, check=True).stdout
+    data = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(tree, filter="data")
     return tree
@@ -153,7 +154,7 @@ def fake_runs(root: Path, quick: bool) -> dict:
     from tests.fake_openai import FakeOpenAI
     from tests.recipe_replies import reply
 
-    trees = {"before": extract_before(root), "after": REPO}
+    trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"), "after": REPO}
     results: dict = {}
     for name in RECIPES:
         config, args = config_for(name, root, quick)
@@ -288,7 +289,8 @@ def section(fake: dict, reals: list[dict] | None) -> str:
     lines = ["## Cost per accepted sample and the prompt prefix cache", "",
              "`python -m benchmarks.bench_cost`: each recipe through "
              "`python -m recipes.<name> --concurrency 1` against the local test server, with the prompt layout "
-             f"before the cache-friendly reordering (commit {BEFORE}) and after it, same invocation. Shared prefix: "
+             f"before the cache-friendly reordering (commit {BEFORE}), with the first reordering (wave 2, commit "
+             f"{WAVE2}) and now, same invocation. Shared prefix: "
              "share of each role's prompt tokens (ChatML-rendered, estimated) that repeat the start of the role's "
              "previous call (a single-slot server) / of any earlier call of the role (a provider cache).", "",
              "| recipe | layout | accepted | calls / accepted | tokens in / accepted | tokens out / accepted | "
