@@ -115,21 +115,24 @@ def extract_before(root: Path, commit: str = BEFORE, name: str = "before") -> Pa
     return tree
 
 
-def config_for(name: str, root: Path, quick: bool, real: bool = False) -> tuple[Path, list[str]]:
+def config_for(name: str, root: Path, quick: bool, real: bool = False, tag: str = "") -> tuple[Path, list[str]]:
+    """The recipe's YAML cut down for the benchmark; `tag` keeps one layout's files (its index) apart."""
     config = yaml.safe_load((REPO / f"recipes/{name}/{name}.yaml").read_text(encoding="utf-8"))
     args: list[str] = []
     if name == "wulewule":
         config.update(knowledge_folder=str(REPO / "knowledge/bases/wulewule"), embedder="hash",
                       aspects=config["aspects"][: 2 if quick else 4], questions_per_aspect=2 if quick else 3,
-                      index_dir=str(root / "index"))
+                      index_dir=str(root / f"index{tag}"))
+        if real:  # 2 aspects × 2 questions, the second with one follow-up: 6 questions in all
+            config.update(aspects=config["aspects"][:2], questions_per_aspect=2, multi_turn={"every": 2, "turns": [2, 2]})
     elif name == "tianji":
-        config.update(roles=config["roles"][:2], scenes=config["scenes"][:2 if real else 3])
+        config.update(roles=config["roles"][:3 if real else 2], scenes=config["scenes"][:4 if real else 3])
         if real:
             config["styles"] = {k: v for k, v in config["styles"].items() if k == "正常"}
         args = ["--limit", "3" if real else ("6" if quick else "18")]
     else:
         args = ["--limit", "3" if quick else "6"]
-    path = root / f"{name}.yaml"
+    path = root / f"{name}{tag}.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path, args
 
@@ -157,11 +160,11 @@ def fake_runs(root: Path, quick: bool) -> dict:
     trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"), "after": REPO}
     results: dict = {}
     for name in RECIPES:
-        config, args = config_for(name, root, quick)
         for layout, tree in trees.items():
+            config, args = config_for(name, root, quick, tag=tree.name)  # an index per layout: formats differ
             with FakeOpenAI(reply=reply) as server:
                 env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model"}
-                run = run_recipe(tree, name, config, args, root / f"{name}-{layout}", env, 600)
+                run = run_recipe(tree, name, config, args, root / f"{name}-{tree.name}", env, 600)
                 requests = list(server.requests)
             run["roles"] = prefix_shares(requests)
             results.setdefault(name, {})[layout] = run
@@ -251,24 +254,30 @@ def extract_head(root: Path) -> tuple[Path, str]:
     return tree, commit
 
 
-def real_runs(root: Path, cache: bool = False, items: int = 3) -> dict:
-    """tianji on our own llama.cpp server: the before layout, then the after layout, same server, same run."""
+def real_runs(root: Path, cache: bool = False, items: int = 3, recipe: str = "tianji") -> dict:
+    """One recipe on our own llama.cpp server: the older layout, then HEAD's, same server, same run.
+
+    tianji compares the layout before any reordering (BEFORE) with HEAD; wulewule compares wave 2's
+    (WAVE2: aspects interleaved, the answerer's history as chat turns) with HEAD."""
     port = free_port()
     log_path = root / "llama.log"
-    before = root / "before" if (root / "before").exists() else extract_before(root)
+    if recipe == "wulewule":
+        older = ("wave 2", extract_before(root, WAVE2, "wave2"))
+    else:
+        older = ("before", root / "before" if (root / "before").exists() else extract_before(root))
     after, commit = extract_head(root)
     load = os.getloadavg()
     server = start_llama(log_path, port, cache)
-    results: dict = {"_server": {"cache": cache, "port": port, "after_commit": commit,
+    results: dict = {"_server": {"cache": cache, "port": port, "after_commit": commit, "recipe": recipe,
+                                 "older_commit": WAVE2 if recipe == "wulewule" else BEFORE,
                                  "loadavg_start": [round(x, 2) for x in load]}}
     try:
-        config, args = config_for("tianji", root, quick=True, real=True)
-        args = ["--limit", str(items)]
-        for layout, tree in (("before", before), ("after", after)):
+        for layout, tree in (older, ("after", after)):
+            config, _ = config_for(recipe, root, quick=True, real=True, tag=tree.name)
             offset = len(log_path.read_text(encoding="utf-8", errors="replace"))
             env = {"ZAOSHU_BASE_URL": f"http://127.0.0.1:{port}/v1", "ZAOSHU_MODEL": "qwen2.5-coder-0.5b",
-                   "ZAOSHU_TIMEOUT": "900", "ZAOSHU_MAX_RETRIES": "1"}
-            run = run_recipe(tree, "tianji", config, args, root / f"real-{layout}", env, 1500)
+                   "ZAOSHU_TIMEOUT": "900", "ZAOSHU_MAX_RETRIES": "1", "ZAOSHU_MAX_TOKENS": "512"}
+            run = run_recipe(tree, recipe, config, ["--limit", str(items)], root / f"real-{tree.name}", env, 1500)
             calls = sum(r["calls"] for r in run["usage_by_role"].values())
             srv = server_log(log_path, offset)
             run.update(calls=calls, s_per_call=round(run["wall_s"] / max(calls, 1), 1),
@@ -319,18 +328,24 @@ def section(fake: dict, reals: list[dict] | None) -> str:
     return "\n".join(lines)
 
 
+REAL_KEYS = ("real", "real_cache", "real_wulewule", "real_wulewule_cache")
+
+
 def real_table(real: dict) -> list[str]:
     srv = real.get("_server", {})
+    recipe = srv.get("recipe", "tianji")
+    older = next(k for k in real if not k.startswith("_") and k != "after")
     cache = "`--cache true` (a RAM cache of many prefixes)" if srv.get("cache") else "no `--cache` (one slot: only the previous request's prefix is kept)"
     lines = [f"Real model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M on llama-cpp-python 0.3, 2 threads), our own server on a free "
-             f"port with no other client, {cache}; tianji, before layout then after (commit {srv.get('after_commit')}), "
+             f"port with no other client, {cache}; {recipe}, {older} layout (commit {srv.get('older_commit', BEFORE)}) then "
+             f"HEAD's (commit {srv.get('after_commit')}), "
              f"same server, same run; load average at the start {srv.get('loadavg_start')}. Reused / evaluated: prompt "
              "tokens the server's log reports as prefix-match hits / still to evaluate; server s: its own prompt-eval "
              "and total time summed over the phase's requests:", "",
              "| layout | accepted / items | calls (server requests) | s per call | s per item | s per accepted | "
              "prompt tokens reused / evaluated | server prompt-eval s / total s | load avg at end |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for layout in ("before", "after"):
+    for layout in (older, "after"):
         run = real.get(layout)
         if not run:
             continue
@@ -348,21 +363,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer items per recipe")
     parser.add_argument("--real", action="store_true", help="also tianji on the local llama.cpp model")
     parser.add_argument("--real-cache", action="store_true", help="the real model's server with --cache true")
-    parser.add_argument("--real-items", type=int, default=3, help="tianji items per layout on the real model")
+    parser.add_argument("--real-items", type=int, default=3, help="items per layout on the real model")
+    parser.add_argument("--real-recipe", choices=("tianji", "wulewule"), default="tianji",
+                        help="the recipe on the real model (wulewule: wave 2's layout against HEAD's)")
     parser.add_argument("--report-only", action="store_true", help="print the section from the saved results")
     parser.add_argument("--real-only", action="store_true", help="rerun only the real-model part, keep the rest")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from benchmarks.common import load, save
 
-    key = "real_cache" if args.real_cache else "real"
+    key = "real" + ("_wulewule" if args.real_recipe == "wulewule" else "") + ("_cache" if args.real_cache else "")
     if args.report_only or args.real_only:
         data = load("cost") or {}
         if args.real_only:
             with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
-                data[key] = real_runs(Path(tmp), args.real_cache, args.real_items)
+                data[key] = real_runs(Path(tmp), args.real_cache, args.real_items, args.real_recipe)
             save("cost", data)
-        print(section(data.get("fake", {}), [data[k] for k in ("real", "real_cache") if data.get(k)]))
+        print(section(data.get("fake", {}), [data[k] for k in REAL_KEYS if data.get(k)]))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
@@ -371,17 +388,17 @@ def main(argv: list[str] | None = None) -> None:
         for layouts in fake.values():
             for run in layouts.values():
                 run["money"] = money(run)
-        real = real_runs(root, args.real_cache, args.real_items) if args.real else None
+        real = real_runs(root, args.real_cache, args.real_items, args.real_recipe) if args.real else None
     for layouts in fake.values():
         for run in layouts.values():
             for row in run["roles"].values():
                 row.pop("any_per_call", None)
     old = load("cost") or {}
-    data = {"fake": fake, **{k: old[k] for k in ("real", "real_cache") if old.get(k)}}
+    data = {"fake": fake, **{k: old[k] for k in REAL_KEYS if old.get(k)}}
     if real:
         data[key] = real
     path = save("cost", data)
-    print(section(fake, [data[k] for k in ("real", "real_cache") if data.get(k)]))
+    print(section(fake, [data[k] for k in REAL_KEYS if data.get(k)]))
     print(f"\nwritten: {path}")
 
 
