@@ -58,7 +58,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
     all_items = list(islice(recipe.work_items(config, run_path if run_path.exists() else None), request.limit))
-    if settings.concurrency == 1:  # one request at a time: items that share a prompt context run back to back
+    if settings.concurrency == 1 and request.target is None and request.budget is None:
+        # one request at a time, and a run that goes to the end: items sharing a prompt context back to back
         all_items = cache_order(all_items, recipe.shared_context)
     shard = request.shard_spec()
     ledger_path = run_path
@@ -127,6 +128,7 @@ def cache_order(items: list, key) -> list:
     `--limit` is applied before (the recipe's order still decides which items run); only the order
     in which they run changes. Used at `--concurrency 1`: a single-slot server (llama.cpp) keeps only
     the previous request's prompt prefix, so an aspect's questions back to back reuse its context.
+    Not with `--target` or `--budget`: a run that stops early covers what the recipe's order puts first.
     At higher concurrency the items stay as the recipe orders them: questions of one aspect in flight
     together would not see each other's questions (duplicates), and a provider caches a prefix only
     once its first request has finished.

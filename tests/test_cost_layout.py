@@ -53,6 +53,14 @@ def test_limit_still_picks_one_question_per_aspect_first(tmp_path):
     assert first_question_aspects(requests) == ASPECTS
 
 
+def test_a_run_that_may_stop_early_keeps_the_recipes_order(tmp_path):
+    """--target stops at 3 accepted samples: they come from three aspects, not from one and a half."""
+    with FakeOpenAI(reply=reply) as server:
+        wulewule(tmp_path, server, "--concurrency", "1", "--target", "3")
+        requests = list(server.requests)
+    assert first_question_aspects(requests)[:3] == ASPECTS
+
+
 def test_at_higher_concurrency_the_recipes_order_is_kept(tmp_path):
     """Questions of one aspect in flight together would not see each other's questions: not grouped."""
     with FakeOpenAI(reply=reply, latency=0.05) as server:
