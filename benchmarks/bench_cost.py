@@ -149,6 +149,7 @@ def run_recipe(tree: Path, name: str, config: Path, args: list[str], out: Path, 
         raise RuntimeError(f"{name} in {tree.name}: exit {proc.returncode}: {proc.stderr[-800:]}{proc.stdout[-400:]}")
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     return {"wall_s": round(wall, 1), "accepted": stats["accepted"], "rejected": stats["rejected"],
+            "rejected_by_code": stats.get("rejected_by_code", {}),
             "usage_by_role": stats["usage_by_role"], "input_tokens": stats["input_tokens"],
             "output_tokens": stats["output_tokens"]}
 
@@ -343,8 +344,9 @@ def real_table(real: dict) -> list[str]:
              "tokens the server's log reports as prefix-match hits / still to evaluate; server s: its own prompt-eval "
              "and total time summed over the phase's requests:", "",
              "| layout | accepted / items | calls (server requests) | s per call | s per item | s per accepted | "
-             "prompt tokens reused / evaluated | server prompt-eval s / total s | load avg at end |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "prompt tokens reused / evaluated | server prompt-eval s / total s (prompt-eval s per request) | "
+             "rejected by code | load avg at end |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for layout in (older, "after"):
         run = real.get(layout)
         if not run:
@@ -354,7 +356,10 @@ def real_table(real: dict) -> list[str]:
         lines.append(f"| {layout} | {run['accepted']} / {run['accepted'] + run['rejected']} | {run['calls']} "
                      f"({s.get('requests')}) | {run['s_per_call']} | {run['s_per_item']} | {per_acc} | "
                      f"{s.get('reused_tokens', 0):,} / {s.get('evaluated_tokens', 0):,} | "
-                     f"{s.get('prompt_eval_s')} / {s.get('server_total_s')} | {run.get('loadavg_end')} |")
+                     f"{s.get('prompt_eval_s')} / {s.get('server_total_s')} "
+                     f"({(s.get('prompt_eval_s') or 0) / max(s.get('requests') or 1, 1):.2f}) | "
+                     f"{', '.join(f'{k} {v}' for k, v in (run.get('rejected_by_code') or {}).items()) or '–'} | "
+                     f"{run.get('loadavg_end')} |")
     return lines
 
 
