@@ -288,8 +288,14 @@ def real_runs(root: Path, cache: bool = False, items: int = 3, recipe: str = "ti
             results[layout] = run
             print(f"real {layout}: {run}", file=sys.stderr)
     finally:
+        code = server.poll()  # None: still up; a number: it died during the run
         server.terminate()
         server.wait(30)
+        kept = REPO / "benchmarks/results" / f"llama-{recipe}{'-cache' if cache else ''}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(log_path.read_bytes())  # the server's own account, kept beside the results
+        if code is not None:
+            print(f"the llama.cpp server exited with {code} during the run; its log: {kept}", file=sys.stderr)
     return results
 
 
