@@ -13,7 +13,7 @@ Backends, in order of preference for one item:
 Source ids and scores go to `sample.meta["sources"]` (one entry per passage, with its turn).
 
 >>> sorted(PROMPT_INPUTS["ANSWER_PROMPT"])
-['passages', 'question']
+['conversation', 'passages', 'question']
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
-from agents.context import Context, client, emit, item_of, provenance, rejected, render
+from agents.context import Context, client, emit, item_of, provenance, rejected, render, transcript
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,16 @@ ANSWER_PROMPT = """请只根据下面的资料回答用户的问题。
 要求：
 - 资料里没有的内容不要写，不要编造；资料只能回答一部分时，只回答能确定的部分；
 - 直接回答，不要说“根据资料”“以下是”之类的开场白，不要提到资料的编号；
-- 用自然、准确、通顺的中文，使用中文标点。
+- 用自然、准确、通顺的中文，使用中文标点；
+- <conversation> 里是前面的对话（没有则为“（无）”），追问时接着它回答，不要重复已经说过的内容。
 
 <passages>
 {passages}
 </passages>
+
+<conversation>
+{conversation}
+</conversation>
 
 <question>{question}</question>"""
 
@@ -50,7 +55,7 @@ ANSWER_REVISION_PROMPT = """你的回答需要修改。修改意见：
 
 PROMPTS: dict[str, str] = {"ANSWER_PROMPT": ANSWER_PROMPT, "ANSWER_REVISION_PROMPT": ANSWER_REVISION_PROMPT}
 PROMPT_INPUTS: dict[str, frozenset[str]] = {
-    "ANSWER_PROMPT": frozenset({"passages", "question"}),
+    "ANSWER_PROMPT": frozenset({"passages", "conversation", "question"}),
     "ANSWER_REVISION_PROMPT": frozenset({"feedback"}),
 }
 
@@ -104,6 +109,21 @@ def _chunk_passage(item: Any) -> Any:
                    score=1.0, scores={"given": 1.0})
 
 
+def context_first(context: list[Any], found: list[Any]) -> list[Any]:
+    """The question's own passages, those the asker also saw (its aspect's context) first in the
+    context's order, then the rest by score: consecutive questions of one aspect then share a longer
+    prompt prefix (answerer and critic). Nothing is added or dropped.
+
+    >>> from agents.schemas import Passage
+    >>> ps = {c: Passage(text=c, source="s", chunk_id=c) for c in "abcxy"}
+    >>> [p.chunk_id for p in context_first([ps["a"], ps["b"], ps["c"]], [ps["x"], ps["c"], ps["y"], ps["a"]])]
+    ['a', 'c', 'x', 'y']
+    """
+    order = {p.chunk_id: i for i, p in enumerate(context)}
+    shared = sorted((p for p in found if p.chunk_id in order), key=lambda p: order[p.chunk_id])
+    return shared + [p for p in found if p.chunk_id not in order]
+
+
 async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     """Find what to answer from, or reject as UNANSWERABLE. A HuixiangDou answer becomes the draft."""
     ctx: Context = runtime.context
@@ -131,7 +151,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     elif ctx.kb is not None:
         found = await asyncio.to_thread(ctx.kb.retrieve, question, ctx.top_k)  # off the event loop
         if ctx.kb.is_answerable(found):
-            passages, mode = found, "kb"
+            passages, mode = context_first(state.get("context_passages") or [], found), "kb"
         else:
             emit(runtime, "unanswerable", item.id, best=max((p.score for p in found), default=None))
     search = ctx.search if getattr(ctx.search, "name", None) != "none" else None  # NoSearch = off
@@ -149,13 +169,16 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
 
 
 def answer_messages(ctx: Context, state: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
-    """The conversation for the answerer: system, earlier turns, the prompt, and a revision request."""
+    """The conversation for the answerer: system, the prompt, and a revision request.
+
+    The earlier turns of a multi-turn item sit in the prompt's <conversation>, after the passages, so
+    every call of the answerer starts with the same system message, instructions and (first) passages:
+    the prefix a server's prompt cache can reuse from the previous call (issue 15)."""
     system = ctx.recipe.get("system_prompt") or DEFAULT_SYSTEM
-    messages = [{"role": "system", "content": system}]
-    for turn in state.get("turns") or []:
-        messages += [{"role": "user", "content": turn.input}, {"role": "assistant", "content": turn.output}]
-    messages.append({"role": "user", "content": fill(ctx, "ANSWER_PROMPT", passages=format_passages(
-        state.get("passages") or []), question=state["question"])})
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": fill(ctx, "ANSWER_PROMPT", passages=format_passages(
+                    state.get("passages") or []), conversation=transcript(state.get("turns") or []),
+                    question=state["question"])}]
     name = "ANSWER_PROMPT"
     if state.get("feedback") and state.get("draft"):
         messages += [{"role": "assistant", "content": state["draft"]},
@@ -180,8 +203,7 @@ async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
 
 
 def sent_prompt(messages: list[dict[str, str]], state: dict[str, Any]) -> str:
-    """The instructions the model saw for this draft: the system message and the prompts we filled
-    (not the earlier turns, which the answer may quote), for the critic's prompt-leak rule."""
-    turns = len(state.get("turns") or [])
-    filled = [m["content"] for i, m in enumerate(messages) if m["role"] == "system" or (m["role"] == "user" and i > 2 * turns)]
-    return "\n".join(filled)
+    """The instructions the model saw for this draft: the system message and the prompts we filled,
+    for the critic's prompt-leak rule (which ignores tagged data: the passages and the earlier turns
+    in <conversation>, which the answer may quote)."""
+    return "\n".join(m["content"] for m in messages if m["role"] in ("system", "user"))

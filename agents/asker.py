@@ -175,8 +175,9 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
             if used >= ctx.max_revisions:
                 return rejected([ReasonCode.DUPLICATE], question=question, meta=dup_meta)
             return {"outcome": "revise", "revisions": used + 1, "meta": dup_meta}
-    return {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
-            "meta": {**prov, "question_context": [p.chunk_id for p in passages]} if passages else prov}
+    update = {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
+              "meta": {**prov, "question_context": [p.chunk_id for p in passages]} if passages else prov}
+    return {**update, "context_passages": passages} if passages else update
 
 
 def scene_example(ctx: Context, item: Any) -> str:

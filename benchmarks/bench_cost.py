@@ -15,9 +15,13 @@ in the same invocation. From the requests the server records it reports, per rol
 Tokens are estimated one way throughout: the chat rendered as ChatML, ~1 token per CJK character and
 per 4 other characters (agents.llm.estimate_tokens's rule).
 
-`--real`: tianji on the local llama.cpp model (a few items, before and after, same run); the server is
-started here with `--cache true` when none is up on port 8899, and its log gives the prompt tokens it
-reused ("N prefix-match hit, remaining M prompt tokens to eval").
+`--real` / `--real-only` (benchmarks/cost_real.py): tianji (`--real-recipe wulewule`: wulewule) on the
+local llama.cpp model (`--real-items` items, the older layout then HEAD's, same run) on a server
+started here on a free port, so no other client shares its slot (`--real-cache`:
+with `--cache true`, llama-cpp-python's RAM cache of many prefixes). The "after" tree is HEAD,
+extracted, so edits during a run do not leak in. The server's log gives the prompt tokens it reused
+("N prefix-match hit, remaining M prompt tokens to eval") and its own timings. Run it under the
+machine lock: `flock -x /tmp/zaoshu-bench.lock python -m benchmarks.bench_cost --real-only`.
 """
 
 from __future__ import annotations
@@ -25,13 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 from io import BytesIO
 from pathlib import Path
 
@@ -39,13 +41,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "0c63266"  # the last commit with the old prompt layout (same LLM layer, same fake server)
+WAVE2 = "5b37278"  # the first cache-friendly layout (wave 2), before items of one aspect ran back to back
 RECIPES = ("wulewule", "tianji", "emollm")
 PRICED = ("deepseek", "dashscope", "openai")
 # Cache granularity (min tokens, step): DeepSeek caches 64-token blocks; OpenAI from 1,024 tokens in
 # 128-token steps; DashScope's implicit cache from 256 tokens (assumed 1-token steps).
 BLOCKS = {"deepseek": (64, 64), "openai": (1024, 128), "dashscope": (256, 1)}
-LLAMA = Path("/work/llm/venv/bin/python"), Path("/work/llm/qwen-coder-0.5b-q4km.gguf")
-LLAMA_URL = "http://127.0.0.1:8899/v1"
 
 
 def tokens(text: str) -> int:
@@ -103,30 +104,33 @@ def cached_for(preset: str, per_call: list[tuple[int, int]]) -> int:
 
 # ---- running a recipe -------------------------------------------------------------------------
 
-def extract_before(root: Path) -> Path:
-    tree = root / "before"
+def extract_before(root: Path, commit: str = BEFORE, name: str = "before") -> Path:
+    tree = root / name
     tree.mkdir()
-    data = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE], capture_output=True, check=True).stdout
+    data = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(tree, filter="data")
     return tree
 
 
-def config_for(name: str, root: Path, quick: bool, real: bool = False) -> tuple[Path, list[str]]:
+def config_for(name: str, root: Path, quick: bool, real: bool = False, tag: str = "") -> tuple[Path, list[str]]:
+    """The recipe's YAML cut down for the benchmark; `tag` keeps one layout's files (its index) apart."""
     config = yaml.safe_load((REPO / f"recipes/{name}/{name}.yaml").read_text(encoding="utf-8"))
     args: list[str] = []
     if name == "wulewule":
         config.update(knowledge_folder=str(REPO / "knowledge/bases/wulewule"), embedder="hash",
                       aspects=config["aspects"][: 2 if quick else 4], questions_per_aspect=2 if quick else 3,
-                      index_dir=str(root / "index"))
+                      index_dir=str(root / f"index{tag}"))
+        if real:  # 2 aspects × 2 questions, the second with one follow-up: 6 questions in all
+            config.update(aspects=config["aspects"][:2], questions_per_aspect=2, multi_turn={"every": 2, "turns": [2, 2]})
     elif name == "tianji":
-        config.update(roles=config["roles"][:2], scenes=config["scenes"][:2 if real else 3])
+        config.update(roles=config["roles"][:3 if real else 2], scenes=config["scenes"][:4 if real else 3])
         if real:
             config["styles"] = {k: v for k, v in config["styles"].items() if k == "正常"}
         args = ["--limit", "3" if real else ("6" if quick else "18")]
     else:
         args = ["--limit", "3" if quick else "6"]
-    path = root / f"{name}.yaml"
+    path = root / f"{name}{tag}.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path, args
 
@@ -143,6 +147,7 @@ def run_recipe(tree: Path, name: str, config: Path, args: list[str], out: Path, 
         raise RuntimeError(f"{name} in {tree.name}: exit {proc.returncode}: {proc.stderr[-800:]}{proc.stdout[-400:]}")
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     return {"wall_s": round(wall, 1), "accepted": stats["accepted"], "rejected": stats["rejected"],
+            "rejected_by_code": stats.get("rejected_by_code", {}),
             "usage_by_role": stats["usage_by_role"], "input_tokens": stats["input_tokens"],
             "output_tokens": stats["output_tokens"]}
 
@@ -151,14 +156,14 @@ def fake_runs(root: Path, quick: bool) -> dict:
     from tests.fake_openai import FakeOpenAI
     from tests.recipe_replies import reply
 
-    trees = {"before": extract_before(root), "after": REPO}
+    trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"), "after": REPO}
     results: dict = {}
     for name in RECIPES:
-        config, args = config_for(name, root, quick)
         for layout, tree in trees.items():
+            config, args = config_for(name, root, quick, tag=tree.name)  # an index per layout: formats differ
             with FakeOpenAI(reply=reply) as server:
                 env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model"}
-                run = run_recipe(tree, name, config, args, root / f"{name}-{layout}", env, 600)
+                run = run_recipe(tree, name, config, args, root / f"{name}-{tree.name}", env, 600)
                 requests = list(server.requests)
             run["roles"] = prefix_shares(requests)
             results.setdefault(name, {})[layout] = run
@@ -186,78 +191,14 @@ def money(run: dict) -> dict:
     return table
 
 
-# ---- the real model ---------------------------------------------------------------------------
-
-def llama_up() -> bool:
-    try:
-        with urllib.request.urlopen(f"{LLAMA_URL}/models", timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def start_llama(log_path: Path) -> subprocess.Popen | None:
-    if llama_up():
-        return None
-    python, model = LLAMA
-    proc = subprocess.Popen([str(python), "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", "8899", "--n_ctx", "8192", "--n_threads", "2", "--chat_format", "chatml",
-                             "--cache", "true"], stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    for _ in range(120):
-        if llama_up():
-            return proc
-        time.sleep(1)
-    proc.terminate()
-    raise RuntimeError("the llama.cpp server did not come up within 120 s")
-
-
-def reuse_since(log_path: Path | None, offset: int) -> dict | None:
-    if log_path is None or not log_path.exists():
-        return None
-    text = log_path.read_text(encoding="utf-8", errors="replace")[offset:]
-    hits = [(int(a), int(b)) for a, b in re.findall(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens", text)]
-    full = len(re.findall(r"full prompt already cached", text))
-    reused = sum(a for a, _ in hits)
-    evaluated = sum(b for _, b in hits)
-    return {"calls_with_reuse": len(hits) + full, "reused_tokens": reused, "evaluated_tokens": evaluated,
-            "cache_hits": len(re.findall(r"_create_completion: cache hit", text))}
-
-
-def real_runs(root: Path, log_arg: Path | None) -> dict:
-    log_path = log_arg or root / "llama.log"
-    server = start_llama(log_path)
-    if server is None and log_arg is None:
-        log_path = None  # someone else's server: its log is not ours to read
-    trees = {"before": root / "before" if (root / "before").exists() else extract_before(root), "after": REPO}
-    results: dict = {"_started_here": server is not None}
-    try:
-        config, args = config_for("tianji", root, quick=True, real=True)
-        for layout, tree in trees.items():
-            offset = len(log_path.read_text(encoding="utf-8", errors="replace")) if log_path and log_path.exists() else 0
-            env = {"ZAOSHU_BASE_URL": LLAMA_URL, "ZAOSHU_MODEL": "qwen2.5-coder-0.5b", "ZAOSHU_TIMEOUT": "900",
-                   "ZAOSHU_MAX_RETRIES": "1"}
-            run = run_recipe(tree, "tianji", config, args, root / f"real-{layout}", env, 1500)
-            calls = sum(r["calls"] for r in run["usage_by_role"].values())
-            run.update(calls=calls, s_per_call=round(run["wall_s"] / max(calls, 1), 1),
-                       s_per_accepted=round(run["wall_s"] / run["accepted"], 1) if run["accepted"] else None,
-                       s_per_item=round(run["wall_s"] / max(run["accepted"] + run["rejected"], 1), 1),
-                       server=reuse_since(log_path, offset))
-            results[layout] = run
-            print(f"real {layout}: {run}", file=sys.stderr)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-    return results
-
-
 # ---- report -----------------------------------------------------------------------------------
 
-def section(fake: dict, real: dict | None) -> str:
+def section(fake: dict, reals: list[dict] | None) -> str:
     lines = ["## Cost per accepted sample and the prompt prefix cache", "",
-             "`python -m benchmarks.bench_cost" + (" --real" if real else "") + "`: each recipe through "
+             "`python -m benchmarks.bench_cost`: each recipe through "
              "`python -m recipes.<name> --concurrency 1` against the local test server, with the prompt layout "
-             f"before the cache-friendly reordering (commit {BEFORE}) and after it, same invocation. Shared prefix: "
+             f"before the cache-friendly reordering (commit {BEFORE}), with the first reordering (wave 2, commit "
+             f"{WAVE2}) and now, same invocation. Shared prefix: "
              "share of each role's prompt tokens (ChatML-rendered, estimated) that repeat the start of the role's "
              "previous call (a single-slot server) / of any earlier call of the role (a provider cache).", "",
              "| recipe | layout | accepted | calls / accepted | tokens in / accepted | tokens out / accepted | "
@@ -281,24 +222,10 @@ def section(fake: dict, real: dict | None) -> str:
             lines.append(f"| {name} | {layout} | " + " | ".join(
                 f"{m[p]['currency']}{m[p]['no_cache']:.3f} → {m[p]['currency']}{m[p]['with_cache']:.3f}"
                 for p in PRICED) + " |")
-    if real:
-        server = ("started here with `--cache true`" if real.get("_started_here") else
-                  "the already running server on port 8899, shared with other users (its flags, no `--cache`)")
-        lines += ["", f"Real model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M on llama-cpp-python, 2 threads; {server}), "
-                  "tianji, 3 items per layout, same run; reused / evaluated = prompt tokens the server's log reports "
-                  "as prefix-match hits / still to evaluate, over every request it served during the phase:", "",
-                  "| layout | accepted / items | calls | s per call | s per item | s per accepted | prompt tokens "
-                  "reused / evaluated |", "|---|---|---|---|---|---|---|"]
-        for layout, run in real.items():
-            if layout.startswith("_"):
-                continue
-            srv = run.get("server") or {}
-            reuse = (f"{srv['reused_tokens']:,} / {srv['evaluated_tokens']:,}" if srv else "n/a (not our server)")
-            if srv and srv["calls_with_reuse"] > run["calls"]:
-                reuse += f" (**{srv['calls_with_reuse']} requests in the log, {run['calls']} ours**: shared)"
-            per_acc = f"{run['s_per_accepted']}" if run["s_per_accepted"] is not None else "– (none accepted)"
-            lines.append(f"| {layout} | {run['accepted']} / {run['accepted'] + run['rejected']} | {run['calls']} | "
-                         f"{run['s_per_call']} | {run['s_per_item']} | {per_acc} | {reuse} |")
+    from benchmarks.cost_real import real_table
+
+    for real in reals or []:
+        lines += ["", *real_table(real)]
     return "\n".join(lines)
 
 
@@ -306,20 +233,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer items per recipe")
     parser.add_argument("--real", action="store_true", help="also tianji on the local llama.cpp model")
-    parser.add_argument("--real-log", type=Path, help="the log of an already running llama.cpp server")
+    parser.add_argument("--real-cache", action="store_true", help="the real model's server with --cache true")
+    parser.add_argument("--real-items", type=int, default=3, help="items per layout on the real model")
+    parser.add_argument("--real-recipe", choices=("tianji", "wulewule"), default="tianji",
+                        help="the recipe on the real model (wulewule: wave 2's layout against HEAD's)")
     parser.add_argument("--report-only", action="store_true", help="print the section from the saved results")
     parser.add_argument("--real-only", action="store_true", help="rerun only the real-model part, keep the rest")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from benchmarks.common import load, save
+    from benchmarks.cost_real import REAL_KEYS, real_runs
 
+    key = "real" + ("_wulewule" if args.real_recipe == "wulewule" else "") + ("_cache" if args.real_cache else "")
     if args.report_only or args.real_only:
         data = load("cost") or {}
         if args.real_only:
             with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
-                data["real"] = real_runs(Path(tmp), args.real_log)
+                data[key] = real_runs(Path(tmp), args.real_cache, args.real_items, args.real_recipe)
             save("cost", data)
-        print(section(data["fake"], data.get("real")))
+        print(section(data.get("fake", {}), [data[k] for k in REAL_KEYS if data.get(k)]))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
@@ -328,13 +260,17 @@ def main(argv: list[str] | None = None) -> None:
         for layouts in fake.values():
             for run in layouts.values():
                 run["money"] = money(run)
-        real = real_runs(root, args.real_log) if args.real else None
+        real = real_runs(root, args.real_cache, args.real_items, args.real_recipe) if args.real else None
     for layouts in fake.values():
         for run in layouts.values():
             for row in run["roles"].values():
                 row.pop("any_per_call", None)
-    path = save("cost", {"fake": fake, "real": real})
-    print(section(fake, real))
+    old = load("cost") or {}
+    data = {"fake": fake, **{k: old[k] for k in REAL_KEYS if old.get(k)}}
+    if real:
+        data[key] = real
+    path = save("cost", data)
+    print(section(fake, [data[k] for k in REAL_KEYS if data.get(k)]))
     print(f"\nwritten: {path}")
 
 

@@ -62,7 +62,7 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
     examples[name] = prompt
     question = "（提问者写出的问题）"
     examples["ANSWER_PROMPT"] = answerer.fill(ctx, "ANSWER_PROMPT", passages=answerer.format_passages([passage]),
-                                              question=question)
+                                              conversation=transcript([]), question=question)
     examples["GA_ANSWER_NOTE"] = docqa.fill(ctx, "GA_ANSWER_NOTE", **docqa.ga_of(ctx, item))
     examples["JUDGE_QA_PROMPT"] = critic.fill(
         ctx, "JUDGE_QA_PROMPT", system=ctx.recipe.get("system_prompt") or answerer.DEFAULT_SYSTEM,

@@ -58,6 +58,9 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
     all_items = list(islice(recipe.work_items(config, run_path if run_path.exists() else None), request.limit))
+    if settings.concurrency == 1 and request.target is None and request.budget is None:
+        # one request at a time, and a run that goes to the end: items sharing a prompt context back to back
+        all_items = cache_order(all_items, recipe.shared_context)
     shard = request.shard_spec()
     ledger_path = run_path
     if shard is not None:  # this shard's items, in its own folder with its own lock
@@ -116,6 +119,28 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     finally:
         run.close()
     return _report(outcome, recipe.name, run_path, console, stats, ledger_path)
+
+
+def cache_order(items: list, key) -> list:
+    """Items with the same `key(item)` next to each other, groups in order of first appearance, each
+    group in its own order; items whose key is None keep their place relative to the groups.
+
+    `--limit` is applied before (the recipe's order still decides which items run); only the order
+    in which they run changes. Used at `--concurrency 1`: a single-slot server (llama.cpp) keeps only
+    the previous request's prompt prefix, so an aspect's questions back to back reuse its context.
+    Not with `--target` or `--budget`: a run that stops early covers what the recipe's order puts first.
+    At higher concurrency the items stay as the recipe orders them: questions of one aspect in flight
+    together would not see each other's questions (duplicates), and a provider caches a prefix only
+    once its first request has finished.
+
+    >>> cache_order(["a1", "b1", "c1", "a2", "b2", "x"], lambda s: None if s == "x" else s[0])
+    ['a1', 'a2', 'b1', 'b2', 'c1', 'x']
+    """
+    groups: dict = {}
+    for index, item in enumerate(items):
+        k = key(item)
+        groups.setdefault(("item", index) if k is None else ("key", k), []).append(item)
+    return [item for group in groups.values() for item in group]
 
 
 async def _run(graph, ctx, run, usage, options, tracer, items, request: RunRequest, console: Console):

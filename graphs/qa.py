@@ -101,7 +101,7 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
         examples["FOLLOWUP_PROMPT"] = asker.question_prompt(
             ctx, item, [Turn(input=question, output="（回答）")], [], [])[1]
     examples["ANSWER_PROMPT"] = answerer.fill(ctx, "ANSWER_PROMPT", passages=answerer.format_passages([passage]),
-                                              question=question)
+                                              conversation=transcript([]), question=question)
     examples["ANSWER_REVISION_PROMPT"] = answerer.fill(ctx, "ANSWER_REVISION_PROMPT", feedback="（质检意见）")
     examples["JUDGE_QA_PROMPT"] = critic.fill(
         ctx, "JUDGE_QA_PROMPT", system=ctx.recipe.get("system_prompt") or answerer.DEFAULT_SYSTEM,

@@ -69,6 +69,7 @@ class BaseState(TypedDict, total=False):
 
 class QAState(BaseState, total=False):
     passages: list[Any]  # agents.schemas.Passage: from the knowledge base, the web or HuixiangDou
+    context_passages: list[Any]  # the passages the asker wrote the first question from (its aspect's context)
     retrieval: Literal["kb", "web", "huixiangdou", "chunk", "none"] | None
 
 

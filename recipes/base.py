@@ -42,6 +42,12 @@ class Recipe:
         something of the run folder (docqa: its edited tag tree)."""
         return self.items(config)
 
+    def shared_context(self, item: WorkItem) -> str | None:
+        """What part of the prompts this item shares with other items (wulewule: its aspect's retrieved
+        context), or None. At `--concurrency 1` items that share one run one after another, so a server
+        that keeps only the previous request's prefix reuses it (graphs.execute.cache_order)."""
+        return None
+
     def prepare(self, config: Any, run_dir: Path, console: Console) -> None:
         """Work before any LLM call that needs no service (pretraining chunks, self-cognition)."""
 

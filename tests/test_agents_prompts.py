@@ -38,8 +38,8 @@ def test_recipe_override_is_used_and_may_use_a_subset():
 
 def test_override_with_an_unknown_placeholder_is_a_clear_config_error():
     ctx = Context(clients={}, recipe={"prompts": {"ANSWER_PROMPT": "{question} {passage}"}})
-    with pytest.raises(ConfigError, match=r"ANSWER_PROMPT.*\['passage'\].*passages, question"):
-        answerer.fill(ctx, "ANSWER_PROMPT", question="问", passages="资料")
+    with pytest.raises(ConfigError, match=r"ANSWER_PROMPT.*\['passage'\].*conversation, passages, question"):
+        answerer.fill(ctx, "ANSWER_PROMPT", question="问", passages="资料", conversation="（无）")
 
 
 def test_inserted_data_with_braces_is_not_reformatted():

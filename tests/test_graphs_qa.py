@@ -143,8 +143,13 @@ async def test_follow_ups_make_a_multi_turn_sample_with_the_system_prompt_once()
     assert out["status"] == "accepted"
     assert [t.input for t in out["sample"].turns] == ["黑熊精住在哪里？", "他守护的宝物是什么？"]
     assert "用户：黑熊精住在哪里？\n助手：黑熊精盘踞在黑风山的黑风洞。" in clients["asker"].prompts()[1]
-    second = clients["answerer"].calls[1]
-    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]  # history, then the prompt
+    first, second = clients["answerer"].calls[0], clients["answerer"].calls[1]
+    # the history sits in the prompt after the passages: both calls start alike (a cacheable prefix)
+    assert [m["role"] for m in second] == ["system", "user"] and second[0] == first[0]
+    prompt = second[1]["content"]
+    assert prompt.index("</passages>") < prompt.index("<conversation>\n用户：黑熊精住在哪里？\n助手：黑熊精盘踞在黑风山的黑风洞。")
+    assert prompt.endswith("<question>他守护的宝物是什么？</question>")
+    assert "<conversation>\n（无）\n</conversation>" in first[1]["content"]
     assert sorted({s["turn"] for s in out["sample"].meta["sources"]}) == [0, 1]
 
 

@@ -42,7 +42,8 @@ class Wulewule(Recipe):
 
     def items(self, config: WulewuleConfig) -> Iterator[WorkItem]:
         """Aspect-major: every aspect's 1st question, then every aspect's 2nd, … so `--limit`
-        still covers all aspects. Every `multi_turn.every`-th question grows follow-ups."""
+        still covers all aspects. Every `multi_turn.every`-th question grows follow-ups.
+        (At `--concurrency 1` the run then takes each aspect's questions back to back: `shared_context`.)"""
         every = config.multi_turn.every
         low, high = config.multi_turn.turns
         for n in range(config.questions_per_aspect):
@@ -52,6 +53,10 @@ class Wulewule(Recipe):
                     turns = random.Random(f"{aspect}:{n}").randint(int(low), int(high))
                 yield WorkItem.for_recipe(self.name, "qa", key={"aspect": aspect, "n": n},
                                           payload={"aspect": aspect, "topic": config.topic, "followups": turns - 1})
+
+    def shared_context(self, item: WorkItem) -> str | None:
+        """The aspect: its questions share the aspect's retrieved context (asker, answerer, critic)."""
+        return item.get("aspect")
 
     def prepare(self, config: WulewuleConfig, run_dir: Path, console: Console) -> None:
         """Write pretraining chunks and self-cognition records (the session builds the index)."""
