@@ -26,7 +26,9 @@ from pydantic import BaseModel, Field
 
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
-from agents.context import Context, client, emit, item_of, provenance, rejected, render, transcript
+from agents.context import (
+    Context, client, emit, item_of, placeholders, provenance, rejected, render, template, transcript,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +126,24 @@ def context_first(context: list[Any], found: list[Any]) -> list[Any]:
     return shared + [p for p in found if p.chunk_id not in order]
 
 
+def search_query(state: dict[str, Any]) -> str:
+    """What to search the knowledge base or the web for: the question, and for a follow-up the question
+    before it too (「还有别的细节吗？」 alone would find the same passages in every item).
+
+    >>> from agents.schemas import Turn
+    >>> search_query({"question": "还有别的细节吗？", "turns": [Turn(input="黑熊精住在哪里？", output="黑风洞。")]})
+    '黑熊精住在哪里？ 还有别的细节吗？'
+    """
+    turns = state.get("turns") or []
+    return f"{turns[-1].input} {state['question']}" if turns else state["question"]
+
+
 async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     """Find what to answer from, or reject as UNANSWERABLE. A HuixiangDou answer becomes the draft."""
     ctx: Context = runtime.context
     item = item_of(state)
     question = state["question"]
+    query = search_query(state)
     turn = len(state.get("turns") or [])
     old_sources = list((state.get("meta") or {}).get("sources") or [])
     passages: list[Any] = []
@@ -149,14 +164,14 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         else:
             log.info("item %s: HuixiangDou did not answer (%s)", item.id, reply.state)
     elif ctx.kb is not None:
-        found = await asyncio.to_thread(ctx.kb.retrieve, question, ctx.top_k)  # off the event loop
+        found = await asyncio.to_thread(ctx.kb.retrieve, query, ctx.top_k)  # off the event loop
         if ctx.kb.is_answerable(found):
             passages, mode = context_first(state.get("context_passages") or [], found), "kb"
         else:
             emit(runtime, "unanswerable", item.id, best=max((p.score for p in found), default=None))
     search = ctx.search if getattr(ctx.search, "name", None) != "none" else None  # NoSearch = off
     if mode == "none" and search is not None:
-        passages = await search.search(question, ctx.top_k)
+        passages = await search.search(query, ctx.top_k)
         mode = "web" if passages else "none"
     if mode == "none" and (ctx.kb is not None or ctx.huixiangdou is not None or search is not None):
         return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
@@ -175,10 +190,14 @@ def answer_messages(ctx: Context, state: dict[str, Any]) -> tuple[list[dict[str,
     every call of the answerer starts with the same system message, instructions and (first) passages:
     the prefix a server's prompt cache can reuse from the previous call (issue 15)."""
     system = ctx.recipe.get("system_prompt") or DEFAULT_SYSTEM
-    messages = [{"role": "system", "content": system},
-                {"role": "user", "content": fill(ctx, "ANSWER_PROMPT", passages=format_passages(
-                    state.get("passages") or []), conversation=transcript(state.get("turns") or []),
-                    question=state["question"])}]
+    turns = state.get("turns") or []
+    messages = [{"role": "system", "content": system}]
+    if turns and "conversation" not in placeholders(template(ctx, "ANSWER_PROMPT", ANSWER_PROMPT)):
+        # a recipe's own ANSWER_PROMPT without {conversation}: the earlier turns go as chat turns
+        for turn in turns:
+            messages += [{"role": "user", "content": turn.input}, {"role": "assistant", "content": turn.output}]
+    messages.append({"role": "user", "content": fill(ctx, "ANSWER_PROMPT", passages=format_passages(
+        state.get("passages") or []), conversation=transcript(turns), question=state["question"])})
     name = "ANSWER_PROMPT"
     if state.get("feedback") and state.get("draft"):
         messages += [{"role": "assistant", "content": state["draft"]},

@@ -36,6 +36,18 @@ def test_recipe_override_is_used_and_may_use_a_subset():
     assert asker.fill(ctx, "QUESTION_BY_CHUNK_PROMPT", chunk="石猴出世。", avoid="（无）") == "就这段提问：石猴出世。"
 
 
+def test_an_answer_prompt_override_without_conversation_still_shows_the_earlier_turns():
+    from agents.schemas import Turn
+
+    state = {"question": "它后来怎样了？", "passages": [], "turns": [Turn(input="黑熊精住在哪里？", output="黑风洞。")]}
+    built_in = [m["content"] for m in answerer.answer_messages(Context(clients={}), state)[0]]
+    assert len(built_in) == 2 and "用户：黑熊精住在哪里？\n助手：黑风洞。" in built_in[1]  # in <conversation>
+    ctx = Context(clients={}, recipe={"prompts": {"ANSWER_PROMPT": "资料：{passages}\n问题：{question}"}})
+    messages = answerer.answer_messages(ctx, state)[0]
+    assert [(m["role"], m["content"]) for m in messages[1:3]] == [("user", "黑熊精住在哪里？"), ("assistant", "黑风洞。")]
+    assert messages[-1]["content"].endswith("问题：它后来怎样了？")
+
+
 def test_override_with_an_unknown_placeholder_is_a_clear_config_error():
     ctx = Context(clients={}, recipe={"prompts": {"ANSWER_PROMPT": "{question} {passage}"}})
     with pytest.raises(ConfigError, match=r"ANSWER_PROMPT.*\['passage'\].*conversation, passages, question"):

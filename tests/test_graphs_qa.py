@@ -139,9 +139,12 @@ async def test_follow_ups_make_a_multi_turn_sample_with_the_system_prompt_once()
                            critic=[verdict("accept")])
     item = WorkItem.for_recipe("wulewule", "qa", key={"aspect": "主要角色", "n": 2},
                                payload={"aspect": "主要角色", "followups": 1})
-    out = await run(context(clients), item)
+    kb = FakeKB([passage(KB_TEXT, index=2, score=0.032)])
+    out = await run(context(clients, kb=kb), item)
     assert out["status"] == "accepted"
     assert [t.input for t in out["sample"].turns] == ["黑熊精住在哪里？", "他守护的宝物是什么？"]
+    # a follow-up is searched with the question before it: 「他」 alone names no one
+    assert kb.queries[-2:] == ["黑熊精住在哪里？", "黑熊精住在哪里？ 他守护的宝物是什么？"]
     assert "用户：黑熊精住在哪里？\n助手：黑熊精盘踞在黑风山的黑风洞。" in clients["asker"].prompts()[1]
     first, second = clients["answerer"].calls[0], clients["answerer"].calls[1]
     # the history sits in the prompt after the passages: both calls start alike (a cacheable prefix)
