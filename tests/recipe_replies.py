@@ -69,6 +69,9 @@ def reply(req: ChatRequest) -> dict | str:
         sentences = [x.strip() for x in re.split(r"(?<=[。！])", prose)
                      if len(x.strip()) > 12 and not re.search(r"[？?#\-\n*：:]|答|[A-Za-z]{2,}", x)]
         sentences = list(dict.fromkeys(sentences))  # a passage may come twice (source chunk and retrieved)
+        said = re.search(r"<conversation>\n(.*?)\n</conversation>", text, re.DOTALL)  # as told: don't repeat earlier turns
+        said = said.group(1) if said else ""
+        sentences = [x for x in sentences if x not in said] or sentences
         question = _field(r"<question>(.*?)</question>", user) or user
         # the sentences that share most with the question first (like a real answer), ties by a hash
         rank = int(hashlib.md5(question.encode()).hexdigest(), 16) + len(req.messages)
