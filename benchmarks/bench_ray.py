@@ -54,6 +54,7 @@ async def graph_cell(mode: str, base_url: str, n: int, n_items: int) -> dict[str
     import contextlib
 
     from benchmarks.common import Stopwatch
+    from benchmarks.proc_cpu import MachineCpu
     from graphs.rundir import RunDir
     from graphs.runner import Runner, RunOptions
     from tests.three_call_graph import items
@@ -80,14 +81,14 @@ async def graph_cell(mode: str, base_url: str, n: int, n_items: int) -> dict[str
                 items(16, recipe="warm"))
             usage.roles.clear()
             warm_calls = 0
-        with Stopwatch() as sw:
+        with MachineCpu(driver=os.getpid()) as cpu, Stopwatch() as sw:
             outcome = await runner.run(items(n_items, recipe=f"bench-{mode}-{n}"))
         if mode != "local":
             pool.collect()
     calls = sum(u.calls for u in usage.roles.values()) - warm_calls
     return {"mode": mode, "n": n, "items": outcome.accepted + outcome.rejected, "calls": calls, "wall_s": sw.wall,
             "items_per_s": (outcome.accepted + outcome.rejected) / sw.wall,
-            "of_ideal": (calls / sw.wall) / (n / 0.2)}
+            "of_ideal": (calls / sw.wall) / (n / 0.2), "cpu_s": cpu.by_group}
 
 
 def graph_one(mode: str, n: int, latency: float) -> dict[str, Any]:
