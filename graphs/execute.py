@@ -47,11 +47,16 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     if request.ray and (request.interactive or request.trace or request.trace_file):
         from agents.errors import InputError
 
-        raise InputError("--interactive, --trace and --trace-file run locally: drop --ray")
+        raise InputError("--interactive, --trace and --trace-file show the agent steps in this process, but with "
+                         "--ray they run in the Ray workers: drop --ray (or use --shard i/n for a local part)")
     if not request.ray and (request.workers is not None or request.ray_address is not None):
         from agents.errors import InputError
 
         raise InputError("--workers and --ray-address need --ray")
+    if request.ray:  # a wrong or unreachable --ray-address is one line before anything is built
+        from knowledge.ray_cluster import check_address
+
+        check_address(request.ray_address)
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
     budget = Budget.parse(request.budget) if request.budget else None

@@ -21,6 +21,11 @@ is written, and a duplicate becomes a rejection with `DUPLICATE`, as it would ha
 ('rejected', ['DUPLICATE'], 'a')
 >>> dedup.news()
 [('a', '天命人是谁？', '是玩家扮演的猴子。')]
+>>> worker_copy = {"status": "rejected", "reject_codes": ["DUPLICATE"],
+...                "sample": {**state["sample"], "meta": {"duplicate_of": "b", "duplicate_field": "answer"}}}
+>>> dedup.review(WorkItem(id="c", recipe="r", graph="qa", key={}), worker_copy)["sample"]["meta"]["duplicate_of"]
+'a'
+
 """
 
 from __future__ import annotations
@@ -59,11 +64,13 @@ class RunDedup:
         """`state`, or the same state rejected as DUPLICATE when an accepted sample repeats one the run
         already holds (from another worker)."""
         sample = state.get("sample")
-        if state.get("status") != "accepted" or not sample or (self.questions is None and self.answers is None):
+        if not sample or (self.questions is None and self.answers is None):
             return state
         texts = texts_of(item.graph, sample)
         checks = [(d, field, texts[field]) for d, field in ((self.questions, "question"), (self.answers, "answer"))
                   if d is not None and texts[field]]
+        if state.get("status") != "accepted":
+            return self._point_to_accepted(state, checks)
         for deduper, field, text in checks:
             hit = deduper.check(text, key_id=item.id)
             if hit is not None:
@@ -75,6 +82,23 @@ class RunDedup:
         for deduper, _, text in checks:
             deduper.add(item.id, text)
         self._news.append((item.id, texts["question"] or None, texts["answer"]))
+        return state
+
+    def _point_to_accepted(self, state: dict[str, Any], checks: list) -> dict[str, Any]:
+        """A worker's DUPLICATE names the copy that worker kept, which the driver may have rejected as
+        another worker's duplicate: name the run's accepted original instead, when there is one."""
+        sample = state["sample"]
+        meta = sample.get("meta") or {}
+        if ReasonCode.DUPLICATE.value not in (state.get("reject_codes") or []) or "duplicate_of" not in meta:
+            return state
+        for deduper, field, text in checks:
+            if meta.get("duplicate_field", field) != field:
+                continue
+            hit = deduper.check(text)
+            if hit is not None:
+                meta = {**meta, "duplicate_of": hit.earlier_id, "duplicate_kind": hit.kind,
+                        "similarity": round(hit.similarity, 4)}
+                return {**state, "sample": {**sample, "meta": meta}}
         return state
 
     def news(self) -> list[tuple[str, str | None, str]]:

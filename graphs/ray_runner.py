@@ -28,7 +28,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agents.errors import InputError, ZaoshuError
+from agents.errors import ZaoshuError
 from agents.usage import RoleUsage, Usage
 from agents.schemas import WorkItem
 from graphs.outcome import RunOutcome
@@ -41,14 +41,6 @@ POLL_S = 5.0  # a poll returns at least this often, finished items or not (a dea
 RETRIES = 3  # sends of one item to workers that died under it, before it counts as failed
 MAX_WORKERS = 8
 NAMESPACE = "zaoshu"  # workers are named zaoshu-worker-<run>-<i> in it (tests kill one by name)
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--ray needs Ray: pip install 'zaoshu[ray]'") from None
-    return ray
 
 
 class RecipeSetup:
@@ -278,13 +270,11 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
                 dedup: RunDedup | None = None) -> Iterator[WorkerPool]:
     """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
     started when none is running and `address` is None. `concurrency` items in flight over all workers."""
-    ray = _import_ray()
+    from knowledge.ray_cluster import join_cluster
+
+    ray, started_here = join_cluster(address)
     from graphs.ray_pacing import PacingActor
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=False)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, workers or min(MAX_WORKERS, cpus))
