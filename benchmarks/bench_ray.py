@@ -189,7 +189,27 @@ def main() -> None:
             lines.append(f"| {workload} | {row['n']} | {lo['items']} | {fmt(lo['items_per_s'], 1)} | "
                          f"{fmt(lo['of_ideal'])} | {fmt(ra['items_per_s'], 1)} | {fmt(ra['of_ideal'])} | "
                          f"{fmt(row['ratio'])} | {lo['wall_s']['median']:.0f} s / {ra['wall_s']['median']:.0f} s |")
+    lines += ["", *cpu_lines(results["graph"])]
     print("\n".join(lines))
+
+
+def cpu_lines(cells: list[dict[str, Any]]) -> list[str]:
+    """Where the machine's CPU went in the `graph` cells: ms per item per process group (median over
+    runs), and the cores busy over the timed run (all groups, other users' processes included)."""
+    import statistics
+
+    groups = ("driver", "ray::ItemWorker", "ray::PacingActor", "fake server", "raylet", "gcs_server", "ray (other)",
+              "other processes")
+    out = ["CPU per item in the `graph` cells (ms, median over runs; /proc times of every process during the "
+           "timed run; `other processes` = whatever else ran on the machine):", "",
+           "| mode | N | " + " | ".join(groups) + " | cores busy (of 2) |", "|---" * (len(groups) + 3) + "|"]
+    for n, _ in CELLS:
+        for mode in MODES:
+            mine = [c for c in cells if c["mode"] == mode and c["n"] == n]
+            per_item = {g: statistics.median([c["cpu_s"].get(g, 0.0) / c["items"] * 1000 for c in mine]) for g in groups}
+            busy = statistics.median([sum(c["cpu_s"].values()) / c["wall_s"] for c in mine])
+            out.append(f"| {mode} | {n} | " + " | ".join(f"{per_item[g]:.2f}" for g in groups) + f" | {busy:.2f} |")
+    return out
 
 
 if __name__ == "__main__":
