@@ -95,6 +95,13 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
+@lru_cache(maxsize=None)
+def structured_of(schema: type[T]) -> type[Structured[T]]:
+    """`Structured[schema]`, held: pydantic keeps parametrized generics only weakly, so a garbage
+    collection made every later call rebuild the class (milliseconds, seen in a worker's profile)."""
+    return Structured[schema]
+
+
 async def ask_structured(client: ChatClient, messages: list[Message], schema: type[T], *,
                          attempts: int = 3, temperature: float | None = None,
                          max_tokens: int | None = None) -> Structured[T]:
@@ -114,10 +121,10 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
         reply = await client.chat(history, json_mode=schema, temperature=temperature, max_tokens=max_tokens)
         raw = reply.text
         if reply.truncated:  # a cut reply is never accepted, even when what arrived happens to parse
-            return Structured[schema](value=None, raw=raw, attempts=attempt, truncated=True,
+            return structured_of(schema)(value=None, raw=raw, attempts=attempt, truncated=True,
                                       error="the reply was cut off at max_tokens (finish_reason=length)")
         try:
-            return Structured[schema](value=parse_reply(raw, schema), raw=raw, attempts=attempt,
+            return structured_of(schema)(value=parse_reply(raw, schema), raw=raw, attempts=attempt,
                                       reasoning=getattr(reply, "reasoning", "") or split_think(raw)[0])
         except (ValueError, ValidationError) as exc:
             error = _describe(exc)
@@ -125,7 +132,7 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
                 client.usage.unparsable(client.cfg.role)
             history = [*history, {"role": "assistant", "content": raw},
                        {"role": "user", "content": REASK_PROMPT.format(error=error)}]
-    return Structured[schema](value=None, raw=raw, error=error, attempts=attempts)
+    return structured_of(schema)(value=None, raw=raw, error=error, attempts=attempts)
 
 
 def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:

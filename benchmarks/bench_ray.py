@@ -54,6 +54,7 @@ async def graph_cell(mode: str, base_url: str, n: int, n_items: int) -> dict[str
     import contextlib
 
     from benchmarks.common import Stopwatch
+    from benchmarks.proc_cpu import MachineCpu
     from graphs.rundir import RunDir
     from graphs.runner import Runner, RunOptions
     from tests.three_call_graph import items
@@ -80,14 +81,14 @@ async def graph_cell(mode: str, base_url: str, n: int, n_items: int) -> dict[str
                 items(16, recipe="warm"))
             usage.roles.clear()
             warm_calls = 0
-        with Stopwatch() as sw:
+        with MachineCpu(driver=os.getpid()) as cpu, Stopwatch() as sw:
             outcome = await runner.run(items(n_items, recipe=f"bench-{mode}-{n}"))
         if mode != "local":
             pool.collect()
     calls = sum(u.calls for u in usage.roles.values()) - warm_calls
     return {"mode": mode, "n": n, "items": outcome.accepted + outcome.rejected, "calls": calls, "wall_s": sw.wall,
             "items_per_s": (outcome.accepted + outcome.rejected) / sw.wall,
-            "of_ideal": (calls / sw.wall) / (n / 0.2)}
+            "of_ideal": (calls / sw.wall) / (n / 0.2), "cpu_s": cpu.by_group}
 
 
 def graph_one(mode: str, n: int, latency: float) -> dict[str, Any]:
@@ -188,7 +189,27 @@ def main() -> None:
             lines.append(f"| {workload} | {row['n']} | {lo['items']} | {fmt(lo['items_per_s'], 1)} | "
                          f"{fmt(lo['of_ideal'])} | {fmt(ra['items_per_s'], 1)} | {fmt(ra['of_ideal'])} | "
                          f"{fmt(row['ratio'])} | {lo['wall_s']['median']:.0f} s / {ra['wall_s']['median']:.0f} s |")
+    lines += ["", *cpu_lines(results["graph"])]
     print("\n".join(lines))
+
+
+def cpu_lines(cells: list[dict[str, Any]]) -> list[str]:
+    """Where the machine's CPU went in the `graph` cells: ms per item per process group (median over
+    runs), and the cores busy over the timed run (all groups, other users' processes included)."""
+    import statistics
+
+    groups = ("driver", "ray::ItemWorker", "ray::PacingActor", "fake server", "raylet", "gcs_server", "ray (other)",
+              "other processes")
+    out = ["CPU per item in the `graph` cells (ms, median over runs; /proc times of every process during the "
+           "timed run; `other processes` = whatever else ran on the machine):", "",
+           "| mode | N | " + " | ".join(groups) + " | cores busy (of 2) |", "|---" * (len(groups) + 3) + "|"]
+    for n, _ in CELLS:
+        for mode in MODES:
+            mine = [c for c in cells if c["mode"] == mode and c["n"] == n]
+            per_item = {g: statistics.median([c["cpu_s"].get(g, 0.0) / c["items"] * 1000 for c in mine]) for g in groups}
+            busy = statistics.median([sum(c["cpu_s"].values()) / c["wall_s"] for c in mine])
+            out.append(f"| {mode} | {n} | " + " | ".join(f"{per_item[g]:.2f}" for g in groups) + f" | {busy:.2f} |")
+    return out
 
 
 if __name__ == "__main__":

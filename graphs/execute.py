@@ -47,11 +47,16 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     if request.ray and (request.interactive or request.trace or request.trace_file):
         from agents.errors import InputError
 
-        raise InputError("--interactive, --trace and --trace-file run locally: drop --ray")
+        raise InputError("--interactive, --trace and --trace-file show the agent steps in this process, but with "
+                         "--ray they run in the Ray workers: drop --ray (or use --shard i/n for a local part)")
     if not request.ray and (request.workers is not None or request.ray_address is not None):
         from agents.errors import InputError
 
         raise InputError("--workers and --ray-address need --ray")
+    if request.ray:  # a wrong or unreachable --ray-address is one line before anything is built
+        from knowledge.ray_cluster import check_address
+
+        check_address(request.ray_address)
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
     budget = Budget.parse(request.budget) if request.budget else None
@@ -107,7 +112,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         if request.ray:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
             from graphs.ray_runner import run_on_ray
 
-            outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console)
+            outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx)
         else:
             graph = GRAPHS[recipe.graph]().compile()
             outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))

@@ -19,6 +19,7 @@ import asyncio
 import io
 import logging
 import math
+import pickle
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,25 +28,19 @@ from typing import Any
 
 from rich.console import Console
 
-from agents.errors import InputError, ZaoshuError
+from agents.errors import ZaoshuError
 from agents.usage import RoleUsage, Usage
 from agents.schemas import WorkItem
 from graphs.outcome import RunOutcome
+from graphs.ray_dedup import RunDedup, learn_accepted
 from graphs.state import plain
 
 log = logging.getLogger(__name__)
 
+POLL_S = 5.0  # a poll returns at least this often, finished items or not (a dead worker shows then)
 RETRIES = 3  # sends of one item to workers that died under it, before it counts as failed
 MAX_WORKERS = 8
 NAMESPACE = "zaoshu"  # workers are named zaoshu-worker-<run>-<i> in it (tests kill one by name)
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--ray needs Ray: pip install 'zaoshu[ray]'") from None
-    return ray
 
 
 class RecipeSetup:
@@ -75,8 +70,25 @@ class RecipeSetup:
         return GRAPHS[self.recipe.graph]().compile(), ctx, usage
 
 
+class WorkerDied(Exception):
+    """The worker holding an item died (Ray restarts it); the item is sent again."""
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it pickles (the driver sorts it as the local runner would), else its text."""
+    try:
+        pickle.dumps(exc)
+        return exc
+    except Exception:  # noqa: BLE001 — anything that does not pickle travels as a line of text
+        return RuntimeError(f"{exc.__class__.__name__}: {exc}")
+
+
 class ItemWorker:
-    """One event loop running an item graph (a Ray actor: see `worker_pool`)."""
+    """One event loop running an item graph (a Ray actor: see `worker_pool`).
+
+    Items arrive in batches (`submit`) and finished items leave in batches (`poll`, which waits until
+    one is done): two actor calls per batch instead of one per item, the same items in flight.
+    """
 
     def __init__(self, setup: Any, pacing: str, workers: int):
         import ray
@@ -88,6 +100,9 @@ class ItemWorker:
         # arguments in the object store (and warn that a restart may fail)
         actor = ray.get_actor(pacing, namespace=NAMESPACE)
         self.error: ZaoshuError | None = None
+        self.done: list[tuple[str, str, Any]] = []  # (item id, "ok" | "error", state | exception)
+        self.tasks: set[asyncio.Task] = set()
+        self._ready: asyncio.Event | None = None
         try:
             self.graph, self.ctx, self.usage = setup(ray_pacing_for(actor, workers))
         except ZaoshuError as exc:  # a user mistake (no endpoint, bad key…): one line at the driver
@@ -96,48 +111,136 @@ class ItemWorker:
     async def ready(self) -> ZaoshuError | None:
         return self.error
 
-    async def run_item(self, item: WorkItem) -> dict[str, Any]:
-        state = await self.graph.ainvoke({"item": item}, context=self.ctx)
-        return {"state": {k: plain(state.get(k)) for k in ("status", "sample", "verdict", "raw", "attempts")}
-                | {"reject_codes": [getattr(c, "value", str(c)) for c in state.get("reject_codes") or []]},
-                "worker": self.id, "usage": self.usage.as_dict()}
+    async def submit(self, items: list[WorkItem], accepted: list[tuple[str, str | None, str]] = ()) -> None:
+        """Start `items`; `accepted` = (id, question, answer) the run accepted since the last batch, so
+        this worker's dedupers know what the other workers made."""
+        learn_accepted(self.ctx, accepted)
+        for item in items:
+            task = asyncio.create_task(self._run(item))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, item: WorkItem) -> None:
+        try:
+            state = await self.graph.ainvoke({"item": item}, context=self.ctx)
+            out = ("ok", {k: plain(state.get(k)) for k in ("status", "sample", "verdict", "raw", "attempts")}
+                   | {"reject_codes": [getattr(c, "value", str(c)) for c in state.get("reject_codes") or []]})
+        except Exception as exc:  # noqa: BLE001 — the driver's runner sorts it, as it would locally
+            out = ("error", _portable(exc))
+        self.done.append((item.id, *out))
+        self._event().set()
+
+    def _event(self) -> asyncio.Event:
+        if self._ready is None:  # made on the actor's event loop
+            self._ready = asyncio.Event()
+        return self._ready
+
+    async def poll(self, wait_s: float = POLL_S) -> tuple[list[tuple[str, str, Any]], str, dict[str, Any]]:
+        """The items finished since the last poll (waits up to `wait_s` for one), and this worker's usage."""
+        event = self._event()
+        if not self.done:
+            try:
+                await asyncio.wait_for(event.wait(), wait_s)
+            except asyncio.TimeoutError:
+                pass
+        event.clear()
+        done, self.done = self.done, []
+        return done, self.id, self.usage.as_dict()
 
     async def usage_now(self) -> tuple[str, dict[str, Any]]:
         return self.id, self.usage.as_dict()
 
 
-class WorkerPool:
-    """The `invoke` of a Runner: send an item to the least busy worker, await its final state."""
+class _Slot:
+    """The driver's side of one worker: items in flight on it, the batch to send, the poll loop."""
 
-    def __init__(self, ray: Any, workers: list[Any], usage: Usage):
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.waiting: dict[str, asyncio.Future] = {}  # item id → the invoke awaiting it
+        self.outbox: list[WorkItem] = []
+        self.pump: asyncio.Task | None = None
+
+
+class WorkerPool:
+    """The `invoke` of a Runner: send an item to the least busy worker, await its final state.
+
+    Items sent in one turn of the driver's event loop go to a worker as one batch; one poll per
+    worker brings back every item finished meanwhile. A worker's death fails its items in flight
+    with `WorkerDied`, and `invoke` sends them again (to any worker).
+    """
+
+    def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None):
         self.ray = ray
         self.workers = workers
-        self.busy = [0] * len(workers)
+        self.slots = [_Slot(w) for w in workers]
         self.usage = usage
+        self.dedup = dedup or RunDedup(None, None)
         self._by_worker: dict[str, dict[str, Any]] = {}
+        self._flush_soon = False
+
+    @property
+    def busy(self) -> list[int]:
+        return [len(slot.waiting) for slot in self.slots]
 
     async def invoke(self, item: WorkItem) -> dict[str, Any]:
-        from ray.exceptions import RayActorError, RayTaskError
-
         for attempt in range(1, RETRIES + 1):
-            slot = min(range(len(self.workers)), key=self.busy.__getitem__)
-            self.busy[slot] += 1
+            slot = min(self.slots, key=lambda s: len(s.waiting))
+            future = asyncio.get_running_loop().create_future()
+            slot.waiting[item.id] = future
+            slot.outbox.append(item)
+            self._schedule_flush()
             try:
-                reply = await self.workers[slot].run_item.remote(item)
-            except RayTaskError as exc:  # the node raised: the runner sorts it as it would locally
-                cause = getattr(exc, "cause", None)
-                raise (cause if isinstance(cause, BaseException) else exc) from None
-            except RayActorError as exc:  # the worker died: Ray restarts it; send the item again
-                log.warning("worker died under item %s (send %d of %d): %s", item.id, attempt, RETRIES,
-                            str(exc).splitlines()[0])
+                kind, value = await future
+            except WorkerDied as exc:
+                log.warning("worker died under item %s (send %d of %d): %s", item.id, attempt, RETRIES, exc)
                 if attempt == RETRIES:
                     raise
                 continue
             finally:
-                self.busy[slot] -= 1
-            self._count(reply["worker"], reply["usage"])
-            return reply["state"]
+                if slot.waiting.get(item.id) is future:
+                    del slot.waiting[item.id]
+            if kind == "error":
+                raise value
+            return self.dedup.review(item, value)
         raise AssertionError("unreachable")
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_soon:  # every item sent in this turn of the loop goes in one batch
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        news = self.dedup.news()
+        for slot in self.slots:
+            if slot.outbox or news:
+                batch, slot.outbox = slot.outbox, []
+                slot.handle.submit.remote(batch, news)  # a lost batch shows as the worker's death in poll
+            if slot.pump is None and slot.waiting:
+                slot.pump = asyncio.ensure_future(self._pump(slot))
+
+    async def _pump(self, slot: _Slot) -> None:
+        """Poll one worker while it holds items; resolve their futures."""
+        from ray.exceptions import RayActorError
+
+        try:
+            while slot.waiting:
+                try:
+                    done, worker, usage = await slot.handle.poll.remote()
+                except RayActorError as exc:  # Ray restarts it; everything it held is sent again
+                    reason = WorkerDied(str(exc).splitlines()[0])
+                    for future in list(slot.waiting.values()):
+                        if not future.done():
+                            future.set_exception(reason)
+                    slot.waiting.clear()
+                    break
+                self._count(worker, usage)
+                for item_id, kind, value in done:
+                    future = slot.waiting.get(item_id)
+                    if future is not None and not future.done():
+                        future.set_result((kind, value))
+        finally:
+            slot.pump = None
 
     def _count(self, worker: str, usage: dict[str, Any]) -> None:
         """Usage of the whole run: the latest totals of every worker (each restart counts apart)."""
@@ -163,16 +266,15 @@ class WorkerPool:
 
 @contextmanager
 def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | None = None,
-                address: str | None = None, name: str = "run", console: Console | None = None) -> Iterator[WorkerPool]:
+                address: str | None = None, name: str = "run", console: Console | None = None,
+                dedup: RunDedup | None = None) -> Iterator[WorkerPool]:
     """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
     started when none is running and `address` is None. `concurrency` items in flight over all workers."""
-    ray = _import_ray()
+    from knowledge.ray_cluster import join_cluster
+
+    ray, started_here = join_cluster(address)
     from graphs.ray_pacing import PacingActor
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=False)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, workers or min(MAX_WORKERS, cpus))
@@ -181,10 +283,10 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
         pacing = PacingActor.options(max_concurrency=10_000, name=pacing_name, namespace=NAMESPACE).remote()
         # max_restarts: a dead worker comes back (its items are sent again by WorkerPool.invoke)
         actor = ray.remote(num_cpus=min(1.0, cpus / n), max_restarts=-1, max_task_retries=0,
-                           max_concurrency=per_worker)(ItemWorker)
+                           max_concurrency=16)(ItemWorker)  # calls: submit, poll (items run as tasks)
         handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace=NAMESPACE).remote(setup, pacing_name, n)
                    for i in range(n)]
-        pool = WorkerPool(ray, handles, usage)
+        pool = WorkerPool(ray, handles, usage, dedup)
         try:
             errors = [e for e in ray.get([w.ready.remote() for w in handles]) if e is not None]
             if errors:  # a worker could not build its Context: the user's mistake, said once
@@ -203,13 +305,17 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
 
 def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, items: list[WorkItem],
-               console: Console) -> RunOutcome:
-    """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray."""
+               console: Console, ctx: Any = None) -> RunOutcome:
+    """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray.
+    `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
+    last check before a sample is written (graphs.ray_dedup)."""
     from graphs.runner import Runner, install_signal_handlers
 
     setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
-                     address=request.ray_address, name=run.path.name, console=console) as pool:
+                     address=request.ray_address, name=run.path.name, console=console,
+                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None))
+                     ) as pool:
 
         async def main() -> RunOutcome:
             runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke)

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from agents.errors import InputError
 from knowledge.embeddings import Embedder, load_embedder
 from knowledge.loaders import iter_entry, scan_folder
 from knowledge.readers import Unreadable
@@ -123,11 +122,10 @@ def build_on_ray(folder: Path, index: Path, spec: str | None, *, address: str | 
                  gpus: float, chunk_size: int, overlap: int, text_fields: Sequence[str], rebuild: bool,
                  progress=None):
     """The local `KnowledgeBase.build`, with the embedding done on a Ray cluster first."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--ray needs Ray: pip install 'zaoshu[ray]'") from None
     from knowledge.index import DB_FILE, KnowledgeBase, remove_index
+    from knowledge.ray_cluster import check_address, join_cluster
+
+    check_address(address)  # before any work: a wrong address is one line, at once
 
     if rebuild:
         remove_index(index)
@@ -142,10 +140,7 @@ def build_on_ray(folder: Path, index: Path, spec: str | None, *, address: str | 
     inner = load_embedder(spec)
     spec = spec or inner.name
     texts = pending_texts(folder, index, chunk_size=chunk_size, overlap=overlap, text_fields=text_fields)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=False)
+    ray, started_here = join_cluster(address)
     try:
         vectors = embed_on_ray(texts, spec, workers=workers, gpus=gpus)
     finally:

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["encoding", "readers", "loaders", "splitter", "embeddings", "store", "vectors", "bm25", "calibrate",
-           "index", "huixiangdou", "websearch", "rerank", "fetch", "progress"]
+           "index", "huixiangdou", "websearch", "rerank", "fetch", "progress", "ray_cluster"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -230,3 +230,28 @@ def test_an_error_in_a_worker_stops_the_run_as_it_would_locally(tmp_path, cluste
     assert result.returncode == 1, result.stdout + result.stderr[-2000:]
     assert "fatal" in result.stdout and "Incorrect API key" in result.stdout
     assert finished_ids(tmp_path / "run") == []
+
+
+def test_a_duplicate_made_on_another_worker_is_rejected_as_in_one_process(tmp_path, cluster):
+    """Six variants of one cell, and the model writes the same greeting every time. In one process the
+    first is accepted and the rest are DUPLICATE; two workers each accept their first copy at the same
+    moment, so the driver, the one ledger writer, rejects the second copy before it is written."""
+    from tests.fake_openai import ChatRequest
+
+    def same_greeting(req: ChatRequest):
+        if "- text" in req.system and "祝福语" in req.text:
+            return {"text": "奶奶，在生日这个特别的日子里，我想认真地对您说一声祝福，愿您身体健康、精神饱满，"
+                            "每一天都过得踏实又舒心；有空我们一起吃顿饭，好好聊聊天。"}
+        return reply(req)
+
+    with FakeOpenAI(reply=same_greeting, latency=0.2) as server:
+        yaml_path = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"],
+                                variants_per_cell=6, llm={"base_url": server.base_url, "model": "fake-model"})
+        result = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--ray", "--ray-address", cluster,
+                                      "--workers", "2", "--concurrency", "4"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    accepted = list(read_ledger(tmp_path / "run", "accepted.jsonl"))
+    rejected = list(read_ledger(tmp_path / "run", "rejected.jsonl"))
+    assert len(accepted) == 1 and len(rejected) == 5
+    assert {tuple(r["codes"]) for r in rejected} == {("DUPLICATE",)}
+    assert {r["sample"]["meta"]["duplicate_of"] for r in rejected} == {accepted[0]["id"]}

@@ -1,0 +1,74 @@
+"""Join (or start) the Ray cluster for `--ray`, with a clear line instead of a long hang.
+
+    ray, started_here = join_cluster("ray://10.0.0.5:10001")   # … ray.shutdown() if started_here
+
+`--ray-address` takes `auto` (the cluster this machine belongs to), `local` (a new one here),
+`ray://HOST:PORT` (Ray Client, port 10001 by default) or `HOST:PORT` (the head's GCS, port 6379).
+Anything else is refused at once; a HOST:PORT that does not answer within `PROBE_S` is refused
+before Ray tries (Ray itself retries an unreachable GCS for minutes). Used by the Ray runner
+(graphs/ray_runner.py) and `zaoshu kb build --ray` (knowledge/ray_build.py).
+
+>>> parse_address("ray://head.example:10001")
+('ray://', 'head.example', 10001)
+>>> parse_address("[::1]:6379")
+('', '::1', 6379)
+>>> parse_address("head.example")
+Traceback (most recent call last):
+...
+agents.errors.InputError: --ray-address 'head.example': write auto, local, ray://HOST:PORT (Ray Client, port 10001) or HOST:PORT (the head's GCS, port 6379)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import socket
+from typing import Any
+
+from agents.errors import InputError
+
+PROBE_S = 5.0
+_ADDRESS = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+def parse_address(address: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a `ray://HOST:PORT` or `HOST:PORT` address; InputError for anything else."""
+    m = _ADDRESS.fullmatch(address.strip())
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise InputError(f"--ray-address {address!r}: write auto, local, ray://HOST:PORT (Ray Client, port 10001) "
+                         "or HOST:PORT (the head's GCS, port 6379)")
+    return m.group(1) or "", m.group(2).strip("[]"), int(m.group(3))
+
+
+def check_address(address: str | None, timeout: float = PROBE_S) -> None:
+    """Refuse, in one line, an address that is malformed or does not answer."""
+    if address is None or address in ("auto", "local"):
+        return
+    scheme, host, port = parse_address(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or exc.__class__.__name__
+        raise InputError(f"cannot reach the Ray cluster at {address}: {why} "
+                         f"(is `ray start --head` running there, and the port open?)") from None
+    if scheme and importlib.util.find_spec("grpc") is None:
+        raise InputError(f"--ray-address {address} uses Ray Client: pip install 'ray[client]'")
+
+
+def join_cluster(address: str | None) -> tuple[Any, bool]:
+    """`(ray, started_here)`: Ray initialised on `address` (None: a local cluster unless one is up in
+    this process). The caller shuts Ray down when `started_here`."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray: pip install 'zaoshu[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
+    check_address(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 configure_logging=False)
+    except ConnectionError as exc:  # `auto` with no cluster running, a cluster that went away meanwhile
+        raise InputError(f"--ray-address {address}: {str(exc).splitlines()[0]}") from None
+    return ray, True
