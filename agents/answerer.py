@@ -224,5 +224,8 @@ async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
 def sent_prompt(messages: list[dict[str, str]], state: dict[str, Any]) -> str:
     """The instructions the model saw for this draft: the system message and the prompts we filled,
     for the critic's prompt-leak rule (which ignores tagged data: the passages and the earlier turns
-    in <conversation>, which the answer may quote)."""
-    return "\n".join(m["content"] for m in messages if m["role"] in ("system", "user"))
+    in <conversation>, which the answer may quote; nor the earlier questions, when a recipe's own
+    ANSWER_PROMPT sends them as chat turns)."""
+    asked = {turn.input for turn in state.get("turns") or []}
+    return "\n".join(m["content"] for m in messages
+                     if m["role"] == "system" or (m["role"] == "user" and m["content"] not in asked))

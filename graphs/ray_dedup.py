@@ -32,15 +32,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.schemas import ReasonCode, WorkItem
+from agents.dedup import sample_texts
+from agents.schemas import ReasonCode, Sample, Turn, WorkItem
 
 
 def texts_of(graph: str, sample: dict[str, Any]) -> dict[str, str]:
-    """What a run dedups for a plain sample (as agents.dedup.sample_texts); a persona greeting's
-    request is a template, so only its answer counts (as agents.critic.dedup)."""
-    turns = sample.get("turns") or []
-    question = turns[0].get("input", "") if turns and graph != "persona" else ""
-    return {"question": question, "answer": "\n".join(t.get("output", "") for t in turns)}
+    """agents.dedup.sample_texts of a plain sample; a persona greeting's request is a template, so only
+    its answer counts (as agents.critic.dedup)."""
+    turns = [Turn.model_validate(t) for t in sample.get("turns") or []]
+    texts = sample_texts(Sample(id=sample.get("id", ""), recipe=sample.get("recipe", ""), kind="qa", turns=turns))
+    return {**texts, "question": ""} if graph == "persona" else texts
 
 
 def learn_accepted(ctx: Any, accepted: list[tuple[str, str | None, str]]) -> None:

@@ -58,14 +58,14 @@ def check_address(address: str | None, timeout: float = PROBE_S) -> None:
 
 def join_cluster(address: str | None) -> tuple[Any, bool]:
     """`(ray, started_here)`: Ray initialised on `address` (None: a local cluster unless one is up in
-    this process). The caller shuts Ray down when `started_here`."""
+    this process). The caller shuts Ray down when `started_here`, and has called `check_address`
+    before any work of its own (the runner in graphs.execute, `kb build --ray` in knowledge.ray_build)."""
     try:
         import ray
     except ImportError:
         raise InputError("--ray needs Ray: pip install 'zaoshu[ray]'") from None
     if ray.is_initialized():
         return ray, False
-    check_address(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=False)

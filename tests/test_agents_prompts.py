@@ -46,6 +46,7 @@ def test_an_answer_prompt_override_without_conversation_still_shows_the_earlier_
     messages = answerer.answer_messages(ctx, state)[0]
     assert [(m["role"], m["content"]) for m in messages[1:3]] == [("user", "黑熊精住在哪里？"), ("assistant", "黑风洞。")]
     assert messages[-1]["content"].endswith("问题：它后来怎样了？")
+    assert "黑熊精住在哪里？" not in answerer.sent_prompt(messages, state)  # data, not instructions (leak rule)
 
 
 def test_override_with_an_unknown_placeholder_is_a_clear_config_error():
