@@ -8,23 +8,14 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
-from io import BytesIO
 from pathlib import Path
 
 from benchmarks.bench_cost import BEFORE, REPO, WAVE2, config_for, extract_before, run_recipe
+from benchmarks.common import free_port
 
 LLAMA = Path("/work/llm/venv/bin/python"), Path("/work/llm/qwen-coder-0.5b-q4km.gguf")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def llama_up(url: str) -> bool:
@@ -71,12 +62,7 @@ def extract_head(root: Path) -> tuple[Path, str]:
     """The committed tree (HEAD) for the "after" layout: edits made during a long run do not leak into it."""
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()
-    tree = root / "after"
-    tree.mkdir()
-    data = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(tree, filter="data")
-    return tree, commit
+    return extract_before(root, "HEAD", name="after"), commit
 
 
 def real_runs(root: Path, cache: bool = False, items: int = 3, recipe: str = "tianji") -> dict:
