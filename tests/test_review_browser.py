@@ -204,6 +204,19 @@ def test_keyboard_shortcuts(server, run, page, tmp_path):
         ("qa0002", "accept"), ("qa0002", "undo"), ("qa0001", "edit"), ("qa0001", "reject"), ("qa0001", "note")]
 
 
+def test_a_key_pressed_while_a_replaced_card_settles_still_goes_through_htmx(server, run, page):
+    """On a slow machine the reviewer can press the next key before htmx has wired up the replaced card
+    (CI once did): the action must still be posted, never submitted as a plain form that leaves the page."""
+    page.goto(server.url + "?file=accepted")
+    page.evaluate("htmx.config.defaultSettleDelay = 1500")  # stretch the window a slow machine opens
+    page.keyboard.press("a")
+    expect(page.locator(".card.current .rev-accepted")).to_have_text("reviewer: accepted")
+    page.keyboard.press("u")
+    expect(page.locator(".card.current .flash")).to_have_text("undo saved (revision 2)")
+    assert "file=accepted" in page.url
+    assert [ln["action"] for ln in ledger_lines(run)] == ["accept", "undo"]
+
+
 def test_two_tabs_editing_one_sample_lose_no_edit(server, run, browser, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab_a, tab_b = context.new_page(), context.new_page()

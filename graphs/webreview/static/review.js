@@ -65,6 +65,18 @@
     e.preventDefault();
   });
 
+  // htmx wires up a swapped-in card when it settles, 20 ms later by default; a key pressed in between
+  // would submit the card's form as a plain GET and leave the page. Settle at once, and should an
+  // action form still be submitted before htmx knows it, hand it to htmx instead of the browser.
+  htmx.config.defaultSettleDelay = 0;
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (e.defaultPrevented || !form.hasAttribute("hx-post")) return;
+    e.preventDefault();
+    htmx.process(form);
+    htmx.trigger(form, "submit");
+  });
+
   // After an action the card is replaced (and htmx settles its attributes): keep it the current one.
   document.addEventListener("htmx:afterSettle", () => select(current, false));
   document.addEventListener("DOMContentLoaded", () => select(0, false));
