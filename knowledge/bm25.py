@@ -2,7 +2,8 @@
 and on whole sections (the text under one heading, one chapter file, one JSON/CSV record), plus BM25
 over single content characters on chunks.
 
-Why these rankings. Words match what jieba segments the same way in question and text; bigrams survive
+Why these rankings. Words match what jieba segments the same way in question and text (a question's word
+the text never uses backs off to its characters the text uses as words: 鬼魂 → 鬼, 魂); bigrams survive
 segmentation differences and paraphrase (「大闹天宫」 and 「闹天宫」 share 闹天 and 天宫); single
 characters (function characters dropped) still match when a paraphrase keeps only the key characters
 (「燃着火的山」 and 火焰山 share 火 and 山). A question that names two things found in the same chapter
@@ -114,6 +115,19 @@ def query_terms(query: str) -> tuple[list[str], str]:
         if word in QUESTION_WORDS:
             text[start:end] = " " * (end - start)
     return words, "".join(text)
+
+
+def back_off(words: list[str], vocab: dict[str, int]) -> list[str]:
+    """Words the index never saw replaced by their characters that it holds as words (STOP_CHARS left out):
+    a modern question's 鬼魂 or 诉冤 where the classical text writes 鬼, 魂 and 冤 on their own.
+
+    >>> back_off(["国王", "鬼魂", "诉冤"], {"国王": 0, "鬼": 1, "魂": 2, "冤": 3})
+    ['国王', '鬼', '魂', '冤']
+    """
+    out: list[str] = []
+    for word in words:
+        out.extend([word] if word in vocab else [c for c in word if c in vocab and c not in STOP_CHARS])
+    return out
 
 
 def bigrams(text: str) -> list[str]:
@@ -319,6 +333,7 @@ class LexicalIndex:
         """Per chunk: BM25 scores `bm25` (words), `bigram` and `char`, and `section`, the reciprocal-rank
         score of the chunk's section among all sections (words + bigrams); arrays align with `self.ids`."""
         words, text = query_terms(query)
+        words = back_off(words, self.words.vocab)
         grams = bigrams(text)
         if self.n_sections < 2:
             section = np.zeros(len(self.ids), np.float32)

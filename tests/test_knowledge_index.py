@@ -286,3 +286,18 @@ def test_question_words_do_not_pull_in_passages_that_merely_contain_them(tmp_pat
         assert [p.source for p in kb.retrieve("孙悟空的兵器是什么？从哪里得来的？", k=1)] == ["kb/weapon.txt"]
         assert [p.source for p in kb.retrieve("什么哪里", k=3)] == []  # nothing left to search for
     assert query_terms("哪吒是谁？") == (["哪吒", "是"], "哪吒是 ？")  # a name that starts like 哪 is kept whole
+
+
+def test_a_question_word_the_text_never_uses_backs_off_to_its_characters(tmp_path: Path) -> None:
+    # The question's modern 鬼魂 is not a word of the classical text, which writes 鬼 and 魂 on their own:
+    # without the back-off the words ranking has only 乌鸡/国王/半夜 and the banquet wins.
+    corpus = {
+        "ghost.txt": "三更时分，门外立着一个鬼，浑身水湿，说他的魂被井龙王收着，原是乌鸡国王。",
+        "feast.txt": "乌鸡国王设宴，请师徒四众吃斋，满朝文武相陪，直到半夜方散。",
+        "road.txt": "师徒四众行到一座高山，山中有一洞，洞里住着一个妖怪，专要吃唐僧肉。",
+        "river.txt": "流沙河八百里宽，河中妖怪原是卷帘大将，后来拜唐僧为师，取名沙悟净。",
+    }
+    KnowledgeBase.build(write_corpus(tmp_path / "kb", corpus), tmp_path / "idx", "hash").close()
+    words_only = {"dense": 0.0, "bm25": 1.0, "bigram": 0.0, "char": 0.0, "section": 0.0}
+    with KnowledgeBase.open(tmp_path / "idx", weights=words_only) as kb:
+        assert [p.source for p in kb.retrieve("乌鸡国王化作鬼魂，半夜去找谁？", k=2)] == ["kb/ghost.txt", "kb/feast.txt"]
