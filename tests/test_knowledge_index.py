@@ -272,17 +272,27 @@ def test_a_weak_model_embeds_nothing_and_a_real_model_later_embeds_everything(kb
         assert again.texts == ["八戒贪吃，在高老庄招亲。"] and kb.stats()["embedder"]["name"] == "hash-256"
 
 
+UNRELATED = {  # two chapters about neither question, so a term's idf means something
+    "road.txt": "师徒四众行到一座高山，山中有一洞，洞里住着一个妖怪，专要吃唐僧肉。",
+    "river.txt": "流沙河八百里宽，河中妖怪原是卷帘大将，后来拜唐僧为师，取名沙悟净。",
+}
+
+
+def lexical_kb(tmp_path: Path, corpus: dict[str, str], weights: dict[str, float] | None = None) -> KnowledgeBase:
+    """`corpus` built into tmp_path/idx and opened with the lexical rankings alone (and `weights`)."""
+    KnowledgeBase.build(write_corpus(tmp_path / "kb", corpus), tmp_path / "idx", "hash").close()
+    return KnowledgeBase.open(tmp_path / "idx", weights={"dense": 0.0, **(weights or {})})
+
+
 def test_question_words_do_not_pull_in_passages_that_merely_contain_them(tmp_path: Path) -> None:
     # A classical text writes 甚么/那里 where a modern question says 什么/哪里: the question words are rare
     # in it, and a passage that happens to hold them must not win on them.
     corpus = {
         "weapon.txt": "行者道：你有甚么兵器？龙王取出一块神铁，乃是如意金箍棒，重一万三千五百斤。行者拿了兵器便走。",
         "chatter.txt": "八戒嚷道：什么？哪里有斋饭？呆子说罢，径往村里化斋去了，师父只得在路旁等他。",
-        "road.txt": "师徒四众行到一座高山，山中有一洞，洞里住着一个妖怪，专要吃唐僧肉。",
-        "river.txt": "流沙河八百里宽，河中妖怪原是卷帘大将，后来拜唐僧为师，取名沙悟净。",
+        **UNRELATED,
     }
-    KnowledgeBase.build(write_corpus(tmp_path / "kb", corpus), tmp_path / "idx", "hash").close()
-    with KnowledgeBase.open(tmp_path / "idx", weights={"dense": 0.0}) as kb:  # the lexical rankings alone
+    with lexical_kb(tmp_path, corpus) as kb:
         assert [p.source for p in kb.retrieve("孙悟空的兵器是什么？从哪里得来的？", k=1)] == ["kb/weapon.txt"]
         assert [p.source for p in kb.retrieve("什么哪里", k=3)] == []  # nothing left to search for
     assert query_terms("哪吒是谁？") == (["哪吒", "是"], "哪吒是 ？")  # a name that starts like 哪 is kept whole
@@ -294,10 +304,7 @@ def test_a_question_word_the_text_never_uses_backs_off_to_its_characters(tmp_pat
     corpus = {
         "ghost.txt": "三更时分，门外立着一个鬼，浑身水湿，说他的魂被井龙王收着，原是乌鸡国王。",
         "feast.txt": "乌鸡国王设宴，请师徒四众吃斋，满朝文武相陪，直到半夜方散。",
-        "road.txt": "师徒四众行到一座高山，山中有一洞，洞里住着一个妖怪，专要吃唐僧肉。",
-        "river.txt": "流沙河八百里宽，河中妖怪原是卷帘大将，后来拜唐僧为师，取名沙悟净。",
+        **UNRELATED,
     }
-    KnowledgeBase.build(write_corpus(tmp_path / "kb", corpus), tmp_path / "idx", "hash").close()
-    words_only = {"dense": 0.0, "bm25": 1.0, "bigram": 0.0, "char": 0.0, "section": 0.0}
-    with KnowledgeBase.open(tmp_path / "idx", weights=words_only) as kb:
+    with lexical_kb(tmp_path, corpus, {"bm25": 1.0, "bigram": 0.0, "char": 0.0, "section": 0.0}) as kb:  # words alone
         assert [p.source for p in kb.retrieve("乌鸡国王化作鬼魂，半夜去找谁？", k=2)] == ["kb/ghost.txt", "kb/feast.txt"]
