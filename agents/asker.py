@@ -19,10 +19,13 @@ Modes (chosen from the work item's payload):
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agents.rules.base import gram_index, normalize, shared_runs
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
 from agents.context import Context, client, emit, item_of, provenance, rejected, render, tagged, transcript
@@ -121,6 +124,63 @@ class Message(BaseModel):
     message: str = Field(description="要说的话，只有这段话本身。")
 
 
+#: What makes a user's line a question or a request: a question mark, an interrogative, or asking to be told.
+_QUESTION_FORM = re.compile(
+    r"[？?]|什么|甚么|谁|哪|怎|为何|为啥|何时|何处|何地|多少|多久|几[个次种位岁年天回条]|吗|呢|是否|能否|可否|有没有|"
+    r"是不是|会不会|能不能|可不可以|如何|介绍|讲讲|说说|谈谈|聊聊|解释|描述|列举|告诉我|请问|想知道|想了解|推荐")
+#: The share of a "question" (≥ 12 characters, no question mark) copied in one run from a passage that makes it
+#: the passage, not a question. A passage's own question, copied with its question mark, is still a question.
+COPY_SHARE = 0.8
+
+
+def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
+    """Why the asker's `question` is no question (one line), or None. Seen from a 0.5B asker: a sentence
+    of its passage copied out, or a statement.
+
+    >>> question_problem("黑熊精住在哪里？", ["黑熊精盘踞黑风山，自称黑风大王，手下小妖众多。"]) is None
+    True
+    >>> question_problem("黑熊精盘踞黑风山，自称黑风大王，手下小妖众多。", ["黑熊精盘踞黑风山，自称黑风大王，手下小妖众多。"])
+    '照抄了资料里的 20 个字，不是提问'
+    >>> question_problem("黑熊精为什么要偷袈裟？", ["问：黑熊精为什么要偷袈裟？答：他见宝起意。"]) is None  # the passage's own
+    True
+    >>> question_problem("天命人踏上了寻找六根的旅程")
+    '不是一个问题：没有问号、疑问词或请求'
+    """
+    norm = normalize(question)
+    if len(norm) >= 12 and not question.rstrip().endswith(("？", "?")):
+        for text in sources:
+            longest = max(shared_runs(norm, gram_index(normalize(text), 3), 3), default=0)
+            if longest >= COPY_SHARE * len(norm):
+                return f"照抄了资料里的 {longest} 个字，不是提问"
+    if not _QUESTION_FORM.search(question):
+        return "不是一个问题：没有问号、疑问词或请求"
+    return None
+
+
+def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Sequence[str],
+                 prov: dict[str, Any], *, dedup: bool) -> dict[str, Any] | None:
+    """None when `question` can go on; else the state update that asks again — shown the failed question
+    among those already asked — or, after `max_revisions`, rejects: NOT_A_QUESTION (a copied passage, a
+    statement) or DUPLICATE (the run's question deduper holds it; with `dedup`)."""
+    item = item_of(state)
+    code, extra = ReasonCode.NOT_A_QUESTION, {}
+    problem = question_problem(question, sources)
+    if problem is None:
+        hit = ctx.deduper_questions.check(question, key_id=item.id) if dedup and ctx.deduper_questions else None
+        if hit is None:
+            return None
+        code, extra = ReasonCode.DUPLICATE, {"duplicate_of": hit.earlier_id}
+    else:
+        log.info("item %s: the asker's %r: %s", item.id, question, problem)
+        extra = {"question_problem": problem}
+    earlier = list((state.get("meta") or {}).get("duplicate_questions") or [])
+    meta = {**prov, "duplicate_questions": [*earlier, question], **extra}
+    used = state.get("revisions", 0)
+    if used >= ctx.max_revisions:
+        return rejected([code], question=question, meta=meta)
+    return {"outcome": "revise", "revisions": used + 1, "meta": meta}
+
+
 def fill(ctx: Context, name: str, **values: Any) -> str:
     """Render this module's prompt `name` (or the recipe's override) with exactly its inputs."""
     return render(ctx, name, PROMPTS[name], PROMPT_INPUTS[name], **values)
@@ -166,15 +226,12 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     emit(runtime, "asked", item.id, question=question, followup=bool(turns))
     if not turns and item.get("aspect"):
         ctx.asked.setdefault(item.get("aspect"), []).append(question)
-    if not turns and ctx.deduper_questions is not None:  # added to the deduper only once accepted
-        hit = ctx.deduper_questions.check(question, key_id=item.id)
-        if hit is not None:
-            used = state.get("revisions", 0)
-            dup_meta = {**prov, "duplicate_questions": [*extra_avoid, question], "duplicate_of": hit.earlier_id}
-            emit(runtime, "duplicate_question", item.id, earlier=hit.earlier_id)
-            if used >= ctx.max_revisions:
-                return rejected([ReasonCode.DUPLICATE], question=question, meta=dup_meta)
-            return {"outcome": "revise", "revisions": used + 1, "meta": dup_meta}
+    sources = [p.text for p in passages] + ([str(item.get("chunk"))] if item.get("chunk") else [])
+    again = vet_question(ctx, state, question, sources, prov, dedup=not turns)  # deduped only once accepted
+    if again is not None:
+        if "duplicate_of" in again["meta"]:
+            emit(runtime, "duplicate_question", item.id, earlier=again["meta"]["duplicate_of"])
+        return again
     update = {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
               "meta": {**prov, "question_context": [p.chunk_id for p in passages]} if passages else prov}
     return {**update, "context_passages": passages} if passages else update

@@ -234,14 +234,10 @@ async def ask_doc_question(state: dict[str, Any], runtime: Any) -> dict[str, Any
     question = result.value.question.strip()
     emit(runtime, "asked", item.id, question=question, followup=False)
     ctx.asked.setdefault(key, []).append(question)
-    if ctx.deduper_questions is not None:
-        hit = ctx.deduper_questions.check(question, key_id=item.id)
-        if hit is not None:
-            used = state.get("revisions", 0)
-            dup_meta = {**prov, "duplicate_questions": [*duplicates, question], "duplicate_of": hit.earlier_id}
-            if used >= ctx.max_revisions:
-                return rejected([ReasonCode.DUPLICATE], question=question, meta=dup_meta)
-            return {"outcome": "revise", "revisions": used + 1, "meta": dup_meta}
+    sources = [p.text for p in context] + [s["text"] for s in item.get("sources") or []]
+    again = asker.vet_question(ctx, state, question, sources, prov, dedup=True)
+    if again is not None:
+        return again
     extra = {"question_context": [p.chunk_id for p in context]} if context else {}
     return {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
             "meta": {**prov, **extra}}

@@ -62,6 +62,7 @@ class ReasonCode(str, Enum):
     SCENE_MISMATCH = "SCENE_MISMATCH"
     ADDRESSEE_MISMATCH = "ADDRESSEE_MISMATCH"
     INCOMPLETE_ANSWER = "INCOMPLETE_ANSWER"
+    NOT_A_QUESTION = "NOT_A_QUESTION"
 
 
 Decision = Literal["accept", "revise", "reject"]

@@ -21,9 +21,11 @@ HINTS: dict[str, str] = {
     "UNANSWERABLE": "the knowledge base does not cover the aspects: add documents to the knowledge folder, "
                     "check that it is the right folder, or ask about other aspects",
     "DUPLICATE": "the model keeps writing the same text: raise the temperature (ZAOSHU_TEMPERATURE) or use another model",
+    "NOT_A_QUESTION": "the asker copies its passages or writes statements instead of questions: give the asker a "
+                      "larger model (ZAOSHU_ASKER__MODEL)",
 }
 #: When the first items share several codes, the one named is the likeliest root cause.
-PRIORITY = ("FORMAT", "TRUNCATED", "UNANSWERABLE", "DUPLICATE")
+PRIORITY = ("FORMAT", "TRUNCATED", "UNANSWERABLE", "NOT_A_QUESTION", "DUPLICATE")
 
 
 class FailFast:

@@ -67,6 +67,42 @@ async def test_a_duplicate_question_is_re_asked_then_rejected_with_the_earlier_i
     assert len(dedup) == 1  # a rejected question is not kept
 
 
+BLACK_WIND = "黑熊精盘踞黑风山黑风洞，自称黑风大王，手下小妖众多，还偷走了观音院的锦襕袈裟。"
+
+
+async def test_a_passage_copied_out_as_the_question_is_asked_again_then_rejected():
+    # A 0.5B asker wrote a sentence of its context as "the question": it never reaches the answerer.
+    clients = fake_clients(asker=[question("黑熊精盘踞黑风山黑风洞，自称黑风大王，手下小妖众多。")] * 2)
+    ctx = Context(clients=clients, kb=FakeKB([passage(BLACK_WIND)]), max_revisions=1)
+    first = await asker.ask_question({"item": ASPECT}, run(ctx))
+    assert first["outcome"] == "revise" and first["meta"]["question_problem"].startswith("照抄了资料里的")
+    second = await asker.ask_question({"item": ASPECT, "revisions": 1, "meta": first["meta"]}, run(ctx))
+    assert "<q>黑熊精盘踞黑风山黑风洞，自称黑风大王，手下小妖众多。</q>" in clients["asker"].prompts()[1]
+    assert second["status"] == "rejected" and second["reject_codes"] == [ReasonCode.NOT_A_QUESTION]
+    assert total_calls(clients) == 2  # neither answered nor judged
+
+
+@pytest.mark.parametrize("line", ["黑熊精住在哪座山？", "黑熊精的弱点", "介绍一下黑熊精", "黑熊精有几个手下", "请问黑风洞在哪",
+                                  "黑熊精为何偷袈裟"])
+async def test_questions_and_requests_pass_the_question_check(line):
+    clients = fake_clients(asker=[question(line)])
+    out = await asker.ask_question({"item": ASPECT}, run(Context(clients=clients, kb=FakeKB([passage(BLACK_WIND)]))))
+    if line == "黑熊精的弱点":  # a bare topic, neither asked nor requested
+        assert out["outcome"] == "revise" and out["meta"]["question_problem"].startswith("不是一个问题")
+    else:
+        assert out["outcome"] == "accept" and out["question"] == line
+
+
+async def test_a_follow_up_statement_is_asked_again():
+    clients = fake_clients(asker=[question("黑熊精住在黑风山。"), question("那他最后被谁收服了？")])
+    state = {"item": ASPECT, "turns": [Turn(input="黑熊精是谁？", output="黑风山的妖王。")]}
+    ctx = Context(clients=clients)
+    first = await asker.ask_question(state, run(ctx))
+    assert first["outcome"] == "revise"
+    second = await asker.ask_question({**state, "revisions": 1, "meta": first["meta"]}, run(ctx))
+    assert second["outcome"] == "accept" and second["question"] == "那他最后被谁收服了？"
+
+
 @pytest.mark.parametrize("bad", ["我想问：黑熊精是谁", '{"q": "字段不对"}', ""])
 async def test_unparsable_asker_output_is_rejected_with_format_and_raw(bad):
     clients = fake_clients(asker=[bad])

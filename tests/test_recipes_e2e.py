@@ -3,6 +3,7 @@ the exact files a user gets and the shape of their records; resume; dry run; no 
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,29 @@ def test_wulewule_end_to_end_then_resume(server, tmp_path):
     code, text = run(Wulewule(), wulewule_config(tmp_path), out)  # same command again: nothing left to do
     assert code == 0 and "(0 of 6 items to run)" in text
     assert len(server.requests) == requests and len(lines(out / "accepted.jsonl")) == 6
+
+
+def copying_asker(req):
+    """recipe_replies, except that the asker hands back a sentence of its <context> as the question."""
+    context = re.search(r"<context>\n(.*?)\n</context>", req.text, re.DOTALL)
+    if "- question" in req.system and context:
+        prose = [x for x in re.split(r"(?<=[。！])", context.group(1)) if len(x) >= 20 and "#" not in x]
+        return {"question": prose[0].strip()}
+    return reply(req)
+
+
+def test_a_passage_copied_as_the_question_is_rejected_before_any_answer(monkeypatch, tmp_path):
+    with FakeOpenAI(reply=copying_asker) as fake:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", fake.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
+        code, text = run(Wulewule(), wulewule_config(tmp_path), tmp_path / "run")
+        systems = [r.system for r in fake.requests]
+    assert code == 0, text
+    rejected = lines(tmp_path / "run" / "rejected.jsonl")
+    assert len(rejected) == 6 and all(r["codes"] == ["NOT_A_QUESTION"] for r in rejected)
+    assert all(r["sample"]["meta"]["question_problem"].startswith("照抄了资料里的") for r in rejected)
+    assert len(systems) == 6 * 3 and all("- question" in s for s in systems)  # asked 3 times each, never answered
+    assert "NOT_A_QUESTION" in text
 
 
 def test_wulewule_export_puts_the_system_prompt_in_the_first_turn_only(server, tmp_path):
