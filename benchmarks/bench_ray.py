@@ -29,6 +29,7 @@ from benchmarks.common import REPO, fake_server, fmt, save, spread
 from graphs.rundir import read_ledger
 
 CELLS = ((128, 0.2), (8, 0.2))
+LONG_ITEMS = 4096  # the `graph` cell at N = 128 again, 32 items per slot: start-up ramp and drain weigh ~4× less
 
 
 class ThreeCallSetup:
@@ -91,10 +92,11 @@ async def graph_cell(mode: str, base_url: str, n: int, n_items: int) -> dict[str
             "of_ideal": (calls / sw.wall) / (n / 0.2), "cpu_s": cpu.by_group}
 
 
-def graph_one(mode: str, n: int, latency: float) -> dict[str, Any]:
-    """A `graph` cell in its own process (the client's CPU is all its own)."""
+def graph_one(mode: str, n: int, latency: float, n_items: int | None = None) -> dict[str, Any]:
+    """A `graph` cell in its own process (the client's CPU is all its own); `n_items` = items_for(n) unless given."""
     with fake_server(latency) as server:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ray", "--cell", mode, str(n), server.base_url],
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ray", "--cell", mode, str(n), server.base_url,
+                               "--items", str(n_items or items_for(n))],
                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                               timeout=600)
     if proc.returncode != 0:
@@ -132,7 +134,7 @@ def recipe_one(mode: str, n: int, latency: float, tmp: Path) -> dict[str, Any]:
 
 def table_of(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
-    for n, latency in CELLS:
+    for n, latency in sorted({(c["n"], c["latency"]) for c in cells}, reverse=True):
         row: dict[str, Any] = {"n": n, "latency": latency}
         for mode in MODES:
             mine = [c for c in cells if c["mode"] == mode and c["n"] == n]
@@ -151,15 +153,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cell", nargs=3, metavar=("MODE", "N", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--items", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cell:
         import asyncio
 
         mode, n, url = args.cell
-        print(json.dumps(asyncio.run(graph_cell(mode, url, int(n), max(8 * int(n), 64)))))
+        print(json.dumps(asyncio.run(graph_cell(mode, url, int(n), args.items or items_for(int(n))))))
         return
     repeats = 1 if args.quick else args.repeats
-    results: dict[str, list[dict[str, Any]]] = {"graph": [], "recipe": []}
+    results: dict[str, list[dict[str, Any]]] = {"graph": [], "recipe": [], "graph, long run": []}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeats):
             for n, latency in CELLS:
@@ -171,8 +174,14 @@ def main() -> None:
                         results[workload].append(cell | {"repeat": rep})
                         print(f"# {workload} {mode} N={n}: {cell['items_per_s']:.1f} items/s, "
                               f"{cell['of_ideal']:.2f} of ideal, wall {cell['wall_s']:.0f} s", file=sys.stderr, flush=True)
+            for mode in MODES:
+                cell = graph_one(mode, CELLS[0][0], CELLS[0][1], LONG_ITEMS)
+                results["graph, long run"].append(cell | {"repeat": rep})
+                print(f"# graph {mode} N={cell['n']}, {cell['items']} items: {cell['of_ideal']:.2f} of ideal",
+                      file=sys.stderr, flush=True)
     tables = {workload: table_of(cells) for workload, cells in results.items()}
-    save("ray", {"table": tables["graph"], "recipe_table": tables["recipe"], "cells": results, "repeats": repeats})
+    save("ray", {"table": tables["graph"], "recipe_table": tables["recipe"], "long_table": tables["graph, long run"],
+                 "cells": results, "repeats": repeats})
     lines = ["## ray", "",
              "The Ray runner (`--ray --workers 2`: two actors, one pacing actor, the driver writing the ledgers) "
              "against the local runner at the same total N, fake server in its own process at 0.2 s. "
@@ -180,7 +189,8 @@ def main() -> None:
              "`graph`: the three-call graph of the throughput benchmark (lean client), timed around the run "
              "(workers already up). `recipe`: `python -m recipes.tianji` through its command (responder + judge, "
              "rule critic, dedup), timed from the server's request times; wall = the whole command, start-up "
-             "included.", "",
+             f"included. `graph, long run`: the `graph` cell at N = {CELLS[0][0]} with {LONG_ITEMS} items "
+             "(steady state: start-up ramp and drain weigh ~4× less).", "",
              "| workload | N | items | local items/s | local of ideal | ray items/s | ray of ideal | ray ÷ local | "
              "wall local / ray |", "|---|---|---|---|---|---|---|---|---|"]
     for workload, table in tables.items():
