@@ -231,6 +231,8 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     if again is not None:
         if "duplicate_of" in again["meta"]:
             emit(runtime, "duplicate_question", item.id, earlier=again["meta"]["duplicate_of"])
+        else:
+            emit(runtime, "not_a_question", item.id, problem=again["meta"]["question_problem"])
         return again
     update = {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
               "meta": {**prov, "question_context": [p.chunk_id for p in passages]} if passages else prov}
