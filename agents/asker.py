@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agents.rules.base import gram_index, normalize, shared_runs
+from agents.rules.content import ANSWER_IN_QUESTION
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
 from agents.context import Context, client, emit, item_of, provenance, rejected, render, tagged, transcript
@@ -127,15 +128,18 @@ class Message(BaseModel):
 #: What makes a user's line a question or a request: a question mark, an interrogative, or asking to be told.
 _QUESTION_FORM = re.compile(
     r"[？?]|什么|甚么|谁|哪|怎|为何|为啥|何时|何处|何地|多少|多久|几[个次种位岁年天回条]|吗|呢|是否|能否|可否|有没有|"
-    r"是不是|会不会|能不能|可不可以|如何|介绍|讲讲|说说|谈谈|聊聊|解释|描述|列举|告诉我|请问|想知道|想了解|推荐")
+    r"是不是|会不会|能不能|可不可以|如何|请问|想知道|想了解|"
+    r"(?<![不别勿])(?<!不要)(?<!不用)(?<!无需)(?<!不必)(?:介绍|讲讲|说说|谈谈|聊聊|解释|描述|列举|告诉我|推荐)")  # 不要解释 asks for nothing
+#: Where a sentence ends without asking (a question mark stays with its sentence).
+_SENTENCE_END = re.compile(r"(?<=[。！!；;])|\n")
 #: The share of a "question" (≥ 12 characters, no question mark) copied in one run from a passage that makes it
 #: the passage, not a question. A passage's own question, copied with its question mark, is still a question.
 COPY_SHARE = 0.8
 
 
 def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
-    """Why the asker's `question` is no question (one line), or None. Seen from a 0.5B asker: a sentence
-    of its passage copied out, or a statement.
+    """Why the asker's `question` is no question (one line), or None. Seen from a 0.5B asker: a question
+    with its answer written after it, a sentence of its passage copied out, a statement.
 
     >>> question_problem("黑熊精住在哪里？", ["黑熊精盘踞黑风山，自称黑风大王，手下小妖众多。"]) is None
     True
@@ -144,28 +148,41 @@ def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
     >>> question_problem("黑熊精为什么要偷袈裟？", ["问：黑熊精为什么要偷袈裟？答：他见宝起意。"]) is None  # the passage's own
     True
     >>> question_problem("天命人踏上了寻找六根的旅程")
-    '不是一个问题：没有问号、疑问词或请求'
+    '不是一个问题：最后一句没有问号、疑问词或请求'
+    >>> question_problem("天命人在寻找六根。不要解释，不要与已经问过的问题重复。")  # it asks nothing, it leaks the prompt
+    '不是一个问题：最后一句没有问号、疑问词或请求'
+    >>> question_problem("游戏是谁开发的？答：游戏科学。")
+    '问题后面写上了答案'
+    >>> question_problem("我卡在第二章了。该怎么打？") is None
+    True
     """
+    if ANSWER_IN_QUESTION.search(question):
+        return "问题后面写上了答案"
     norm = normalize(question)
     if len(norm) >= 12 and not question.rstrip().endswith(("？", "?")):
         for text in sources:
             longest = max(shared_runs(norm, gram_index(normalize(text), 3), 3), default=0)
             if longest >= COPY_SHARE * len(norm):
                 return f"照抄了资料里的 {longest} 个字，不是提问"
-    if not _QUESTION_FORM.search(question):
-        return "不是一个问题：没有问号、疑问词或请求"
+    last = [x for x in _SENTENCE_END.split(question.strip()) if x.strip()]
+    if not last or not _QUESTION_FORM.search(last[-1]):
+        return "不是一个问题：最后一句没有问号、疑问词或请求"
     return None
 
 
 def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Sequence[str],
-                 prov: dict[str, Any], *, dedup: bool) -> dict[str, Any] | None:
+                 prov: dict[str, Any], *, dedup: bool, asked_key: str | None = None) -> dict[str, Any] | None:
     """None when `question` can go on; else the state update that asks again — shown the failed question
     among those already asked — or, after `max_revisions`, rejects: NOT_A_QUESTION (a copied passage, a
-    statement) or DUPLICATE (the run's question deduper holds it; with `dedup`)."""
+    statement) or DUPLICATE (the run's question deduper holds it; with `dedup`). Only a duplicate joins the
+    questions shown as already asked (and, under `asked_key`, the run's `ctx.asked`): a small model shown
+    its broken "question" copies it again."""
     item = item_of(state)
     code, extra = ReasonCode.NOT_A_QUESTION, {}
     problem = question_problem(question, sources)
     if problem is None:
+        if asked_key:
+            ctx.asked.setdefault(asked_key, []).append(question)
         hit = ctx.deduper_questions.check(question, key_id=item.id) if dedup and ctx.deduper_questions else None
         if hit is None:
             return None
@@ -174,7 +191,8 @@ def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Se
         log.info("item %s: the asker's %r: %s", item.id, question, problem)
         extra = {"question_problem": problem}
     earlier = list((state.get("meta") or {}).get("duplicate_questions") or [])
-    meta = {**prov, "duplicate_questions": [*earlier, question], **extra}
+    shown = [*earlier, question] if code is ReasonCode.DUPLICATE else earlier
+    meta = {**prov, "duplicate_questions": shown, **extra}
     used = state.get("revisions", 0)
     if used >= ctx.max_revisions:
         return rejected([code], question=question, meta=meta)
@@ -224,10 +242,9 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "ask"})
     question = result.value.question.strip()
     emit(runtime, "asked", item.id, question=question, followup=bool(turns))
-    if not turns and item.get("aspect"):
-        ctx.asked.setdefault(item.get("aspect"), []).append(question)
     sources = [p.text for p in passages] + ([str(item.get("chunk"))] if item.get("chunk") else [])
-    again = vet_question(ctx, state, question, sources, prov, dedup=not turns)  # deduped only once accepted
+    again = vet_question(ctx, state, question, sources, prov, dedup=not turns,  # deduped only once accepted
+                         asked_key=None if turns else item.get("aspect"))
     if again is not None:
         if "duplicate_of" in again["meta"]:
             emit(runtime, "duplicate_question", item.id, earlier=again["meta"]["duplicate_of"])

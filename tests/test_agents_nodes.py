@@ -77,7 +77,8 @@ async def test_a_passage_copied_out_as_the_question_is_asked_again_then_rejected
     first = await asker.ask_question({"item": ASPECT}, run(ctx))
     assert first["outcome"] == "revise" and first["meta"]["question_problem"].startswith("照抄了资料里的")
     second = await asker.ask_question({"item": ASPECT, "revisions": 1, "meta": first["meta"]}, run(ctx))
-    assert "<q>黑熊精盘踞黑风山黑风洞，自称黑风大王，手下小妖众多。</q>" in clients["asker"].prompts()[1]
+    # not shown as already asked: a 0.5B asker shown its broken "question" wrote it out again (real run)
+    assert clients["asker"].prompts()[1] == clients["asker"].prompts()[0]
     assert second["status"] == "rejected" and second["reject_codes"] == [ReasonCode.NOT_A_QUESTION]
     assert total_calls(clients) == 2  # neither answered nor judged
 

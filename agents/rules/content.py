@@ -203,7 +203,7 @@ def speaker_label(view: TextView, ctx: RuleContext) -> RuleHit | None:
             return hit("speaker_label", f"来访者的话带着标签「{m.group(0).strip()}」，请只写来访者说的话。",
                        on_input=True)
     if ctx.kind == "answer" and view.question:  # the asker wrote a label, or its own answer, into the question
-        m = _SPEAKER.search(view.question) or _ANSWER_IN_QUESTION.search(view.question)
+        m = _SPEAKER.search(view.question) or ANSWER_IN_QUESTION.search(view.question)
         if m is not None:
             return hit("speaker_label", f"问题里带着标签「{m.group(0).strip('？?。 ')}」（提问里写进了答案），"
                                         f"问题只写要问的话。", on_input=True)
@@ -211,7 +211,7 @@ def speaker_label(view: TextView, ctx: RuleContext) -> RuleHit | None:
 
 
 #: 「…是什么？答：天命人…」: a question that carries its own answer (seen from a 0.5B asker).
-_ANSWER_IN_QUESTION = re.compile(r"[？?。]\s*(?:答案?|回答|解答)\s*[：:]")
+ANSWER_IN_QUESTION = re.compile(r"[？?。]\s*(?:答案?|回答|解答)\s*[：:]")
 
 
 _SLOT_WORDS = r"(?:姓名|名字|称呼|名称|城市名?|地名|公司名?|单位|项目名?|日期|时间|地点|具体|填写|插入|替换|此处|这里|在此|某|署名|落款|签名)"
