@@ -172,11 +172,10 @@ def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
 
 def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Sequence[str],
                  prov: dict[str, Any], *, dedup: bool, asked_key: str | None = None) -> dict[str, Any] | None:
-    """None when `question` can go on; else the state update that asks again — shown the failed question
-    among those already asked — or, after `max_revisions`, rejects: NOT_A_QUESTION (a copied passage, a
-    statement) or DUPLICATE (the run's question deduper holds it; with `dedup`). Only a duplicate joins the
-    questions shown as already asked (and, under `asked_key`, the run's `ctx.asked`): a small model shown
-    its broken "question" copies it again."""
+    """None when `question` can go on; else the state update that asks again or, after `max_revisions`,
+    rejects: NOT_A_QUESTION (`question_problem`) or DUPLICATE (the run's question deduper holds it; with
+    `dedup`). A duplicate joins the questions shown as already asked; a non-question joins neither those nor,
+    under `asked_key`, the run's `ctx.asked`: a small model shown its broken "question" copies it again."""
     item = item_of(state)
     code, extra = ReasonCode.NOT_A_QUESTION, {}
     problem = question_problem(question, sources)
