@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from agents import answerer, asker
 from agents.context import Context, client, emit, item_of, provenance, rejected, render, tagged
-from agents.schemas import Passage, ReasonCode
+from agents.schemas import Passage
 from agents.structured import ask_structured
 
 log = logging.getLogger(__name__)
