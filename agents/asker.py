@@ -177,7 +177,6 @@ def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Se
     `dedup`). A duplicate joins the questions shown as already asked; a non-question joins neither those nor,
     under `asked_key`, the run's `ctx.asked`: a small model shown its broken "question" copies it again."""
     item = item_of(state)
-    code, extra = ReasonCode.NOT_A_QUESTION, {}
     problem = question_problem(question, sources)
     if problem is None:
         if asked_key:
@@ -188,7 +187,7 @@ def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Se
         code, extra = ReasonCode.DUPLICATE, {"duplicate_of": hit.earlier_id}
     else:
         log.info("item %s: the asker's %r: %s", item.id, question, problem)
-        extra = {"question_problem": problem}
+        code, extra = ReasonCode.NOT_A_QUESTION, {"question_problem": problem}
     earlier = list((state.get("meta") or {}).get("duplicate_questions") or [])
     shown = [*earlier, question] if code is ReasonCode.DUPLICATE else earlier
     meta = {**prov, "duplicate_questions": shown, **extra}
