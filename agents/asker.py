@@ -29,7 +29,9 @@ from agents.rules.base import gram_index, normalize, shared_runs
 from agents.rules.content import ANSWER_IN_QUESTION
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
-from agents.context import Context, client, emit, item_of, provenance, rejected, render, tagged, transcript
+from agents.context import (
+    Context, client, emit, item_of, new_turn, provenance, rejected, render, tagged, transcript,
+)
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +251,7 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         else:
             emit(runtime, "not_a_question", item.id, problem=again["meta"]["question_problem"])
         return again
-    update = {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
+    update = {**new_turn(question), "outcome": "accept",
               "meta": {**prov, "question_context": [p.chunk_id for p in passages]} if passages else prov}
     return {**update, "context_passages": passages} if passages else update
 
@@ -309,4 +311,4 @@ async def ask_seeker(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "seek"})
     message = result.value.message.strip()
     emit(runtime, "seeker", item.id, turn=len(turns) + 1, text=message)
-    return {"question": message, "draft": None, "feedback": None, "revisions": 0, "meta": prov}
+    return {**new_turn(message), "meta": prov}

@@ -171,6 +171,11 @@ def rejected(codes: list[ReasonCode], *, raw: str | None = None, **extra: Any) -
     return update
 
 
+def new_turn(question: str | None) -> dict[str, Any]:
+    """The state update that starts a turn on `question`: no draft yet, no feedback sent, no revisions used."""
+    return {"question": question, "draft": None, "feedback": None, "feedback_sent": [], "revisions": 0}
+
+
 def current_turns(state: dict[str, Any]) -> list[Turn]:
     """Accepted turns plus the turn in progress (its output may still be empty)."""
     turns = list(state.get("turns") or [])

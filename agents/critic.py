@@ -33,7 +33,7 @@ from agents.rules import reason_codes
 from agents.schemas import ReasonCode, Sample, Turn, Verdict, draft_context
 from agents.structured import ask_structured
 from agents.context import (
-    Context, client, current_turns, emit, item_of, provenance, rejected, render, transcript,
+    Context, client, current_turns, emit, item_of, new_turn, provenance, rejected, render, transcript,
 )
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,8 @@ def accept_turn(state: dict[str, Any]) -> dict[str, Any]:
     """Commit the turn in progress."""
     turn = Turn(input=state["question"], output=state.get("draft") or "",
                 reasoning=state.get("draft_reasoning") or None)
-    return {"turns": [*(state.get("turns") or []), turn], "question": None, "draft": None,
-            "draft_reasoning": None, "feedback": None, "revisions": 0, "prompt_text": None, "few_shots": []}
+    return {"turns": [*(state.get("turns") or []), turn], **new_turn(None), "draft_reasoning": None,
+            "prompt_text": None, "few_shots": []}
 
 
 def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[str, Any] | None = None,
@@ -179,7 +179,8 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
     used = state.get(counter) or 0
     if verdict.decision == "revise" and used < ctx.max_revisions:
         text = verdict.feedback or "；".join(verdict.reasons) or "请提高质量。"
-        return {"verdict": verdict, "outcome": "revise", counter: used + 1, "feedback": text, **extra}
+        return {"verdict": verdict, "outcome": "revise", counter: used + 1, "feedback": text,
+                "feedback_sent": [*(state.get("feedback_sent") or []), text], **extra}
     if verdict.decision == "revise":
         extra["meta"]["revisions_exhausted"] = used  # the last verdict said revise: no revisions were left
     return rejected(codes, verdict=verdict, **extra)

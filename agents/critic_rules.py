@@ -2,8 +2,9 @@
 
 What produced the draft travels in the state (set by the answerer and responder nodes):
 `prompt_text` (the system message and the prompts filled for this draft), `few_shots` (the example
-outputs shown), `feedback` (the revision feedback just sent; cleared only when a turn is accepted),
-and the passages whose file names an answer must not cite.
+outputs shown), `feedback_sent` (every revision feedback sent on the turn; a model that copied one
+round's feedback may write it out again rounds later), and the passages whose file names an answer
+must not cite.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from agents.context import Context, current_turns, item_of
 
 def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | None = None) -> RuleContext:
     """The rule layer's context from the work item, the recipe (styles, roles, compat, rules) and, when
-    given, the state: the prompt that produced the draft, its few-shots, the feedback just sent
-    (`state["feedback"]`, cleared only on accept) and the passages' file names.
+    given, the state: the prompt that produced the draft, its few-shots, every feedback sent on the
+    turn (`state["feedback_sent"]`, one per line) and the passages' file names.
 
     >>> from agents.schemas import WorkItem
     >>> recipe = {"styles": {"小红书": {"min_chars": 20, "max_chars": 200, "emoji": [1, 2]}},
@@ -59,9 +60,21 @@ def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | Non
         enabled=frozenset(rules_cfg["enabled"]) if rules_cfg.get("enabled") else None,
         disabled=frozenset(rules_cfg.get("disabled") or ()),
         prompt=state.get("prompt_text"), few_shots=tuple(state.get("few_shots") or ()),
-        feedback=state.get("feedback"),
+        feedback="\n".join(feedback_sent(state)) or None,
         knowledge_files=knowledge_files(state.get("passages") or []),
     )
+
+
+def feedback_sent(state: dict[str, Any]) -> list[str]:
+    """Every revision feedback sent on the turn in progress, the latest last.
+
+    >>> feedback_sent({"feedback_sent": ["太短。"], "feedback": "照抄了修改意见。"})
+    ['太短。', '照抄了修改意见。']
+    """
+    sent = list(state.get("feedback_sent") or [])
+    if state.get("feedback") and state["feedback"] not in sent:
+        sent.append(state["feedback"])
+    return sent
 
 
 def knowledge_files(passages: list[Any]) -> frozenset[str]:

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from agents import answerer, asker
-from agents.context import Context, client, emit, item_of, provenance, rejected, render, tagged
+from agents.context import Context, client, emit, item_of, new_turn, provenance, rejected, render, tagged
 from agents.schemas import Passage
 from agents.structured import ask_structured
 
@@ -238,7 +238,7 @@ async def ask_doc_question(state: dict[str, Any], runtime: Any) -> dict[str, Any
     if again is not None:
         return again
     extra = {"question_context": [p.chunk_id for p in context]} if context else {}
-    return {"question": question, "draft": None, "feedback": None, "revisions": 0, "outcome": "accept",
+    return {**new_turn(question), "outcome": "accept",
             "meta": {**prov, **extra}}
 
 

@@ -51,7 +51,8 @@ class BaseState(TypedDict, total=False):
     question: str | None
     draft: str | None
     draft_reasoning: str | None  # the reasoning model's thinking behind `draft` (becomes Turn.reasoning)
-    feedback: str | None
+    feedback: str | None  # the revision feedback just sent (the revision prompt shows it)
+    feedback_sent: list[str]  # every feedback sent on the turn in progress (the leak rule checks them all)
     revisions: int  # revisions used on the output in progress
     attempts: int  # outputs produced (answer / reply calls, HuixiangDou answers)
     outcome: Outcome | None  # what the last check decided; routes read it
@@ -62,7 +63,7 @@ class BaseState(TypedDict, total=False):
     sample: Sample | None
     meta: Annotated[dict[str, Any], merge_meta]
     # What produced the draft, for the critic's leak rules: the prompt text sent, the few-shot outputs
-    # shown (the feedback sent is `feedback`).
+    # shown (the feedback sent is `feedback_sent`).
     prompt_text: str | None
     few_shots: list[str]
 

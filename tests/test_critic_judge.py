@@ -196,6 +196,21 @@ async def test_every_rule_runs_again_on_every_revision():
     assert "请删掉照搬的要求，只写正文" in clients["responder"].calls[2][-1]["content"]  # the one the third draft copied
 
 
+async def test_feedback_copied_out_again_rounds_after_it_was_sent_is_still_a_leak():
+    # From a real 0.5B run: the draft copied round 1's feedback; round 2's feedback said so; round 3's
+    # draft copied round 1's feedback again, which no longer matched the feedback just sent.
+    copied = "李总，生日快乐！今年的月亮格外圆，我也想多回家陪陪您。愿您身体硬朗、胃口好。"
+    first = "李总，生日快乐！示例只用来学语气，请按这次的对象和场合重新写。"  # round 1's feedback, copied
+    good = "李总，生日快乐！这一年跟着您做项目学到了很多，祝您身体健康，事业蒸蒸日上。"
+    out, clients = await run_persona([reply(copied), reply(first), reply(first), reply(good)], [scored()],
+                                     max_revisions=3)
+    history = [(h["codes"], h["by"]) for h in out["sample"].meta["critic_history"]]
+    assert "FEWSHOT_COPY" in history[0][0] and history[1][0] == history[2][0] == ["FEEDBACK_LEAK"]
+    assert history[3] == ([], "judge") and out["sample"].turns[0].output == good
+    assert "照抄了修改意见" in clients["responder"].calls[2][-1]["content"]  # the feedback just sent before round 3
+    assert len(clients["critic"].calls) == 1  # the judge never saw a leaked draft
+
+
 async def test_a_feedback_leak_that_never_goes_away_is_rejected_with_its_code():
     stuck = "李总，生日快乐！第 1 轮：回答和问题几乎一样，请给出真正的回答。"
     out, clients = await run_persona([reply(stuck)], [scored()], max_revisions=1)

@@ -147,7 +147,7 @@ class RuleContext(BaseModel):
     # What produced the output, for the leak rules (agents.rules.leaks): all optional.
     prompt: str | None = Field(default=None, description="生成这条输出的提示词全文（系统提示 + 用户提示），查提示词泄漏。")
     few_shots: tuple[str, ...] = Field(default=(), description="给模型看的示例输出，查照抄示例。")
-    feedback: str | None = Field(default=None, description="刚发给模型的修改意见，查修改意见泄漏。")
+    feedback: str | None = Field(default=None, description="这一轮发给模型的全部修改意见（每条一行），查修改意见泄漏。")
     knowledge_files: frozenset[str] = Field(default=frozenset(), description="知识库里的文件名，查回答里提到文件名。")
     finish_reason: str | None = Field(default=None, description="模型的 finish_reason；length = 被截断。")
 
