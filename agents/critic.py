@@ -207,7 +207,8 @@ async def _judge(ctx: Context, runtime: Any, state: dict[str, Any], name: str, p
                  schema: type[Verdict]) -> tuple[Verdict | None, dict[str, Any]]:
     item = item_of(state)
     messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": prompt}]
-    result = await ask_structured(client(ctx, "critic"), messages, schema, attempts=ctx.structured_attempts)
+    result = await ask_structured(client(ctx, "critic"), messages, schema, attempts=ctx.structured_attempts,
+                                  reask_cut=True)
     prov = provenance(ctx, "critic", "judge", name, PROMPTS[name])
     if not result.ok:
         log.info("item %s: critic output unparsable: %s", item.id, result.error)

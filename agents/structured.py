@@ -31,6 +31,12 @@ SCHEMA_INSTRUCTION = """只输出一个 JSON 对象，不要输出任何其他�
 REASK_PROMPT = """你上一条回复不是符合要求的 JSON：{error}
 请只输出一个符合字段要求的 JSON 对象。"""
 
+REASK_CUT_PROMPT = """你上一条回复太长，在长度上限处被截断了（上面只留了开头）。请重新输出一个完整的 JSON 对象，
+写得简短：列表最多 3 条，每条一句话，不要重复。"""
+
+#: How much of a cut reply the re-ask shows back (a looping reply would fill the prompt).
+CUT_SHOWN = 200
+
 
 class Structured(BaseModel, Generic[T]):
     """The outcome of a structured call: `value` when valid, else `None` with the raw text kept.
@@ -104,7 +110,7 @@ def structured_of(schema: type[T]) -> type[Structured[T]]:
 
 async def ask_structured(client: ChatClient, messages: list[Message], schema: type[T], *,
                          attempts: int = 3, temperature: float | None = None,
-                         max_tokens: int | None = None) -> Structured[T]:
+                         max_tokens: int | None = None, reask_cut: bool = False) -> Structured[T]:
     """Ask for `schema` in the role's JSON mode; on a bad reply re-ask with the error, at most `attempts` times.
 
     The schema's fields are always described at the end of the system message (stable per role, so it
@@ -112,7 +118,9 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
 
     Transport errors (auth, unreachable, retries exhausted) propagate: the runner decides about
     those. A reply that never validates comes back as `Structured(value=None, raw=…, error=…)`; one
-    cut at max_tokens comes back at once with `truncated=True` (its `code` is TRUNCATED).
+    cut at max_tokens comes back at once with `truncated=True` (its `code` is TRUNCATED) — unless
+    `reask_cut`: a judge's verdict is not the sample, so a verdict that ran on (a small model repeating
+    its reasons until max_tokens) is asked for again, briefly, while attempts are left.
     """
     instruction = SCHEMA_INSTRUCTION.format(fields=schema_fields(schema))
     history = _with_instruction(messages, instruction)
@@ -121,6 +129,10 @@ async def ask_structured(client: ChatClient, messages: list[Message], schema: ty
         reply = await client.chat(history, json_mode=schema, temperature=temperature, max_tokens=max_tokens)
         raw = reply.text
         if reply.truncated:  # a cut reply is never accepted, even when what arrived happens to parse
+            if reask_cut and attempt < attempts:
+                history = [*history, {"role": "assistant", "content": raw[:CUT_SHOWN]},
+                           {"role": "user", "content": REASK_CUT_PROMPT}]
+                continue
             return structured_of(schema)(value=None, raw=raw, attempts=attempt, truncated=True,
                                       error="the reply was cut off at max_tokens (finish_reason=length)")
         try:

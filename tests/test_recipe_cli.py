@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agents.structured import CUT_SHOWN, REASK_CUT_PROMPT
 from graphs.rundir import read_jsonl
 from tests.fake_openai import FakeOpenAI
-from tests.recipe_replies import reply
+from tests.recipe_replies import ACCEPT, reply
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,6 +128,34 @@ def test_a_reply_cut_at_max_tokens_is_never_accepted(tmp_path):
     assert record["codes"] == ["TRUNCATED"] and record["raw"]
     assert not list(read_jsonl(tmp_path / "run/accepted.jsonl"))
     assert [b["max_tokens"] for b in bodies] == [30]  # cut once: not asked again
+
+
+LOOPING_VERDICT = {**ACCEPT, "reasons": ["祝福语写给奶奶，语气亲切。"] * 60}  # a small judge repeating itself
+
+
+@pytest.mark.parametrize("loops", [1, 3])
+def test_a_judge_cut_at_max_tokens_is_asked_again_briefly(tmp_path, loops):
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    judged = []
+
+    def looping_judge(req):
+        if "- decision" not in req.system:
+            return reply(req)
+        judged.append(req)
+        return LOOPING_VERDICT if len(judged) <= loops else ACCEPT
+
+    with FakeOpenAI(reply=looping_judge) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run",
+                     env={"ZAOSHU_CRITIC__MAX_TOKENS": "200"})
+    assert result.returncode == 0, result.stderr
+    again = judged[1].messages
+    assert again[-1]["content"] == REASK_CUT_PROMPT and len(again[-2]["content"]) == CUT_SHOWN  # only the cut start
+    if loops == 1:  # the verdict asked for again is whole: the greeting is judged, not lost
+        assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+    else:  # every attempt ran on: the item is rejected TRUNCATED at the critique, its raw kept
+        (record,) = read_jsonl(tmp_path / "run/rejected.jsonl")
+        assert record["codes"] == ["TRUNCATED"] and record["sample"]["meta"]["failed_step"] == "critique"
+        assert len(judged) == 3 and record["raw"].startswith('{"reasons"')
 
 
 def test_every_role_sends_its_max_tokens(tmp_path):
