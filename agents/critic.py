@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agents.critic_rules import compat_reason, knowledge_files, rule_context, rule_hits  # noqa: F401  (re-exported)
+from agents.critic_rules import (  # noqa: F401  (re-exported)
+    compat_reason, kept_reasoning, knowledge_files, rule_context, rule_hits,
+)
 from agents.dedup import sample_texts
 from agents.judge import DialogueVerdict, PersonaVerdict, QAVerdict, gate, judge_mode
 from agents.rules import RuleHit
@@ -161,9 +163,11 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
            commit: bool = True, counter: str = "revisions") -> dict[str, Any]:
     """Turn a verdict into the state update: accept (commit), revise (with feedback) or reject.
 
-    `counter` is the state key counting revisions against `ctx.max_revisions`.
+    `counter` is the state key counting revisions against `ctx.max_revisions`. A draft's reasoning that
+    talks about the revision loop is kept neither in the turn nor in the drafts (`kept_reasoning`).
     """
     item = item_of(state)
+    state, dropped = kept_reasoning(ctx, state)
     history = list((state.get("meta") or {}).get("critic_history") or [])
     history.append({"decision": verdict.decision, "codes": [c.value for c in verdict.reason_codes],
                     "by": "rules" if meta and ("rule_hits" in meta or meta.get("judge") == "off") else "judge"})
@@ -174,6 +178,7 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
         drafts = list((state.get("meta") or {}).get("drafts") or [])
         extra["meta"]["drafts"] = [*drafts, draft_record(judged, len(judged) - 1, history[-1])]
     if verdict.decision == "accept":
+        extra["meta"].update(dropped)
         return {"verdict": verdict, "outcome": "accept", **(accept_turn(state) if commit else {}), **extra}
     codes = verdict.reason_codes or [DEFAULT_CODE[item.graph]]
     used = state.get(counter) or 0
@@ -283,7 +288,8 @@ async def check_turn(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     found = rules_step(ctx, state, "dialogue_turn")
     if found is not None:
         return found
-    return {"outcome": "accept", **accept_turn(state)}
+    state, dropped = kept_reasoning(ctx, state)
+    return {"outcome": "accept", **accept_turn(state), **({"meta": dropped} if dropped else {})}
 
 
 async def critique_dialogue(state: dict[str, Any], runtime: Any) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.rules import DEFAULT_EMOJI_RANGE, DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS, RuleContext, RuleHit, check_sample
+from agents.rules import (
+    DEFAULT_EMOJI_RANGE, DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS, RULES, RuleContext, RuleHit, TextView, check_sample,
+)
+from agents.rules.base import snippet
 from agents.schemas import Sample
 from agents.context import Context, current_turns, item_of
 
@@ -75,6 +78,24 @@ def feedback_sent(state: dict[str, Any]) -> list[str]:
     if state.get("feedback") and state["feedback"] not in sent:
         sent.append(state["feedback"])
     return sent
+
+
+def kept_reasoning(ctx: Context, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state as the sample keeps it, and the meta that says why.
+
+    A reasoning model revising a draft thinks about the feedback (「按修改意见删掉…」, or the feedback
+    restated). The fine-tuned model never sees that feedback, so a reasoning that talks about it is not
+    kept: the draft's reasoning is dropped (`meta.reasoning_dropped`: turn → why), its output stays.
+    """
+    reasoning = state.get("draft_reasoning")
+    if not reasoning or state.get("draft") is None:
+        return state, {}
+    found = RULES["feedback_leak"].fn(TextView(reasoning), rule_context(ctx, item_of(state), "answer", state))
+    if found is None:
+        return state, {}
+    why = f"推理里说到了修改过程「{snippet(reasoning, found.span)}」" if found.span else "推理里照抄了修改意见"
+    turn = str(len(state.get("turns") or []))
+    return {**state, "draft_reasoning": None}, {"reasoning_dropped": {turn: why}}
 
 
 def knowledge_files(passages: list[Any]) -> frozenset[str]:

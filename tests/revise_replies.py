@@ -9,6 +9,9 @@ Built on `tests.recipe_replies.reply`, with three changes:
 - the first answer to every other question opens with a preamble (「好的，以下是回答：」), which the
   rule layer sends back (PREAMBLE: an artifact-only rejection);
 - the judge says revise (UNGROUNDED) the first time it sees a question, accept after that.
+
+`leaky_reply` is the same model, except that its reasoning on a revision talks about the feedback
+(「按修改意见删掉…」), as a real reasoning model's often does.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def _even(text: str) -> bool:
     return int(hashlib.md5(text.encode()).hexdigest(), 16) % 2 == 0
 
 
-def reply(req: ChatRequest):
+def reply(req: ChatRequest, *, leaky: bool = False):
     system, text = req.system, req.text
     if "- decision" in system:
         key = _key(req.last_user)
@@ -72,7 +75,12 @@ def reply(req: ChatRequest):
     if field == "answer" and revising:  # as the feedback asks: drop the sentence without support
         sentences = [x for x in re.split(r"(?<=[。！])", answer["answer"]) if x]
         answer = {**answer, "answer": "".join(sentences[:-1]) if len(sentences) > 1 else answer["answer"]}
-    thought = f"用户问的是「{question[:30]}」。{'按修改意见删掉没有依据的句子。' if revising else '先找资料里能回答它的句子。'}"
+    step = ("按修改意见删掉没有依据的句子。" if leaky else "只留下有出处的句子。") if revising else "先找资料里能回答它的句子。"
+    thought = f"用户问的是「{question[:30]}」。{step}"
     if next(_calls) % 2 == 0:
         return Reasoned(answer, thought)
     return f"<think>{thought}</think>\n" + json.dumps(answer, ensure_ascii=False)
+
+
+def leaky_reply(req: ChatRequest):
+    return reply(req, leaky=True)

@@ -63,8 +63,9 @@ async def test_langchain_client_reads_reasoning_content_from_provider_messages()
 # ---------------------------------------------------------------- a real run, then its exports
 
 
-def run_wulewule(tmp_path: Path, monkeypatch) -> Path:
-    """A small wulewule run against the local server playing a reasoning model the critic sends back once."""
+def run_wulewule(tmp_path: Path, monkeypatch, script: str = "reply") -> Path:
+    """A small wulewule run against the local server playing a reasoning model the critic sends back once
+    (`script`: `reply`, or `leaky_reply`, whose reasoning on a revision talks about the feedback)."""
     from graphs.execute import execute
     from graphs.session import RunRequest
     from recipes.wulewule.recipe import Wulewule
@@ -76,7 +77,7 @@ def run_wulewule(tmp_path: Path, monkeypatch) -> Path:
                   aspects=config["aspects"][:3], questions_per_aspect=2, index_dir=str(tmp_path / "index"))
     path = tmp_path / "wulewule.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    with FakeOpenAI(reply=revise_replies.reply) as server:
+    with FakeOpenAI(reply=getattr(revise_replies, script)) as server:
         monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
         monkeypatch.setenv("ZAOSHU_MODEL", "fake-r1")
         monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
@@ -107,7 +108,26 @@ def test_every_turn_keeps_its_reasoning_apart_from_the_output(tmp_path, monkeypa
     assert len(turns) > 6 and all(t["reasoning"].startswith("用户问的是「") for t in turns)
     assert all("<think>" not in t["output"] and "用户问的是" not in t["output"] for t in turns)
     # the critic sent every first draft back: each turn keeps the accepted revision's reasoning
-    assert all("按修改意见" in t["reasoning"] for t in turns)
+    assert all(t["reasoning"].endswith("只留下有出处的句子。") for t in turns)
+    assert not any("reasoning_dropped" in s["meta"] for s in samples)
+
+
+def test_reasoning_that_talks_about_the_revision_feedback_is_not_kept(tmp_path, monkeypatch):
+    run = run_wulewule(tmp_path, monkeypatch, script="leaky_reply")
+    samples = accepted(run)
+    assert len(samples) == 6
+    for sample in samples:  # every turn is a revision whose reasoning said 「按修改意见…」: the answers stay
+        assert not any("reasoning" in t for t in sample["turns"])
+        assert sample["meta"]["reasoning_dropped"] == {str(i): "推理里说到了修改过程「按修改意见」"
+                                                       for i in range(len(sample["turns"]))}
+        drafts = sample["meta"]["drafts"]  # a turn's first draft keeps its reasoning (no feedback yet), revisions not
+        first = [i == 0 or drafts[i - 1]["turn"] != d["turn"] for i, d in enumerate(drafts)]
+        assert ["reasoning" in d for d in drafts] == first and len(drafts) > len(sample["turns"])
+    assert zaoshu("export", run, "--format", "dpo", "--with-reasoning") == 0
+    pairs = [json.loads(x) for x in (run / "exports/dpo/all.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert pairs and "修改意见" not in json.dumps(pairs, ensure_ascii=False)
+    assert not any(p["chosen"]["value"].startswith("<think>") for p in pairs)  # the accepted revisions: no reasoning
+    assert any(p["rejected"]["value"].startswith("<think>\n用户问的是") for p in pairs)  # a first draft keeps its own
 
 
 def test_the_counsellor_turns_keep_reasoning_through_a_dialogue_revision(tmp_path, monkeypatch):
