@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -20,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agents.errors import ZaoshuError
 
 app = typer.Typer(name="zaoshu", no_args_is_help=True, add_completion=False,
                   help="造数 zaoshu: verified fine-tuning data for Chinese LLM applications.")
@@ -150,22 +148,10 @@ def _register_subcommands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a user-facing error is one red line and exit code 1, never a traceback."""
-    import click
+    from recipes.base import run_app
 
     _register_subcommands()
-    err = Console(stderr=True)
-    try:
-        rc = app(args=argv, standalone_mode=False)
-    except ZaoshuError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
-        sys.exit(1)
-    except click.exceptions.Abort:
-        err.print("[red]aborted[/]")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    run_app(app, argv)
 
 
 if __name__ == "__main__":

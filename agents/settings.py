@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.errors import ConfigError
@@ -68,6 +68,9 @@ PRESETS: dict[str, Preset] = {
 }
 
 JsonMode = Literal["json_schema", "json_object", "prompt"]
+#: A key; an empty one (`ZAOSHU_API_KEY=` as copied from .env.example) is no key.
+Key = Annotated[SecretStr | None, BeforeValidator(lambda value: None if isinstance(value, str) and not value.strip()
+                                                  else value)]
 PRICE_FIELDS = ("price_input_per_1k", "price_input_cached_per_1k", "price_output_per_1k", "currency", "json_mode")
 
 
@@ -76,19 +79,19 @@ class LLMFields(BaseModel):
 
     preset: str | None = Field(default=None, description=f"Provider preset: {', '.join(PRESETS)}.")
     base_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. https://api.deepseek.com/v1.")
-    api_key: SecretStr | None = Field(default=None, description="API key (environment only; never written to disk).")
+    api_key: Key = Field(default=None, description="API key (environment only; never written to disk).")
     model: str | None = Field(default=None, description="Model name as the endpoint knows it.")
-    temperature: float | None = Field(default=None, description="Sampling temperature.")
-    timeout: float | None = Field(default=None, description="Seconds before one request times out.")
-    max_retries: int | None = Field(default=None, description="Retries on 429 / 5xx / timeouts / dropped connections.")
-    rpm: int | None = Field(default=None, description="Requests per minute cap (0 = none).")
-    tpm: int | None = Field(default=None, description="Tokens per minute cap (0 = none).")
-    max_requests: int | None = Field(default=None, description="Requests in flight at most, per endpoint and key.")
-    max_tokens: int | None = Field(default=None, description="Most tokens one reply may generate (per-role defaults).")
-    price_input_per_1k: float | None = Field(default=None, description="Price per 1k input tokens.")
-    price_output_per_1k: float | None = Field(default=None, description="Price per 1k output tokens.")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds before one request times out.")
+    max_retries: int | None = Field(default=None, ge=0, description="Retries on 429 / 5xx / timeouts / dropped connections.")
+    rpm: int | None = Field(default=None, ge=0, description="Requests per minute cap (0 = none).")
+    tpm: int | None = Field(default=None, ge=0, description="Tokens per minute cap (0 = none).")
+    max_requests: int | None = Field(default=None, ge=1, description="Requests in flight at most, per endpoint and key.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Most tokens one reply may generate (per-role defaults).")
+    price_input_per_1k: float | None = Field(default=None, ge=0, description="Price per 1k input tokens.")
+    price_output_per_1k: float | None = Field(default=None, ge=0, description="Price per 1k output tokens.")
     price_input_cached_per_1k: float | None = Field(
-        default=None, description="Price per 1k input tokens served from the provider's prefix cache.")
+        default=None, ge=0, description="Price per 1k input tokens served from the provider's prefix cache.")
     currency: str | None = Field(default=None, description="Currency symbol for cost estimates (¥ or $).")
     json_mode: JsonMode | None = Field(
         default=None, description="How structured replies are asked for: json_schema (strict) | json_object | "
@@ -107,7 +110,7 @@ class LLMConfig(BaseModel):
     role: str
     preset: str | None = None
     base_url: str | None = None
-    api_key: SecretStr | None = None
+    api_key: Key = None
     model: str | None = None
     temperature: float = 0.7
     timeout: float = 60.0
@@ -163,15 +166,15 @@ class Settings(BaseSettings, LLMFields):
     answerer: LLMFields = Field(default_factory=LLMFields, description="Overrides for the RAG answerer.")
     responder: LLMFields = Field(default_factory=LLMFields, description="Overrides for the persona responder.")
     critic: LLMFields = Field(default_factory=LLMFields, description="Overrides for the critic's LLM judge.")
-    structured_attempts: int = Field(default=3, description="Attempts to get valid JSON before recording a failure.")
-    concurrency: int = Field(default=8, description="Work items in flight at once (ZAOSHU_CONCURRENCY, --concurrency).")
+    structured_attempts: int = Field(default=3, ge=1, description="Attempts to get valid JSON before recording a failure.")
+    concurrency: int = Field(default=8, ge=1, description="Work items in flight at once (ZAOSHU_CONCURRENCY, --concurrency).")
     # Services beside the LLM, read here so that `.env` works for them as for everything else.
     embed: str | None = Field(default=None, description="Embeddings: 'provider' opts in to the preset's embeddings.")
     embed_model: str | None = Field(default=None, description="Embedding model (a name, a local path or openai:<model>).")
     embed_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1/embeddings base URL.")
-    embed_api_key: SecretStr | None = Field(default=None, description="Key for the embeddings endpoint.")
+    embed_api_key: Key = Field(default=None, description="Key for the embeddings endpoint.")
     model_source: str | None = Field(default=None, description="Where models download from: huggingface | modelscope.")
-    serper_api_key: SecretStr | None = Field(
+    serper_api_key: Key = Field(
         default=None, validation_alias=AliasChoices("serper_api_key", "SERPER_API_KEY", "ZAOSHU_SERPER_API_KEY"),
         description="Serper web-search key (SERPER_API_KEY).")
     serper_base_url: str | None = Field(default=None, description="Serper base URL (ZAOSHU_SERPER_BASE_URL).")
@@ -239,7 +242,10 @@ def load_settings(
     Keys are read from the environment only — an `api_key` in YAML or a CLI flag is refused, so a
     key can never end up in a committed file.
     """
-    environ = os.environ
+    from dotenv import dotenv_values
+
+    dotenv = {k: v for k, v in dotenv_values(env_file).items() if v} if env_file and os.path.isfile(env_file) else {}
+    environ = {**dotenv, **os.environ}  # OPENAI_* too: the environment, else .env
     yaml_data = dict(yaml_data or {})
     for source, name in ((yaml_data, "recipe YAML"), (cli or {}, "CLI")):
         if _has_key(source):
@@ -251,7 +257,25 @@ def load_settings(
         merged["api_key"] = environ["OPENAI_API_KEY"]
     if not merged.get("base_url") and not merged.get("preset") and environ.get("OPENAI_BASE_URL"):
         merged["base_url"] = environ["OPENAI_BASE_URL"]
-    return Settings.model_validate(merged)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(invalid(exc, "setting {name}")) from None
+
+
+def invalid(exc: ValidationError, where: str) -> str:
+    """One line for the first error: `where` (formatted with the setting's `name`), the value and why.
+
+    >>> try:
+    ...     LLMFields(temperature="hot")
+    ... except ValidationError as exc:
+    ...     print(invalid(exc, "ZAOSHU_{NAME}"))
+    ZAOSHU_TEMPERATURE='hot': Input should be a valid number, unable to parse string as a number
+    """
+    error = exc.errors()[0]
+    name = ".".join(str(part) for part in error["loc"])
+    place = where.format(name=name, NAME="__".join(str(part).upper() for part in error["loc"]))
+    return f"{place}={error['input']!r}: {error['msg']}"
 
 
 def _has_key(data: Mapping[str, Any]) -> bool:
@@ -277,7 +301,10 @@ def _refuse_renamed(env_file: str | None) -> None:
 
 def _settings_from_env(env_file: str | None) -> dict[str, Any]:
     """Only what the environment (and .env) actually set, so YAML values below it survive."""
-    from_env = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    try:
+        from_env = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(invalid(exc, "ZAOSHU_{NAME}") + " (in the environment or .env)") from None
     data = from_env.model_dump(exclude_unset=True)
     for secret in ("api_key", "embed_api_key", "serper_api_key"):
         if getattr(from_env, secret) is not None:

@@ -41,8 +41,8 @@ class LLMBlock(StrictLLM):
     answerer: StrictLLM | None = None
     responder: StrictLLM | None = None
     critic: StrictLLM | None = None
-    concurrency: int | None = Field(default=None, description="Work items in flight at once.")
-    structured_attempts: int | None = Field(default=None, description="Attempts to get valid JSON.")
+    concurrency: int | None = Field(default=None, ge=1, description="Work items in flight at once.")
+    structured_attempts: int | None = Field(default=None, ge=1, description="Attempts to get valid JSON.")
 
 
 class AnswererConfig(Strict):

@@ -119,10 +119,10 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
 
     @app.command(help=doc)
     def main(
-        limit: Optional[int] = typer.Option(None, help="Run at most this many work items."),
-        target: Optional[int] = typer.Option(None, help="Stop once this many samples are accepted."),
+        limit: Optional[int] = typer.Option(None, min=0, help="Run at most this many work items."),
+        target: Optional[int] = typer.Option(None, min=1, help="Stop once this many samples are accepted."),
         concurrency: Optional[int] = typer.Option(
-            None, help="Work items in flight at once [env ZAOSHU_CONCURRENCY, YAML llm.concurrency; default 8]. "
+            None, min=1, help="Work items in flight at once [env ZAOSHU_CONCURRENCY, YAML llm.concurrency; default 8]. "
                        "Requests in flight per endpoint: ZAOSHU_MAX_REQUESTS / llm.max_requests."),
         trace: bool = typer.Option(False, "--trace", help="Show each item's agent steps live."),
         trace_file: Optional[Path] = typer.Option(None, help="Write the trace events as JSONL here."),
@@ -132,10 +132,10 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         budget: Optional[str] = typer.Option(None, help="Pause when spent reaches this: 5¥, $2, 200k tokens."),
         interactive: bool = typer.Option(False, "--interactive", help="Review each accepted sample by hand."),
         config: Optional[Path] = typer.Option(None, help="Use this YAML instead of the recipe's own."),
-        fsync_every: int = typer.Option(20, help="fsync the ledgers every N records (0: leave it to the OS)."),
+        fsync_every: int = typer.Option(20, min=0, help="fsync the ledgers every N records (0: leave it to the OS)."),
         judge: Optional[str] = typer.Option(None, help="LLM judge after the rules: off | on | strict "
                                                        "[YAML critic.judge; default on]."),
-        fail_fast: Optional[int] = typer.Option(None, "--fail-fast", help="Pause when the first K items are all "
+        fail_fast: Optional[int] = typer.Option(None, "--fail-fast", min=0, help="Pause when the first K items are all "
                                                 "rejected for one reason [YAML fail_fast; default 10; 0 = never]."),
         keep_going: bool = typer.Option(False, "--keep-going", help="Run every item even when the first ones "
                                                                     "all fail the same way."),
@@ -151,7 +151,7 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         ray: bool = typer.Option(False, "--ray", help="Run the items in Ray actors (pip install 'zaoshu[ray]')."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 "
                                                              "[default: start a local one]."),
-        workers: Optional[int] = typer.Option(None, help="Ray worker actors [default: CPUs, at most 8]."),
+        workers: Optional[int] = typer.Option(None, min=1, help="Ray worker actors [default: CPUs, at most 8]."),
         knowledge: Optional[list[Path]] = typer.Option(None, "--knowledge", help="A folder of your documents "
                                                        "(repeatable); replaces the YAML's knowledge folders.",
                                                        hidden=not qa),
@@ -168,19 +168,33 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
     return app
 
 
-def run_cli(app: typer.Typer) -> None:
-    """Entry for `python -m recipes.<name>`: user errors are one red line, exit 1."""
-    import click
+#: What typer raises for a usage error (a misspelt flag, a bad value) and for Ctrl-C outside the run.
+#: typer ≥ 0.22 raises its own copy of click's classes (`typer._click`), older typer click's: both
+#: are reached through typer's public names.
+USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+ABORT = typer.Abort
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+def run_app(app: typer.Typer, argv: list[str] | None = None, *, interrupted: str = "aborted") -> None:
+    """Run a zaoshu command (`zaoshu …`, `python -m recipes.<name>`) and exit with its code: a user
+    error is one red line (exit 1), a usage error the usage and one line (exit 2), Ctrl-C outside a
+    run one line (exit 130) — never a traceback."""
+    err = Console(stderr=True)
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except ZaoshuError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except click.ClickException as exc:
+    except USAGE_ERROR as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except ABORT:
+        err.print(f"[red]{interrupted}[/]", highlight=False, soft_wrap=True)
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def run_cli(app: typer.Typer) -> None:
+    """Entry for `python -m recipes.<name>`."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run_app(app, interrupted="interrupted: rerun the same command to go on")

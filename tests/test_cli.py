@@ -86,3 +86,25 @@ def test_llm_ping_probes_the_json_modes_and_says_which_it_will_use(tmp_path):
     assert line == (f"JSON modes at {server.base_url} (fake-model): json_schema refused · json_object refused · "
                     "prompt ok → asker uses prompt (falls back from json_object); answerer uses prompt (falls back "
                     "from json_object); responder uses prompt (falls back from json_object); critic uses prompt")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["kb", "serch", "x"], "No such command 'serch'. Did you mean 'search'?"),
+    (["export"], "Missing argument 'run_dir'"),
+    (["runs", "show", "--bogus"], "No such option: --bogus"),
+])
+def test_a_usage_error_is_the_usage_and_one_line_never_a_traceback(tmp_path, args, says):
+    result = zaoshu(*args, cwd=tmp_path)
+    assert result.returncode == 2 and says in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"ZAOSHU_CONCURRENCY": "abc"}, "error: ZAOSHU_CONCURRENCY='abc': Input should be a valid integer"),
+    ({"ZAOSHU_CRITIC__TEMPERATURE": "hot"}, "error: ZAOSHU_CRITIC__TEMPERATURE='hot': Input should be a valid number"),
+    ({"ZAOSHU_RPM": "-5"}, "error: ZAOSHU_RPM='-5': Input should be greater than or equal to 0"),
+])
+def test_a_bad_value_in_the_environment_is_one_line_naming_the_variable(tmp_path, env, says):
+    result = zaoshu("config", "show", env=env, cwd=tmp_path)
+    (line,) = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and line.startswith(says) and line.endswith("(in the environment or .env)")

@@ -203,3 +203,41 @@ def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model
     assert "ZAOSHU_CRITIC__MODEL" in same.stdout
     assert other.returncode == 0 and "critic judges with the same model" not in other.stdout
     assert off.returncode == 0 and "critic judges with the same model" not in off.stdout
+
+
+CLOSED = type("Closed", (), {"base_url": "http://127.0.0.1:9/v1"})()  # no server: these stop before any call
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--bogus"], "No such option: --bogus"),
+    (["--limit", "-1"], "Invalid value for '--limit': Input should be greater than or equal to 0"),
+    (["--concurrency", "0"], "Invalid value for '--concurrency': Input should be greater than or equal to 1"),
+    (["--limit", "abc"], "Invalid value for '--limit'"),
+])
+def test_a_bad_flag_is_the_usage_and_one_line_never_a_traceback(tmp_path, args, says):
+    result = run(tmp_path, CLOSED, *args, "--out", "run")
+    assert result.returncode == 2 and says in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_api_key_copied_from_env_example_is_no_key(tmp_path):
+    (tmp_path / ".env").write_text("ZAOSHU_PRESET=deepseek\nZAOSHU_API_KEY=\n", encoding="utf-8")
+    cmd, env, cwd = command(tmp_path, CLOSED, "--limit", "1")
+    env = {k: v for k, v in env.items() if k not in ("ZAOSHU_BASE_URL", "ZAOSHU_MODEL")}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: no API key for role 'asker' at https://api.deepseek.com/v1: set "
+                                     "ZAOSHU_API_KEY (platform.deepseek.com → API keys)")
+
+
+def test_openai_variables_in_dotenv_reach_the_endpoint(tmp_path):
+    with FakeOpenAI(reply=reply) as server:
+        (tmp_path / ".env").write_text(f"OPENAI_API_KEY=sk-from-dotenv-0000\nOPENAI_BASE_URL={server.base_url}\n"
+                                       f"ZAOSHU_MODEL=fake-model\n", encoding="utf-8")
+        cmd, env, cwd = command(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), "--limit", "1", "--out", "run")
+        env = {k: v for k, v in env.items() if k not in ("ZAOSHU_BASE_URL", "ZAOSHU_MODEL")}
+        result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        auth = {r.headers.get("authorization") or r.headers.get("Authorization") for r in server.requests}
+    assert auth == {"Bearer sk-from-dotenv-0000"} and len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
