@@ -4,6 +4,7 @@
     zaoshu config show            # resolved settings, keys masked
     zaoshu llm ping               # one call per role: model, latency, tokens — or the clear error;
                                   # then which JSON modes each endpoint accepts and which a run will use
+                                  # (exit 1 when a role's mode gets no valid JSON)
     zaoshu kb … / zaoshu graph … / zaoshu runs … / zaoshu export … / zaoshu finetune …
 """
 
@@ -102,16 +103,17 @@ def llm_ping(recipe: Optional[Path] = typer.Option(None, help="A recipe YAML wit
 
     asyncio.run(ping_all())
     console.print(table)
-    if failed:
+    if failed or not _probe_json_modes(configs):
         raise typer.Exit(1)
-    _probe_json_modes(configs)
 
 
-def _probe_json_modes(configs: dict) -> None:
-    """One line per endpoint and model: what each JSON mode got, and the mode each role will use."""
-    from agents.structured import chosen_mode, probe_json_modes
+def _probe_json_modes(configs: dict) -> bool:
+    """One line per endpoint and model: what each JSON mode got, and the mode each role will use; then
+    an error line for each endpoint where a role's mode gave no valid JSON. False if there was one."""
+    from agents.structured import chosen_mode, json_mode_problem, probe_json_modes
 
     endpoints: dict[tuple, list] = {}
+    problems: list[str] = []
     for role, cfg in configs.items():
         endpoints.setdefault((cfg.base_url, cfg.model), []).append(cfg)
     for (url, model), cfgs in endpoints.items():
@@ -125,6 +127,13 @@ def _probe_json_modes(configs: dict) -> None:
         console.print(f"JSON modes at {url} ({model}): "
                       + " · ".join(f"{mode} {result}" for mode, result in results.items()) + f" → {uses}",
                       highlight=False, soft_wrap=True)
+        modes = {c.role: chosen_mode(c.json_mode, results) for c in cfgs}
+        if problem := json_mode_problem(f"{url} ({model})", modes, results):
+            problems.append(problem)
+    err = Console(stderr=True)
+    for problem in problems:
+        err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    return not problems
 
 
 def _register_subcommands() -> None:

@@ -191,3 +191,26 @@ def chosen_mode(configured: str, results: dict[str, str]) -> str:
     'prompt'
     """
     return "prompt" if results.get(configured) == "refused" else configured
+
+
+def json_mode_problem(where: str, modes: dict[str, str], results: dict[str, str]) -> str | None:
+    """What will fail at the endpoint `where`, and what to try: `modes` maps each role there to the mode
+    it will use (`chosen_mode`), `results` is the endpoint's probe; None when each role's mode gave valid JSON.
+
+    >>> json_mode_problem("http://127.0.0.1:8000/v1 (qwen)", {"asker": "json_object", "critic": "prompt"},
+    ...                   {"json_schema": "ok", "json_object": "no valid JSON", "prompt": "ok"})
+    'json_object gave no valid JSON for asker at http://127.0.0.1:8000/v1 (qwen): its structured output will fail (a run pauses with FORMAT); json_schema gave valid JSON: set its json_mode to json_schema (ZAOSHU_JSON_MODE, or ZAOSHU_<ROLE>__JSON_MODE for one role)'
+    >>> json_mode_problem("…", {"critic": "prompt"}, {"json_schema": "refused", "json_object": "refused", "prompt": "ok"})
+    """
+    broken = [role for role, mode in modes.items() if results.get(mode) != "ok"]
+    if not broken:
+        return None
+    working = [mode for mode in JSON_MODES if results.get(mode) == "ok"]
+    failing = " / ".join(dict.fromkeys(modes[role] for role in broken))
+    their = "its" if len(broken) == 1 else "their"
+    what = f"{failing} gave no valid JSON" if working else "no JSON mode gave valid JSON"
+    fails = f"{what} for {', '.join(broken)} at {where}: {their} structured output will fail (a run pauses with FORMAT)"
+    if not working:
+        return f"{fails}; try another model, or check that the endpoint serves this model"
+    return (f"{fails}; {working[0]} gave valid JSON: set {their} json_mode to {working[0]} "
+            f"(ZAOSHU_JSON_MODE, or ZAOSHU_<ROLE>__JSON_MODE for one role)")

@@ -101,7 +101,7 @@ def read_facts(run_dir: Path) -> RunFacts:
     from graphs.rundir import run_ledgers
 
     run_dir = Path(run_dir)
-    samples, bad = read_run_samples(run_dir)  # every shard; a folder with no accepted.jsonl is refused
+    samples, bad = read_run_samples(run_dir)  # every shard; a folder that is not a run is refused
     stats = _read_json(run_dir / "stats.json")
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),

@@ -130,16 +130,17 @@ class ExportReport:
 
 
 def accepted_paths(run_dir: Path) -> list[Path]:
-    """The accepted.jsonl files of a run: its own, or one per shard (`--shard i/n`)."""
-    from graphs.rundir import run_ledgers
+    """The accepted.jsonl files of a run: its own, or one per shard (`--shard i/n`); none for a run that
+    accepted nothing. A folder is a run by its ledgers or stats.json, its own or a shard's."""
+    from graphs.rundir import LEDGERS, run_ledgers
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
-    paths = run_ledgers(run_dir, "accepted.jsonl")
-    if not paths:
-        raise InputError(f"{run_dir} has no accepted.jsonl; is it a run directory (runs/<recipe>/<run-name>/)?")
-    return paths
+    if not any(run_ledgers(run_dir, name) for name in (*LEDGERS, "stats.json")):
+        raise InputError(f"{run_dir} has no accepted.jsonl, rejected.jsonl or stats.json; "
+                         f"is it a run directory (runs/<recipe>/<run-name>/)?")
+    return run_ledgers(run_dir, "accepted.jsonl")
 
 
 def read_run_samples(run_dir: Path) -> tuple[list[Sample], list[BadLine]]:
@@ -174,7 +175,9 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
 
         samples, review = apply_review(run_dir, samples)
     if not samples:
-        raise InputError(f"{run_dir / 'accepted.jsonl'} holds no usable samples")
+        why = (" (no line of accepted.jsonl is usable)" if bad
+               else " (the reviewer rejected them)" if review.get("dropped") else "")
+        raise InputError(f"{run_dir} has no accepted samples{why}: nothing to export as {fmt}")
     if balance is not None:
         samples = balanced(samples, balance, per_tag, seed)
     if split is None:

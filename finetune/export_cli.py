@@ -33,7 +33,7 @@ def _warn_bad(console: Console, source: str, bad: list) -> None:
 
 
 def export(
-    run_dir: Path = typer.Argument(..., help="Run directory holding accepted.jsonl (runs/<recipe>/<run-name>/)."),
+    run_dir: Path = typer.Argument(..., help="Run directory (runs/<recipe>/<run-name>/)."),
     fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS + PREFERENCE_FORMATS)}."),
     split: float | None = typer.Option(None, help="Train fraction, e.g. 0.7 → train/test files; none → all.jsonl."),
     seed: int = typer.Option(42, help="Seed of the shuffle before the split."),

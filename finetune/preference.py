@@ -282,6 +282,9 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
         from graphs.review_ledger import apply_review
 
         accepted, review = apply_review(run_dir, accepted)
+    if not accepted and fmt != "kto":
+        raise InputError(f"{run_dir} has no accepted samples: a {fmt} pair needs an accepted turn as `chosen` "
+                         f"(--format kto writes the rejected drafts)")
     drafts = count_drafts(accepted) + count_drafts(rejected)
     if not drafts:
         raise InputError(f"{run_dir} keeps no critic drafts (meta.drafts): it was made before zaoshu kept them, "

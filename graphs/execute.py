@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from graphs.rundir import per_accepted
 from graphs.session import (
     RecipeLike,
     RunRequest,
@@ -197,32 +198,6 @@ def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: floa
     run.write_stats(data)
     return data
 
-
-def per_accepted(stats: dict) -> dict:
-    """What one accepted sample cost — calls, tokens, money — over the whole run and per role, and the
-    share of prompt tokens the provider served from its cache.
-
-    >>> per_accepted({"accepted": 2, "input_tokens": 1000, "output_tokens": 200, "cached_tokens": 600, "cost": 0.5,
-    ...               "usage_by_role": {"critic": {"calls": 4, "input_tokens": 1000, "output_tokens": 200,
-    ...                                            "cached_tokens": 600, "cost": 0.5}}})["per_accepted"]["critic"]
-    {'calls': 2.0, 'input_tokens': 500.0, 'output_tokens': 100.0, 'cost': 0.25, 'cache_hit_share': 0.6}
-    """
-    def share(d: dict) -> float:
-        return round(d.get("cached_tokens", 0) / d["input_tokens"], 4) if d.get("input_tokens") else 0.0
-
-    accepted = stats.get("accepted") or 0
-    roles = stats.get("usage_by_role") or {}
-    out: dict = {"cache_hit_share": share(stats), "per_accepted": None}
-    if accepted:
-        def each(d: dict) -> dict:
-            return {"calls": round(d.get("calls", 0) / accepted, 3),
-                    "input_tokens": round(d.get("input_tokens", 0) / accepted, 1),
-                    "output_tokens": round(d.get("output_tokens", 0) / accepted, 1),
-                    "cost": round(d.get("cost", 0.0) / accepted, 8), "cache_hit_share": share(d)}
-
-        total = {"calls": sum(r.get("calls", 0) for r in roles.values()), **stats}
-        out["per_accepted"] = {"all": each(total), **{role: each(r) for role, r in roles.items()}}
-    return out
 
 def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | None = None,
             ledger_path: Path | None = None) -> int:

@@ -302,16 +302,22 @@ def read_ledger(run_dir: Path, name: str) -> Iterator[dict[str, Any]]:
 
 
 def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
-    """stats.json of a sharded run: the shards' counts, tokens, cost and failures summed; written at
-    the run's top so `runs list` and a resume find it."""
+    """stats.json of a sharded run: the shards' counts, tokens, cost, usage per role and failures summed,
+    the cache share and per-accepted figures recomputed from the sums; written at the run's top so
+    `runs list`, the dataset card and a resume find it."""
     found = {p.name: json.loads((p / "stats.json").read_text(encoding="utf-8"))
              for p in shard_dirs(run_dir) if (p / "stats.json").is_file()}
     shards = list(found.values())
     if not shards:
         return {}
     merged: dict[str, Any] = {k: shards[0].get(k) for k in ("recipe", "fingerprint", "currency")}
-    for key in ("accepted", "rejected", "failed", "input_tokens", "output_tokens", "cost", "sessions"):
+    for key in ("accepted", "rejected", "failed", "input_tokens", "output_tokens", "cached_tokens", "cost", "sessions"):
         merged[key] = sum(s.get(key, 0) for s in shards)
+    roles: dict[str, Counter[str]] = {}
+    for s in shards:
+        for role, usage in (s.get("usage_by_role") or {}).items():
+            roles.setdefault(role, Counter()).update(usage)
+    merged["usage_by_role"] = {role: dict(usage) for role, usage in roles.items()}
     merged["duration_s"] = max(s.get("duration_s", 0.0) for s in shards)
     codes: Counter[str] = Counter()
     for s in shards:
@@ -321,7 +327,35 @@ def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
     merged["status"] = statuses.pop() if len(statuses) == 1 else "mixed"
     merged["shards"] = {name: s.get("status") for name, s in found.items()}
     merged["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    merged.update(per_accepted(merged))  # shares and per-sample figures from the sums, not averaged
     tmp = Path(run_dir) / f"stats.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(merged, ensure_ascii=False, indent=2), encoding="utf-8")
     os.replace(tmp, Path(run_dir) / "stats.json")
     return merged
+
+
+def per_accepted(stats: dict) -> dict:
+    """What one accepted sample cost — calls, tokens, money — over the whole run and per role, and the
+    share of prompt tokens the provider served from its cache.
+
+    >>> per_accepted({"accepted": 2, "input_tokens": 1000, "output_tokens": 200, "cached_tokens": 600, "cost": 0.5,
+    ...               "usage_by_role": {"critic": {"calls": 4, "input_tokens": 1000, "output_tokens": 200,
+    ...                                            "cached_tokens": 600, "cost": 0.5}}})["per_accepted"]["critic"]
+    {'calls': 2.0, 'input_tokens': 500.0, 'output_tokens': 100.0, 'cost': 0.25, 'cache_hit_share': 0.6}
+    """
+    def share(d: dict) -> float:
+        return round(d.get("cached_tokens", 0) / d["input_tokens"], 4) if d.get("input_tokens") else 0.0
+
+    accepted = stats.get("accepted") or 0
+    roles = stats.get("usage_by_role") or {}
+    out: dict = {"cache_hit_share": share(stats), "per_accepted": None}
+    if accepted:
+        def each(d: dict) -> dict:
+            return {"calls": round(d.get("calls", 0) / accepted, 3),
+                    "input_tokens": round(d.get("input_tokens", 0) / accepted, 1),
+                    "output_tokens": round(d.get("output_tokens", 0) / accepted, 1),
+                    "cost": round(d.get("cost", 0.0) / accepted, 8), "cache_hit_share": share(d)}
+
+        total = {"calls": sum(r.get("calls", 0) for r in roles.values()), **stats}
+        out["per_accepted"] = {"all": each(total), **{role: each(r) for role, r in roles.items()}}
+    return out

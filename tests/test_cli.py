@@ -40,7 +40,7 @@ def test_config_show_masks_the_key_everywhere(tmp_path):
 
 
 def test_llm_ping_reports_each_role(tmp_path):
-    with FakeOpenAI(reply=lambda req: "在") as server:
+    with FakeOpenAI(reply=lambda req: '{"ok": true}' if req.system else "在") as server:  # JSON when asked for it
         env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model", "ZAOSHU_API_KEY": SECRET}
         result = zaoshu("llm", "ping", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -108,3 +108,26 @@ def test_a_bad_value_in_the_environment_is_one_line_naming_the_variable(tmp_path
     result = zaoshu("config", "show", env=env, cwd=tmp_path)
     (line,) = result.stderr.strip().splitlines()
     assert result.returncode == 1 and line.startswith(says) and line.endswith("(in the environment or .env)")
+
+
+def test_llm_ping_against_a_model_that_never_writes_json_says_structured_output_will_fail(tmp_path):
+    with FakeOpenAI(reply=lambda req: "在") as server:  # plain text, whatever the JSON mode
+        env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model", "ZAOSHU_CRITIC__JSON_MODE": "prompt"}
+        result = zaoshu("llm", "ping", env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("ok: 在") == 4  # every endpoint answers
+    assert result.stderr == ("error: no JSON mode gave valid JSON for asker, answerer, responder, critic at "
+                             f"{server.base_url} (fake-model): their structured output will fail (a run pauses "
+                             "with FORMAT); try another model, or check that the endpoint serves this model\n")
+
+
+def test_llm_ping_names_the_json_mode_that_works_when_a_roles_mode_does_not(tmp_path):
+    with FakeOpenAI(reply=lambda req: '{"ok": true}' if req.system and not req.json_mode else "在") as server:
+        env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model", "ZAOSHU_CRITIC__JSON_MODE": "prompt"}
+        result = zaoshu("llm", "ping", env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == ("error: json_object gave no valid JSON for asker, answerer, responder at "
+                             f"{server.base_url} (fake-model): their structured output will fail (a run pauses "
+                             "with FORMAT); prompt gave valid JSON: set their json_mode to prompt (ZAOSHU_JSON_MODE, or "
+                             "ZAOSHU_<ROLE>__JSON_MODE for one role)\n")
+

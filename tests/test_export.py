@@ -11,6 +11,12 @@ from agents.errors import InputError
 from agents.schemas import Sample, Turn
 from finetune.export import export_run, file_stats, merge_runs, read_samples, seeded_split
 from finetune.export_cli import register
+from tests.fake_openai import FakeOpenAI
+from tests.recipe_replies import reply
+from tests.revise_replies import REVISE
+from tests.test_reasoning import zaoshu
+from tests.test_recipe_cli import run as run_recipe
+from tests.test_recipe_cli import tianji_yaml
 
 REFERENCE = Path(__file__).parents[2] / "shared" / "reference"
 
@@ -217,6 +223,25 @@ def test_cli_export(cli, run):
     result = CliRunner().invoke(cli, ["export", str(run), "-f", "xtuner", "--json", "--keep-meta"])
     assert result.exit_code == 0, result.output
     assert "meta" in json.loads((run / "exports/xtuner/all.json").read_text(encoding="utf-8"))[0]
+
+
+def test_a_run_that_accepted_nothing_exports_kto_and_says_why_other_formats_have_nothing(tmp_path, capsys):
+    with FakeOpenAI(reply=lambda req: REVISE if "- decision" in req.system else reply(req)) as server:  # never accepts
+        made = run_recipe(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), "--out", "run", "--limit", "2")
+    run = tmp_path / "run"
+    assert made.returncode == 0 and "accepted 0 · rejected 2" in made.stdout, made.stderr
+    assert not (run / "accepted.jsonl").exists()
+    assert zaoshu("export", run, "--format", "kto") == 0
+    records = read_jsonl(run / "exports/kto/all.jsonl")
+    assert len(records) == 6 and {r["kto_tag"] for r in records} == {False}  # 3 judged drafts of each rejected item
+    capsys.readouterr()
+    dpo = "a dpo pair needs an accepted turn as `chosen` (--format kto writes the rejected drafts)"
+    for fmt, why in (("openai", "nothing to export as openai"), ("dpo", dpo)):
+        assert zaoshu("export", run, "--format", fmt) == 1
+        assert capsys.readouterr().err == f"error: {run} has no accepted samples: {why}\n"
+    (tmp_path / "notes").mkdir()
+    assert zaoshu("export", tmp_path / "notes", "--format", "kto") == 1
+    assert "is it a run directory" in capsys.readouterr().err
 
 
 def test_cli_export_user_mistake_is_an_input_error(cli, run):

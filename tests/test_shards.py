@@ -94,3 +94,26 @@ def test_a_local_run_never_imports_ray(tmp_path):
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert "graphs.execute" in imported  # the import log is there
     assert [m for m in imported if m == "ray" or m.startswith("ray.")] == []
+
+
+def test_a_sharded_runs_stats_carry_the_usage_per_role_summed_over_its_shards(tmp_path):
+    with FakeOpenAI(reply=reply, cache_usage="openai") as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        for shard in ("1/2", "2/2"):
+            result = sh(tmp_path, "--config", str(config), "--out", "run", "--limit", "6", "--shard", shard)
+            assert result.returncode == 0, result.stderr
+    parts = [json.loads((tmp_path / f"run/shards/{i}-of-2/stats.json").read_text(encoding="utf-8")) for i in (1, 2)]
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert set(parts[0]) - {"message"} <= set(stats)  # every field a single run's stats.json has
+    roles = stats["usage_by_role"]
+    assert set(roles) == set(parts[0]["usage_by_role"]) | set(parts[1]["usage_by_role"])
+    for role, usage in roles.items():
+        for key in ("calls", "input_tokens", "output_tokens", "cached_tokens"):
+            assert usage[key] == sum(p["usage_by_role"].get(role, {}).get(key, 0) for p in parts)
+    cached, accepted = stats["cached_tokens"], stats["accepted"]
+    assert cached == parts[0]["cached_tokens"] + parts[1]["cached_tokens"] > 0
+    assert stats["cache_hit_share"] == round(cached / stats["input_tokens"], 4)  # from the sums, not averaged
+    calls = sum(u["calls"] for u in roles.values())
+    assert accepted == 6 and stats["per_accepted"]["all"]["calls"] == round(calls / accepted, 3)
+    card = (tmp_path / "run/DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "没有记录各角色的用量" not in card and f"| critic | {roles['critic']['calls']} |" in card
