@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from agents.console import make_console
 from agents.errors import ZaoshuError
 
 app = typer.Typer(name="zaoshu", no_args_is_help=True, add_completion=False,
@@ -29,7 +29,7 @@ llm_app = typer.Typer(no_args_is_help=True, help="Check the configured LLM endpo
 app.add_typer(config_app, name="config")
 app.add_typer(llm_app, name="llm")
 
-console = Console()
+console = make_console()
 
 
 def _recipe_llm_block(recipe: Optional[Path]) -> dict:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     import click
 
     _register_subcommands()
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     try:
         rc = app(args=argv, standalone_mode=False)
     except ZaoshuError as exc:

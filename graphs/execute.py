@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agents.console import make_console
 from graphs.session import (
     RecipeLike,
     RunRequest,
@@ -43,7 +44,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.rundir import RunDir, check_shards, merge_shard_stats, resolve_run_dir, shard_of, shard_path
     from graphs.runner import Budget, RunOptions
 
-    console = console or Console()
+    console = console or make_console()
     if request.ray and (request.interactive or request.trace or request.trace_file):
         from agents.errors import InputError
 

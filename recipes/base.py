@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Optional
 import typer
 from rich.console import Console
 
+from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
 from graphs.config import RecipeConfig, SelfCognition
 from graphs.session import RunRequest
@@ -176,7 +177,7 @@ def run_cli(app: typer.Typer) -> None:
     try:
         rc = app(standalone_mode=False)
     except ZaoshuError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        make_console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
