@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from agents.console import make_console
 
 app = typer.Typer(name="zaoshu", no_args_is_help=True, add_completion=False,
                   help="造数 zaoshu: verified fine-tuning data for Chinese LLM applications.")
@@ -28,7 +28,7 @@ llm_app = typer.Typer(no_args_is_help=True, help="Check the configured LLM endpo
 app.add_typer(config_app, name="config")
 app.add_typer(llm_app, name="llm")
 
-console = Console()
+console = make_console()
 
 
 def _recipe_llm_block(recipe: Optional[Path]) -> dict:
@@ -130,7 +130,7 @@ def _probe_json_modes(configs: dict) -> bool:
         modes = {c.role: chosen_mode(c.json_mode, results) for c in cfgs}
         if problem := json_mode_problem(f"{url} ({model})", modes, results):
             problems.append(problem)
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     for problem in problems:
         err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
     return not problems

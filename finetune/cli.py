@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from agents.console import make_console
 from agents.errors import InputError
 
 app = typer.Typer(help="Fine-tune with XTuner: setup, config, validate, train, convert, merge, chat, eval.",
                   no_args_is_help=True)
-console = Console()
+console = make_console()
 
 VENV = typer.Option(Path(".venv-xtuner"), "--venv", envvar="ZAOSHU_XTUNER_VENV",
                     help="The XTuner environment (XTUNER_PYTHON, when set, wins).")

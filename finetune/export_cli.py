@@ -19,12 +19,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agents.console import make_console
 from finetune.formats import FORMATS
 from finetune.preference import PREFERENCE_FORMATS
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return make_console(highlight=False, soft_wrap=True)
 
 
 def _warn_bad(console: Console, source: str, bad: list) -> None:

@@ -7,14 +7,14 @@ from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from agents.console import make_console
 from agents.errors import InputError
 
 graph_app = typer.Typer(no_args_is_help=True, help="The LangGraph graphs that make samples.")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs on disk: list them, show one.")
-console = Console()
+console = make_console()
 
 RUNS_ROOT = typer.Option(Path("runs"), "--root", help="Folder that holds runs/<recipe>/<run-name>/.")
 

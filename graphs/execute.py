@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from graphs.rundir import per_accepted
+from agents.console import make_console
 from graphs.session import (
     RecipeLike,
     RunRequest,
@@ -44,7 +45,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.rundir import RunDir, check_shards, merge_shard_stats, resolve_run_dir, shard_of, shard_path
     from graphs.runner import Budget, RunOptions
 
-    console = console or Console()
+    console = console or make_console()
     if request.ray and (request.interactive or request.trace or request.trace_file):
         from agents.errors import InputError
 
@@ -201,25 +202,26 @@ def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: floa
 
 def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | None = None,
             ledger_path: Path | None = None) -> int:
-    """The closing lines; `ledger_path` is this shard's folder in a sharded run (resume names the run)."""
+    """The closing lines; `ledger_path` is this shard's folder in a sharded run (resume names the run).
+    Printed with soft_wrap: a terminal wraps them, not rich, so a path or the resume command copies as one line."""
     line = (f"accepted {outcome.accepted} · rejected {outcome.rejected} · failed {outcome.failed} → "
             f"{ledger_path or run_path}/accepted.jsonl")
     if stats and stats.get("per_accepted"):
         console.print(cost_lines(stats), highlight=False, soft_wrap=True)
     if outcome.reason in ("completed", "target"):
-        console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False)
+        console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False, soft_wrap=True)
         return 0
     args = [a for a in sys.argv[1:] if a != "--fresh"]
     if "--out" not in args:
         args += ["--out", str(run_path)]
     if outcome.reason == "paused":
         console.print(f"[red]paused[/]: {outcome.message}", highlight=False, soft_wrap=True)
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
         return 1
     resume = shlex.join(["python", "-m", f"recipes.{name}", *args])
     color = "red" if outcome.reason == "fatal" else "yellow"
-    console.print(f"[{color}]{outcome.reason}[/]: {outcome.message}", highlight=False)
-    console.print(f"{line}\nresume with: {resume}", highlight=False)
+    console.print(f"[{color}]{outcome.reason}[/]: {outcome.message}", highlight=False, soft_wrap=True)
+    console.print(f"{line}\nresume with: {resume}", highlight=False, soft_wrap=True)
     return {"fatal": 1, "interrupted": 130}.get(outcome.reason, 0)
 
 

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from agents.console import make_console
+
 if TYPE_CHECKING:
     from agents.schemas import WorkItem
     from graphs.outcome import ItemResult, RunOutcome, RunView
@@ -50,7 +52,7 @@ class RichTracer(RunObserver):
 
     def __init__(self, console: Console | None = None, *, total: int | None = None, trace: bool = False,
                  trace_file: Path | None = None, currency: str = "¥"):
-        self.console = console or Console()
+        self.console = console or make_console()
         self.total = total
         self.trace = trace
         self.trace_file = open(trace_file, "a", encoding="utf-8") if trace_file else None

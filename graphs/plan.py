@@ -133,6 +133,7 @@ def render_plan(plan: Plan, console) -> None:
                   "price_input_cached_per_1k (a cache hit costs the full input price where none is set)",
                   highlight=False)
     for name, text in plan.examples.items():
-        console.print(Panel(Text(text), title=f"prompt {name}", title_align="left"))
+        # off a terminal the console is very wide (agents.console): there the panel fits its prompt
+        console.print(Panel(Text(text), title=f"prompt {name}", title_align="left", expand=console.is_terminal))
     console.print("[bold]graph[/] (mermaid):")
     console.print(plan.mermaid, markup=False, highlight=False)

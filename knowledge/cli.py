@@ -11,12 +11,13 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from agents.console import make_console
+
 app = typer.Typer(help="Knowledge bases: build, add, search, stats, calibrate.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 IndexOpt = typer.Option(..., "--index", envvar="ZAOSHU_KB_INDEX", help="Index folder (created by build).")
 EmbedderOpt = typer.Option(

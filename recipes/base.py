@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Optional
 import typer
 from rich.console import Console
 
+from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
 from graphs.config import RecipeConfig, SelfCognition
 from graphs.session import RunRequest
@@ -179,7 +180,7 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, *, interrupted: str
     """Run a zaoshu command (`zaoshu …`, `python -m recipes.<name>`) and exit with its code: a user
     error is one red line (exit 1), a usage error the usage and one line (exit 2), Ctrl-C outside a
     run one line (exit 130) — never a traceback."""
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     try:
         rc = app(args=argv, standalone_mode=False)
     except ZaoshuError as exc:

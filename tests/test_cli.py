@@ -1,6 +1,8 @@
 """The `zaoshu` command as a user runs it: help, config show (keys masked), llm ping, clear errors."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +16,11 @@ SECRET = "sk-verysecretkey-abcdef123456"
 
 
 def zaoshu(*args, env=None, cwd=None):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_"))}
+    """Output captured, as in a pipe or a CI log: not a terminal, no COLUMNS unless `env` sets it."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_")) and k != "COLUMNS"}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "zaoshu_cli", *args], capture_output=True, text=True,
-                          env={**full_env, "PYTHONPATH": str(REPO), "COLUMNS": "200"}, cwd=cwd, timeout=120)
+                          env={**full_env, "PYTHONPATH": str(REPO)}, cwd=cwd, timeout=120)
 
 
 def test_help_lists_every_command_group():
@@ -131,3 +134,36 @@ def test_llm_ping_names_the_json_mode_that_works_when_a_roles_mode_does_not(tmp_
                              "with FORMAT); prompt gave valid JSON: set their json_mode to prompt (ZAOSHU_JSON_MODE, or "
                              "ZAOSHU_<ROLE>__JSON_MODE for one role)\n")
 
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_llm_ping_piped_shows_each_failing_url_and_its_error_whole(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = zaoshu("llm", "ping", env={"ZAOSHU_BASE_URL": url, "ZAOSHU_MODEL": "m"}, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 9  # title, three header lines, one row per role, bottom border
+    for role, row in zip(("asker", "answerer", "responder", "critic"), lines[4:8]):
+        assert f"│ {role} " in row and f"│ {url} │" in row
+        assert f"endpoint unreachable — {role} → {url}: cannot connect:" in row
+        assert row.rstrip(" │").endswith("is the server running and the base URL right?")
+
+
+def test_runs_list_piped_shows_every_value_whole_and_respects_columns(tmp_path):
+    run = tmp_path / "runs" / "tianji" / "20261121-000000-the-long-name-of-a-run"
+    run.mkdir(parents=True)
+    (run / "stats.json").write_text(json.dumps({
+        "status": "completed", "accepted": 1234, "rejected": 56, "failed": 0, "input_tokens": 5_912_345,
+        "output_tokens": 1_234_567, "cost": 12.3456, "currency": "¥", "duration_s": 4242}), encoding="utf-8")
+    result = zaoshu("runs", "list", "--root", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "tianji" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == [
+        "tianji", run.name, "completed", "1234", "56", "0", "5,912,345/1,234,567", "¥12.3456", "4242s"]
+    narrow = zaoshu("runs", "list", "--root", str(tmp_path / "runs"), env={"COLUMNS": "60"})
+    assert [len(line) for line in narrow.stdout.splitlines() if line.startswith(("┏", "└"))] == [60, 60]

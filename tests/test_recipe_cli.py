@@ -241,3 +241,24 @@ def test_openai_variables_in_dotenv_reach_the_endpoint(tmp_path):
         assert result.returncode == 0, result.stderr
         auth = {r.headers.get("authorization") or r.headers.get("Authorization") for r in server.requests}
     assert auth == {"Bearer sk-from-dotenv-0000"} and len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_piped_output_keeps_paths_and_the_resume_command_on_one_line(tmp_path, monkeypatch):
+    """Not a terminal (a pipe, a CI log): rich once wrapped at 80 columns, and the pasted command failed."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日", "春节"])
+    done_out = tmp_path / "a-folder-with-a-long-name-for-the-runs" / "tianji-done"
+    stopped_out = tmp_path / "a-folder-with-a-long-name-for-the-runs" / "tianji-stopped"
+    with FakeOpenAI(reply=reply) as server:
+        done = run(tmp_path, server, "--config", str(config), "--out", str(done_out))
+        stopped = run(tmp_path, server, "--config", str(config), "--out", str(stopped_out), "--concurrency", "1",
+                      "--budget", "1 tokens")
+        plan = run(tmp_path, server, "--config", str(config), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("done (completed): accepted ")
+    assert done.stdout.splitlines()[-1].endswith(f" → {done_out}/accepted.jsonl")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines()[-1] == (f"resume with: python -m recipes.tianji --config {config} --out "
+                                               f"{stopped_out} --concurrency 1 --budget '1 tokens'")
+    widest_prompt = max(len(line) for line in plan.stdout.splitlines() if line.startswith("│"))
+    assert widest_prompt < 300  # a prompt's panel fits its text, not the wide console's 10,000 columns

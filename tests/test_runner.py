@@ -2,6 +2,7 @@
 budget, target, fatal errors, and interactive review."""
 
 import asyncio
+import io
 import json
 import os
 import random
@@ -150,6 +151,23 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
     assert len(ids) == len(set(ids)) == n
     assert before <= set(ids)  # nothing accepted before a kill was lost
     assert {i.id for i in items(n)} == set(ids)
+
+
+def test_the_closing_lines_are_not_wrapped_by_rich_on_a_narrow_terminal(monkeypatch):
+    """The terminal wraps them itself, so the path and the resume command copy as one line each."""
+    from rich.console import Console
+
+    from graphs.execute import _report
+    from graphs.outcome import RunOutcome
+
+    console = Console(file=io.StringIO(), width=40)
+    out = "/tmp/a-long-folder-name/tianji/t2"
+    monkeypatch.setattr(sys, "argv", ["recipes/tianji/__main__.py", "--limit", "40", "--concurrency", "4"])
+    outcome = RunOutcome(reason="interrupted", message="stopped by Ctrl-C", accepted=3, rejected=1, failed=0)
+    assert _report(outcome, "tianji", Path(out), console) == 130
+    assert console.file.getvalue().splitlines() == [
+        "interrupted: stopped by Ctrl-C", f"accepted 3 · rejected 1 · failed 0 → {out}/accepted.jsonl",
+        f"resume with: python -m recipes.tianji --limit 40 --concurrency 4 --out {out}"]
 
 
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):

@@ -15,8 +15,8 @@ from typing import Optional
 
 import typer
 import yaml
-from rich.console import Console
 
+from agents.console import make_console
 from agents.errors import InputError
 
 HEADER = """# docqa recipe for «{name}», written by `zaoshu new`. Edit anything below, then run:
@@ -36,7 +36,7 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     from recipes.docqa.recipe import DocQAConfig, corpus_digest
     from recipes.docqa.tags import derive_tree
 
-    console = Console()
+    console = make_console()
     path = out or Path(f"{name}.yaml")
     if path.exists() and not force:
         raise InputError(f"{path} exists; choose another --out or pass --force")

@@ -19,6 +19,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
 
 DEFAULTS_YAML = Path(__file__).with_name("ruozhiba.yaml")
@@ -61,7 +62,7 @@ def main(
     config: Path = typer.Option(DEFAULTS_YAML, help="Recipe YAML with the defaults."),
 ) -> None:
     """Convert COIG-CQIA rows and write a seeded train/test split."""
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(highlight=False, soft_wrap=True)
     try:
         _run(console, input_path, out, run_name, fmt, split, seed, system, critic, config)
     except ZaoshuError as exc:
