@@ -174,3 +174,29 @@ def _chunk_sources(tmp_path: Path) -> dict[str, str]:
     from recipes.docqa.corpus import scan_corpus
 
     return {c.hash: c.chunk_id for c in scan_corpus([tmp_path / "docs"]).chunks}
+
+
+def test_an_unreadable_file_is_skipped_and_said_in_the_corpus_line(tmp_path, unreadable, monkeypatch):
+    """In-process, so the file can be made unreadable even for root (`chmod 000` does not stop root)."""
+    from typer.testing import CliRunner
+
+    from knowledge.cli import app as kb_app
+    from recipes.docqa.__main__ import app as docqa_app
+
+    make_corpus(tmp_path / "docs")
+    secret = tmp_path / "docs/秘密.md"
+    secret.write_text("# 机密\n" + "出差前要先在系统里提交申请，审批通过后才能订票。" * 4, encoding="utf-8")
+    unreadable.add(secret)  # as after `chmod 000 秘密.md`
+    runner = CliRunner(env={"COLUMNS": "200"})
+    built = runner.invoke(kb_app, ["build", "docs", "--index", INDEX, "--embedder", "hash"])
+    assert built.exit_code == 0 and "skipped 秘密.md: cannot read: Permission denied" in built.stderr
+    with FakeOpenAI(reply=reply) as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
+        result = runner.invoke(docqa_app, ["--knowledge", "docs", "--name", NAME, "--out", "run", "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"corpus: \d+ chunks from 5 files, 1 skipped \(cannot read: Permission denied\) in 1 folders",
+                     result.stdout), result.stdout
+    assert sum(1 for ledger in ("accepted", "rejected") for _ in read_jsonl(tmp_path / f"run/{ledger}.jsonl")) == 2
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert stats["chunks"]["files_skipped"] == {"cannot read: Permission denied": 1}

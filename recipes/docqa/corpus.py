@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from knowledge.loaders import iter_entry, scan_folder
+from knowledge.loaders import cannot_read, iter_entry, scan_folder
 from knowledge.readers import Unreadable
 from knowledge.splitter import RETRIEVAL_SIZE, headings, iter_chunks
 from knowledge.sync import file_sha256
@@ -104,13 +104,16 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0],
             try:
                 chunks = [c for c in iter_chunks(iter_entry(entry), chunk_size=chunk_size, overlap=overlap)
                           if c.text.strip()]
-            except (Unreadable, OSError) as exc:
+                sha = file_sha256(entry.path)
+            except Unreadable as exc:
                 corpus.files_skipped[str(exc).split(":")[0]] += 1
+                continue
+            except OSError as exc:
+                corpus.files_skipped[cannot_read(exc)] += 1
                 continue
             if not chunks:
                 corpus.files_skipped["no text"] += 1
                 continue
-            sha = file_sha256(entry.path)
             title = next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
                 or Path(entry.rel).stem
             for c in chunks:

@@ -126,8 +126,9 @@ class DocQA(Recipe):
         kinds = " · ".join(f"{k} {n}" for k, n in plan.by_kind().items())
         skipped = ", ".join(f"{r} {n}" for r, n in plan.skipped.most_common()) or "none"
         files = sum(1 for _ in {c.path for c in corpus.chunks})
-        console.print(f"corpus: {plan.total_chunks} chunks from {files} files in {len(corpus.folders)} folders; "
-                      f"items: {kinds}; chunks skipped: {skipped}; tags: {len(tree)} top-level "
+        not_read = "".join(f", {n} skipped ({r})" for r, n in corpus.files_skipped.most_common())
+        console.print(f"corpus: {plan.total_chunks} chunks from {files} files{not_read} in {len(corpus.folders)} "
+                      f"folders; items: {kinds}; chunks skipped: {skipped}; tags: {len(tree)} top-level "
                       f"→ {run_dir / TAGS_FILE}", highlight=False)
 
     def before_run(self, config: DocQAConfig, run_dir: Path, ctx: Any, console: Console) -> None:
