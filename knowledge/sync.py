@@ -22,7 +22,7 @@ from knowledge.bm25 import tokenize
 from knowledge.embeddings import Embedder
 from knowledge.loaders import FileEntry, Skipped, cannot_read, empty_reason, iter_entry, scan_folder
 from knowledge.readers import STREAM_THRESHOLD, Document, Unreadable
-from knowledge.splitter import Chunk, iter_chunks
+from knowledge.splitter import Chunk, index_chunks
 from knowledge.store import FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -260,8 +260,7 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
         return 0, "empty file"
     if entry.size <= STREAM_THRESHOLD:
         try:
-            chunks = [c for c in iter_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size,
-                                             overlap=overlap, by_section=True) if c.text.strip()]
+            chunks = list(index_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size, overlap=overlap))
         except (Unreadable, OSError) as exc:
             return _unread(writer, entry, exc, row(0, str(exc)))
         status = "ok" if chunks else empty_reason(entry, fields)
@@ -272,9 +271,7 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
     count, batch, at = 0, [], [None]
     try:
         docs = _tracked(iter_entry(entry, fields, problems), at)
-        for chunk in iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=True):
-            if not chunk.text.strip():
-                continue
+        for chunk in index_chunks(docs, chunk_size=chunk_size, overlap=overlap):
             batch.append((entry.rel, chunk))
             if len(batch) >= writer.batch_size:
                 writer.insert(batch)
