@@ -109,7 +109,11 @@ def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
             if child_path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 skipped.append(Skipped(rel, f"unsupported file type {child_path.suffix.lower() or '(no extension)'}"))
                 continue
-            stat = child.stat()
+            try:
+                stat = child.stat()
+            except OSError as exc:  # gone (or made unreadable) since the folder was listed
+                skipped.append(Skipped(rel, cannot_read(exc)))
+                continue
             entries.append(FileEntry(child_path, rel, stat.st_size, stat.st_mtime_ns))
 
     walk(root)
@@ -160,8 +164,17 @@ def load_entry(entry: FileEntry, fields: tuple[str, ...], sink) -> str | None:
     except Unreadable as exc:
         return str(exc)
     except OSError as exc:
-        return f"cannot read: {exc.strerror}"
+        return cannot_read(exc)
     return None if count else empty_reason(entry, fields)
+
+
+def cannot_read(exc: OSError) -> str:
+    """The reason shown for a file the system would not let us read (permissions, gone since listed).
+
+    >>> cannot_read(PermissionError(13, "Permission denied", "/kb/秘密.md"))
+    'cannot read: Permission denied'
+    """
+    return f"cannot read: {exc.strerror or exc}"
 
 
 def empty_reason(entry: FileEntry, fields: tuple[str, ...]) -> str:

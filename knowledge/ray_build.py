@@ -23,7 +23,7 @@ import numpy as np
 from knowledge.embeddings import Embedder, load_embedder
 from knowledge.loaders import iter_entry, scan_folder
 from knowledge.readers import Unreadable
-from knowledge.splitter import iter_chunks
+from knowledge.splitter import index_chunks
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,8 @@ def pending_texts(folder: Path, index: Path, *, chunk_size: int, overlap: int,
         if entry.size == 0 or (row and row.size == entry.size and row.mtime_ns == entry.mtime_ns):
             continue
         try:
-            for chunk in iter_chunks(iter_entry(entry, text_fields), chunk_size=chunk_size, overlap=overlap):
-                if chunk.text.strip():
-                    texts.setdefault(_digest(chunk.text), chunk.text)
+            for chunk in index_chunks(iter_entry(entry, text_fields), chunk_size=chunk_size, overlap=overlap):
+                texts.setdefault(_digest(chunk.text), chunk.text)
         except (Unreadable, OSError):
             continue  # the local build records why
     return list(texts.values())

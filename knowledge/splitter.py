@@ -117,6 +117,20 @@ def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0]
             title = marks[-1][1]
 
 
+def index_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],
+                 overlap: int = RETRIEVAL_SIZE[1]) -> Iterator[Chunk]:
+    """How one file's Documents become the knowledge index's chunks: cut at headings first
+    (`by_section=True`), blank chunks left out (their numbers are kept). The local build, the Ray build
+    and docqa all cut with this, so a chunk id `<folder>/<file>#<n>` names the same text in each.
+
+    >>> from knowledge.readers import Document
+    >>> text = "## 报销\\n" + "发票要在三十天内提交。" * 6 + "\\n## 住宿\\n" + "住宿按城市分三档。" * 6
+    >>> [(c.chunk_index, c.title) for c in index_chunks([Document(text, "差旅.md")])]
+    [(0, '报销'), (1, '住宿')]
+    """
+    return (c for c in iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=True) if c.text.strip())
+
+
 def _sections(text: str, marks: list[tuple[int, str]], chunk_size: int) -> Iterator[tuple[int, int, str | None]]:
     """(start, end, heading) of the text before the first heading (heading None) and of each heading's
     section. A heading with (almost) no text of its own, as 「# 第一部」 right above 「## 第一章」, stays

@@ -20,9 +20,9 @@ import numpy as np
 
 from knowledge.bm25 import tokenize
 from knowledge.embeddings import Embedder
-from knowledge.loaders import FileEntry, Skipped, empty_reason, iter_entry, scan_folder
+from knowledge.loaders import FileEntry, Skipped, cannot_read, empty_reason, iter_entry, scan_folder
 from knowledge.readers import STREAM_THRESHOLD, Document, Unreadable
-from knowledge.splitter import Chunk, iter_chunks
+from knowledge.splitter import Chunk, index_chunks
 from knowledge.store import FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,13 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
             report.unchanged += 1
             _report_status(report, entry.rel, row.status)
             continue
-        sha = file_sha256(entry.path)
+        try:
+            sha = file_sha256(entry.path)
+        except OSError as exc:  # no manifest row: the next build tries it again
+            report.skipped.append(Skipped(entry.rel, cannot_read(exc)))
+            if row:
+                report.chunks_deleted += store.delete_file(root_id, entry.rel)
+            continue
         if row and row.sha256 == sha:  # touched but identical: just remember the new mtime
             store.put_file(root_id, entry.rel, FileRow(entry.size, entry.mtime_ns, sha, row.n_chunks, row.status))
             report.unchanged += 1
@@ -254,11 +260,9 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
         return 0, "empty file"
     if entry.size <= STREAM_THRESHOLD:
         try:
-            chunks = [c for c in iter_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size,
-                                             overlap=overlap, by_section=True) if c.text.strip()]
+            chunks = list(index_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size, overlap=overlap))
         except (Unreadable, OSError) as exc:
-            writer.files.append((entry.rel, row(0, str(exc))))
-            return 0, str(exc)
+            return _unread(writer, entry, exc, row(0, str(exc)))
         status = "ok" if chunks else empty_reason(entry, fields)
         writer.add_file(entry.rel, row(len(chunks), status), chunks)
         return len(chunks), status
@@ -267,9 +271,7 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
     count, batch, at = 0, [], [None]
     try:
         docs = _tracked(iter_entry(entry, fields, problems), at)
-        for chunk in iter_chunks(docs, chunk_size=chunk_size, overlap=overlap, by_section=True):
-            if not chunk.text.strip():
-                continue
+        for chunk in index_chunks(docs, chunk_size=chunk_size, overlap=overlap):
             batch.append((entry.rel, chunk))
             if len(batch) >= writer.batch_size:
                 writer.insert(batch)
@@ -280,11 +282,21 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
     except (Unreadable, OSError) as exc:
         writer.store.rollback()
         writer.store.delete_chunks(writer.root_id, entry.rel)
-        writer.files.append((entry.rel, row(0, str(exc))))
-        return 0, str(exc)
+        return _unread(writer, entry, exc, row(0, str(exc)))
     writer.files.append((entry.rel, row(count, "ok" if count else empty_reason(entry, fields))))
     writer.commit()
     return count, "ok" if count else empty_reason(entry, fields)
+
+
+def _unread(writer: _Writer, entry: FileEntry, exc: Exception, failed: FileRow) -> tuple[int, str]:
+    """A file that gave no chunks because reading it failed. An Unreadable one (corrupt, undecodable) is
+    remembered with its reason until it changes; an OSError (permissions, gone since listed) leaves no
+    manifest row, so the next build tries it again."""
+    if isinstance(exc, Unreadable):
+        writer.files.append((entry.rel, failed))
+        return 0, failed.status
+    writer.store.delete_file(writer.root_id, entry.rel)
+    return 0, cannot_read(exc)
 
 
 def _report_status(report: BuildReport, rel: str, status: str) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import os
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +36,20 @@ def fake_llm(monkeypatch):
         monkeypatch.setenv("ZAOSHU_MAX_RETRIES", "3")
         monkeypatch.setenv("ZAOSHU_TIMEOUT", "5")
         yield server
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """A set of paths whose opening fails as after `chmod 000` (tests may run as root, whom chmod does
+    not stop): add a file to it to make it unreadable, remove it to make it readable again."""
+    blocked: set[Path] = set()
+    real_open = io.open
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() in {b.resolve() for b in blocked}:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    return blocked

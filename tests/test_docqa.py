@@ -5,6 +5,7 @@
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import yaml
 
 from graphs.rundir import read_jsonl
+from knowledge.index import DB_FILE
+from recipes.docqa.corpus import chunk_hash
 from tests.docqa_corpus import make_corpus, make_second
 from tests.docqa_replies import GA, reply
 from tests.fake_openai import FakeOpenAI
@@ -79,10 +82,12 @@ def test_own_folder_to_dataset_with_no_yaml(tmp_path):
     assert {"安装步骤", "滤芯更换", "故障排除"} <= set(tags["tree"]["净水器使用手册"])
     assert {"用电安全", "儿童与宠物"} <= set(tags["tree"]["安全须知"])
     assert all(m.get("tag") for m in metas)
-    fallback = [m for m in metas if m.get("tag_fallback")]
+    # (the fallback's sample may be rejected: the fake answerer answers its question as another one's)
+    fallback = [r["sample"]["meta"] for r in rejected if r.get("sample")] + metas
+    fallback = [m for m in fallback if m.get("tag_fallback")]
     assert fallback and all(m["tag"].startswith("安全须知") for m in fallback)
     stats = json.loads((run / "stats.json").read_text(encoding="utf-8"))
-    assert stats["tags"]["heading (labelling failed)"] == len(fallback)
+    assert stats["tags"].get("heading (labelling failed)", 0) == sum(1 for m in metas if m.get("tag_fallback"))
     # nothing silently missing: every chunk accounted for
     chunks = stats["chunks"]
     assert chunks["skipped"]["too_short"] == 1  # note.md
@@ -127,6 +132,61 @@ def test_own_folder_to_dataset_with_no_yaml(tmp_path):
     assert stale["deleted"] and stale["changed"]
     text = sh(tmp_path, None, "runs", "show", str(run)).stdout
     assert f"stale: {stale['deleted'] + stale['changed']} samples" in text
+
+
+TRAVEL_MD = """# 差旅制度
+
+## 出差申请
+
+出差前要在办公系统里提交出差申请，写明目的地、天数和预算，部门负责人审批通过后才能订票。临时出差可以先电话报备，回来后三个工作日内补办申请。
+
+## 交通标准
+
+高铁和动车一律乘坐二等座，单程超过八小时可以改乘飞机经济舱。市内交通优先乘坐地铁和公交，打车费用凭行程单报销，每天不超过一百元。
+
+## 报销流程
+
+回来后十个工作日内在系统里提交报销单，附上发票原件和行程单。财务审核通过后，报销款在每月十五号统一打到工资卡上，逾期提交的需要部门负责人签字说明原因。
+"""
+
+TRAVEL_TXT = """第一章 总则
+为规范公司员工出差管理，合理控制差旅费用，结合公司实际情况制定本制度。本制度适用于公司全体正式员工和试用期员工，实习生出差参照执行。
+
+第二章 住宿标准
+一线城市住宿每晚不超过五百元，二线城市每晚不超过三百五十元，其他城市每晚不超过二百五十元。两名同性别员工同行时原则上合住一间标准间，超出标准的部分由个人承担。
+
+第三章 出差补助
+出差期间每天发放伙食补助八十元，按实际出差天数计算，往返当天各按半天计算。由客户或会议主办方提供餐食的，当天不再发放伙食补助。
+"""
+
+
+def test_docqa_cuts_chunks_as_the_index_does_and_names_the_chunk_it_asked_about(tmp_path):
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    (docs / "差旅制度.md").write_text(TRAVEL_MD, encoding="utf-8")
+    (docs / "差旅制度_GBK.txt").write_bytes(TRAVEL_TXT.encode("gbk"))
+    sh(tmp_path, None, "kb", "build", "kb", "--index", INDEX, "--embedder", "hash")
+    with FakeOpenAI(reply=reply) as server:
+        out = sh(tmp_path, server, "recipes.docqa", "--knowledge", "kb", "--name", NAME, "--out", "run").stdout
+    index_line = re.search(r"index .*: (\d+) chunks from (\d+) files", out)
+    assert index_line and index_line.groups() == ("6", "2"), out  # 3 sections in each file
+    assert re.search(r"corpus: 6 chunks from 2 files in 1 folders; items: chunk 6 · cross_chunk [1-9]", out), out
+    db = sqlite3.connect(tmp_path / INDEX / DB_FILE)
+    rows = db.execute("SELECT source, chunk_index, text FROM chunks")
+    index_text = {f"{source}#{n}": text for source, n, text in rows}
+    db.close()
+    samples = [*read_jsonl(tmp_path / "run/accepted.jsonl"),
+               *(r["sample"] for r in read_jsonl(tmp_path / "run/rejected.jsonl") if r.get("sample"))]
+    assert {s["meta"]["item_kind"] for s in samples} == {"chunk", "cross_chunk", "tag"}
+    asked = {s["meta"]["source_chunk"] for s in samples if s["meta"]["item_kind"] == "chunk"}
+    assert asked == set(index_text)  # every section was asked about, 第二章 and 第三章 too
+    for sample in (s for s in samples if s["meta"]["item_kind"] != "tag"):
+        meta = sample["meta"]
+        # each id names the index chunk whose text the item was made from …
+        assert [chunk_hash(c.split("#")[0], index_text[c]) for c in meta["source_chunks"]] == meta["chunk_hashes"]
+        if meta["item_kind"] == "chunk":  # … and the question quotes it (the fake asker copies a sentence of it)
+            quoted = re.search(r"想问：(.+?)，这是为什么", sample["turns"][0]["input"]).group(1)
+            assert quoted in re.sub(r"[，。！？、：；\s]", "", index_text[meta["source_chunk"]])
 
 
 def server_stub():
@@ -174,3 +234,29 @@ def _chunk_sources(tmp_path: Path) -> dict[str, str]:
     from recipes.docqa.corpus import scan_corpus
 
     return {c.hash: c.chunk_id for c in scan_corpus([tmp_path / "docs"]).chunks}
+
+
+def test_an_unreadable_file_is_skipped_and_said_in_the_corpus_line(tmp_path, unreadable, monkeypatch):
+    """In-process, so the file can be made unreadable even for root (`chmod 000` does not stop root)."""
+    from typer.testing import CliRunner
+
+    from knowledge.cli import app as kb_app
+    from recipes.docqa.__main__ import app as docqa_app
+
+    make_corpus(tmp_path / "docs")
+    secret = tmp_path / "docs/秘密.md"
+    secret.write_text("# 机密\n" + "出差前要先在系统里提交申请，审批通过后才能订票。" * 4, encoding="utf-8")
+    unreadable.add(secret)  # as after `chmod 000 秘密.md`
+    runner = CliRunner(env={"COLUMNS": "200"})
+    built = runner.invoke(kb_app, ["build", "docs", "--index", INDEX, "--embedder", "hash"])
+    assert built.exit_code == 0 and "skipped 秘密.md: cannot read: Permission denied" in built.stderr
+    with FakeOpenAI(reply=reply) as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-model")
+        result = runner.invoke(docqa_app, ["--knowledge", "docs", "--name", NAME, "--out", "run", "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"corpus: \d+ chunks from 5 files, 1 skipped \(cannot read: Permission denied\) in 1 folders",
+                     result.stdout), result.stdout
+    assert sum(1 for ledger in ("accepted", "rejected") for _ in read_jsonl(tmp_path / f"run/{ledger}.jsonl")) == 2
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert stats["chunks"]["files_skipped"] == {"cannot read: Permission denied": 1}

@@ -105,3 +105,10 @@ def test_a_tag_the_user_adds_is_asked_about_on_the_next_run(tmp_path):
     keep_incremental(again, tmp_path / "items.json")
     new = [i for i in again.items if i.id not in {j.id for j in plan.items}]
     assert {i.payload["tag"] for i in new} == {"a/我加的标签"}
+
+
+def test_a_kind_with_a_share_but_nothing_to_ask_says_why():
+    c = corpus({"a.md": [LONG + "甲"], "b.md": [LONG + "乙"]})  # one chunk per file: no pair to ask across
+    plan = plan_items(c, config(), derive_tree(c.chunks), {}, 1)
+    assert "cross_chunk" not in plan.by_kind() and plan.by_kind()["chunk"] == 2
+    assert plan.none_because == {"cross_chunk": "no file gave two chunks"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,54 @@ def test_user_mistakes_raise_input_errors(tmp_path: Path, built: tuple[Path, Pat
     other_model = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash:64"])
     assert isinstance(other_model.exception, InputError) and "rebuild needed" in str(other_model.exception)
     assert len(CORPUS) == 6
+
+
+@pytest.mark.parametrize("fails_at", ["hashing", "reading"])
+def test_an_unreadable_file_is_skipped_with_its_reason_and_built_once_readable(
+        tmp_path: Path, unreadable, monkeypatch, fails_at) -> None:
+    import knowledge.sync
+
+    folder = write_corpus(tmp_path / "kb")
+    secret = folder / "秘密.md"
+    secret.write_text("# 机密\n通关文牒藏在唐僧的袈裟里，只有悟空知道。", encoding="utf-8")
+    blocked = unreadable if fails_at == "hashing" else set()
+    if fails_at == "reading":  # readable when hashed, made unreadable before it is read
+        real_iter_entry = knowledge.sync.iter_entry
+
+        def iter_entry(entry, *args):
+            if entry.path in blocked:
+                raise PermissionError(13, "Permission denied", str(entry.path))
+            return real_iter_entry(entry, *args)
+
+        monkeypatch.setattr(knowledge.sync, "iter_entry", iter_entry)
+    blocked.add(secret)  # as after `chmod 000 秘密.md`
+    index = tmp_path / "idx"
+    result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "0 deleted, 0 unchanged; 6 chunks indexed" in result.stdout
+    assert "skipped 秘密.md: cannot read: Permission denied" in result.stderr
+
+    blocked.clear()  # `chmod 644`: its mtime is unchanged, yet the next build reads it
+    again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert again.exit_code == 0, again.output
+    assert "1 added, 0 changed, 0 deleted, 6 unchanged; 1 chunks indexed" in again.stdout
+    assert "秘密.md" not in again.stderr
+    found = runner.invoke(app, ["search", "通关文牒藏在哪里", "--index", str(index), "-k", "1", "--json"])
+    assert json.loads(found.stdout)["passages"][0]["chunk_id"] == "kb/秘密.md#0"
+
+
+def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path, monkeypatch) -> None:
+    import knowledge.loaders
+
+    folder = write_corpus(tmp_path / "kb")
+    real_scandir = os.scandir
+
+    def scandir_then_delete(directory):
+        children = list(real_scandir(directory))
+        (folder / "nverguo.txt").unlink(missing_ok=True)  # deleted by someone else, after the listing
+        return children
+
+    monkeypatch.setattr(knowledge.loaders.os, "scandir", scandir_then_delete)
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "5 added" in result.stdout and "skipped nverguo.txt: cannot read: No such file or directory" in result.stderr

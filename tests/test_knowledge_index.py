@@ -308,3 +308,15 @@ def test_a_question_word_the_text_never_uses_backs_off_to_its_characters(tmp_pat
     }
     with lexical_kb(tmp_path, corpus, {"bm25": 1.0, "bigram": 0.0, "char": 0.0, "section": 0.0}) as kb:  # words alone
         assert [p.source for p in kb.retrieve("乌鸡国王化作鬼魂，半夜去找谁？", k=2)] == ["kb/ghost.txt", "kb/feast.txt"]
+
+
+def test_the_ray_build_embeds_exactly_the_chunks_the_local_build_stores(tmp_path: Path) -> None:
+    from knowledge.ray_build import pending_texts
+
+    chapters = "第一回 灵根育孕\n" + "石猴出世，众猴拜他为王。" * 8 + "\n第二回 悟彻菩提\n" + "拜师学艺，学会七十二变。" * 8
+    folder = write_corpus(tmp_path / "xiyou", {"chapters.txt": chapters, **CORPUS})
+    texts = pending_texts(folder, tmp_path / "idx", chunk_size=500, overlap=50, text_fields=("text",))
+    emb = CountingEmbedder()
+    KnowledgeBase.build(folder, tmp_path / "idx", emb)
+    assert sorted(texts) == sorted(emb.texts)  # what the cluster embeds is what the index asks for: no miss
+    assert [t.split("\n")[0] for t in texts if t.startswith("第")] == ["第一回 灵根育孕", "第二回 悟彻菩提"]

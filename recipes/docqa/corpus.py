@@ -2,8 +2,9 @@
 
 A chunk's id is the hash of its source and text, so an item made from it keeps its id across runs:
 a rerun after `zaoshu kb add` (or after editing a file) makes items only for new or changed chunks.
-Chunks are cut exactly as the knowledge index cuts them (same splitter, same sizes), so
-`meta.source_chunk` is the index's own chunk id (`<folder>/<file>#<n>`).
+Chunks are cut exactly as the knowledge index cuts them (`knowledge.splitter.index_chunks`, with the
+index's chunk size, overlap and text fields), so `meta.source_chunk` is the index's own chunk id
+(`<folder>/<file>#<n>`) for the very text the question was asked from.
 
 >>> chunk_questions(520, 250, 3), chunk_questions(60, 250, 3), chunk_questions(5000, 250, 3)
 (2, 1, 3)
@@ -16,10 +17,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from knowledge.loaders import iter_entry, scan_folder
-from knowledge.readers import Unreadable
-from knowledge.splitter import RETRIEVAL_SIZE, headings, iter_chunks
+from knowledge.loaders import cannot_read, iter_entry, scan_folder
+from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable
+from knowledge.splitter import RETRIEVAL_SIZE, headings, index_chunks
 from knowledge.sync import file_sha256
 
 log = logging.getLogger(__name__)
@@ -68,24 +70,27 @@ def first_line_title(text: str) -> str | None:
     return line if 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") else None
 
 
-def index_roots(index_dir: Path) -> tuple[list[Path], tuple[int, int]]:
-    """Folders an existing index holds (e.g. added by `zaoshu kb add`) and its chunk size / overlap."""
+def index_roots(index_dir: Path) -> tuple[list[Path], dict[str, Any]]:
+    """Folders an existing index holds (e.g. added by `zaoshu kb add`) and how it cuts chunks:
+    `scan_corpus` keywords (chunk_size, overlap, text_fields)."""
     from knowledge.index import DB_FILE
     from knowledge.store import Store
 
     if not (index_dir / DB_FILE).exists():
-        return [], RETRIEVAL_SIZE
+        return [], {}
     store = Store(index_dir / DB_FILE)
     try:
         settings = store.get_meta("settings") or {}
         roots = [Path(r) for r in store.roots()]
     finally:
         store.close()
-    return roots, (settings.get("chunk_size", RETRIEVAL_SIZE[0]), settings.get("overlap", RETRIEVAL_SIZE[1]))
+    return roots, {"chunk_size": settings.get("chunk_size", RETRIEVAL_SIZE[0]),
+                   "overlap": settings.get("overlap", RETRIEVAL_SIZE[1]),
+                   "text_fields": tuple(settings.get("text_fields", DEFAULT_TEXT_FIELDS))}
 
 
-def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0],
-                overlap: int = RETRIEVAL_SIZE[1]) -> Corpus:
+def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overlap: int = RETRIEVAL_SIZE[1],
+                text_fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS) -> Corpus:
     """Every chunk of every readable file under `folders`; unreadable files are counted by reason."""
     corpus = Corpus()
     seen: set[Path] = set()
@@ -102,16 +107,20 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0],
                 corpus.files_skipped["empty file"] += 1
                 continue
             try:
-                chunks = [c for c in iter_chunks(iter_entry(entry), chunk_size=chunk_size, overlap=overlap)
-                          if c.text.strip()]
-            except (Unreadable, OSError) as exc:
+                chunks = list(index_chunks(iter_entry(entry, text_fields), chunk_size=chunk_size, overlap=overlap))
+                sha = file_sha256(entry.path)
+            except Unreadable as exc:
                 corpus.files_skipped[str(exc).split(":")[0]] += 1
+                continue
+            except OSError as exc:
+                corpus.files_skipped[cannot_read(exc)] += 1
                 continue
             if not chunks:
                 corpus.files_skipped["no text"] += 1
                 continue
-            sha = file_sha256(entry.path)
-            title = next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
+            # the first heading: a chunk's title is the heading of its section, not of the document
+            title = next((h for c in chunks for _, h in headings(c.text)), None) \
+                or next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
                 or Path(entry.rel).stem
             for c in chunks:
                 source = f"{root.name}/{entry.rel}"

@@ -26,6 +26,7 @@ from recipes.docqa.corpus import Corpus, DocChunk, chunk_questions
 from recipes.docqa.tags import heading_tag, leaves, paths
 
 KINDS = ("chunk", "cross_chunk", "tag")
+NOTHING_TO_ASK = {"chunk": "no chunk long enough", "cross_chunk": "no file gave two chunks", "tag": "no tags"}
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ItemPlan:
     seen_chunks: set[str] = field(default_factory=set)       # every usable chunk
     seen_tags: set[str] = field(default_factory=set)         # every tag of the tree
     left_out: int = 0                                        # items over old material (keep_incremental)
+    none_because: dict[str, str] = field(default_factory=dict)  # kind with a share but no item → why
 
     def by_kind(self) -> dict[str, int]:
         return dict(Counter(item.payload["item_kind"] for item in self.items))
@@ -111,6 +113,7 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
     pools = {"chunk": sum(len(g) for g in per_chunk), "cross_chunk": len(cross),
              "tag": sum(len(g) for g in tag_pool)}
     shares = config.mix.model_dump()
+    plan.none_because = {k: NOTHING_TO_ASK[k] for k in KINDS if shares[k] > 0 and not pools[k]}
     total_share = sum(shares.values()) or 1.0
     if config.max_items is not None:
         total = config.max_items

@@ -103,8 +103,8 @@ class DocQA(Recipe):
         for folder in folders:
             if not folder.is_dir():
                 raise InputError(f"knowledge folder not found: {folder}")
-        roots, (size, overlap) = index_roots(config.path(config.index_dir))
-        corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], size, overlap)
+        roots, cut = index_roots(config.path(config.index_dir))
+        corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
         usable = [c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]
         tree, labels = tree_for_run(saved, config.tags, usable)
@@ -123,11 +123,13 @@ class DocQA(Recipe):
         tree, labels = self._tags
         write_tags(run_dir / TAGS_FILE, tree, labels)
         remember_items(plan, run_dir / ITEMS_FILE)
-        kinds = " · ".join(f"{k} {n}" for k, n in plan.by_kind().items())
+        kinds = " · ".join([f"{k} {n}" for k, n in plan.by_kind().items()]
+                           + [f"{k} 0 ({why})" for k, why in plan.none_because.items()])
         skipped = ", ".join(f"{r} {n}" for r, n in plan.skipped.most_common()) or "none"
         files = sum(1 for _ in {c.path for c in corpus.chunks})
-        console.print(f"corpus: {plan.total_chunks} chunks from {files} files in {len(corpus.folders)} folders; "
-                      f"items: {kinds}; chunks skipped: {skipped}; tags: {len(tree)} top-level "
+        not_read = "".join(f", {n} skipped ({r})" for r, n in corpus.files_skipped.most_common())
+        console.print(f"corpus: {plan.total_chunks} chunks from {files} files{not_read} in {len(corpus.folders)} "
+                      f"folders; items: {kinds}; chunks skipped: {skipped}; tags: {len(tree)} top-level "
                       f"→ {run_dir / TAGS_FILE}", highlight=False)
 
     def before_run(self, config: DocQAConfig, run_dir: Path, ctx: Any, console: Console) -> None:
