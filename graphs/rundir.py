@@ -212,8 +212,24 @@ def new_run_name() -> str:
 
 def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fingerprint: str) -> Path:
     """`--out` wins; else the latest run of this recipe with the same config fingerprint resumes;
-    `--fresh` (or a changed config) starts a new run folder."""
+    `--fresh` (or a changed config) starts a new run folder.
+
+    A `--out` folder that already holds a run resumes it only when it is this recipe's, made with this
+    configuration, and without `--fresh`: anything else would mix two datasets in one ledger.
+    """
     if out is not None:
+        held = held_run(out)
+        if held is None:
+            return out
+        if held.get("recipe") not in (None, recipe):
+            raise InputError(f"{out} holds a run of {held['recipe']}, not of {recipe}: choose another --out")
+        if fresh:
+            raise InputError(f"--fresh starts a new run, but {out} already holds one: choose another --out, "
+                             f"or leave out --fresh to resume it")
+        if held.get("fingerprint") not in (None, fingerprint):
+            raise InputError(f"{out} holds a {recipe} run made with another configuration (its YAML or a flag "
+                             f"such as --judge, --answerer, --knowledge or --name differs): run it as it was made to "
+                             f"resume it, or choose another --out")
         return out
     base = root / recipe
     if not fresh and base.exists():
@@ -222,6 +238,17 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
             if stats.exists() and json.loads(stats.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
                 return run
     return base / new_run_name()
+
+
+def held_run(folder: Path) -> dict[str, Any] | None:
+    """The stats.json of the run in `folder` (its own, or a shard's), or None when it holds no run."""
+    for stats in [folder / "stats.json", *sorted(folder.glob(f"{SHARDS}/*/stats.json"))]:
+        if stats.is_file():
+            try:
+                return json.loads(stats.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+    return None
 
 
 # ---- shards: one run folder, several writers ----------------------------------------------------

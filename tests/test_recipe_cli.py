@@ -82,6 +82,26 @@ def test_the_old_ambiguous_variable_is_refused_with_the_new_names(tmp_path):
                                      "flight per endpoint)")
 
 
+def test_an_out_folder_holding_another_run_is_never_mixed_into(tmp_path):
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日", "春节"])
+    with FakeOpenAI(reply=reply) as server:
+        assert run(tmp_path, server, "--config", str(config), "--out", "run").returncode == 0
+        before = (tmp_path / "run/accepted.jsonl").read_bytes()
+        refused = [run(tmp_path, server, "--out", "run", "--limit", "2", recipe="emollm"),
+                   run(tmp_path, server, "--config", str(config), "--out", "run", "--judge", "off"),
+                   run(tmp_path, server, "--config", str(config), "--out", "run", "--fresh")]
+        again = run(tmp_path, server, "--config", str(config), "--out", "run")
+    assert [r.returncode for r in refused] == [1, 1, 1]
+    assert [r.stderr.strip() for r in refused] == [
+        "error: run holds a run of tianji, not of emollm: choose another --out",
+        "error: run holds a tianji run made with another configuration (its YAML or a flag such as --judge, "
+        "--answerer, --knowledge or --name differs): run it as it was made to resume it, or choose another --out",
+        "error: --fresh starts a new run, but run already holds one: choose another --out, or leave out --fresh "
+        "to resume it"]
+    assert (tmp_path / "run/accepted.jsonl").read_bytes() == before  # nothing was added to it
+    assert again.returncode == 0 and "(0 of 2 items to run)" in again.stdout  # the same command still resumes
+
+
 def test_a_second_run_on_a_folder_in_use_exits_at_once_naming_the_holder(tmp_path):
     config = tianji_yaml(tmp_path)
     with FakeOpenAI(reply=reply, latency=0.5) as server:
