@@ -68,28 +68,33 @@ class KnowledgeBase:
     @classmethod
     def build(cls, folder: str | Path, index_dir: str | Path, embedder: Embedder | str | None = None, *,
               progress: Progress | None = None, chunk_size: int = RETRIEVAL_SIZE[0], overlap: int = RETRIEVAL_SIZE[1],
-              text_fields: Iterable[str] = DEFAULT_TEXT_FIELDS, rebuild: bool = False,
+              text_fields: Iterable[str] | None = None, rebuild: bool = False,
               hnsw_threshold: int = vectors.HNSW_THRESHOLD, max_file_mb: float | None = DEFAULT_MAX_FILE_MB,
               embed_config: EmbedConfig | None = None, **options: Any) -> KnowledgeBase:
         """Create the index (or update it incrementally) from `folder`; `kb.last_report` says what changed.
 
         An existing index keeps its embedding model and chunk sizes; asking for others needs `rebuild=True`,
         except that an index without vectors (built with the weak fallback) takes a real model: every
-        chunk is embedded then. Files over `max_file_mb` are skipped (reported).
+        chunk is embedded then. `text_fields=None`: the index's own (text, content, output for a new one).
+        Files over `max_file_mb` are skipped (reported).
         """
         index_dir = Path(index_dir).expanduser()
-        settings = {"chunk_size": chunk_size, "overlap": overlap, "text_fields": list(text_fields)}
+        settings = {"chunk_size": chunk_size, "overlap": overlap,
+                    "text_fields": list(text_fields) if text_fields is not None else None}
         if rebuild:
             remove_index(index_dir)
         if (index_dir / DB_FILE).exists():
             kb = cls.open(index_dir, embedder, hnsw_threshold=hnsw_threshold, embed_config=embed_config,
                           upgrade=True, **options)
             stored = kb.store.get_meta("settings")
+            settings["text_fields"] = settings["text_fields"] or (stored or {}).get("text_fields")
             if stored != settings:
                 kb.close()
                 raise InputError(f"Index {index_dir} was built with {_fmt(stored)}; you asked for {_fmt(settings)}: "
-                                 f"rebuild needed: zaoshu kb build {folder} --index {index_dir} --rebuild")
+                                 f"rebuild needed: zaoshu kb build {folder} --index {index_dir} --rebuild"
+                                 f"{field_flags(settings['text_fields'])}")
         else:
+            settings["text_fields"] = settings["text_fields"] or list(DEFAULT_TEXT_FIELDS)
             index_dir.mkdir(parents=True, exist_ok=True)
             emb = embedder if not isinstance(embedder, (str, type(None))) else load_embedder(embedder, config=embed_config)
             store = Store(index_dir / DB_FILE)
@@ -385,6 +390,16 @@ def remove_index(index_dir: Path) -> None:
         path = index_dir / name
         if path.exists():
             path.unlink()
+
+
+def field_flags(fields: Iterable[str] | None) -> str:
+    """The `kb build` flags that ask for `fields` (none for the defaults).
+
+    >>> field_flags(["question", "answer"]), field_flags(["text", "content", "output"])
+    (' --text-field question --text-field answer', '')
+    """
+    fields = list(fields or DEFAULT_TEXT_FIELDS)
+    return "" if fields == list(DEFAULT_TEXT_FIELDS) else "".join(f" --text-field {f}" for f in fields)
 
 
 def _fmt(settings: dict | None) -> str:
