@@ -118,6 +118,9 @@ class KnowledgeRecipeConfig(RecipeConfig):
     extra_knowledge_folders: list[str] = Field(default_factory=list)
     index_dir: str | None = Field(default=None, description="Default: runs/<recipe>/index.")
     embedder: str | None = Field(default=None, description="auto, hash, a model name or path, openai:<model>.")
+    text_fields: list[str] | None = Field(
+        default=None, min_length=1, description="JSON/JSONL/CSV fields that hold text (--text-field); "
+                                                "default: the index's own, else text, content, output.")
     top_k: int = Field(default=4, ge=1)
     answer_length: tuple[int, int] | None = None
     answerer: AnswererConfig = Field(default_factory=AnswererConfig)

@@ -84,6 +84,7 @@ class RunRequest:
 
         return parse_shard(self.shard) if self.shard else None
     knowledge: Optional[list[Path]] = None  # --knowledge DIR … (QA recipes)
+    text_field: Optional[list[str]] = None  # --text-field FIELD … (QA recipes)
     name: Optional[str] = None  # --name (recipes whose YAML has `name`)
 
     def config_overrides(self) -> dict[str, Any]:
@@ -98,6 +99,8 @@ class RunRequest:
             overrides.update(knowledge_folder=folders[0], extra_knowledge_folders=folders[1:])
         if self.name is not None:
             overrides["name"] = self.name
+        if self.text_field:
+            overrides["text_fields"] = list(self.text_field)
         return overrides
 
     def fail_fast(self, config: RecipeConfig) -> int:
@@ -129,10 +132,10 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
     path = request.config or recipe.config_file
     data = read_yaml(path)
     overrides = request.config_overrides()
-    if ("answerer" in overrides or "knowledge_folder" in overrides) and \
+    if ("answerer" in overrides or "knowledge_folder" in overrides or "text_fields" in overrides) and \
             "answerer" not in recipe.config_model.model_fields:
-        raise InputError(f"--answerer, --huixiangdou-url, --web-fallback and --knowledge apply to QA recipes; "
-                         f"{recipe.name} answers from no knowledge base")
+        raise InputError(f"--answerer, --huixiangdou-url, --web-fallback, --knowledge and --text-field apply to QA "
+                         f"recipes; {recipe.name} answers from no knowledge base")
     if "name" in overrides and "name" not in recipe.config_model.model_fields:
         raise InputError(f"--name applies to recipes with a `name` key; {recipe.name} has none")
     for key, value in overrides.items():
@@ -201,7 +204,7 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     index_dir = config.path(config.index_dir) if config.index_dir else run_root / "index"
     embedding = embed_config(settings)
     named = config.embedder if config.embedder not in (None, "auto") else None
-    kb = KnowledgeBase.build(folders[0], index_dir, named, embed_config=embedding,
+    kb = KnowledgeBase.build(folders[0], index_dir, named, embed_config=embedding, text_fields=config.text_fields,
                              reranker=load_reranker("auto", cache_dir=embedding.cache_dir))
     for folder in folders[1:]:
         kb.add(folder)

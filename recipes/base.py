@@ -156,6 +156,9 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         knowledge: Optional[list[Path]] = typer.Option(None, "--knowledge", help="A folder of your documents "
                                                        "(repeatable); replaces the YAML's knowledge folders.",
                                                        hidden=not qa),
+        text_field: Optional[list[str]] = typer.Option(
+            None, "--text-field", help="JSON/JSONL/CSV fields that hold text (repeatable) [YAML text_fields; "
+                                       "default: the index's own, else text, content, output].", hidden=not qa),
         name: Optional[str] = typer.Option(None, "--name", help="The dataset's name [YAML name].", hidden=not named),
     ) -> None:
         request = RunRequest(limit=limit, target=target, concurrency=concurrency, trace=trace, trace_file=trace_file,
@@ -163,7 +166,8 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
                              config=config, fsync_every=fsync_every, answerer=answerer,
                              huixiangdou_url=huixiangdou_url, web_fallback=web_fallback, judge=judge,
                              fail_fast_k=fail_fast, keep_going=keep_going, shard=shard, ray=ray,
-                             ray_address=ray_address, workers=workers, knowledge=knowledge, name=name)
+                             ray_address=ray_address, workers=workers, knowledge=knowledge, text_field=text_field,
+                             name=name)
         raise typer.Exit(execute(recipe, request))
 
     return app

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from knowledge.loaders import cannot_read, iter_entry, scan_folder
+from agents.errors import InputError
+from knowledge.loaders import cannot_read, empty_reason, iter_entry, scan_folder
 from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable
 from knowledge.splitter import RETRIEVAL_SIZE, headings, index_chunks
 from knowledge.sync import file_sha256
@@ -47,8 +48,13 @@ class DocChunk:
 @dataclass
 class Corpus:
     chunks: list[DocChunk] = field(default_factory=list)
-    files_skipped: Counter = field(default_factory=Counter)  # reason → files
+    files_skipped: dict[str, list[str]] = field(default_factory=dict)  # reason → files (<folder>/<rel>)
+    bad_lines: list[tuple[str, str]] = field(default_factory=list)  # (file, "line N: why") of JSONL/CSV files
     folders: list[Path] = field(default_factory=list)
+    text_fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS
+
+    def skip(self, reason: str, source: str) -> None:
+        self.files_skipped.setdefault(reason, []).append(source)
 
 
 def chunk_hash(source: str, text: str) -> str:
@@ -70,29 +76,39 @@ def first_line_title(text: str) -> str | None:
     return line if 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") else None
 
 
-def index_roots(index_dir: Path) -> tuple[list[Path], dict[str, Any]]:
+def index_roots(index_dir: Path, asked: list[str] | None = None, where: str = "--text-field",
+                folder: Path | str = "<folder>") -> tuple[list[Path], dict[str, Any]]:
     """Folders an existing index holds (e.g. added by `zaoshu kb add`) and how it cuts chunks:
-    `scan_corpus` keywords (chunk_size, overlap, text_fields)."""
-    from knowledge.index import DB_FILE
+    `scan_corpus` keywords (chunk_size, overlap, text_fields). The text fields are the `asked` ones
+    (from `where`), else the index's own; asked fields the index was not built with are an InputError
+    that names both and a rebuild that keeps them all."""
+    from knowledge.index import DB_FILE, field_flags
     from knowledge.store import Store
 
     if not (index_dir / DB_FILE).exists():
-        return [], {}
+        return [], {"text_fields": tuple(asked or DEFAULT_TEXT_FIELDS)}
     store = Store(index_dir / DB_FILE)
     try:
         settings = store.get_meta("settings") or {}
         roots = [Path(r) for r in store.roots()]
     finally:
         store.close()
+    built = list(settings.get("text_fields", DEFAULT_TEXT_FIELDS))
+    if asked and list(asked) != built:
+        both = built + [f for f in asked if f not in built]
+        raise InputError(f"Index {index_dir} was built with fields {','.join(built)}; you asked for fields "
+                         f"{','.join(asked)} ({where}): leave them out to use the index's fields, or rebuild the "
+                         f"index with all of them: zaoshu kb build {folder} --index {index_dir} --rebuild"
+                         f"{field_flags(both)}")
     return roots, {"chunk_size": settings.get("chunk_size", RETRIEVAL_SIZE[0]),
-                   "overlap": settings.get("overlap", RETRIEVAL_SIZE[1]),
-                   "text_fields": tuple(settings.get("text_fields", DEFAULT_TEXT_FIELDS))}
+                   "overlap": settings.get("overlap", RETRIEVAL_SIZE[1]), "text_fields": tuple(built)}
 
 
 def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overlap: int = RETRIEVAL_SIZE[1],
                 text_fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS) -> Corpus:
-    """Every chunk of every readable file under `folders`; unreadable files are counted by reason."""
-    corpus = Corpus()
+    """Every chunk of every readable file under `folders`; files skipped are kept by reason, and the
+    bad lines of JSONL/CSV files (the good lines are used) with their file."""
+    corpus = Corpus(text_fields=tuple(text_fields))
     seen: set[Path] = set()
     for folder in folders:
         root = Path(folder).expanduser().resolve()
@@ -101,29 +117,34 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overla
         seen.add(root)
         corpus.folders.append(root)
         entries, skipped = scan_folder(root)
-        corpus.files_skipped.update(s.reason for s in skipped)
+        for s in skipped:
+            corpus.skip(s.reason, f"{root.name}/{s.path}")
         for entry in entries:
+            source = f"{root.name}/{entry.rel}"
             if entry.size == 0:
-                corpus.files_skipped["empty file"] += 1
+                corpus.skip("empty file", source)
                 continue
+            problems: list[str] = []
             try:
-                chunks = list(index_chunks(iter_entry(entry, text_fields), chunk_size=chunk_size, overlap=overlap))
+                chunks = list(index_chunks(iter_entry(entry, text_fields, problems), chunk_size=chunk_size,
+                                           overlap=overlap))
                 sha = file_sha256(entry.path)
-            except Unreadable as exc:
-                corpus.files_skipped[str(exc).split(":")[0]] += 1
+            except Unreadable as exc:  # grouped by the reason's head: "corrupt PDF", "no valid JSON line"
+                corpus.skip(re.split(r": | \(", str(exc))[0], source)
                 continue
             except OSError as exc:
-                corpus.files_skipped[cannot_read(exc)] += 1
+                corpus.skip(cannot_read(exc), source)
                 continue
+            finally:
+                corpus.bad_lines.extend((source, problem) for problem in problems)
             if not chunks:
-                corpus.files_skipped["no text"] += 1
+                corpus.skip(empty_reason(entry, tuple(text_fields)), source)
                 continue
             # the first heading: a chunk's title is the heading of its section, not of the document
             title = next((h for c in chunks for _, h in headings(c.text)), None) \
                 or next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
                 or Path(entry.rel).stem
             for c in chunks:
-                source = f"{root.name}/{entry.rel}"
                 corpus.chunks.append(DocChunk(
                     hash=chunk_hash(source, c.text), chunk_id=f"{source}#{c.chunk_index}", source=source,
                     path=str(entry.path.resolve()), file_sha=sha, index=c.chunk_index, text=c.text,

@@ -68,7 +68,7 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
                ga_count: int, known_tags: set[str] | None = None) -> ItemPlan:
     """The run's items. `known_tags`: the tags of the run's earlier plans; a tag not among them (one
     the user added to tags.yaml, or a new document's) is asked about first."""
-    plan = ItemPlan(total_chunks=len(corpus.chunks), files_skipped=dict(corpus.files_skipped))
+    plan = ItemPlan(total_chunks=len(corpus.chunks), files_skipped={r: len(files) for r, files in corpus.files_skipped.items()})
     usable: list[DocChunk] = []
     seen: set[str] = set()
     for chunk in corpus.chunks:

@@ -103,7 +103,7 @@ class DocQA(Recipe):
         for folder in folders:
             if not folder.is_dir():
                 raise InputError(f"knowledge folder not found: {folder}")
-        roots, cut = index_roots(config.path(config.index_dir))
+        roots, cut = index_roots(config.path(config.index_dir), config.text_fields, _fields_from(config), folders[0])
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
         usable = [c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]
@@ -127,10 +127,13 @@ class DocQA(Recipe):
                            + [f"{k} 0 ({why})" for k, why in plan.none_because.items()])
         skipped = ", ".join(f"{r} {n}" for r, n in plan.skipped.most_common()) or "none"
         files = sum(1 for _ in {c.path for c in corpus.chunks})
-        not_read = "".join(f", {n} skipped ({r})" for r, n in corpus.files_skipped.most_common())
+        by_count = sorted(corpus.files_skipped.items(), key=lambda kv: -len(kv[1]))
+        not_read = "".join(f", {len(paths)} skipped ({r})" for r, paths in by_count)
         console.print(f"corpus: {plan.total_chunks} chunks from {files} files{not_read} in {len(corpus.folders)} "
                       f"folders; items: {kinds}; chunks skipped: {skipped}; tags: {len(tree)} top-level "
                       f"→ {run_dir / TAGS_FILE}", highlight=False)
+        for line in skip_report(corpus):
+            console.print(line, highlight=False, soft_wrap=True)
 
     def before_run(self, config: DocQAConfig, run_dir: Path, ctx: Any, console: Console) -> None:
         """The GA pairs: the YAML's, else the run's ga_pairs.yaml, else proposed by the model once."""
@@ -188,6 +191,30 @@ class DocQA(Recipe):
         if tag_sources.get("heading (labelling failed)"):
             console.print(f"tags: {tag_sources['heading (labelling failed)']} samples kept the heading tag "
                           "(the model's label did not parse)", highlight=False)
+
+
+def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
+    """One line per reason a file was skipped (its files, or the first `most` and a count), then the
+    bad lines of JSONL/CSV files, as `zaoshu kb build` reports them."""
+    lines = []
+    for reason, paths in sorted(corpus.files_skipped.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
+        hint = " — name the fields that hold text with --text-field" \
+            if reason.startswith("empty: no text in fields") else ""
+        lines.append(f"[yellow]skipped[/] {len(paths)} file{'s' if len(paths) > 1 else ''} ({reason}{hint}): {shown}")
+    for path, problem in corpus.bad_lines[:30]:
+        lines.append(f"[yellow]bad line[/] {path}: {problem} (skipped; the good lines are used)")
+    if len(corpus.bad_lines) > 30:
+        lines.append(f"… and {len(corpus.bad_lines) - 30} more bad lines")
+    return lines
+
+
+def _fields_from(config: DocQAConfig) -> str:
+    """Where the config's text fields were asked for: the YAML, or --text-field (which overrides it)."""
+    from graphs.session import read_yaml
+
+    in_yaml = config.source.is_file() and read_yaml(config.source).get("text_fields") == config.text_fields
+    return f"text_fields in {config.source}" if in_yaml else "--text-field"
 
 
 def _saved_ga(run_dir: Path | None) -> list[dict[str, str]] | None:
