@@ -83,9 +83,11 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, message", [
     ([], "error: docqa needs your documents: --knowledge DIR (or knowledge_folder in the YAML)"),
-    (["--knowledge", "nowhere"], "error: knowledge folder not found: "),
+    (["--knowledge", "nowhere"], "error: Knowledge folder not found: "),
+    (["--knowledge", "notes.md"], "error: Not a folder: "),  # the messages of zaoshu kb build
 ])
 def test_docqa_command_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "notes.md").write_text("孙悟空", encoding="utf-8")
     result = run("recipes.docqa", "--dry-run", *args, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from agents.errors import ConfigError, InputError
 from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
+from knowledge.loaders import check_folder
 from recipes.base import Recipe
 from recipes.docqa.corpus import Corpus, index_roots, scan_corpus
 from recipes.docqa.items import (ItemPlan, chunk_accounting, keep_incremental, known_tags, plan_items,
@@ -101,8 +102,7 @@ class DocQA(Recipe):
         if not folders:
             raise ConfigError("docqa needs your documents: --knowledge DIR (or knowledge_folder in the YAML)")
         for folder in folders:
-            if not folder.is_dir():
-                raise InputError(f"knowledge folder not found: {folder}")
+            check_folder(folder)  # the messages of zaoshu kb build: not found, or not a folder
         roots, cut = index_roots(config.path(config.index_dir))
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
