@@ -28,7 +28,7 @@ import yaml
 from rich.console import Console
 
 from agents.context import Context
-from agents.errors import ConfigError, InputError
+from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
 from agents.settings import Settings, load_settings
 from graphs.config import KnowledgeRecipeConfig, RecipeConfig, load_recipe_config
@@ -121,7 +121,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise not_valid_yaml(path, exc) from None
 
 
 def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:

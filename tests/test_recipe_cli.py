@@ -201,6 +201,15 @@ def test_a_misspelt_yaml_key_is_one_line_naming_file_key_and_nearest(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_column_and_problem(tmp_path):
+    config = tmp_path / "tianji.yaml"
+    config.write_text("recipe: tianji\nscenes: [生日, 春节\nroles: []\n", encoding="utf-8")
+    result = run(tmp_path, CLOSED, "--config", str(config), "--out", "run")
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip() == (f"error: {config}: not valid YAML at line 3, column 6: expected ',' or ']', "
+                                     f"but got ':' (while parsing a flow sequence from line 2)")
+
+
 def test_a_misspelt_nested_style_key(tmp_path):
     config = tianji_yaml(tmp_path)
     data = yaml.safe_load(config.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, model_validator
 from rich.console import Console
 
-from agents.errors import ConfigError, InputError
+from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
 from knowledge.loaders import check_folder
@@ -196,7 +196,7 @@ def _saved_ga(run_dir: Path | None) -> list[dict[str, str]] | None:
     try:
         pairs = yaml.safe_load((run_dir / GA_FILE).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise InputError(f"{run_dir / GA_FILE}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise not_valid_yaml(run_dir / GA_FILE, exc) from None
     if not isinstance(pairs, list) or not all(isinstance(p, dict) and p.get("genre") and p.get("audience")
                                               for p in pairs):
         raise InputError(f"{run_dir / GA_FILE}: expected a list of {{genre, audience}}")
