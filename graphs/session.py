@@ -100,6 +100,13 @@ class RunRequest:
             overrides["name"] = self.name
         return overrides
 
+    def flag_keys(self) -> dict[str, str]:
+        """The YAML key each given flag sets → the flag, so that a bad value is blamed on the flag."""
+        flags = {"critic.judge": ("--judge", self.judge), "answerer.backend": ("--answerer", self.answerer),
+                 "answerer.huixiangdou_url": ("--huixiangdou-url", self.huixiangdou_url),
+                 "answerer.web_fallback": ("--web-fallback", self.web_fallback), "name": ("--name", self.name)}
+        return {key: flag for key, (flag, value) in flags.items() if value is not None}
+
     def fail_fast(self, config: RecipeConfig) -> int:
         """K for the fail-fast watch: 0 with --keep-going, else --fail-fast, else the YAML's `fail_fast`.
         (A run-control flag, not part of the config: it does not change the run folder's fingerprint.)"""
@@ -137,7 +144,7 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
         raise InputError(f"--name applies to recipes with a `name` key; {recipe.name} has none")
     for key, value in overrides.items():
         data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
-    config = load_recipe_config(data, recipe.config_model, path)
+    config = load_recipe_config(data, recipe.config_model, path, request.flag_keys())
     config.set_source(path)
     return config
 

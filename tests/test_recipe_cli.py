@@ -201,6 +201,18 @@ def test_a_misspelt_yaml_key_is_one_line_naming_file_key_and_nearest(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("recipe, args, message", [
+    ("tianji", ["--judge", "maybe"], "Invalid value for '--judge': 'maybe'. Input should be 'off', 'on' or 'strict'"),
+    ("wulewule", ["--answerer", "foo"], "Invalid value for '--answerer': 'foo'. Input should be 'rag' or 'huixiangdou'"),
+    ("wulewule", ["--web-fallback", "bing"],
+     "Invalid value for '--web-fallback': 'bing'. Input should be 'off', 'serper' or 'ddgs'"),
+])
+def test_a_bad_flag_value_names_the_flag_not_the_yaml(tmp_path, recipe, args, message):
+    result = run(tmp_path, CLOSED, *args, "--out", "run", recipe=recipe)
+    assert result.returncode == 1 and result.stderr.strip() == f"error: {message}"
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_yaml_syntax_error_is_one_line_naming_file_line_column_and_problem(tmp_path):
     config = tmp_path / "tianji.yaml"
     config.write_text("recipe: tianji\nscenes: [生日, 春节\nroles: []\n", encoding="utf-8")
