@@ -73,6 +73,15 @@ def test_precedence_through_the_recipe_command(tmp_path, yaml_llm, environ, dote
     assert {r.body["temperature"] for r in server.requests if "- text" in r.system} == {temperature}
 
 
+def test_a_malformed_dotenv_line_is_warned_about_once_and_the_rest_of_the_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("this is not valid\nZAOSHU_TEMPERATURE=0.3\n", encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path, scenes=["生日"])), "--out", "run")
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout + result.stderr).count("python-dotenv could not parse statement starting at line 1") == 1
+    assert resolved(tmp_path, "run")["resolved"]["asker"]["temperature"] == 0.3
+
+
 def test_the_old_ambiguous_variable_is_refused_with_the_new_names(tmp_path):
     with FakeOpenAI(reply=reply) as server:
         result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), env={"ZAOSHU_MAX_CONCURRENCY": "4"})
