@@ -105,6 +105,10 @@ class DocQA(Recipe):
             check_folder(folder)  # the messages of zaoshu kb build: not found, or not a folder
         roots, cut = index_roots(config.path(config.index_dir))
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
+        if not corpus.chunks:  # before any LLM call, as for an empty folder
+            why = ", ".join(f"{reason} {n}" for reason, n in corpus.files_skipped.most_common())
+            raise InputError(f"no text in any file of {', '.join(map(str, corpus.folders))} ({why}): "
+                             f"give documents with text")
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
         usable = [c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]
         tree, labels = tree_for_run(saved, config.tags, usable)
