@@ -13,6 +13,23 @@ class InputError(ZaoshuError):
     """A file, folder or argument the user gave cannot be used."""
 
 
+def not_valid_yaml(path: object, exc: Exception) -> InputError:
+    """One line from PyYAML's error: the file, where, and the problem.
+
+    >>> import yaml
+    >>> try: yaml.safe_load("a: [1, 2\\nb: 3\\n")
+    ... except yaml.YAMLError as exc: print(not_valid_yaml("r.yaml", exc))
+    r.yaml: not valid YAML at line 2, column 2: expected ',' or ']', but got ':' (while parsing a flow sequence from line 1)
+    """
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})")
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    where = f" from line {start.line + 1}" if context and start is not None else ""
+    return InputError(f"{path}: not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+                      + (f" ({context}{where})" if context else ""))
+
+
 class ServiceError(ZaoshuError):
     """An outside service (web search, HuixiangDou) failed for one item: that item is recorded as
     failed and retried on resume; the run goes on. `fatal` ones (a refused key) stop the run."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from agents.errors import ConfigError
 
@@ -159,8 +159,8 @@ class Settings(BaseSettings, LLMFields):
     """All of zaoshu's settings. Env prefix `ZAOSHU_`; role overrides as `ZAOSHU_CRITIC__MODEL`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ZAOSHU_", env_nested_delimiter="__", env_file=".env", extra="ignore",
-    )
+        env_prefix="ZAOSHU_", env_nested_delimiter="__", extra="ignore",
+    )  # no env_file: load_settings reads .env once, under the environment (_EnvironSource)
 
     asker: LLMFields = Field(default_factory=LLMFields, description="Overrides for the question asker.")
     answerer: LLMFields = Field(default_factory=LLMFields, description="Overrides for the RAG answerer.")
@@ -244,14 +244,15 @@ def load_settings(
     """
     from dotenv import dotenv_values
 
-    dotenv = {k: v for k, v in dotenv_values(env_file).items() if v} if env_file and os.path.isfile(env_file) else {}
-    environ = {**dotenv, **os.environ}  # OPENAI_* too: the environment, else .env
+    # .env is read here once (a line it cannot parse warns once); the environment wins over it
+    dotenv = dotenv_values(env_file) if env_file and os.path.isfile(env_file) else {}
+    environ = {**dotenv, **os.environ}
     yaml_data = dict(yaml_data or {})
     for source, name in ((yaml_data, "recipe YAML"), (cli or {}, "CLI")):
         if _has_key(source):
             raise ConfigError(f"api_key found in the {name}: keys come only from the environment (ZAOSHU_API_KEY)")
-    _refuse_renamed(env_file)
-    from_env = _settings_from_env(env_file)
+    _refuse_renamed(environ)
+    from_env = _settings_from_env(environ)
     merged = _deep_merge(_deep_merge(yaml_data, from_env), cli or {})
     if not merged.get("api_key") and environ.get("OPENAI_API_KEY"):
         merged["api_key"] = environ["OPENAI_API_KEY"]
@@ -289,20 +290,27 @@ RENAMED = {"ZAOSHU_MAX_CONCURRENCY": "ZAOSHU_CONCURRENCY (work items in flight) 
                                      "(requests in flight per endpoint)"}
 
 
-def _refuse_renamed(env_file: str | None) -> None:
-    from dotenv import dotenv_values
-
-    found = dict(dotenv_values(env_file)) if env_file and os.path.isfile(env_file) else {}
-    found.update(os.environ)
+def _refuse_renamed(environ: Mapping[str, str | None]) -> None:
     for old, new in RENAMED.items():
-        if old in found:
+        if old in environ:
             raise ConfigError(f"{old} is no longer read (it meant two things): use {new}")
 
 
-def _settings_from_env(env_file: str | None) -> dict[str, Any]:
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source reading `environ` (the environment over .env) for os.environ."""
+
+    def __init__(self, environ: Mapping[str, str | None]):
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name if self.case_sensitive else name.lower(): value for name, value in self._environ.items()}
+
+
+def _settings_from_env(environ: Mapping[str, str | None]) -> dict[str, Any]:
     """Only what the environment (and .env) actually set, so YAML values below it survive."""
     try:
-        from_env = Settings(_env_file=env_file)  # type: ignore[call-arg]
+        from_env = Settings.model_validate(_EnvironSource(environ)())
     except ValidationError as exc:
         raise ConfigError(invalid(exc, "ZAOSHU_{NAME}") + " (in the environment or .env)") from None
     data = from_env.model_dump(exclude_unset=True)

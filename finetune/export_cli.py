@@ -20,8 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.console import make_console
+from agents.errors import InputError
 from finetune.formats import FORMATS
 from finetune.preference import PREFERENCE_FORMATS
+
+EXPORT_FORMATS = FORMATS + PREFERENCE_FORMATS
+"""Every `zaoshu export --format`: `export_run`'s, then `export_preferences`'s."""
 
 
 def _console() -> Console:
@@ -35,7 +39,7 @@ def _warn_bad(console: Console, source: str, bad: list) -> None:
 
 def export(
     run_dir: Path = typer.Argument(..., help="Run directory (runs/<recipe>/<run-name>/)."),
-    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(FORMATS + PREFERENCE_FORMATS)}."),
+    fmt: str = typer.Option("xtuner", "--format", "-f", help=f"One of: {', '.join(EXPORT_FORMATS)}."),
     split: float | None = typer.Option(None, help="Train fraction, e.g. 0.7 → train/test files; none → all.jsonl."),
     seed: int = typer.Option(42, help="Seed of the shuffle before the split."),
     keep_meta: bool = typer.Option(False, "--keep-meta", help="Keep each sample's id and meta in the records."),
@@ -57,6 +61,8 @@ def export(
     from finetune.export import export_run
     from finetune.preference import export_preferences
 
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
     console = _console()
     common = dict(split=split, seed=seed, keep_meta=keep_meta, as_json=as_json, with_reasoning=with_reasoning,
                   ignore_review=ignore_review)

@@ -97,7 +97,10 @@ def stale_samples(records) -> dict[str, int] | None:
         states = []
         for path, sha in files.items():
             if path not in now:
-                now[path] = file_sha256(Path(path)) if Path(path).is_file() else None
+                try:
+                    now[path] = file_sha256(Path(path)) if Path(path).is_file() else None
+                except OSError:  # it cannot be shown unchanged: counted as changed, to be looked at
+                    now[path] = "unreadable"
             states.append("deleted" if now[path] is None else "changed" if now[path] != sha else "current")
         counts["deleted" if "deleted" in states else "changed" if "changed" in states else "current"] += 1
     return counts if seen else None

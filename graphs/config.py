@@ -130,21 +130,26 @@ class KnowledgeRecipeConfig(RecipeConfig):
         return [f for f in [self.knowledge_folder, *self.extra_knowledge_folders] if f]
 
 
-def load_recipe_config(data: Any, model: type[RecipeConfig], source: str | Path) -> RecipeConfig:
-    """Validate a YAML mapping against `model`; errors are one line naming the file and the key."""
+def load_recipe_config(data: Any, model: type[RecipeConfig], source: str | Path,
+                       flags: dict[str, str] | None = None) -> RecipeConfig:
+    """Validate a YAML mapping against `model`; errors are one line naming the file and the key, or the
+    flag that set the key (`flags`: key → flag, e.g. {"critic.judge": "--judge"})."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: a recipe config must be a mapping of keys, not {type(data).__name__}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(describe(exc, model, source)) from None
+        raise InputError(describe(exc, model, source, flags or {})) from None
 
 
-def describe(exc: ValidationError, model: type[BaseModel], source: str | Path) -> str:
-    """The first error as one line; an unknown key names the nearest valid one."""
+def describe(exc: ValidationError, model: type[BaseModel], source: str | Path,
+             flags: dict[str, str] | None = None) -> str:
+    """The first error as one line; an unknown key names the nearest valid one, a key a flag set names the flag."""
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     where = ".".join(loc)
+    if where in (flags or {}):
+        return f"Invalid value for '{flags[where]}': {error['input']!r}. {error['msg']}"
     if error["type"] == "extra_forbidden":
         valid = keys_at(model, error["loc"][:-1])
         near = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)

@@ -28,7 +28,7 @@ import yaml
 from rich.console import Console
 
 from agents.context import Context
-from agents.errors import ConfigError, InputError
+from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
 from agents.settings import Settings, load_settings
 from graphs.config import KnowledgeRecipeConfig, RecipeConfig, load_recipe_config
@@ -103,6 +103,13 @@ class RunRequest:
             overrides["text_fields"] = list(self.text_field)
         return overrides
 
+    def flag_keys(self) -> dict[str, str]:
+        """The YAML key each given flag sets → the flag, so that a bad value is blamed on the flag."""
+        flags = {"critic.judge": ("--judge", self.judge), "answerer.backend": ("--answerer", self.answerer),
+                 "answerer.huixiangdou_url": ("--huixiangdou-url", self.huixiangdou_url),
+                 "answerer.web_fallback": ("--web-fallback", self.web_fallback), "name": ("--name", self.name)}
+        return {key: flag for key, (flag, value) in flags.items() if value is not None}
+
     def fail_fast(self, config: RecipeConfig) -> int:
         """K for the fail-fast watch: 0 with --keep-going, else --fail-fast, else the YAML's `fail_fast`.
         (A run-control flag, not part of the config: it does not change the run folder's fingerprint.)"""
@@ -124,7 +131,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise not_valid_yaml(path, exc) from None
 
 
 def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
@@ -140,7 +147,7 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
         raise InputError(f"--name applies to recipes with a `name` key; {recipe.name} has none")
     for key, value in overrides.items():
         data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
-    config = load_recipe_config(data, recipe.config_model, path)
+    config = load_recipe_config(data, recipe.config_model, path, request.flag_keys())
     config.set_source(path)
     return config
 

@@ -27,6 +27,7 @@ from knowledge import vectors
 from knowledge.bm25 import RRF_K, LexicalIndex, diversify, reciprocal_ranks
 from knowledge.calibrate import Calibration, fit_threshold
 from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
+from knowledge.loaders import check_folder
 from knowledge.passage import Passage
 from knowledge.readers import DEFAULT_TEXT_FIELDS
 from knowledge.splitter import RETRIEVAL_SIZE
@@ -78,6 +79,7 @@ class KnowledgeBase:
         chunk is embedded then. `text_fields=None`: the index's own (text, content, output for a new one).
         Files over `max_file_mb` are skipped (reported).
         """
+        check_folder(folder)  # before the index is created or removed: a wrong folder leaves nothing behind
         index_dir = Path(index_dir).expanduser()
         settings = {"chunk_size": chunk_size, "overlap": overlap,
                     "text_fields": list(text_fields) if text_fields is not None else None}

@@ -167,3 +167,21 @@ def test_runs_list_piped_shows_every_value_whole_and_respects_columns(tmp_path):
         "tianji", run.name, "completed", "1234", "56", "0", "5,912,345/1,234,567", "¥12.3456", "4242s"]
     narrow = zaoshu("runs", "list", "--root", str(tmp_path / "runs"), env={"COLUMNS": "60"})
     assert [len(line) for line in narrow.stdout.splitlines() if line.startswith(("┏", "└"))] == [60, 60]
+
+
+def test_runs_show_counts_a_sample_whose_source_file_cannot_be_read_as_changed(tmp_path, unreadable, capsys):
+    from knowledge.sync import file_sha256
+    from tests.test_reasoning import zaoshu as zaoshu_here  # in-process: `unreadable` patches open
+
+    ok, secret = tmp_path / "ok.md", tmp_path / "secret.md"
+    for path in (ok, secret):
+        path.write_text("孙悟空", encoding="utf-8")
+    run = tmp_path / "run"
+    run.mkdir()
+    samples = [{"id": name, "meta": {"source_files": {str(path): file_sha256(path)}}}
+               for name, path in (("a", ok), ("b", secret))]
+    (run / "accepted.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
+    unreadable.add(secret)
+    capsys.readouterr()
+    assert zaoshu_here("runs", "show", run, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["stale"] == {"deleted": 0, "changed": 1, "current": 1}

@@ -83,11 +83,29 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, message", [
     ([], "error: docqa needs your documents: --knowledge DIR (or knowledge_folder in the YAML)"),
-    (["--knowledge", "nowhere"], "error: knowledge folder not found: "),
+    (["--knowledge", "nowhere"], "error: Knowledge folder not found: "),
+    (["--knowledge", "notes.md"], "error: Not a folder: "),  # the messages of zaoshu kb build
 ])
 def test_docqa_command_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "notes.md").write_text("孙悟空", encoding="utf-8")
     result = run("recipes.docqa", "--dry-run", *args, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1
+
+
+def test_a_folder_of_empty_and_blank_files_is_one_line_before_any_llm_call(tmp_path):
+    from tests.fake_openai import FakeOpenAI
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run as run_recipe
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.md").write_text("", encoding="utf-8")
+    (docs / "blank.txt").write_text("  \n\n\t \n", encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run_recipe(tmp_path, server, "--knowledge", "docs", "--out", "run", recipe="docqa")
+    assert result.returncode == 1 and len(server.requests) == 0
+    assert result.stderr.strip() == f"error: no text in any file of {docs} (no text 1, empty file 1): " \
+                                    f"give documents with text"
 
 
 def test_name_and_knowledge_flags_belong_to_their_recipes(tmp_path):

@@ -247,6 +247,8 @@ def test_a_run_that_accepted_nothing_exports_kto_and_says_why_other_formats_have
 def test_cli_export_user_mistake_is_an_input_error(cli, run):
     result = CliRunner().invoke(cli, ["export", str(run), "--format", "csv"])
     assert result.exit_code == 1 and isinstance(result.exception, InputError)
+    assert str(result.exception) == ("unknown format 'csv'; choose one of: "
+                                     "xtuner, openai, alpaca, sharegpt, pretrain, dpo, kto, xtuner-dpo")
 
 
 def test_cli_merge_and_stats(cli, run, tmp_path):

@@ -73,6 +73,7 @@ def test_user_mistakes_raise_input_errors(tmp_path: Path, built: tuple[Path, Pat
     folder, index = built
     missing = runner.invoke(app, ["build", str(tmp_path / "nope"), "--index", str(tmp_path / "i2"), "--embedder", "hash"])
     assert isinstance(missing.exception, InputError) and "Knowledge folder not found" in str(missing.exception)
+    assert not (tmp_path / "i2").exists()  # no empty index for search and stats to take as valid
     no_index = runner.invoke(app, ["search", "问题", "--index", str(tmp_path / "none")])
     assert isinstance(no_index.exception, InputError)
     other_model = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash:64"])

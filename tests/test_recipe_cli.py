@@ -73,6 +73,15 @@ def test_precedence_through_the_recipe_command(tmp_path, yaml_llm, environ, dote
     assert {r.body["temperature"] for r in server.requests if "- text" in r.system} == {temperature}
 
 
+def test_a_malformed_dotenv_line_is_warned_about_once_and_the_rest_of_the_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("this is not valid\nZAOSHU_TEMPERATURE=0.3\n", encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path, scenes=["生日"])), "--out", "run")
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout + result.stderr).count("python-dotenv could not parse statement starting at line 1") == 1
+    assert resolved(tmp_path, "run")["resolved"]["asker"]["temperature"] == 0.3
+
+
 def test_the_old_ambiguous_variable_is_refused_with_the_new_names(tmp_path):
     with FakeOpenAI(reply=reply) as server:
         result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), env={"ZAOSHU_MAX_CONCURRENCY": "4"})
@@ -199,6 +208,27 @@ def test_a_misspelt_yaml_key_is_one_line_naming_file_key_and_nearest(tmp_path, c
     assert result.returncode == 1 and len(server.requests) == 0
     assert result.stderr.strip() == f"error: {config}: {message}"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("recipe, args, message", [
+    ("tianji", ["--judge", "maybe"], "Invalid value for '--judge': 'maybe'. Input should be 'off', 'on' or 'strict'"),
+    ("wulewule", ["--answerer", "foo"], "Invalid value for '--answerer': 'foo'. Input should be 'rag' or 'huixiangdou'"),
+    ("wulewule", ["--web-fallback", "bing"],
+     "Invalid value for '--web-fallback': 'bing'. Input should be 'off', 'serper' or 'ddgs'"),
+])
+def test_a_bad_flag_value_names_the_flag_not_the_yaml(tmp_path, recipe, args, message):
+    result = run(tmp_path, CLOSED, *args, "--out", "run", recipe=recipe)
+    assert result.returncode == 1 and result.stderr.strip() == f"error: {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_column_and_problem(tmp_path):
+    config = tmp_path / "tianji.yaml"
+    config.write_text("recipe: tianji\nscenes: [生日, 春节\nroles: []\n", encoding="utf-8")
+    result = run(tmp_path, CLOSED, "--config", str(config), "--out", "run")
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip() == (f"error: {config}: not valid YAML at line 3, column 6: expected ',' or ']', "
+                                     f"but got ':' (while parsing a flow sequence from line 2)")
 
 
 def test_a_misspelt_nested_style_key(tmp_path):

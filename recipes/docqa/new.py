@@ -32,6 +32,7 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write an editable docqa recipe YAML for your own folders and print how to run it."""
     from agents.docqa import DEFAULT_GA_PAIRS
+    from knowledge.loaders import check_folder
     from recipes.docqa.corpus import scan_corpus
     from recipes.docqa.recipe import DocQAConfig, corpus_digest
     from recipes.docqa.tags import derive_tree
@@ -41,8 +42,7 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     if path.exists() and not force:
         raise InputError(f"{path} exists; choose another --out or pass --force")
     for folder in knowledge:
-        if not folder.is_dir():
-            raise InputError(f"knowledge folder not found: {folder}")
+        check_folder(folder)
     corpus = scan_corpus(knowledge)
     if not corpus.chunks:
         raise InputError(f"no readable text in {', '.join(map(str, knowledge))}")

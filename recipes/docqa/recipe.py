@@ -18,9 +18,10 @@ import yaml
 from pydantic import Field, model_validator
 from rich.console import Console
 
-from agents.errors import ConfigError, InputError
+from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
+from knowledge.loaders import check_folder
 from recipes.base import Recipe
 from recipes.docqa.corpus import Corpus, index_roots, scan_corpus
 from recipes.docqa.items import (ItemPlan, chunk_accounting, keep_incremental, known_tags, plan_items,
@@ -101,10 +102,13 @@ class DocQA(Recipe):
         if not folders:
             raise ConfigError("docqa needs your documents: --knowledge DIR (or knowledge_folder in the YAML)")
         for folder in folders:
-            if not folder.is_dir():
-                raise InputError(f"knowledge folder not found: {folder}")
+            check_folder(folder)  # the messages of zaoshu kb build: not found, or not a folder
         roots, cut = index_roots(config.path(config.index_dir), config.text_fields, _fields_from(config), folders[0])
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
+        if not corpus.chunks:  # before any LLM call, as for an empty folder
+            why = ", ".join(f"{reason} {n}" for reason, n in corpus.files_skipped.most_common())
+            raise InputError(f"no text in any file of {', '.join(map(str, corpus.folders))} ({why}): "
+                             f"give documents with text")
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
         usable = [c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]
         tree, labels = tree_for_run(saved, config.tags, usable)
@@ -223,7 +227,7 @@ def _saved_ga(run_dir: Path | None) -> list[dict[str, str]] | None:
     try:
         pairs = yaml.safe_load((run_dir / GA_FILE).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise InputError(f"{run_dir / GA_FILE}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise not_valid_yaml(run_dir / GA_FILE, exc) from None
     if not isinstance(pairs, list) or not all(isinstance(p, dict) and p.get("genre") and p.get("audience")
                                               for p in pairs):
         raise InputError(f"{run_dir / GA_FILE}: expected a list of {{genre, audience}}")

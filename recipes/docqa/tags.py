@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from agents.errors import InputError
+from agents.errors import InputError, not_valid_yaml
 from recipes.docqa.corpus import DocChunk
 
 TAGS_FILE = "tags.yaml"
@@ -82,7 +82,7 @@ def read_tags(path: Path) -> tuple[dict[str, list[str]], dict[str, str]] | None:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise not_valid_yaml(path, exc) from None
     tree, chunks = data.get("tree") or {}, data.get("chunks") or {}
     if not isinstance(tree, dict) or not isinstance(chunks, dict):
         raise InputError(f"{path}: expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag)")
