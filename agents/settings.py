@@ -10,12 +10,14 @@ and are masked in every printout (`masked_dump`).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.errors import ConfigError
 
@@ -159,8 +161,8 @@ class Settings(BaseSettings, LLMFields):
     """All of zaoshu's settings. Env prefix `ZAOSHU_`; role overrides as `ZAOSHU_CRITIC__MODEL`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ZAOSHU_", env_nested_delimiter="__", extra="ignore",
-    )  # no env_file: load_settings reads .env once, under the environment (_EnvironSource)
+        env_prefix="ZAOSHU_", env_nested_delimiter="__", env_file=".env", extra="ignore",
+    )
 
     asker: LLMFields = Field(default_factory=LLMFields, description="Overrides for the question asker.")
     answerer: LLMFields = Field(default_factory=LLMFields, description="Overrides for the RAG answerer.")
@@ -252,16 +254,28 @@ def load_settings(
         if _has_key(source):
             raise ConfigError(f"api_key found in the {name}: keys come only from the environment (ZAOSHU_API_KEY)")
     _refuse_renamed(environ)
-    from_env = _settings_from_env(environ)
-    merged = _deep_merge(_deep_merge(yaml_data, from_env), cli or {})
-    if not merged.get("api_key") and environ.get("OPENAI_API_KEY"):
-        merged["api_key"] = environ["OPENAI_API_KEY"]
-    if not merged.get("base_url") and not merged.get("preset") and environ.get("OPENAI_BASE_URL"):
-        merged["base_url"] = environ["OPENAI_BASE_URL"]
+    with _dotenv_warned():  # pydantic-settings reads .env again in both calls below
+        merged = _deep_merge(_deep_merge(yaml_data, _settings_from_env(env_file)), cli or {})
+        if not merged.get("api_key") and environ.get("OPENAI_API_KEY"):
+            merged["api_key"] = environ["OPENAI_API_KEY"]
+        if not merged.get("base_url") and not merged.get("preset") and environ.get("OPENAI_BASE_URL"):
+            merged["base_url"] = environ["OPENAI_BASE_URL"]
+        try:
+            return Settings.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(invalid(exc, "setting {name}")) from None
+
+
+@contextmanager
+def _dotenv_warned() -> Iterator[None]:
+    """python-dotenv's warnings off: `load_settings` read .env first and warned about a line it cannot
+    parse then, once; pydantic-settings rereads the file for each Settings it builds."""
+    log = logging.getLogger("dotenv.main")
+    was, log.disabled = log.disabled, True
     try:
-        return Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(invalid(exc, "setting {name}")) from None
+        yield
+    finally:
+        log.disabled = was
 
 
 def invalid(exc: ValidationError, where: str) -> str:
@@ -296,21 +310,10 @@ def _refuse_renamed(environ: Mapping[str, str | None]) -> None:
             raise ConfigError(f"{old} is no longer read (it meant two things): use {new}")
 
 
-class _EnvironSource(EnvSettingsSource):
-    """pydantic-settings' environment source reading `environ` (the environment over .env) for os.environ."""
-
-    def __init__(self, environ: Mapping[str, str | None]):
-        self._environ = environ
-        super().__init__(Settings)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {name if self.case_sensitive else name.lower(): value for name, value in self._environ.items()}
-
-
-def _settings_from_env(environ: Mapping[str, str | None]) -> dict[str, Any]:
+def _settings_from_env(env_file: str | None) -> dict[str, Any]:
     """Only what the environment (and .env) actually set, so YAML values below it survive."""
     try:
-        from_env = Settings.model_validate(_EnvironSource(environ)())
+        from_env = Settings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(invalid(exc, "ZAOSHU_{NAME}") + " (in the environment or .env)") from None
     data = from_env.model_dump(exclude_unset=True)
