@@ -168,22 +168,27 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
                              fail_fast_k=fail_fast, keep_going=keep_going, shard=shard, ray=ray,
                              ray_address=ray_address, workers=workers, knowledge=knowledge, text_field=text_field,
                              name=name)
-        raise typer.Exit(execute(recipe, request))
+        try:
+            code = execute(recipe, request)
+        except KeyboardInterrupt:  # before the run (index, exports); the run itself stops cleanly on its own
+            make_console(stderr=True).print("[red]interrupted[/]: rerun the same command to go on", highlight=False)
+            code = 130
+        raise typer.Exit(code)
 
     return app
 
 
-#: What typer raises for a usage error (a misspelt flag, a bad value) and for Ctrl-C outside the run.
-#: typer ≥ 0.22 raises its own copy of click's classes (`typer._click`), older typer click's: both
-#: are reached through typer's public names.
+#: What typer raises for a usage error (a misspelt flag, a bad value) and for an aborted prompt. Newer
+#: typer (0.29 here) raises its own copy of click's classes (`typer._click`), older typer click's:
+#: both are reached through typer's public names.
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 ABORT = typer.Abort
 
 
-def run_app(app: typer.Typer, argv: list[str] | None = None, *, interrupted: str = "aborted") -> None:
+def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
     """Run a zaoshu command (`zaoshu …`, `python -m recipes.<name>`) and exit with its code: a user
-    error is one red line (exit 1), a usage error the usage and one line (exit 2), Ctrl-C outside a
-    run one line (exit 130) — never a traceback."""
+    error is one red line (exit 1), a usage error the usage and one line (exit 2), an aborted prompt
+    one line (exit 130) — never a traceback."""
     err = make_console(stderr=True)
     try:
         rc = app(args=argv, standalone_mode=False)
@@ -194,7 +199,7 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, *, interrupted: str
         exc.show()
         sys.exit(exc.exit_code)
     except ABORT:
-        err.print(f"[red]{interrupted}[/]", highlight=False, soft_wrap=True)
+        err.print("[red]aborted[/]")
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)
 
@@ -202,4 +207,4 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, *, interrupted: str
 def run_cli(app: typer.Typer) -> None:
     """Entry for `python -m recipes.<name>`."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    run_app(app, interrupted="interrupted: rerun the same command to go on")
+    run_app(app)

@@ -312,3 +312,19 @@ def test_piped_output_keeps_paths_and_the_resume_command_on_one_line(tmp_path, m
                                                f"{stopped_out} --concurrency 1 --budget '1 tokens'")
     widest_prompt = max(len(line) for line in plan.stdout.splitlines() if line.startswith("│"))
     assert widest_prompt < 300  # a prompt's panel fits its text, not the wide console's 10,000 columns
+
+
+def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
+    import graphs.execute
+    from recipes.base import recipe_app, run_cli
+    from recipes.tianji.recipe import Tianji
+
+    def interrupted(recipe, request):  # Ctrl-C while the index is built or the recipe's exports are written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(graphs.execute, "execute", interrupted)
+    monkeypatch.setattr(sys, "argv", ["recipes.tianji", "--limit", "1"])
+    with pytest.raises(SystemExit) as exited:
+        run_cli(recipe_app(Tianji(), "tianji"))
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == "interrupted: rerun the same command to go on"
