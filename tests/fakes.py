@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -133,3 +134,12 @@ async def local_clients():
             closer = getattr(getattr(c, "_client", c), "aclose", None)
             if closer is not None:
                 await closer()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: a connection to it is refused at once."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

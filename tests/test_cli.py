@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai import FakeOpenAI
+from tests.fakes import closed_port
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-verysecretkey-abcdef123456"
@@ -133,13 +133,6 @@ def test_llm_ping_names_the_json_mode_that_works_when_a_roles_mode_does_not(tmp_
                              f"{server.base_url} (fake-model): their structured output will fail (a run pauses "
                              "with FORMAT); prompt gave valid JSON: set their json_mode to prompt (ZAOSHU_JSON_MODE, or "
                              "ZAOSHU_<ROLE>__JSON_MODE for one role)\n")
-
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_llm_ping_piped_shows_each_failing_url_and_its_error_whole(tmp_path):

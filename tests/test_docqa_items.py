@@ -104,7 +104,7 @@ def test_a_folder_of_empty_and_blank_files_is_one_line_before_any_llm_call(tmp_p
     with FakeOpenAI(reply=reply) as server:
         result = run_recipe(tmp_path, server, "--knowledge", "docs", "--out", "run", recipe="docqa")
     assert result.returncode == 1 and len(server.requests) == 0
-    assert result.stderr.strip() == f"error: no text in any file of {docs} (no text 1, empty file 1): " \
+    assert result.stderr.strip() == f"error: no text in any file of {docs} (1 empty: no text, 1 empty file): " \
                                     f"give documents with text"
 
 

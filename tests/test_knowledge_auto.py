@@ -24,6 +24,7 @@ from agents.settings import PRESETS
 from knowledge.embeddings import (BUNDLED_NAME, DEFAULT_CHINESE, EmbedConfig, OpenAIEmbedder,
                                   SentenceTransformerEmbedder, bundled_model_path, load_embedder)
 from tests.fake_openai import FakeOpenAI
+from tests.fakes import closed_port
 
 COMMIT = "a" * 40
 
@@ -94,14 +95,6 @@ def silent_port():
     sock.listen(8)
     yield sock.getsockname()[1]
     sock.close()
-
-
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def offline_config(tmp_path: Path, **fields) -> EmbedConfig:

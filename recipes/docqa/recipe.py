@@ -106,7 +106,8 @@ class DocQA(Recipe):
         roots, cut = index_roots(config.path(config.index_dir), config.text_fields, _fields_from(config), folders[0])
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
         if not corpus.chunks:  # before any LLM call, as for an empty folder
-            why = ", ".join(f"{reason} {n}" for reason, n in corpus.files_skipped.most_common())
+            why = ", ".join(f"{len(files)} {reason}" for reason, files in
+                            sorted(corpus.files_skipped.items(), key=lambda kv: -len(kv[1])))
             raise InputError(f"no text in any file of {', '.join(map(str, corpus.folders))} ({why}): "
                              f"give documents with text")
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
