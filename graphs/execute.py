@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from graphs.rundir import per_accepted
 from agents.console import make_console
+from graphs.rundir import per_accepted
 from graphs.session import (
     RecipeLike,
     RunRequest,
