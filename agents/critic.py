@@ -32,6 +32,7 @@ from agents.judge import DialogueVerdict, PersonaVerdict, QAVerdict, gate, judge
 from agents.rules import RuleHit
 from agents.rules import feedback as rule_feedback
 from agents.rules import reason_codes
+from agents.rules.leaks import feedback_own_words
 from agents.schemas import ReasonCode, Sample, Turn, Verdict, draft_context
 from agents.structured import ask_structured
 from agents.context import (
@@ -185,7 +186,8 @@ def decide(ctx: Context, state: dict[str, Any], verdict: Verdict, *, meta: dict[
     if verdict.decision == "revise" and used < ctx.max_revisions:
         text = verdict.feedback or "；".join(verdict.reasons) or "请提高质量。"
         return {"verdict": verdict, "outcome": "revise", counter: used + 1, "feedback": text,
-                "feedback_sent": [*(state.get("feedback_sent") or []), text], **extra}
+                "feedback_sent": [*(state.get("feedback_sent") or []), feedback_own_words(text, state.get("draft"))],
+                **extra}
     if verdict.decision == "revise":
         extra["meta"]["revisions_exhausted"] = used  # the last verdict said revise: no revisions were left
     return rejected(codes, verdict=verdict, **extra)

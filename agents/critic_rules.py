@@ -2,9 +2,9 @@
 
 What produced the draft travels in the state (set by the answerer and responder nodes):
 `prompt_text` (the system message and the prompts filled for this draft), `few_shots` (the example
-outputs shown), `feedback_sent` (every revision feedback sent on the turn; a model that copied one
-round's feedback may write it out again rounds later), and the passages whose file names an answer
-must not cite.
+outputs shown), `feedback_sent` (every revision feedback sent on the turn, in its own words: a model
+that copied one round's feedback may write it out again rounds later), and the passages whose file
+names an answer must not cite.
 """
 
 from __future__ import annotations
@@ -69,15 +69,15 @@ def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | Non
 
 
 def feedback_sent(state: dict[str, Any]) -> list[str]:
-    """Every revision feedback sent on the turn in progress, the latest last.
+    """Every revision feedback sent on the turn in progress, in its own words (`feedback_own_words`),
+    the latest last; a state from before `feedback_sent` has only the latest, as sent.
 
-    >>> feedback_sent({"feedback_sent": ["太短。"], "feedback": "照抄了修改意见。"})
-    ['太短。', '照抄了修改意见。']
+    >>> feedback_sent({"feedback_sent": ["太短", "照抄了修改意见"], "feedback": "照抄了修改意见。"})
+    ['太短', '照抄了修改意见']
+    >>> feedback_sent({"feedback": "照抄了修改意见。"})
+    ['照抄了修改意见。']
     """
-    sent = list(state.get("feedback_sent") or [])
-    if state.get("feedback") and state["feedback"] not in sent:
-        sent.append(state["feedback"])
-    return sent
+    return list(state.get("feedback_sent") or ([state["feedback"]] if state.get("feedback") else []))
 
 
 def kept_reasoning(ctx: Context, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

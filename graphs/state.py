@@ -52,7 +52,7 @@ class BaseState(TypedDict, total=False):
     draft: str | None
     draft_reasoning: str | None  # the reasoning model's thinking behind `draft` (becomes Turn.reasoning)
     feedback: str | None  # the revision feedback just sent (the revision prompt shows it)
-    feedback_sent: list[str]  # every feedback sent on the turn in progress (the leak rule checks them all)
+    feedback_sent: list[str]  # every feedback sent on the turn, in its own words (the leak rule checks them all)
     revisions: int  # revisions used on the output in progress
     attempts: int  # outputs produced (answer / reply calls, HuixiangDou answers)
     outcome: Outcome | None  # what the last check decided; routes read it

@@ -211,6 +211,17 @@ async def test_feedback_copied_out_again_rounds_after_it_was_sent_is_still_a_lea
     assert len(clients["critic"].calls) == 1  # the judge never saw a leaked draft
 
 
+async def test_a_revision_that_keeps_the_draft_a_judge_quoted_is_no_feedback_leak():
+    # From a real 0.5B docqa run: the judge copied the draft into its reasons, its low score made that the
+    # feedback, and the revision that kept its own sentences had been rejected FEEDBACK_LEAK.
+    good = "李总，生日快乐！这一年跟着您做项目学到了很多，祝您身体健康，事业蒸蒸日上。"
+    quoting = {**scored(persona=0.4), "reasons": [good]}
+    out, clients = await run_persona([reply(good)], [quoting, scored()], max_revisions=2)
+    history = [(h["codes"], h["by"]) for h in out["sample"].meta["critic_history"]]
+    assert history == [(["HONORIFIC"], "judge"), ([], "judge")] and out["status"] == "accepted"
+    assert good in clients["responder"].calls[1][-1]["content"]  # the feedback it was sent holds the draft
+
+
 async def test_a_feedback_leak_that_never_goes_away_is_rejected_with_its_code():
     stuck = "李总，生日快乐！第 1 轮：回答和问题几乎一样，请给出真正的回答。"
     out, clients = await run_persona([reply(stuck)], [scored()], max_revisions=1)

@@ -242,6 +242,26 @@ _REVISION_TALK = re.compile(
 )
 
 
+def feedback_own_words(feedback: str, draft: str | None) -> str:
+    """What `feedback` says in its own words, for the feedback-leak rule: its quotes and what it repeats
+    of the draft it was written about are left out (normalized pieces, one per line). A small judge
+    copies the draft into its reasons; a revision that keeps its own sentences has not copied the feedback.
+
+    >>> feedback_own_words("未拆封的茶叶七天内可以无理由退换。grounding 得分 0.5 低于 0.6",
+    ...                    "未拆封的茶叶七天内可以无理由退换，请当面检查。")
+    'grounding得分05低于06'
+    """
+    text = _TURN_PREFIX.sub("\n", _QUOTED.sub("|", feedback))
+    pieces = [normalize(p) for p in re.split(r"[|\n]", text)]
+    drafted = char_ngrams(normalize(draft or ""), _FEEDBACK_N)
+    kept: list[str] = []
+    for piece in pieces:  # normalized: no "|" left in it, so "|" marks what the draft holds
+        covered = {j for i in range(len(piece) - _FEEDBACK_N + 1) if piece[i:i + _FEEDBACK_N] in drafted
+                   for j in range(i, i + _FEEDBACK_N)}
+        kept.extend(p for p in "".join("|" if i in covered else ch for i, ch in enumerate(piece)).split("|") if p)
+    return "\n".join(kept)
+
+
 def _feedback_grams(ctx: RuleContext) -> dict[str, list[int]]:
     text = _TURN_PREFIX.sub("\n", _QUOTED.sub("|", ctx.feedback or ""))
     return gram_index("|".join(normalize(p) for p in re.split(r"[|\n]", text)), _FEEDBACK_N)
