@@ -121,13 +121,13 @@ def _probe_json_modes(configs: dict) -> bool:
 
         logging.getLogger("agents.llm").setLevel(logging.ERROR)  # the refusals are the point here
         results = asyncio.run(probe_json_modes(cfgs[0]))
-        uses = "; ".join(f"{c.role} uses {chosen_mode(c.json_mode, results)}"
-                         + (f" (falls back from {c.json_mode})" if chosen_mode(c.json_mode, results) != c.json_mode else "")
+        modes = {c.role: chosen_mode(c.json_mode, results) for c in cfgs}
+        uses = "; ".join(f"{c.role} uses {modes[c.role]}"
+                         + (f" (falls back from {c.json_mode})" if modes[c.role] != c.json_mode else "")
                          for c in cfgs)
         console.print(f"JSON modes at {url} ({model}): "
                       + " · ".join(f"{mode} {result}" for mode, result in results.items()) + f" → {uses}",
                       highlight=False, soft_wrap=True)
-        modes = {c.role: chosen_mode(c.json_mode, results) for c in cfgs}
         if problem := json_mode_problem(f"{url} ({model})", modes, results):
             problems.append(problem)
     err = make_console(stderr=True)

@@ -29,7 +29,7 @@ from knowledge.calibrate import Calibration, fit_threshold
 from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
 from knowledge.loaders import check_folder
 from knowledge.passage import Passage
-from knowledge.readers import DEFAULT_TEXT_FIELDS
+from knowledge.readers import DEFAULT_TEXT_FIELDS, field_flags
 from knowledge.splitter import RETRIEVAL_SIZE
 from knowledge.store import Store
 from knowledge.sync import DEFAULT_MAX_FILE_MB, BuildProgress, BuildReport, Progress, record_dim, sync_folder
@@ -392,16 +392,6 @@ def remove_index(index_dir: Path) -> None:
         path = index_dir / name
         if path.exists():
             path.unlink()
-
-
-def field_flags(fields: Iterable[str] | None) -> str:
-    """The `kb build` flags that ask for `fields` (none for the defaults).
-
-    >>> field_flags(["question", "answer"]), field_flags(["text", "content", "output"])
-    (' --text-field question --text-field answer', '')
-    """
-    fields = list(fields or DEFAULT_TEXT_FIELDS)
-    return "" if fields == list(DEFAULT_TEXT_FIELDS) else "".join(f" --text-field {f}" for f in fields)
 
 
 def _fmt(settings: dict | None) -> str:

@@ -242,3 +242,13 @@ def _records_to_docs(records: Iterable[Any], source: str, fields: tuple[str, ...
         if text:
             title = record.get("title") if isinstance(record, dict) and isinstance(record.get("title"), str) else None
             yield Document(text, source, record=i, title=title)
+
+
+def field_flags(fields: Iterable[str] | None) -> str:
+    """The `kb build` flags that ask for `fields` (none for the defaults).
+
+    >>> field_flags(["question", "answer"]), field_flags(["text", "content", "output"])
+    (' --text-field question --text-field answer', '')
+    """
+    fields = list(fields or DEFAULT_TEXT_FIELDS)
+    return "" if fields == list(DEFAULT_TEXT_FIELDS) else "".join(f" --text-field {f}" for f in fields)

@@ -21,7 +21,7 @@ from typing import Any
 
 from agents.errors import InputError
 from knowledge.loaders import cannot_read, empty_reason, iter_entry, scan_folder
-from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable
+from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable, field_flags
 from knowledge.splitter import RETRIEVAL_SIZE, headings, index_chunks
 from knowledge.sync import file_sha256
 
@@ -56,6 +56,10 @@ class Corpus:
     def skip(self, reason: str, source: str) -> None:
         self.files_skipped.setdefault(reason, []).append(source)
 
+    def skipped_by_count(self) -> list[tuple[str, list[str]]]:
+        """(reason, files) of the files skipped, the most common reason first."""
+        return sorted(self.files_skipped.items(), key=lambda kv: -len(kv[1]))
+
 
 def chunk_hash(source: str, text: str) -> str:
     return hashlib.sha1(f"{source}\n{text}".encode()).hexdigest()[:16]
@@ -82,7 +86,7 @@ def index_roots(index_dir: Path, asked: list[str] | None = None, where: str = "-
     `scan_corpus` keywords (chunk_size, overlap, text_fields). The text fields are the `asked` ones
     (from `where`), else the index's own; asked fields the index was not built with are an InputError
     that names both and a rebuild that keeps them all."""
-    from knowledge.index import DB_FILE, field_flags
+    from knowledge.index import DB_FILE
     from knowledge.store import Store
 
     if not (index_dir / DB_FILE).exists():

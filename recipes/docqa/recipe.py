@@ -103,11 +103,11 @@ class DocQA(Recipe):
             raise ConfigError("docqa needs your documents: --knowledge DIR (or knowledge_folder in the YAML)")
         for folder in folders:
             check_folder(folder)  # the messages of zaoshu kb build: not found, or not a folder
-        roots, cut = index_roots(config.path(config.index_dir), config.text_fields, _fields_from(config), folders[0])
+        where = _fields_from(config) if config.text_fields else "--text-field"
+        roots, cut = index_roots(config.path(config.index_dir), config.text_fields, where, folders[0])
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
         if not corpus.chunks:  # before any LLM call, as for an empty folder
-            why = ", ".join(f"{len(files)} {reason}" for reason, files in
-                            sorted(corpus.files_skipped.items(), key=lambda kv: -len(kv[1])))
+            why = ", ".join(f"{len(files)} {reason}" for reason, files in corpus.skipped_by_count())
             raise InputError(f"no text in any file of {', '.join(map(str, corpus.folders))} ({why}): "
                              f"give documents with text")
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
@@ -132,8 +132,7 @@ class DocQA(Recipe):
                            + [f"{k} 0 ({why})" for k, why in plan.none_because.items()])
         skipped = ", ".join(f"{r} {n}" for r, n in plan.skipped.most_common()) or "none"
         files = sum(1 for _ in {c.path for c in corpus.chunks})
-        by_count = sorted(corpus.files_skipped.items(), key=lambda kv: -len(kv[1]))
-        not_read = "".join(f", {len(paths)} skipped ({r})" for r, paths in by_count)
+        not_read = "".join(f", {len(paths)} skipped ({r})" for r, paths in corpus.skipped_by_count())
         console.print(f"corpus: {plan.total_chunks} chunks from {files} files{not_read} in {len(corpus.folders)} "
                       f"folders; items: {kinds}; chunks skipped: {skipped}; tags: {len(tree)} top-level "
                       f"→ {run_dir / TAGS_FILE}", highlight=False)
@@ -202,7 +201,7 @@ def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
     """One line per reason a file was skipped (its files, or the first `most` and a count), then the
     bad lines of JSONL/CSV files, as `zaoshu kb build` reports them."""
     lines = []
-    for reason, paths in sorted(corpus.files_skipped.items(), key=lambda kv: -len(kv[1])):
+    for reason, paths in corpus.skipped_by_count():
         shown = ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
         hint = " — name the fields that hold text with --text-field" \
             if reason.startswith("empty: no text in fields") else ""
