@@ -5,7 +5,8 @@ Backends, in order of preference for one item:
 - the passage the question was written from (`payload["chunk"]`);
 - a HuixiangDou server (`ctx.huixiangdou`), which answers by itself; a revision is then written by
   the answerer model from HuixiangDou's answer;
-- the knowledge base (`ctx.kb.retrieve` + `ctx.kb.is_answerable`);
+- the knowledge base (`ctx.kb.retrieve` + `ctx.kb.is_answerable`), after the passages the question was
+  written from when the asker had them (an aspect's context, `with_context`);
 - web search (`ctx.search`) when the knowledge base cannot answer — sources are URLs;
 - otherwise the item is rejected with UNANSWERABLE. With no KB, no HuixiangDou and no search the
   model answers on its own (recorded as retrieval "none").
@@ -111,19 +112,36 @@ def _chunk_passage(item: Any) -> Any:
                    score=1.0, scores={"given": 1.0})
 
 
-def context_first(context: list[Any], found: list[Any]) -> list[Any]:
-    """The question's own passages, those the asker also saw (its aspect's context) first in the
-    context's order, then the rest by score: consecutive questions of one aspect then share a longer
-    prompt prefix (answerer and critic). Nothing is added or dropped.
+#: Passages a follow-up gets beyond its aspect's context: it asks for what the first answer did not say
+#: (given the context and one more, the scripted follow-up answer repeated the first).
+FOLLOW_UP_NEW = 2
+
+
+def with_context(context: list[Any], found: list[Any], k: int, *, follow_up: bool = False) -> list[Any]:
+    """The passages to answer from, given an aspect's context (the passages the asker wrote the item's
+    questions from) and the `found` for this turn's question, best first.
+
+    The context first, in the asker's order, then the best found not among it: up to k in all (at least
+    one) for a first question, FOLLOW_UP_NEW for a follow-up. The passages a question was written from
+    are always in view, as a chunk item's chunk is, and every call for one aspect starts with the same
+    passages, the prefix a server's prompt cache reuses (answerer and critic; issue 15). No context: the
+    k found.
 
     >>> from agents.schemas import Passage
-    >>> ps = {c: Passage(text=c, source="s", chunk_id=c) for c in "abcxy"}
-    >>> [p.chunk_id for p in context_first([ps["a"], ps["b"], ps["c"]], [ps["x"], ps["c"], ps["y"], ps["a"]])]
-    ['a', 'c', 'x', 'y']
+    >>> ps = {c: Passage(text=c, source="s", chunk_id=c) for c in "abcxyz"}
+    >>> [p.chunk_id for p in with_context([ps["a"], ps["b"], ps["c"]], [ps["x"], ps["c"], ps["y"], ps["a"]], 4)]
+    ['a', 'b', 'c', 'x']
+    >>> [p.chunk_id for p in with_context([ps["a"], ps["b"], ps["c"]], [ps["x"], ps["b"], ps["y"], ps["z"]], 4,
+    ...                                   follow_up=True)]
+    ['a', 'b', 'c', 'x', 'y']
+    >>> [p.chunk_id for p in with_context([], [ps["x"], ps["c"], ps["y"], ps["a"]], 3)]
+    ['x', 'c', 'y']
     """
-    order = {p.chunk_id: i for i, p in enumerate(context)}
-    shared = sorted((p for p in found if p.chunk_id in order), key=lambda p: order[p.chunk_id])
-    return shared + [p for p in found if p.chunk_id not in order]
+    if not context:
+        return found[:k]
+    ids = {p.chunk_id for p in context}
+    new = [p for p in found if p.chunk_id not in ids]
+    return [*context, *new[:FOLLOW_UP_NEW if follow_up else max(1, k - len(context))]]
 
 
 def search_query(state: dict[str, Any]) -> str:
@@ -166,7 +184,8 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     elif ctx.kb is not None:
         found = await asyncio.to_thread(ctx.kb.retrieve, query, ctx.top_k)  # off the event loop
         if ctx.kb.is_answerable(found):
-            passages, mode = context_first(state.get("context_passages") or [], found), "kb"
+            passages = with_context(state.get("context_passages") or [], found, ctx.top_k, follow_up=turn > 0)
+            mode = "kb"
         else:
             emit(runtime, "unanswerable", item.id, best=max((p.score for p in found), default=None))
     search = ctx.search if getattr(ctx.search, "name", None) != "none" else None  # NoSearch = off

@@ -8,7 +8,8 @@ Modes (chosen from the work item's payload):
   grounded on passages retrieved for the aspect when a KB is present; a question the run's
   question deduper already holds is asked again (at most `max_revisions` times), then DUPLICATE;
 - by chunk (`chunk`): one question answerable from that passage alone;
-- follow-up: once a turn is accepted, a natural next question given the conversation;
+- follow-up: once a turn is accepted, a natural next question given the conversation (about an aspect:
+  in view of the aspect's passages, in a prompt that starts as its first question's does);
 - by scene: a human-like request for a greeting (persona graph) or a help-seeker's opening and
   next messages for an emotion × life area (dialogue graph).
 
@@ -37,12 +38,16 @@ log = logging.getLogger(__name__)
 
 ASKER_SYSTEM = "你是一位好奇、细心的中文用户，擅长提出真实、自然、具体的问题。"
 
-QUESTION_BY_ASPECT_PROMPT = """请围绕 <aspect> 里的这一方面，以普通用户的口吻提出一个问题。
+#: What a question about an aspect and a follow-up in that aspect's conversation both start with, word for
+#: word: the instructions, the aspect and the passages it was retrieved for. What each asks for comes
+#: after, so the follow-up's prompt repeats the start of the first question's, the prefix a server's
+#: prompt cache reuses (issue 15), and the follow-up is asked with the same passages in view.
+ASPECT_HEAD = """请围绕 <aspect> 里的这一方面，以普通用户的口吻提问。
 要求：
 - 只提一个问题，简短自然，口语化，一般 8 到 40 个字；
 - 问题要能从 <context> 里的资料中找到答案；
 - 不要编号，不要解释，不要给出答案；
-- 不要与 <asked> 里已经问过的问题重复，也不要只是换个说法。
+- 不要与已经问过的问题重复，也不要只是换个说法。
 
 <aspect>「{topic}」的「{aspect}」这一方面</aspect>
 
@@ -50,10 +55,21 @@ QUESTION_BY_ASPECT_PROMPT = """请围绕 <aspect> 里的这一方面，以普通
 {context}
 </context>
 
-已经问过的问题：
+"""
+
+QUESTION_BY_ASPECT_PROMPT = ASPECT_HEAD + """已经问过的问题：
 <asked>
 {avoid}
-</asked>"""
+</asked>
+
+请提出一个新问题。"""
+
+FOLLOWUP_BY_ASPECT_PROMPT = ASPECT_HEAD + """下面是用户与助手到目前为止的对话：
+<conversation>
+{conversation}
+</conversation>
+
+请以用户的身份，针对助手上一个回答提出一个自然的追问：问回答里提到的某个细节，或接着它往下问；不要换话题，不要重复用户问过的问题。"""
 
 QUESTION_BY_CHUNK_PROMPT = """请阅读下面这段资料，以普通用户的口吻提出一个只凭这段资料就能回答的问题。
 要求：
@@ -101,6 +117,7 @@ PROMPTS: dict[str, str] = {
     "QUESTION_BY_ASPECT_PROMPT": QUESTION_BY_ASPECT_PROMPT,
     "QUESTION_BY_CHUNK_PROMPT": QUESTION_BY_CHUNK_PROMPT,
     "FOLLOWUP_PROMPT": FOLLOWUP_PROMPT,
+    "FOLLOWUP_BY_ASPECT_PROMPT": FOLLOWUP_BY_ASPECT_PROMPT,
     "SCENE_OPENING_PROMPT": SCENE_OPENING_PROMPT,
     "SEEKER_OPENING_PROMPT": SEEKER_OPENING_PROMPT,
     "SEEKER_NEXT_PROMPT": SEEKER_NEXT_PROMPT,
@@ -111,6 +128,7 @@ PROMPT_INPUTS: dict[str, frozenset[str]] = {
     "QUESTION_BY_ASPECT_PROMPT": frozenset({"topic", "aspect", "context", "avoid"}),
     "QUESTION_BY_CHUNK_PROMPT": frozenset({"chunk", "avoid"}),
     "FOLLOWUP_PROMPT": frozenset({"topic", "conversation"}),
+    "FOLLOWUP_BY_ASPECT_PROMPT": frozenset({"topic", "aspect", "context", "conversation"}),
     "SCENE_OPENING_PROMPT": frozenset({"role", "scene", "style", "example"}),
     "SEEKER_OPENING_PROMPT": frozenset({"area", "emotion", "instruction"}),
     "SEEKER_NEXT_PROMPT": frozenset({"area", "emotion", "instruction", "conversation"}),
@@ -210,15 +228,20 @@ def topic_of(ctx: Context, item: Any) -> str:
 
 def question_prompt(ctx: Context, item: Any, turns: list[Any], extra_avoid: list[str],
                     context_passages: list[Any]) -> tuple[str, str]:
-    """(prompt name, rendered prompt) for the next question of a QA item."""
+    """(prompt name, rendered prompt) for the next question of a QA item; `context_passages`: the
+    passages its aspect's questions are asked from (a follow-up in an aspect sees them again)."""
+    context = "\n\n".join(p.text[:400] for p in context_passages) or "（无）"
     if turns:
-        return "FOLLOWUP_PROMPT", fill(ctx, "FOLLOWUP_PROMPT", topic=topic_of(ctx, item),
-                                       conversation=transcript(turns))
+        conversation = transcript(turns)
+        if item.get("aspect") and not item.get("chunk"):
+            return "FOLLOWUP_BY_ASPECT_PROMPT", fill(ctx, "FOLLOWUP_BY_ASPECT_PROMPT", topic=topic_of(ctx, item),
+                                                     aspect=item.get("aspect"), context=context,
+                                                     conversation=conversation)
+        return "FOLLOWUP_PROMPT", fill(ctx, "FOLLOWUP_PROMPT", topic=topic_of(ctx, item), conversation=conversation)
     earlier = ctx.asked.get(item.get("aspect") or "", [])[-ctx.asked_shown:] if ctx.asked_shown else []
     avoid = tagged(list(dict.fromkeys([*(item.get("avoid") or []), *earlier, *extra_avoid])), "q")
     if item.get("chunk"):
         return "QUESTION_BY_CHUNK_PROMPT", fill(ctx, "QUESTION_BY_CHUNK_PROMPT", chunk=item.get("chunk"), avoid=avoid)
-    context = "\n\n".join(p.text[:400] for p in context_passages) or "（无）"
     return "QUESTION_BY_ASPECT_PROMPT", fill(ctx, "QUESTION_BY_ASPECT_PROMPT", topic=topic_of(ctx, item),
                                              aspect=item.get("aspect") or "", context=context, avoid=avoid)
 
@@ -233,7 +256,8 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     passages = []
     if not turns and not item.get("chunk") and ctx.kb is not None:
         passages = ctx.kb.retrieve(f"{topic_of(ctx, item)} {item.get('aspect') or ''}", 3)
-    name, prompt = question_prompt(ctx, item, turns, extra_avoid, passages)
+    shown = list(state.get("context_passages") or []) if turns else passages
+    name, prompt = question_prompt(ctx, item, turns, extra_avoid, shown)
     messages = [{"role": "system", "content": ASKER_SYSTEM}, {"role": "user", "content": prompt}]
     result = await ask_structured(client(ctx, "asker"), messages, Question, attempts=ctx.structured_attempts)
     prov = provenance(ctx, "asker", "ask", name, PROMPTS[name])
@@ -242,7 +266,7 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "ask"})
     question = result.value.question.strip()
     emit(runtime, "asked", item.id, question=question, followup=bool(turns))
-    sources = [p.text for p in passages] + ([str(item.get("chunk"))] if item.get("chunk") else [])
+    sources = [p.text for p in shown] + ([str(item.get("chunk"))] if item.get("chunk") else [])
     again = vet_question(ctx, state, question, sources, prov, dedup=not turns,  # deduped only once accepted
                          asked_key=None if turns else item.get("aspect"))
     if again is not None:

@@ -42,6 +42,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "0c63266"  # the last commit with the old prompt layout (same LLM layer, same fake server)
 WAVE2 = "5b37278"  # the first cache-friendly layout (wave 2), before items of one aspect ran back to back
+WAVE4 = "61cd6f0"  # wave 4: one aspect's items back to back; follow-ups and answers not yet from its passages
 RECIPES = ("wulewule", "tianji", "emollm")
 PRICED = ("deepseek", "dashscope", "openai")
 # Cache granularity (min tokens, step): DeepSeek caches 64-token blocks; OpenAI from 1,024 tokens in
@@ -128,8 +129,8 @@ def config_for(name: str, root: Path, quick: bool, real: bool = False, tag: str 
         if real:
             config["styles"] = {k: v for k, v in config["styles"].items() if k == "正常"}
         args = ["--limit", "3" if real else ("6" if quick else "18")]
-    else:
-        args = ["--limit", "3" if quick else "6"]
+    else:  # emollm: 12 items, so the critic's first call (nothing before it to share) weighs 1/12, not 1/6
+        args = ["--limit", "3" if quick else "12"]
     path = root / f"{name}{tag}.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path, args
@@ -156,7 +157,8 @@ def fake_runs(root: Path, quick: bool) -> dict:
     from tests.fake_openai import FakeOpenAI
     from tests.recipe_replies import reply
 
-    trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"), "after": REPO}
+    trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"),
+             "wave 4": extract_before(root, WAVE4, "wave4"), "after": REPO}
     results: dict = {}
     for name in RECIPES:
         for layout, tree in trees.items():
@@ -198,7 +200,7 @@ def section(fake: dict, reals: list[dict] | None) -> str:
              "`python -m benchmarks.bench_cost`: each recipe through "
              "`python -m recipes.<name> --concurrency 1` against the local test server, with the prompt layout "
              f"before the cache-friendly reordering (commit {BEFORE}), with the first reordering (wave 2, commit "
-             f"{WAVE2}) and now, same invocation. Shared prefix: "
+             f"{WAVE2}), wave 4's (commit {WAVE4}) and now, same invocation. Shared prefix: "
              "share of each role's prompt tokens (ChatML-rendered, estimated) that repeat the start of the role's "
              "previous call (a single-slot server) / of any earlier call of the role (a provider cache).", "",
              "| recipe | layout | accepted | calls / accepted | tokens in / accepted | tokens out / accepted | "
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real-cache", action="store_true", help="the real model's server with --cache true")
     parser.add_argument("--real-items", type=int, default=3, help="items per layout on the real model")
     parser.add_argument("--real-recipe", choices=("tianji", "wulewule"), default="tianji",
-                        help="the recipe on the real model (wulewule: wave 2's layout against HEAD's)")
+                        help="the recipe on the real model (wulewule: wave 4's layout against HEAD's)")
     parser.add_argument("--report-only", action="store_true", help="print the section from the saved results")
     parser.add_argument("--real-only", action="store_true", help="rerun only the real-model part, keep the rest")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.bench_cost import BEFORE, REPO, WAVE2, config_for, extract_before, run_recipe
+from benchmarks.bench_cost import BEFORE, REPO, WAVE4, config_for, extract_before, run_recipe
 from benchmarks.common import free_port
 
 LLAMA = Path("/work/llm/venv/bin/python"), Path("/work/llm/qwen-coder-0.5b-q4km.gguf")
@@ -68,19 +68,19 @@ def extract_head(root: Path) -> tuple[Path, str]:
 def real_runs(root: Path, cache: bool = False, items: int = 3, recipe: str = "tianji") -> dict:
     """One recipe on our own llama.cpp server: the older layout, then HEAD's, same server, same run.
 
-    tianji compares the layout before any reordering (BEFORE) with HEAD; wulewule compares wave 2's
-    (WAVE2: aspects interleaved, the answerer's history as chat turns) with HEAD."""
+    tianji compares the layout before any reordering (BEFORE) with HEAD; wulewule compares wave 4's
+    (WAVE4: follow-ups and answers not yet asked and written from the aspect's passages) with HEAD."""
     port = free_port()
     log_path = root / "llama.log"
     if recipe == "wulewule":
-        older = ("wave 2", extract_before(root, WAVE2, "wave2"))
+        older = ("wave 4", extract_before(root, WAVE4, "wave4"))
     else:
         older = ("before", root / "before" if (root / "before").exists() else extract_before(root))
     after, commit = extract_head(root)
     load = os.getloadavg()
     server = start_llama(log_path, port, cache)
     results: dict = {"_server": {"cache": cache, "port": port, "after_commit": commit, "recipe": recipe,
-                                 "older_commit": WAVE2 if recipe == "wulewule" else BEFORE,
+                                 "older_commit": WAVE4 if recipe == "wulewule" else BEFORE,
                                  "loadavg_start": [round(x, 2) for x in load]}}
     try:
         for layout, tree in (older, ("after", after)):

@@ -98,8 +98,8 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
     name, first = asker.question_prompt(ctx, item, [], [], [passage])
     examples = {name: first}
     if item.get("followups"):
-        examples["FOLLOWUP_PROMPT"] = asker.question_prompt(
-            ctx, item, [Turn(input=question, output="（回答）")], [], [])[1]
+        name, followup = asker.question_prompt(ctx, item, [Turn(input=question, output="（回答）")], [], [passage])
+        examples[name] = followup
     examples["ANSWER_PROMPT"] = answerer.fill(ctx, "ANSWER_PROMPT", passages=answerer.format_passages([passage]),
                                               conversation=transcript([]), question=question)
     examples["ANSWER_REVISION_PROMPT"] = answerer.fill(ctx, "ANSWER_REVISION_PROMPT", feedback="（质检意见）")

@@ -52,6 +52,23 @@ async def test_follow_up_sees_the_conversation():
     assert "用户：黑熊精是谁？\n助手：黑风山的妖王。" in clients["asker"].prompts()[0]
 
 
+async def test_a_follow_up_in_an_aspect_starts_as_its_first_question_did_and_sees_its_passages():
+    # The prefix a server's prompt cache reuses between the two asker calls of one aspect (issue 15).
+    clients = fake_clients(asker=[question("黑熊精住在哪座山？"), question("他后来怎么样了？")])
+    kb = FakeKB([passage(BLACK_WIND)])
+    ctx = Context(clients=clients, kb=kb, recipe={"topic": "黑神话：悟空"})
+    first = await asker.ask_question({"item": ASPECT}, run(ctx))
+    state = {"item": ASPECT, "context_passages": first["context_passages"],
+             "turns": [Turn(input=first["question"], output="黑风山。")]}
+    out = await asker.ask_question(state, run(ctx))
+    assert out["question"] == "他后来怎么样了？" and out["meta"]["prompts"]["ask"].startswith("FOLLOWUP_BY_ASPECT_PROMPT#")
+    first_prompt, followup = clients["asker"].prompts()
+    head = first_prompt[:first_prompt.index("已经问过的问题：\n<asked>")]
+    assert followup.startswith(head) and BLACK_WIND in head and "「黑神话：悟空」的「主要角色」" in head
+    assert "用户：黑熊精住在哪座山？\n助手：黑风山。" in followup[len(head):]
+    assert kb.queries == ["黑神话：悟空 主要角色"]  # the follow-up reuses the aspect's passages, no new search
+
+
 async def test_a_duplicate_question_is_re_asked_then_rejected_with_the_earlier_id():
     dedup = Deduper()
     dedup.add("earlier-item", "黑熊精住在哪座山？")
@@ -136,6 +153,21 @@ async def test_retrieve_records_sources_and_scores():
                                        "origin": "kb"}]
     assert events[-1] == {"event": "retrieved", "item": ASPECT.id, "mode": "kb",
                           "sources": [["wulewule/01_概览.md", 0.031]]}
+
+
+async def test_an_aspect_question_is_answered_from_the_passages_it_was_written_from_first():
+    context = [passage(f"语境{i}。", index=i) for i in range(3)]
+    found = [passage("检索甲。", index=10), context[1], passage("检索乙。", index=11), passage("检索丙。", index=12)]
+    ctx = Context(clients={}, kb=FakeKB(found), top_k=4)
+    first = await answerer.retrieve({"item": ASPECT, "question": "黑熊精在哪？", "context_passages": context}, run(ctx))
+    assert [p.text for p in first["passages"]] == ["语境0。", "语境1。", "语境2。", "检索甲。"]  # k = 4 in all
+    follow = await answerer.retrieve({"item": ASPECT, "question": "后来呢？", "context_passages": context,
+                                      "turns": [Turn(input="黑熊精在哪？", output="黑风山。")]}, run(ctx))
+    # a follow-up asks for what the first answer did not say: the context, then two passages of its own
+    assert [p.text for p in follow["passages"]] == ["语境0。", "语境1。", "语境2。", "检索甲。", "检索乙。"]
+    assert [s["turn"] for s in follow["meta"]["sources"]] == [1] * 5
+    alone = await answerer.retrieve({"item": ASPECT, "question": "黑熊精在哪？"}, run(ctx))
+    assert [p.text for p in alone["passages"]] == ["检索甲。", "语境1。", "检索乙。", "检索丙。"]
 
 
 async def test_unanswerable_falls_back_to_the_web_with_urls():

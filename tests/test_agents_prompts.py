@@ -21,7 +21,7 @@ def test_placeholders_equal_the_declared_inputs(module, name):
 
 
 def test_every_prompt_is_covered():
-    assert len(ALL_PROMPTS) == 22
+    assert len(ALL_PROMPTS) == 23
     for m in MODULES:
         assert set(m.PROMPTS) == set(m.PROMPT_INPUTS)
 
@@ -67,7 +67,7 @@ TIANJI = {"system_prompt": "你是天机。", "input_templates": ["祝{role}{sce
 
 @pytest.mark.parametrize(("graph", "key", "payload", "recipe", "expected"), [
     ("qa", {"aspect": "主要角色", "n": 1}, {"aspect": "主要角色", "followups": 1}, {"system_prompt": "你是悟了悟了。"},
-     {"QUESTION_BY_ASPECT_PROMPT", "FOLLOWUP_PROMPT", "ANSWER_PROMPT", "ANSWER_REVISION_PROMPT", "JUDGE_QA_PROMPT"}),
+     {"QUESTION_BY_ASPECT_PROMPT", "FOLLOWUP_BY_ASPECT_PROMPT", "ANSWER_PROMPT", "ANSWER_REVISION_PROMPT", "JUDGE_QA_PROMPT"}),
     ("qa", {"chunk": 3}, {"chunk": "石猴出世。"}, {},
      {"QUESTION_BY_CHUNK_PROMPT", "ANSWER_PROMPT", "ANSWER_REVISION_PROMPT", "JUDGE_QA_PROMPT"}),
     ("persona", {"role": "妹妹", "scene": "生日", "style": "小红书", "variant": 0}, {"humanize": True}, TIANJI,
