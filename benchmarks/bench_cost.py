@@ -155,7 +155,7 @@ def run_recipe(tree: Path, name: str, config: Path, args: list[str], out: Path, 
 
 def fake_runs(root: Path, quick: bool) -> dict:
     from tests.fake_openai import FakeOpenAI
-    from tests.recipe_replies import reply
+    from tests.recipe_replies import reply, reset
 
     trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"),
              "wave 4": extract_before(root, WAVE4, "wave4"), "after": REPO}
@@ -163,6 +163,7 @@ def fake_runs(root: Path, quick: bool) -> dict:
     for name in RECIPES:
         for layout, tree in trees.items():
             config, args = config_for(name, root, quick, tag=tree.name)  # an index per layout: formats differ
+            reset()  # every layout gets the same scripted replies
             with FakeOpenAI(reply=reply) as server:
                 env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "fake-model"}
                 run = run_recipe(tree, name, config, args, root / f"{name}-{tree.name}", env, 600)

@@ -19,6 +19,13 @@ QUESTION_FORMS = ["{aspect}里最值得注意的是什么？", "能讲讲{aspect
                   "关于{aspect}，新手应该先了解什么？", "{aspect}和原著有什么联系？", "{aspect}里有哪些细节容易被忽略？"]
 _greetings = itertools.count()
 _turns = itertools.count()
+
+
+def reset() -> None:
+    """Start the scripted greetings and help-seeker turns from the first again (one server, several runs
+    that should get the same replies: the cost benchmark's layouts)."""
+    global _greetings, _turns
+    _greetings, _turns = itertools.count(), itertools.count()
 EMPATHY = ["听起来这件事让你压力很大，能说出来已经很不容易了。", "谢谢你愿意把这些告诉我，我能感受到你的疲惫。",
            "你一直在努力撑着，这份辛苦值得被看见。", "这种反复的担心确实会把人拖得很累。", "你愿意来聊，说明你在认真照顾自己。"]
 STEPS = ["你愿意多说说最让你难受的是哪一刻吗？我们可以一起慢慢理一理。",
