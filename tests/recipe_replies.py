@@ -80,12 +80,14 @@ def reply(req: ChatRequest) -> dict | str:
         said = said.group(1) if said else ""
         sentences = [x for x in sentences if x not in said] or sentences
         question = _field(r"<question>(.*?)</question>", user) or user
-        # the sentences that share most with the question first (like a real answer), ties by a hash
+        # two of the six sentences that share most with the question (ties by a hash), chosen by the
+        # question's hash: a real model answers two questions about the same passages differently
         rank = int(hashlib.md5(question.encode()).hexdigest(), 16) + len(req.messages)
         pairs = {question[i:i + 2] for i in range(len(question) - 1)}
         order = sorted(range(len(sentences)), key=lambda i: (-sum(p in sentences[i] for p in pairs),
-                                                             (i - rank) % max(1, len(sentences))))
-        body = "".join(sentences[i] for i in sorted(order[:2])) or "这一点目前还不能确定。"
+                                                             (i - rank) % max(1, len(sentences))))[:6]
+        chosen = list(dict.fromkeys(order[(rank + j) % len(order)] for j in range(min(2, len(order)))))
+        body = "".join(sentences[i] for i in chosen) or "这一点目前还不能确定。"
         return {"answer": body, "used_passages": [1]}
     if "- message" in system:
         area, emotion = _field(r"属于「(.+?)」方面", text), _field(r"主要情绪是「(.+?)」", text)

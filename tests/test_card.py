@@ -1,6 +1,7 @@
 """The dataset card for real runs against the local server: the Hub's YAML header, the numbers, and
 PNG plots that exist, are not blank, and draw their Chinese labels with a CJK font (no missing glyph)."""
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from finetune import card_plots
 from finetune.card import write_card
-from tests.test_reasoning import REPO, run_wulewule, zaoshu
+from tests.test_reasoning import REPO, accepted, run_wulewule, zaoshu
 
 PLOTS = {"card_samples_by_field", "card_lengths", "card_rejections", "card_quality", "card_usage"}
 
@@ -82,7 +83,10 @@ def test_card_command_for_a_run_with_revisions_and_an_index(tmp_path, monkeypatc
     assert {"dpo", "kto", "reasoning"} <= set(meta["tags"])
     assert "（12 轮带推理过程）" in card or "轮带推理过程" in card
     assert "| PREAMBLE | 0 |" in card and "| UNGROUNDED | 0 |" in card
-    assert "个片段中的" in card and "近似重复率（因 DUPLICATE 被拒绝的占已完成条目的比例）：0.0%" in card
+    ledger = run / "rejected.jsonl"
+    rejected = [json.loads(line) for line in ledger.read_text(encoding="utf-8").splitlines()] if ledger.exists() else []
+    duplicates = sum("DUPLICATE" in r["codes"] for r in rejected) / (len(rejected) + len(accepted(run)))
+    assert "个片段中的" in card and f"近似重复率（因 DUPLICATE 被拒绝的占已完成条目的比例）：{duplicates:.1%}" in card
     assert "## 注意" not in card  # no missing glyph, no bad line, a CJK font found
     assert sorted(p.stem for p in out.glob("card_*.png")) == sorted(PLOTS)
     for png in out.glob("card_*.png"):
