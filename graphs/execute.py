@@ -86,6 +86,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         return 0
 
     run = RunDir(ledger_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
+    if budget is not None:  # a cap on the whole run, as --target counts the run's accepted samples
+        budget = budget.over(run.read_stats())
     try:
         todo = [item for item in all_items if item.id not in run.finished]
         console.print(f"[bold]{recipe.name}[/] → {ledger_path}  ({len(todo)} of {len(all_items)} items to run)")
@@ -212,6 +214,8 @@ def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | 
         console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False, soft_wrap=True)
         return 0
     args = [a for a in sys.argv[1:] if a != "--fresh"]
+    if outcome.reason == "budget":  # rerun with the same cap would stop at once: the message says so
+        args = without_option(args, "--budget")
     if "--out" not in args:
         args += ["--out", str(run_path)]
     if outcome.reason == "paused":
@@ -223,6 +227,23 @@ def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | 
     console.print(f"[{color}]{outcome.reason}[/]: {outcome.message}", highlight=False, soft_wrap=True)
     console.print(f"{line}\nresume with: {resume}", highlight=False, soft_wrap=True)
     return {"fatal": 1, "interrupted": 130}.get(outcome.reason, 0)
+
+
+def without_option(args: list[str], name: str) -> list[str]:
+    """`args` with `name VALUE` and `name=VALUE` left out.
+
+    >>> without_option(["--out", "r", "--budget", "1 tokens", "--budget=2¥", "--limit", "3"], "--budget")
+    ['--out', 'r', '--limit', '3']
+    """
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
 
 
 def cost_lines(stats: dict) -> str:

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agents.errors import ServiceError, ZaoshuError
@@ -34,10 +34,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Budget:
-    """A spending cap: `Budget.parse("5¥")`, `"$2"`, `"200000 tokens"`, `"200k tokens"`."""
+    """A spending cap for a whole run, its earlier sessions included: `Budget.parse("5¥")`, `"$2"`,
+    `"200000 tokens"`, `"200k tokens"`; `over(stats)` counts what the run's stats.json says was spent.
+
+    >>> b = Budget.parse("1k tokens").over({"input_tokens": 700, "output_tokens": 100})
+    >>> b.spent_text(Usage())
+    '800 tokens'
+    """
 
     amount: float
     unit: str  # "tokens" or a currency symbol
+    earlier: float = 0.0  # what the run's earlier sessions spent, in `unit`
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -49,8 +56,18 @@ class Budget:
         unit = {"元": "¥", "yuan": "¥", "usd": "$", "token": "tokens"}.get(unit, unit)
         return cls(amount, unit)
 
+    def over(self, stats: dict) -> Budget:
+        """This cap over the whole run: what stats.json (the run's earlier sessions) says was spent counts."""
+        if self.unit == "tokens":
+            return replace(self, earlier=float(stats.get("input_tokens", 0) + stats.get("output_tokens", 0)))
+        return replace(self, earlier=float(stats.get("cost", 0.0)))
+
     def spent(self, usage: Usage) -> float:
-        return usage.input_tokens + usage.output_tokens if self.unit == "tokens" else usage.cost
+        return self.earlier + (usage.input_tokens + usage.output_tokens if self.unit == "tokens" else usage.cost)
+
+    def spent_text(self, usage: Usage) -> str:
+        spent = self.spent(usage)
+        return f"{spent:,.0f} tokens" if self.unit == "tokens" else f"{self.unit}{spent:.4f}"
 
     def __str__(self) -> str:
         return f"{self.amount:g} tokens" if self.unit == "tokens" else f"{self.unit}{self.amount:g}"
@@ -103,6 +120,11 @@ class Runner:
         budget = self.options.budget
         return budget is not None and budget.spent(self.usage) >= budget.amount
 
+    def _budget_message(self) -> str:
+        budget = self.options.budget
+        return (f"budget {budget} reached: this run has spent {budget.spent_text(self.usage)}, earlier sessions "
+                f"included; the command below goes on without a cap, add --budget above that to keep one")
+
     def _target_reached(self) -> bool:
         return self.options.target is not None and self.accepted >= self.options.target
 
@@ -131,7 +153,7 @@ class Runner:
     async def _worker(self, pending) -> None:
         while self._stop_reason is None:
             if self._over_budget():
-                self.request_stop("budget", f"budget {self.options.budget} reached")
+                self.request_stop("budget", self._budget_message())
                 return
             item = next(pending, None)
             if item is None:
@@ -200,7 +222,7 @@ class Runner:
             line = line_of(self.run_dir.rejected_path, self._fail_fast.first_id)
             self.request_stop("paused", pause_message(self._fail_fast.k, code, self.run_dir.rejected_path, line))
         if self._over_budget():
-            self.request_stop("budget", f"budget {self.options.budget} reached")
+            self.request_stop("budget", self._budget_message())
 
 
 def install_signal_handlers(runner: Runner, on_force=None) -> None:

@@ -1,6 +1,7 @@
 """What a user of `python -m recipes.<name>` notices: which setting wins, two runs on one folder,
 a reply cut at max_tokens, a misspelt YAML key — all through the recipe command itself."""
 
+import json
 import os
 import subprocess
 import sys
@@ -309,9 +310,32 @@ def test_piped_output_keeps_paths_and_the_resume_command_on_one_line(tmp_path, m
     assert done.stdout.splitlines()[-1].endswith(f" → {done_out}/accepted.jsonl")
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout.splitlines()[-1] == (f"resume with: python -m recipes.tianji --config {config} --out "
-                                               f"{stopped_out} --concurrency 1 --budget '1 tokens'")
+                                               f"{stopped_out} --concurrency 1")  # the cap is spent: it is left out
     widest_prompt = max(len(line) for line in plan.stdout.splitlines() if line.startswith("│"))
     assert widest_prompt < 300  # a prompt's panel fits its text, not the wide console's 10,000 columns
+
+
+def test_the_budget_caps_the_whole_run_its_earlier_sessions_included(tmp_path):
+    """Rerunning a stopped run with the same --budget spends nothing more: a cap that began again with every
+    session would let a resumed run spend it again."""
+    config = tianji_yaml(tmp_path)
+    out = tmp_path / "run"
+    with FakeOpenAI(reply=reply) as server:
+        first = run(tmp_path, server, "--config", str(config), "--out", str(out), "--concurrency", "1",
+                    "--budget", "600 tokens")
+        calls, spent = len(server.requests), json.loads((out / "stats.json").read_text(encoding="utf-8"))
+        again = run(tmp_path, server, "--config", str(config), "--out", str(out), "--concurrency", "1",
+                    "--budget", "600 tokens")
+        assert len(server.requests) == calls  # not one more call
+        more = run(tmp_path, server, "--config", str(config), "--out", str(out), "--concurrency", "1",
+                   "--budget", "100k tokens")
+    total = spent["input_tokens"] + spent["output_tokens"]
+    assert first.returncode == again.returncode == more.returncode == 0, first.stderr + again.stderr + more.stderr
+    assert total >= 600 and spent["accepted"] + spent["rejected"] == 1  # the first item spent the cap
+    assert f"budget 600 tokens reached: this run has spent {total:,} tokens, earlier sessions included" in again.stdout
+    assert "--budget" not in again.stdout.splitlines()[-1]
+    assert more.stdout.splitlines()[-1].startswith("done (completed): ")
+    assert json.loads((out / "stats.json").read_text(encoding="utf-8"))["sessions"] == 3
 
 
 def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
