@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +35,8 @@ def start_llama(log_path: Path, port: int, cache: bool) -> subprocess.Popen:
     if cache:
         cmd += ["--cache", "true"]
     proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    if cache:  # llama-cpp-python 0.3.36's RAM cache grew past 8 GB in minutes here, whatever --cache_size said
+        threading.Thread(target=memory_watchdog, args=(proc, log_path), daemon=True).start()
     for _ in range(180):
         if llama_up(f"http://127.0.0.1:{port}/v1"):
             return proc
@@ -42,6 +45,26 @@ def start_llama(log_path: Path, port: int, cache: bool) -> subprocess.Popen:
         time.sleep(1)
     proc.terminate()
     raise RuntimeError(f"the llama.cpp server did not come up (see {log_path})")
+
+
+#: The server's resident memory at which the watchdog kills it (the machine has 24 GB).
+MAX_SERVER_RSS_GB = 6.0
+
+
+def memory_watchdog(proc: subprocess.Popen, log_path: Path) -> None:
+    """Kill the server when its resident memory passes MAX_SERVER_RSS_GB; say so in its log."""
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status.read_text()).group(1))
+        except (OSError, AttributeError):
+            return
+        if rss_kb > MAX_SERVER_RSS_GB * 1024 * 1024:
+            proc.kill()
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\nwatchdog: killed the server at {rss_kb / 1024 / 1024:.1f} GB resident\n")
+            return
+        time.sleep(1)
 
 
 def server_log(log_path: Path, offset: int) -> dict:
