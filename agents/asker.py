@@ -233,7 +233,9 @@ def question_prompt(ctx: Context, item: Any, turns: list[Any], extra_avoid: list
     context = "\n\n".join(p.text[:400] for p in context_passages) or "（无）"
     if turns:
         conversation = transcript(turns)
-        if item.get("aspect") and not item.get("chunk"):
+        overrides = ctx.recipe.get("prompts") or {}
+        own_followup = "FOLLOWUP_PROMPT" in overrides and "FOLLOWUP_BY_ASPECT_PROMPT" not in overrides
+        if item.get("aspect") and not item.get("chunk") and not own_followup:  # a recipe's own follow-up prompt wins
             return "FOLLOWUP_BY_ASPECT_PROMPT", fill(ctx, "FOLLOWUP_BY_ASPECT_PROMPT", topic=topic_of(ctx, item),
                                                      aspect=item.get("aspect"), context=context,
                                                      conversation=conversation)

@@ -69,6 +69,15 @@ async def test_a_follow_up_in_an_aspect_starts_as_its_first_question_did_and_see
     assert kb.queries == ["黑神话：悟空 主要角色"]  # the follow-up reuses the aspect's passages, no new search
 
 
+async def test_a_recipes_own_follow_up_prompt_is_still_used_for_an_aspects_follow_up():
+    clients = fake_clients(asker=[question("他后来怎么样了？")])
+    ctx = Context(clients=clients, recipe={"prompts": {"FOLLOWUP_PROMPT": "接着问：{conversation}"}})
+    state = {"item": ASPECT, "turns": [Turn(input="黑熊精住在哪座山？", output="黑风山。")]}
+    out = await asker.ask_question(state, run(ctx))
+    assert clients["asker"].prompts()[0] == "接着问：用户：黑熊精住在哪座山？\n助手：黑风山。"
+    assert out["meta"]["prompts"]["ask"].startswith("FOLLOWUP_PROMPT#")
+
+
 async def test_a_duplicate_question_is_re_asked_then_rejected_with_the_earlier_id():
     dedup = Deduper()
     dedup.add("earlier-item", "黑熊精住在哪座山？")
