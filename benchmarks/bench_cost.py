@@ -157,6 +157,10 @@ def fake_runs(root: Path, quick: bool) -> dict:
     from tests.fake_openai import FakeOpenAI
     from tests.recipe_replies import reply, reset
 
+    import importlib.util
+
+    if importlib.util.find_spec("rank_bm25") is None:  # the older trees' BM25; not a dependency any more
+        sys.exit("the older layouts need rank-bm25: pip install -c constraints.txt rank-bm25")
     trees = {"before": extract_before(root), "wave 2": extract_before(root, WAVE2, "wave2"),
              "wave 4": extract_before(root, WAVE4, "wave4"), "after": REPO}
     results: dict = {}
