@@ -90,7 +90,8 @@ def test_web_fallback_answers_what_the_index_cannot_with_urls_in_meta(tmp_path):
         assert sample["meta"]["retrieval"] == "web"
         assert [(s["origin"], s["url"], s["title"]) for s in sample["meta"]["sources"]] == \
             [("web", hit["link"], hit["title"])]
-        assert sample["turns"][0]["output"] in hit["snippet"]  # answered from the result, word for word here
+        sentences = [x for x in sample["turns"][0]["output"].split("。") if x]
+        assert sentences and all(x in hit["snippet"] for x in sentences)  # answered from the result, word for word
 
 
 def test_huixiangdou_answers_with_its_refs_in_both_reply_shapes(tmp_path):
