@@ -81,6 +81,8 @@ class KnowledgeBase:
         """
         check_folder(folder)  # before the index is created or removed: a wrong folder leaves nothing behind
         index_dir = Path(index_dir).expanduser()
+        if index_dir.exists() and not index_dir.is_dir():
+            raise InputError(f"--index {index_dir} is a file, not a folder: give a new or an index folder")
         settings = {"chunk_size": chunk_size, "overlap": overlap,
                     "text_fields": list(text_fields) if text_fields is not None else None}
         if rebuild:

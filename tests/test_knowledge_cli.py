@@ -81,6 +81,16 @@ def test_user_mistakes_raise_input_errors(tmp_path: Path, built: tuple[Path, Pat
     assert len(CORPUS) == 6
 
 
+def test_an_index_path_that_is_a_file_is_one_line(tmp_path: Path, built: tuple[Path, Path]) -> None:
+    folder, _ = built
+    taken = tmp_path / "notes.md"
+    taken.write_text("我的笔记", encoding="utf-8")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(taken), "--embedder", "hash"])
+    assert isinstance(result.exception, InputError), result.exception
+    assert "not a folder" in str(result.exception) and str(taken) in str(result.exception)
+    assert taken.read_text(encoding="utf-8") == "我的笔记"
+
+
 @pytest.mark.parametrize("fails_at", ["hashing", "reading"])
 def test_an_unreadable_file_is_skipped_with_its_reason_and_built_once_readable(
         tmp_path: Path, unreadable, monkeypatch, fails_at) -> None:
