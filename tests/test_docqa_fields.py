@@ -57,6 +57,8 @@ def test_files_docqa_skips_and_their_bad_lines_are_said_in_its_output(tmp_path, 
     assert ("skipped 2 files (empty: no text in fields text, content, output — name the fields that hold text "
             "with --text-field): docs/faq.jsonl, docs/价格表.csv") in result.stdout, result.stdout
     assert "bad line docs/faq.jsonl: line 3: invalid JSON" in result.stdout
+    bad = next(line for line in result.stdout.splitlines() if line.startswith("bad line docs/faq.jsonl"))
+    assert "the good lines are used" not in bad and bad.endswith("(skipped, as is its file)"), bad
     stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
     assert stats["chunks"]["files_skipped"] == {"empty: no text in fields text, content, output": 2}
 

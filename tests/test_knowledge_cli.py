@@ -81,6 +81,19 @@ def test_user_mistakes_raise_input_errors(tmp_path: Path, built: tuple[Path, Pat
     assert len(CORPUS) == 6
 
 
+def test_a_bad_line_of_a_file_that_gives_no_text_does_not_say_its_good_lines_are_indexed(tmp_path: Path) -> None:
+    folder = write_corpus(tmp_path / "xiyou")
+    (folder / "faq.jsonl").write_text('{"question": "芭蕉扇在哪？"}\n{oops\n', encoding="utf-8")
+    (folder / "rows.jsonl").write_text('{"text": "铁扇公主住在翠云山芭蕉洞。"}\n{oops\n', encoding="utf-8")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "bad line faq.jsonl: line 2: invalid JSON" in result.stderr
+    assert "bad line rows.jsonl: line 2: invalid JSON" in result.stderr
+    lines = {line.split(":")[0].strip(): line for line in result.stderr.splitlines() if "bad line" in line}
+    assert lines["bad line faq.jsonl"].endswith("(skipped, as is its file)"), result.stderr
+    assert lines["bad line rows.jsonl"].endswith("(skipped, the good lines are indexed)"), result.stderr
+
+
 def test_an_index_path_that_is_a_file_is_one_line(tmp_path: Path, built: tuple[Path, Path]) -> None:
     folder, _ = built
     taken = tmp_path / "notes.md"
