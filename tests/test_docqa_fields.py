@@ -57,6 +57,10 @@ def test_files_docqa_skips_and_their_bad_lines_are_said_in_its_output(tmp_path, 
     assert ("skipped 2 files (empty: no text in fields text, content, output — name the fields that hold text "
             "with --text-field): docs/faq.jsonl, docs/价格表.csv") in result.stdout, result.stdout
     assert "bad line docs/faq.jsonl: line 3: invalid JSON" in result.stdout
+    # the index and the corpus count the same files with text; the two the index holds without text are said
+    index_files = re.search(r"^index .*: \d+ chunks from (\d+) files, 2 not indexed \(", result.stdout, re.M)
+    corpus_files = re.search(r"^corpus: \d+ chunks from (\d+) files", result.stdout, re.M)
+    assert index_files and corpus_files and index_files.group(1) == corpus_files.group(1), result.stdout
     bad = next(line for line in result.stdout.splitlines() if line.startswith("bad line docs/faq.jsonl"))
     assert "the good lines are used" not in bad and bad.endswith("(skipped, as is its file)"), bad
     stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
