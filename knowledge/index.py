@@ -176,6 +176,12 @@ class KnowledgeBase:
         return bool(self.store.get_meta("embedder").get("dense"))
 
     def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
+        root = Path(folder).expanduser().resolve()
+        for held in map(Path, self.store.roots()):  # one file under two roots would be two sets of chunks
+            if held != root and (held in root.parents or root in held.parents):
+                inside = f"is inside {held}" if held in root.parents else f"holds {held}"
+                raise InputError(f"{root} {inside}, which the index {self.index_dir} already has: its files would "
+                                 f"be indexed twice; give folders that do not nest")
         settings = self.store.get_meta("settings")
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],

@@ -94,6 +94,20 @@ def test_a_bad_line_of_a_file_that_gives_no_text_does_not_say_its_good_lines_are
     assert lines["bad line rows.jsonl"].endswith("(skipped, the good lines are indexed)"), result.stderr
 
 
+@pytest.mark.parametrize("nested", ["inside", "around"])
+def test_a_folder_nested_with_one_the_index_holds_is_refused_not_indexed_twice(tmp_path: Path, nested: str) -> None:
+    outer = write_corpus(tmp_path / "docs")
+    inner = write_corpus(outer / "more", {"shahe.txt": "沙和尚本是卷帘大将，因打碎琉璃盏被贬流沙河。"})
+    first, second = (outer, inner) if nested == "inside" else (inner, outer)
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["build", str(first), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    before = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"]
+    result = runner.invoke(app, ["add", str(second), "--index", str(index)])
+    assert isinstance(result.exception, InputError), result.output
+    assert str(first.resolve()) in str(result.exception) and "twice" in str(result.exception)
+    assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"] == before
+
+
 def test_an_index_path_that_is_a_file_is_one_line(tmp_path: Path, built: tuple[Path, Path]) -> None:
     folder, _ = built
     taken = tmp_path / "notes.md"
