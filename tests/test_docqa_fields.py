@@ -126,3 +126,16 @@ def test_text_fields_in_the_yaml_are_named_in_the_refusal(tmp_path, monkeypatch)
     assert "you asked for fields question,answer (text_fields in mine.yaml)" in str(result.exception)
     assert str(result.exception).endswith("--rebuild --text-field text --text-field content --text-field output "
                                           "--text-field question --text-field answer")
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_nested_knowledge_folders_are_one_line_before_a_run_folder_is_made(tmp_path, monkeypatch, dry_run):
+    docs = _folder(tmp_path)
+    (docs / "more").mkdir()
+    (docs / "more/说明.md").write_text("# 说明\n\n滤芯更换后请先放水五分钟，再接水饮用，以冲走新滤芯里的碳粉。\n",
+                                       encoding="utf-8")
+    result = _docqa(monkeypatch, "--knowledge", "docs/more", *(["--dry-run"] if dry_run else ["--out", "run"]))
+    assert result.exit_code == 1, result.output
+    assert str(result.exception) == (f"knowledge folder {(docs / 'more').resolve()} is inside knowledge folder "
+                                     f"{docs.resolve()}: its files would be read twice; give folders that do not nest")
+    assert not (tmp_path / "run").exists()
