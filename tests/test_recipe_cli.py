@@ -357,6 +357,11 @@ def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
         stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
         accepted = len(list(read_jsonl(tmp_path / "run/accepted.jsonl")))
         assert stats["accepted"] == accepted >= 2
+        from tests.test_cli import zaoshu
+
+        shown = zaoshu("runs", "show", str(tmp_path / "run"))
+        assert f"status stopped (its process ended without closing; rerun to resume)  accepted {accepted}" \
+            in shown.stdout, shown.stdout + shown.stderr
         spent = stats["input_tokens"] + stats["output_tokens"]
         assert spent > 0 and stats["usage_by_role"]["responder"]["calls"] >= 2
         calls = len(server.requests)
