@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from graphs.rundir import read_jsonl
@@ -139,3 +140,22 @@ def test_nested_knowledge_folders_are_one_line_before_a_run_folder_is_made(tmp_p
     assert str(result.exception) == (f"knowledge folder {(docs / 'more').resolve()} is inside knowledge folder "
                                      f"{docs.resolve()}: its files would be read twice; give folders that do not nest")
     assert not (tmp_path / "run").exists()
+
+
+def test_zaoshu_new_takes_text_fields_and_says_them_when_no_file_has_text(tmp_path):
+    """A folder of question/answer records: `zaoshu new` said only "no readable text" and had no --text-field."""
+    from tests.test_cli import zaoshu
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "faq.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in FAQ) + "\n", encoding="utf-8")
+    refused = zaoshu("new", NAME, "--knowledge", "docs", cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (f"error: no text in any file of {docs.resolve()} (1 empty: no text in fields "
+                                      f"text, content, output): name the fields that hold text with --text-field")
+    made = zaoshu("new", NAME, "--knowledge", "docs", "--text-field", "question", "--text-field", "answer",
+                  cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert f"wrote {NAME}.yaml: 2 chunks from 1 files" in made.stdout
+    config = yaml.safe_load((tmp_path / f"{NAME}.yaml").read_text(encoding="utf-8"))
+    assert config["text_fields"] == ["question", "answer"]
