@@ -108,6 +108,20 @@ def test_a_folder_nested_with_one_the_index_holds_is_refused_not_indexed_twice(t
     assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"] == before
 
 
+def test_a_csv_cell_longer_than_pythons_default_field_limit_is_indexed(tmp_path: Path) -> None:
+    """Python's csv module refuses a field over 131,072 characters unless told otherwise: an article
+    body in a CSV cell was a 'bad line' and its text lost."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    article = "天命人手持如意金箍棒，一路西行，在黑风山与灵虚子交手。" * 6000  # 162,000 characters
+    (folder / "articles.csv").write_text(f"title,text\n黑风山,{article}\n", encoding="utf-8")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "bad line" not in result.stderr and "field larger" not in result.stderr, result.stderr
+    stats = json.loads(runner.invoke(app, ["stats", "--index", str(tmp_path / "idx"), "--json"]).stdout)
+    assert stats["files_with_text"] == 1 and stats["chunks"] > 100
+
+
 def test_an_index_path_that_is_a_file_is_one_line(tmp_path: Path, built: tuple[Path, Path]) -> None:
     folder, _ = built
     taken = tmp_path / "notes.md"
