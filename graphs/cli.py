@@ -33,6 +33,17 @@ def _run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/*/stats.json"))
 
 
+def run_status(run: Path, stats: dict, *, long: bool = True) -> str:
+    """stats.json's status, except that a run no live process holds is not `preparing` or `running`: its
+    process was killed (stats.json is kept current while a run goes, so its counts stand)."""
+    from graphs.rundir import lock_held
+
+    status = stats.get("status", "?")
+    if status in ("preparing", "running") and not lock_held(run):
+        return "stopped (its process ended without closing; rerun to resume)" if long else "stopped"
+    return status
+
+
 @runs_app.command("list")
 def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--json")) -> None:
     """One line per run: recipe, name, status, accepted / rejected / failed, tokens, cost."""
@@ -50,7 +61,7 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
         table.add_column(column)
     for run in runs:
         s = json.loads((run / "stats.json").read_text(encoding="utf-8"))
-        table.add_row(run.parent.name, run.name, s.get("status", "?"), str(s.get("accepted", 0)),
+        table.add_row(run.parent.name, run.name, run_status(run, s, long=False), str(s.get("accepted", 0)),
                       str(s.get("rejected", 0)), str(s.get("failed", 0)),
                       f"{s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}",
                       f"{s.get('currency', '¥')}{s.get('cost', 0):.4f}", f"{s.get('duration_s', 0):.0f}s")
@@ -119,7 +130,7 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
         console.print_json(json.dumps(summary, ensure_ascii=False))
         return
     s = summary["stats"]
-    console.print(f"[bold]{run}[/]  status {s.get('status', '?')}  accepted {s.get('accepted', 0)}  "
+    console.print(f"[bold]{run}[/]  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
                   f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
                   f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
                   f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")

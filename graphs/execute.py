@@ -96,7 +96,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         run.write_config(resolved)
         if shard is not None:  # the run's own copy, for readers of the whole run (the dataset card)
             RunDir(run_path, lock=False).write_config(resolved)
-        _write_stats(run, None, None, config.recipe, print_, started=time.time(), status="preparing")
+        earlier = _write_stats(run, None, None, config.recipe, print_, started=time.time(), status="preparing")
         services = build_services(config, settings, run_path.parent, console)
         recipe.prepare(config, run_path, console)
         usage = Usage()
@@ -113,15 +113,21 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         options = RunOptions(concurrency=settings.concurrency, target=request.target, budget=budget,
                              fail_fast=request.fail_fast(config))
         started = time.time()
+
+        def checkpoint(runner) -> None:  # stats.json current while the run goes: a kill -9 loses no spending
+            _write_stats(run, usage, None, config.recipe, print_, started=started, status="running",
+                         currency=settings.for_role("asker").currency, earlier=earlier, failed=runner.failed)
+
         if request.ray:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
             from graphs.ray_runner import run_on_ray
 
             outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx)
         else:
             graph = GRAPHS[recipe.graph]().compile()
-            outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console))
+            outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console,
+                                       checkpoint))
         stats = _write_stats(run, usage, outcome, config.recipe, print_, started=started, status=outcome.reason,
-                             currency=settings.for_role("asker").currency)
+                             currency=settings.for_role("asker").currency, earlier=earlier)
         if shard is not None:
             merge_shard_stats(run_path)
         recipe.after_run(config, run_path, console)
@@ -152,7 +158,8 @@ def cache_order(items: list, key) -> list:
     return [item for group in groups.values() for item in group]
 
 
-async def _run(graph, ctx, run, usage, options, tracer, items, request: RunRequest, console: Console):
+async def _run(graph, ctx, run, usage, options, tracer, items, request: RunRequest, console: Console,
+               checkpoint=None):
     from graphs.runner import Runner, install_signal_handlers
 
     invoke = None
@@ -166,6 +173,8 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
         review_graph = build_review_graph(graph).compile(checkpointer=saver)
         invoke = ReviewInvoker(review_graph, ConsoleReviewer(console), ctx)
     runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke)
+    if checkpoint is not None:
+        runner.checkpoint = lambda: checkpoint(runner)
     install_signal_handlers(runner)
     try:
         return await runner.run(items)  # it skips the finished ones
@@ -175,24 +184,28 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
 
 
 def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: float, status: str,
-                 currency: str | None = None) -> dict:
-    """stats.json: counts, tokens and cost summed over every session of this run."""
-    prev = run.read_stats()
+                 currency: str | None = None, earlier: dict | None = None, failed: int = 0) -> dict:
+    """stats.json: counts, tokens and cost summed over every session of this run. `earlier`: the
+    stats of the sessions before this one (read from the file when not given); with `usage` and no
+    `outcome` it is this session so far (the run goes on)."""
+    prev = run.read_stats() if earlier is None else earlier
     data = {"recipe": recipe, "fingerprint": print_, "status": status,
             "accepted": len(run.accepted_ids), "rejected": len(run.rejected_ids),
             "rejected_by_code": dict(run.rejected_codes.most_common()),
-            "failed": prev.get("failed", 0) + (outcome.failed if outcome else 0),  # failures over all sessions
+            "failed": prev.get("failed", 0) + (outcome.failed if outcome else failed),  # over all sessions
             "duration_s": prev.get("duration_s", 0.0), "input_tokens": prev.get("input_tokens", 0),
             "output_tokens": prev.get("output_tokens", 0), "cached_tokens": prev.get("cached_tokens", 0),
             "cost": prev.get("cost", 0.0),
             "usage_by_role": prev.get("usage_by_role", {}), "sessions": prev.get("sessions", 0),
             "currency": currency or prev.get("currency", "¥"), "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if outcome is not None and usage is not None:
+    if usage is not None:
         data.update(duration_s=data["duration_s"] + time.time() - started,
                     input_tokens=data["input_tokens"] + usage.input_tokens,
                     output_tokens=data["output_tokens"] + usage.output_tokens,
                     cached_tokens=data["cached_tokens"] + usage.cached_tokens,
-                    cost=data["cost"] + usage.cost, sessions=data["sessions"] + 1, message=outcome.message)
+                    cost=data["cost"] + usage.cost, sessions=data["sessions"] + 1,
+                    message=outcome.message if outcome is not None else "")
+        data["usage_by_role"] = {role: dict(u) for role, u in data["usage_by_role"].items()}  # not `earlier`'s
         for role, u in usage.as_dict().items():
             total = data["usage_by_role"].setdefault(role, {})
             for key, value in u.items():

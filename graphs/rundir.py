@@ -130,6 +130,22 @@ class RunLock:
             self._fd = -1
 
 
+def lock_held(folder: Path) -> bool:
+    """Whether a live process holds the run folder's lock (a reader's test; it takes nothing)."""
+    try:
+        fd = os.open(Path(folder) / "run.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 class RunDir:
     """A run's folder and its ledgers; `finished` holds every id that must not run again.
 

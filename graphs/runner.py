@@ -8,6 +8,8 @@
   the first K items all rejected for one reason (graphs.failfast; `--keep-going` turns it off)
   or Ctrl-C stop the run cleanly: in-flight items are cancelled (and redone next time), ledgers
   are flushed, stats are written.
+- `checkpoint()`, when given, is called after every item is recorded (execute.py keeps stats.json
+  current with it, so a `kill -9` leaves the session's counts and spending behind).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,7 +86,7 @@ class RunOptions:
 
 class Runner:
     def __init__(self, graph, ctx, run: RunDir, usage: Usage, options: RunOptions,
-                 observer: RunObserver | None = None, invoke=None):
+                 observer: RunObserver | None = None, invoke=None, checkpoint: Callable[[], None] | None = None):
         self.graph = graph
         self.ctx = ctx
         self.run_dir = run
@@ -92,6 +94,7 @@ class Runner:
         self.options = options
         self.observer = observer or RunObserver()
         self.invoke = invoke or self._invoke
+        self.checkpoint = checkpoint
         self.failed = 0
         self.started_here = 0
         self._consecutive_failures = 0
@@ -202,6 +205,8 @@ class Runner:
         error = f"{exc.__class__.__name__}: {exc}"
         self.run_dir.fail({"id": item.id, "key": item.key, "error": error, "at": time.time()})
         self.observer.item_failed(item, error)
+        if self.checkpoint is not None:
+            self.checkpoint()
         if self._consecutive_failures >= self.options.max_consecutive_failures:
             self.request_stop("fatal", f"{self._consecutive_failures} items in a row failed; last: {error}")
 
@@ -217,6 +222,8 @@ class Runner:
             self.run_dir.reject({"id": item.id, "key": item.key, "codes": codes, "verdict": result.verdict,
                                  "raw": result.raw, "attempts": result.attempts, "sample": result.sample})
         self.observer.item_finished(item, result)
+        if self.checkpoint is not None:
+            self.checkpoint()
         code = self._fail_fast.observe(item.id, result.status, result.codes or [ReasonCode.FORMAT.value])
         if code is not None:
             line = line_of(self.run_dir.rejected_path, self._fail_fast.first_id)

@@ -216,7 +216,9 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     for folder in folders[1:]:
         kb.add(folder)
     stats = kb.stats()
-    console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files', '?')} files "
+    without_text = len(stats.get("files_not_indexed", []))  # empty or unreadable: no chunk comes from them
+    console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files_with_text', '?')} files"
+                  f"{f', {without_text} not indexed' if without_text else ''} "
                   f"({stats.get('embedder', {}).get('name', kb.embedder.name)})", highlight=False)
     return SerialKnowledgeBase(kb)
 

@@ -54,9 +54,10 @@ def _print_report(report, kb) -> None:
                   f"{report.deleted} deleted, {report.unchanged} unchanged; {report.chunks_added} chunks indexed "
                   f"({report.chunks_per_second:.1f}/s; {dense}), {report.chunks_deleted} dropped; "
                   f"index now {kb.store.count_chunks()} chunks.", highlight=False)
+    not_indexed = {item.path for item in [*report.skipped, *report.empty]}
     for item in report.bad_lines[:30]:
-        err.print(f"  [yellow]bad line[/yellow] {item.path}: {item.reason} (skipped; the good lines are indexed)",
-                  highlight=False)
+        kept = "as is its file" if item.path in not_indexed else "the good lines are indexed"
+        err.print(f"  [yellow]bad line[/yellow] {item.path}: {item.reason} (skipped, {kept})", highlight=False)
     if len(report.bad_lines) > 30:
         err.print(f"  … and {len(report.bad_lines) - 30} more bad lines")
     for item in report.skipped[:30]:

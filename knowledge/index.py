@@ -81,6 +81,8 @@ class KnowledgeBase:
         """
         check_folder(folder)  # before the index is created or removed: a wrong folder leaves nothing behind
         index_dir = Path(index_dir).expanduser()
+        if index_dir.exists() and not index_dir.is_dir():
+            raise InputError(f"--index {index_dir} is a file, not a folder: give a new or an index folder")
         settings = {"chunk_size": chunk_size, "overlap": overlap,
                     "text_fields": list(text_fields) if text_fields is not None else None}
         if rebuild:
@@ -174,6 +176,12 @@ class KnowledgeBase:
         return bool(self.store.get_meta("embedder").get("dense"))
 
     def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
+        root = Path(folder).expanduser().resolve()
+        for held in map(Path, self.store.roots()):  # one file under two roots would be two sets of chunks
+            if held != root and (held in root.parents or root in held.parents):
+                inside = f"is inside {held}" if held in root.parents else f"holds {held}"
+                raise InputError(f"{root} {inside}, which the index {self.index_dir} already has: its files would "
+                                 f"be indexed twice; give folders that do not nest")
         settings = self.store.get_meta("settings")
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],

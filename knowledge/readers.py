@@ -186,6 +186,8 @@ def _jsonl_records(path: Path, problems: list[str]) -> Iterator[Any]:
 def _csv_records(path: Path, problems: list[str]) -> Iterator[dict]:
     """Rows as dicts keyed by the header; a row with more or fewer fields than the header is bad."""
     good = bad = 0
+    # csv refuses a field over 131,072 characters by default; no field is longer than its file
+    csv.field_size_limit(max(csv.field_size_limit(), path.stat().st_size))
     with _open_text(path) as fh:
         reader = csv.reader(fh)
         header = next(reader, None)

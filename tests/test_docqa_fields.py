@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from graphs.rundir import read_jsonl
@@ -57,6 +58,12 @@ def test_files_docqa_skips_and_their_bad_lines_are_said_in_its_output(tmp_path, 
     assert ("skipped 2 files (empty: no text in fields text, content, output — name the fields that hold text "
             "with --text-field): docs/faq.jsonl, docs/价格表.csv") in result.stdout, result.stdout
     assert "bad line docs/faq.jsonl: line 3: invalid JSON" in result.stdout
+    # the index and the corpus count the same files with text; the two the index holds without text are said
+    index_files = re.search(r"^index .*: \d+ chunks from (\d+) files, 2 not indexed \(", result.stdout, re.M)
+    corpus_files = re.search(r"^corpus: \d+ chunks from (\d+) files", result.stdout, re.M)
+    assert index_files and corpus_files and index_files.group(1) == corpus_files.group(1), result.stdout
+    bad = next(line for line in result.stdout.splitlines() if line.startswith("bad line docs/faq.jsonl"))
+    assert "the good lines are used" not in bad and bad.endswith("(skipped, as is its file)"), bad
     stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
     assert stats["chunks"]["files_skipped"] == {"empty: no text in fields text, content, output": 2}
 
@@ -120,3 +127,35 @@ def test_text_fields_in_the_yaml_are_named_in_the_refusal(tmp_path, monkeypatch)
     assert "you asked for fields question,answer (text_fields in mine.yaml)" in str(result.exception)
     assert str(result.exception).endswith("--rebuild --text-field text --text-field content --text-field output "
                                           "--text-field question --text-field answer")
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_nested_knowledge_folders_are_one_line_before_a_run_folder_is_made(tmp_path, monkeypatch, dry_run):
+    docs = _folder(tmp_path)
+    (docs / "more").mkdir()
+    (docs / "more/说明.md").write_text("# 说明\n\n滤芯更换后请先放水五分钟，再接水饮用，以冲走新滤芯里的碳粉。\n",
+                                       encoding="utf-8")
+    result = _docqa(monkeypatch, "--knowledge", "docs/more", *(["--dry-run"] if dry_run else ["--out", "run"]))
+    assert result.exit_code == 1, result.output
+    assert str(result.exception) == (f"knowledge folder {(docs / 'more').resolve()} is inside knowledge folder "
+                                     f"{docs.resolve()}: its files would be read twice; give folders that do not nest")
+    assert not (tmp_path / "run").exists()
+
+
+def test_zaoshu_new_takes_text_fields_and_says_them_when_no_file_has_text(tmp_path):
+    """A folder of question/answer records: `zaoshu new` said only "no readable text" and had no --text-field."""
+    from tests.test_cli import zaoshu
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "faq.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in FAQ) + "\n", encoding="utf-8")
+    refused = zaoshu("new", NAME, "--knowledge", "docs", cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (f"error: no text in any file of {docs.resolve()} (1 empty: no text in fields "
+                                      f"text, content, output): name the fields that hold text with --text-field")
+    made = zaoshu("new", NAME, "--knowledge", "docs", "--text-field", "question", "--text-field", "answer",
+                  cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert f"wrote {NAME}.yaml: 2 chunks from 1 files" in made.stdout
+    config = yaml.safe_load((tmp_path / f"{NAME}.yaml").read_text(encoding="utf-8"))
+    assert config["text_fields"] == ["question", "answer"]

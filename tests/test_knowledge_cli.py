@@ -81,6 +81,57 @@ def test_user_mistakes_raise_input_errors(tmp_path: Path, built: tuple[Path, Pat
     assert len(CORPUS) == 6
 
 
+def test_a_bad_line_of_a_file_that_gives_no_text_does_not_say_its_good_lines_are_indexed(tmp_path: Path) -> None:
+    folder = write_corpus(tmp_path / "xiyou")
+    (folder / "faq.jsonl").write_text('{"question": "芭蕉扇在哪？"}\n{oops\n', encoding="utf-8")
+    (folder / "rows.jsonl").write_text('{"text": "铁扇公主住在翠云山芭蕉洞。"}\n{oops\n', encoding="utf-8")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "bad line faq.jsonl: line 2: invalid JSON" in result.stderr
+    assert "bad line rows.jsonl: line 2: invalid JSON" in result.stderr
+    lines = {line.split(":")[0].strip(): line for line in result.stderr.splitlines() if "bad line" in line}
+    assert lines["bad line faq.jsonl"].endswith("(skipped, as is its file)"), result.stderr
+    assert lines["bad line rows.jsonl"].endswith("(skipped, the good lines are indexed)"), result.stderr
+
+
+@pytest.mark.parametrize("nested", ["inside", "around"])
+def test_a_folder_nested_with_one_the_index_holds_is_refused_not_indexed_twice(tmp_path: Path, nested: str) -> None:
+    outer = write_corpus(tmp_path / "docs")
+    inner = write_corpus(outer / "more", {"shahe.txt": "沙和尚本是卷帘大将，因打碎琉璃盏被贬流沙河。"})
+    first, second = (outer, inner) if nested == "inside" else (inner, outer)
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["build", str(first), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    before = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"]
+    result = runner.invoke(app, ["add", str(second), "--index", str(index)])
+    assert isinstance(result.exception, InputError), result.output
+    assert str(first.resolve()) in str(result.exception) and "twice" in str(result.exception)
+    assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"] == before
+
+
+def test_a_csv_cell_longer_than_pythons_default_field_limit_is_indexed(tmp_path: Path) -> None:
+    """Python's csv module refuses a field over 131,072 characters unless told otherwise: an article
+    body in a CSV cell was a 'bad line' and its text lost."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    article = "天命人手持如意金箍棒，一路西行，在黑风山与灵虚子交手。" * 6000  # 162,000 characters
+    (folder / "articles.csv").write_text(f"title,text\n黑风山,{article}\n", encoding="utf-8")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "bad line" not in result.stderr and "field larger" not in result.stderr, result.stderr
+    stats = json.loads(runner.invoke(app, ["stats", "--index", str(tmp_path / "idx"), "--json"]).stdout)
+    assert stats["files_with_text"] == 1 and stats["chunks"] > 100
+
+
+def test_an_index_path_that_is_a_file_is_one_line(tmp_path: Path, built: tuple[Path, Path]) -> None:
+    folder, _ = built
+    taken = tmp_path / "notes.md"
+    taken.write_text("我的笔记", encoding="utf-8")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(taken), "--embedder", "hash"])
+    assert isinstance(result.exception, InputError), result.exception
+    assert "not a folder" in str(result.exception) and str(taken) in str(result.exception)
+    assert taken.read_text(encoding="utf-8") == "我的笔记"
+
+
 @pytest.mark.parametrize("fails_at", ["hashing", "reading"])
 def test_an_unreadable_file_is_skipped_with_its_reason_and_built_once_readable(
         tmp_path: Path, unreadable, monkeypatch, fails_at) -> None:

@@ -338,6 +338,39 @@ def test_the_budget_caps_the_whole_run_its_earlier_sessions_included(tmp_path):
     assert json.loads((out / "stats.json").read_text(encoding="utf-8"))["sessions"] == 3
 
 
+def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
+    """kill -9 gives no chance to write stats.json at the end: it is kept current as items finish, so
+    `runs show` counts what the ledgers hold and --budget counts what the killed session spent."""
+    config = tianji_yaml(tmp_path)
+    with FakeOpenAI(reply=reply, latency=0.3) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
+        first = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) < 2:
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.05)
+            time.sleep(0.2)
+        finally:
+            first.kill()
+            first.communicate(timeout=30)
+        stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+        accepted = len(list(read_jsonl(tmp_path / "run/accepted.jsonl")))
+        assert stats["accepted"] == accepted >= 2
+        from tests.test_cli import zaoshu
+
+        shown = zaoshu("runs", "show", str(tmp_path / "run"))
+        assert f"status stopped (its process ended without closing; rerun to resume)  accepted {accepted}" \
+            in shown.stdout, shown.stdout + shown.stderr
+        spent = stats["input_tokens"] + stats["output_tokens"]
+        assert spent > 0 and stats["usage_by_role"]["responder"]["calls"] >= 2
+        calls = len(server.requests)
+        again = run(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1",
+                    "--budget", f"{spent} tokens")
+        assert len(server.requests) == calls, again.stdout  # the killed session's spending counts
+    assert again.returncode == 0 and "budget" in again.stdout
+
+
 def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
     import graphs.execute
     from recipes.base import recipe_app, run_cli

@@ -113,6 +113,12 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overla
     """Every chunk of every readable file under `folders`; files skipped are kept by reason, and the
     bad lines of JSONL/CSV files (the good lines are used) with their file."""
     corpus = Corpus(text_fields=tuple(text_fields))
+    roots = [Path(folder).expanduser().resolve() for folder in folders]
+    for inner in roots:
+        for outer in roots:
+            if outer in inner.parents:
+                raise InputError(f"knowledge folder {inner} is inside knowledge folder {outer}: its files would be "
+                                 f"read twice; give folders that do not nest")
     seen: set[Path] = set()
     for folder in folders:
         root = Path(folder).expanduser().resolve()

@@ -29,12 +29,15 @@ HEADER = """# docqa recipe for «{name}», written by `zaoshu new`. Edit anythin
 def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NAME.yaml."),
         knowledge: list[Path] = typer.Option(..., "--knowledge", help="A folder of your documents (repeatable)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Where to write the YAML (default ./NAME.yaml)."),
-        force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+        text_field: Optional[list[str]] = typer.Option(
+            None, "--text-field", help="A field of JSON/JSONL/CSV records that holds text (repeatable; default: "
+                                       "text, content, output); written to the YAML's text_fields.")) -> None:
     """Write an editable docqa recipe YAML for your own folders and print how to run it."""
     from agents.docqa import DEFAULT_GA_PAIRS
     from knowledge.loaders import check_folder
     from recipes.docqa.corpus import scan_corpus
-    from recipes.docqa.recipe import DocQAConfig, corpus_digest
+    from recipes.docqa.recipe import DocQAConfig, corpus_digest, no_text_error
     from recipes.docqa.tags import derive_tree
 
     console = make_console()
@@ -43,9 +46,9 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
         raise InputError(f"{path} exists; choose another --out or pass --force")
     for folder in knowledge:
         check_folder(folder)
-    corpus = scan_corpus(knowledge)
+    corpus = scan_corpus(knowledge, **({"text_fields": tuple(text_field)} if text_field else {}))
     if not corpus.chunks:
-        raise InputError(f"no readable text in {', '.join(map(str, knowledge))}")
+        raise no_text_error(corpus)
     config = DocQAConfig.model_validate({"recipe": "docqa", "name": name})
     pairs, note = _ga_pairs(corpus_digest(corpus), config.ga_count)
     if pairs is None:
@@ -55,6 +58,7 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     data = {"recipe": "docqa", "name": name, "knowledge_folder": folders[0], "extra_knowledge_folders": folders[1:],
             "mix": config.mix.model_dump(), "max_items": None, "questions_per_tag": config.questions_per_tag,
             "ga_pairs": pairs,
+            **({"text_fields": list(text_field)} if text_field else {}),
             "tags": derive_tree([c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]), "multi_turn": {"every": 0, "turns": [2, 3]}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER.format(name=name, path=path, ga_note=note)

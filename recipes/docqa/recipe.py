@@ -107,9 +107,7 @@ class DocQA(Recipe):
         roots, cut = index_roots(config.path(config.index_dir), config.text_fields, where, folders[0])
         corpus = scan_corpus(folders + [r for r in roots if r.is_dir()], **cut)
         if not corpus.chunks:  # before any LLM call, as for an empty folder
-            why = ", ".join(f"{len(files)} {reason}" for reason, files in corpus.skipped_by_count())
-            raise InputError(f"no text in any file of {', '.join(map(str, corpus.folders))} ({why}): "
-                             f"give documents with text")
+            raise no_text_error(corpus)
         saved = read_tags(run_dir / TAGS_FILE) if run_dir is not None else None
         usable = [c for c in corpus.chunks if len(c.text.strip()) >= config.min_chunk_chars]
         tree, labels = tree_for_run(saved, config.tags, usable)
@@ -197,6 +195,14 @@ class DocQA(Recipe):
                           "(the model's label did not parse)", highlight=False)
 
 
+def no_text_error(corpus: Corpus) -> InputError:
+    """The one line for folders that gave no chunk: what was skipped, and what to do about it."""
+    why = ", ".join(f"{len(files)} {reason}" for reason, files in corpus.skipped_by_count())
+    fields = any(reason.startswith("empty: no text in fields") for reason in corpus.files_skipped)
+    return InputError(f"no text in any file of {', '.join(map(str, corpus.folders))} ({why}): "
+                      + ("name the fields that hold text with --text-field" if fields else "give documents with text"))
+
+
 def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
     """One line per reason a file was skipped (its files, or the first `most` and a count), then the
     bad lines of JSONL/CSV files, as `zaoshu kb build` reports them."""
@@ -206,8 +212,10 @@ def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
         hint = " — name the fields that hold text with --text-field" \
             if reason.startswith("empty: no text in fields") else ""
         lines.append(f"[yellow]skipped[/] {len(paths)} file{'s' if len(paths) > 1 else ''} ({reason}{hint}): {shown}")
+    skipped = {path for _, paths in corpus.skipped_by_count() for path in paths}
     for path, problem in corpus.bad_lines[:30]:
-        lines.append(f"[yellow]bad line[/] {path}: {problem} (skipped; the good lines are used)")
+        kept = "as is its file" if path in skipped else "the good lines are used"
+        lines.append(f"[yellow]bad line[/] {path}: {problem} (skipped, {kept})")
     if len(corpus.bad_lines) > 30:
         lines.append(f"… and {len(corpus.bad_lines) - 30} more bad lines")
     return lines
