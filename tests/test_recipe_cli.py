@@ -223,6 +223,17 @@ def test_a_bad_flag_value_names_the_flag_not_the_yaml(tmp_path, recipe, args, me
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("env, says", [
+    ({"ZAOSHU_JSON_MODE": "[prompt]"}, "error: ZAOSHU_JSON_MODE='[prompt]': Input should be"),
+    ({"ZAOSHU_CRITIC__MODEL": "[bold]x", "ZAOSHU_CRITIC__TEMPERATURE": "[red]"},
+     "error: ZAOSHU_CRITIC__TEMPERATURE='[red]': Input should be a valid number"),
+])
+def test_an_error_shows_the_value_as_typed_brackets_included(tmp_path, env, says):
+    """The error line is printed as text, not as rich markup: '[prompt]' was shown as ''."""
+    result = run(tmp_path, CLOSED, "--out", "run", env=env)
+    assert result.returncode == 1 and result.stderr.startswith(says), result.stderr
+
+
 def test_a_yaml_syntax_error_is_one_line_naming_file_line_column_and_problem(tmp_path):
     config = tmp_path / "tianji.yaml"
     config.write_text("recipe: tianji\nscenes: [生日, 春节\nroles: []\n", encoding="utf-8")

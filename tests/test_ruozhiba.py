@@ -149,6 +149,8 @@ def test_cli_user_mistakes_are_one_red_line(tmp_path, bad_file):
     assert result.exit_code == 1 and "unknown format 'csv'" in result.output
     result = CliRunner().invoke(app, ["--input", str(bad_file), "--split", "1"])
     assert result.exit_code == 1 and "between 0 and 1" in result.output
+    result = CliRunner().invoke(app, ["--input", "[bold]rows.jsonl"])  # the name as typed, not rich markup
+    assert result.exit_code == 1 and result.output.strip() == "error: input file not found: [bold]rows.jsonl"
 
 
 @pytest.mark.parametrize("yaml_text, message", [

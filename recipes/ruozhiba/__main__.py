@@ -19,6 +19,7 @@ import typer
 import yaml
 from pydantic import Field, ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
@@ -87,7 +88,7 @@ def main(
     try:
         _run(console, input_path, out, run_name, fmt, split, seed, system, critic, config)
     except ZaoshuError as exc:
-        console.print(f"[red]error: {exc}[/]")
+        console.print(f"[red]error: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
 
 
