@@ -254,6 +254,24 @@ def test_a_misspelt_nested_style_key(tmp_path):
                                     f"'styles.正常.min_chars'?"
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"min_chars": 100, "max_chars": 10}, "min_chars 100 is above max_chars 10"),
+    ({"emoji": [3, 1]}, "emoji [3, 1] must be [min, max] with 0 ≤ min ≤ max"),
+    ({"emoji": [-1, 2]}, "emoji [-1, 2] must be [min, max] with 0 ≤ min ≤ max"),
+])
+def test_a_style_no_wish_can_meet_is_one_line_before_any_call(tmp_path, change, message):
+    """A length or emoji range no wish can meet rejected every sample, one model call after another."""
+    config = tianji_yaml(tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["styles"]["正常"].update(change)
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run")
+    assert result.returncode == 1 and len(server.requests) == 0
+    assert result.stderr.strip() == f"error: {config}: key 'styles.正常': Value error, {message}"
+    assert not (tmp_path / "run").exists()
+
+
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
     config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
     with FakeOpenAI(reply=reply) as server:
