@@ -272,6 +272,25 @@ def test_a_style_no_wish_can_meet_is_one_line_before_any_call(tmp_path, change, 
     assert not (tmp_path / "run").exists()
 
 
+def test_a_model_the_preset_has_no_price_for_is_warned_about_not_silently_free(tmp_path):
+    """README's own example, ZAOSHU_CRITIC__MODEL=deepseek-reasoner with the deepseek preset, priced every judge
+    call at ¥0 in the dry run, the summary and a money --budget, and said nothing."""
+    config = tianji_yaml(tmp_path)
+    env = {"ZAOSHU_PRESET": "deepseek", "ZAOSHU_RESPONDER__MODEL": "deepseek-chat", "ZAOSHU_API_KEY": "sk-test",
+           "ZAOSHU_CRITIC__MODEL": "deepseek-reasoner"}
+    says = ("warning: no price for the critic's model deepseek-reasoner (the deepseek preset's prices are "
+            "deepseek-chat's): its calls count as ¥0 in the cost and a money --budget; set "
+            "ZAOSHU_CRITIC__PRICE_INPUT_PER_1K, ZAOSHU_CRITIC__PRICE_OUTPUT_PER_1K")
+    with FakeOpenAI(reply=reply) as server:
+        plan = run(tmp_path, server, "--config", str(config), "--dry-run", env=env)
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "2", env=env)
+        priced = run(tmp_path, server, "--config", str(config), "--out", "run2", "--limit", "2",
+                     env={**env, "ZAOSHU_CRITIC__PRICE_INPUT_PER_1K": "0.004", "ZAOSHU_CRITIC__PRICE_OUTPUT_PER_1K": "0.016"})
+    assert plan.returncode == 0 and says in plan.stdout
+    assert result.returncode == 0 and says in result.stdout and result.stdout.count("no price") == 1
+    assert priced.returncode == 0 and "no price" not in priced.stdout
+
+
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
     config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
     with FakeOpenAI(reply=reply) as server:
