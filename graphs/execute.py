@@ -112,7 +112,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
             for role, c in ctx.clients.items()), highlight=False)
         if warning := self_judging_warning(settings, config.critic.judge):
             console.print(f"[yellow]{warning}[/]", highlight=False)
-        roles = {role for item in all_items[:1] for role, calls in calls_per_item(item, ctx).items() if calls}
+        roles = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
         if warning := unpriced_warning(settings, sorted(roles, key=ROLES.index) if roles else ROLES):
             console.print(f"[yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
         recipe.before_run(config, run_path, ctx, console)

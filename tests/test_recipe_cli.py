@@ -291,6 +291,18 @@ def test_a_model_the_preset_has_no_price_for_is_warned_about_not_silently_free(t
     assert priced.returncode == 0 and "no price" not in priced.stdout
 
 
+def test_the_dry_run_counts_no_call_for_an_excluded_role_scene_cell(tmp_path):
+    """An excluded role × scene is rejected before any model call; the plan counted a responder and a critic
+    call for each (the full tianji recipe: 1,092 of each instead of 1,074)."""
+    config = tianji_yaml(tmp_path, compat_exclusions=[{"role": "奶奶", "scene": "生日", "reason": "测试"}])
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines()
+            if line.startswith("│")}
+    assert "dry run: 6 work items" in result.stdout
+    assert rows["responder"] == "5" and rows["critic"] == "5"
+
+
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
     config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
     with FakeOpenAI(reply=reply) as server:
