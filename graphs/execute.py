@@ -107,13 +107,15 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
         ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+        # the roles this recipe's graph calls (tianji: responder and critic), all of them when nothing is left to run
+        called = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
+        roles = [role for role in ROLES if role in called] or list(ROLES)
         console.print("models: " + "; ".join(
             f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
-            for role, c in ctx.clients.items()), highlight=False)
-        if warning := self_judging_warning(settings, config.critic.judge):
+            for role, c in ctx.clients.items() if role in roles), highlight=False)
+        if warning := self_judging_warning(settings, config.critic.judge, roles):
             console.print(f"[yellow]{warning}[/]", highlight=False)
-        roles = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
-        if warning := unpriced_warning(settings, sorted(roles, key=ROLES.index) if roles else ROLES):
+        if warning := unpriced_warning(settings, roles):
             console.print(f"[yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
         recipe.before_run(config, run_path, ctx, console)
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,

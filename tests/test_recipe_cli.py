@@ -309,8 +309,12 @@ def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model
         same = run(tmp_path, server, "--config", str(config), "--out", "a")
         other = run(tmp_path, server, "--config", str(config), "--out", "b", env={"ZAOSHU_CRITIC__MODEL": "judge-7b"})
         off = run(tmp_path, server, "--config", str(config), "--out", "c", "--judge", "off")
-    warning = "warning: the critic judges with the same model as the asker, answerer, responder (fake-model"
+    # tianji has no asker or answerer: the warning and the models line name the roles the recipe calls
+    warning = "warning: the critic judges with the same model as the responder (fake-model"
     assert same.returncode == 0 and warning in " ".join(same.stdout.split())
+    models = next(line for line in same.stdout.splitlines() if line.startswith("models: "))
+    assert models.startswith("models: responder fake-model @") and "; critic fake-model @" in models
+    assert "asker" not in models and "answerer" not in models
     assert "ZAOSHU_CRITIC__MODEL" in same.stdout
     assert other.returncode == 0 and "critic judges with the same model" not in other.stdout
     assert off.returncode == 0 and "critic judges with the same model" not in off.stdout
