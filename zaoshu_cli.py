@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agents.console import make_console
@@ -132,7 +133,7 @@ def _probe_json_modes(configs: dict) -> bool:
             problems.append(problem)
     err = make_console(stderr=True)
     for problem in problems:
-        err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     return not problems
 
 

@@ -101,8 +101,9 @@ def gate(ctx: Context, verdict: Verdict, judge: str) -> tuple[Verdict, dict[str,
 GENERATOR_ROLES = ("asker", "answerer", "responder")
 
 
-def self_judging_warning(settings: Any, judge: str = "on") -> str | None:
-    """One line to print at run start when the critic would grade its own model's output, else None.
+def self_judging_warning(settings: Any, judge: str = "on", roles: Any = GENERATOR_ROLES) -> str | None:
+    """One line to print at run start when the critic would grade its own model's output, else None;
+    `roles`: the roles the recipe calls (only its generators are named).
 
     >>> from agents.settings import load_settings
     >>> print(self_judging_warning(load_settings(yaml_data={"preset": "ollama"}, env_file=None)))
@@ -116,7 +117,7 @@ def self_judging_warning(settings: Any, judge: str = "on") -> str | None:
     critic = settings.for_role("critic")
     if not critic.model:
         return None
-    same = [r for r in GENERATOR_ROLES
+    same = [r for r in GENERATOR_ROLES if r in roles
             if (cfg := settings.for_role(r)).model == critic.model and (cfg.base_url or "") == (critic.base_url or "")]
     if not same:
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
@@ -151,6 +151,31 @@ class LLMConfig(BaseModel):
         cached = min(cached_tokens, input_tokens)
         return round(((input_tokens - cached) * self.price_input_per_1k + cached * cached_price
                       + output_tokens * self.price_output_per_1k) / 1000, 12)
+
+
+def unpriced_warning(settings: Settings, roles: Iterable[str] = ROLES) -> str | None:
+    """One line when a role uses a preset's endpoint with another model than the preset's and no price of
+    its own: the preset's prices are its default model's, so that role's calls would count as nothing in
+    the cost, the summary and a money `--budget`.
+
+    >>> s = load_settings(yaml_data={"preset": "deepseek", "critic": {"model": "deepseek-reasoner"}}, env_file=None)
+    >>> print(unpriced_warning(s))
+    warning: no price for the critic's model deepseek-reasoner (the deepseek preset's prices are deepseek-chat's): its calls count as ¥0 in the cost and a money --budget; set ZAOSHU_CRITIC__PRICE_INPUT_PER_1K, ZAOSHU_CRITIC__PRICE_OUTPUT_PER_1K (and ZAOSHU_CRITIC__PRICE_INPUT_CACHED_PER_1K).
+    >>> unpriced_warning(s, ["responder"]) is None
+    True
+    """
+    lines = []
+    for role in roles:
+        cfg = settings.for_role(role)
+        preset = PRESETS.get(cfg.preset or "")
+        if preset is None or not (preset.price_input_per_1k or preset.price_output_per_1k) or \
+                cfg.model == preset.model or cfg.price_input_per_1k or cfg.price_output_per_1k:
+            continue
+        env = f"ZAOSHU_{role.upper()}__PRICE"
+        lines.append(f"warning: no price for the {role}'s model {cfg.model} (the {cfg.preset} preset's prices are "
+                     f"{preset.model}'s): its calls count as {cfg.currency}0 in the cost and a money --budget; set "
+                     f"{env}_INPUT_PER_1K, {env}_OUTPUT_PER_1K (and {env}_INPUT_CACHED_PER_1K).")
+    return "\n".join(lines) or None
 
 
 def _is_local(url: str) -> bool:

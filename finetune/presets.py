@@ -82,7 +82,7 @@ def get_preset(name: str) -> Preset:
         raise InputError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}") from None
 
 
-def detect_family(model: Path) -> Family:
+def detect_family(model: Path, hub_id: str = "Qwen/Qwen2.5-7B-Instruct") -> Family:
     """Read `model/config.json` and return its family; one clear InputError when that is impossible.
 
     >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "config.json").write_text('{"model_type": "qwen2"}')
@@ -93,7 +93,7 @@ def detect_family(model: Path) -> Family:
     if not model.exists():
         raise InputError(
             f"model path {model} does not exist: download the base model first, e.g. "
-            f"`huggingface-cli download Qwen/Qwen2.5-7B-Instruct --local-dir {model}`"
+            f"`huggingface-cli download {hub_id} --local-dir {model}`"
         )
     if not config.is_file():
         raise InputError(f"{model} has no config.json: point --model at a Hugging Face model folder")
@@ -113,7 +113,7 @@ def detect_family(model: Path) -> Family:
 
 def resolve_family(preset: Preset, model: Path) -> Family:
     """The model's family, checked against the preset's (a Qwen preset on an InternLM model is an error)."""
-    family = detect_family(model)
+    family = detect_family(model, preset.hub_id) if preset.family else detect_family(model)
     if preset.family is not None and preset.family != family.name:
         raise InputError(
             f"preset '{preset.name}' is for {preset.family} models but {model} is a {family.name} model: "

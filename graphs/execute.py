@@ -17,6 +17,7 @@ from itertools import islice
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from agents.console import make_console
 from graphs.rundir import per_accepted
@@ -39,9 +40,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from agents.context import Context
     from agents.judge import self_judging_warning
     from agents.llm import Usage
+    from agents.settings import ROLES, unpriced_warning
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
-    from graphs.registry import GRAPHS
+    from graphs.registry import GRAPHS, calls_per_item
     from graphs.rundir import RunDir, check_shards, merge_shard_stats, resolve_run_dir, shard_of, shard_path
     from graphs.runner import Budget, RunOptions
 
@@ -82,7 +84,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         todo = [item for item in all_items if item.id not in finished]
         ctx = Context(clients={}, **context_fields(config, settings))
         recipe_dict = config.model_dump(mode="json")
-        render_plan(make_plan(recipe.graph, todo, len(all_items) - len(todo), ctx, settings, recipe_dict), console)
+        plan = make_plan(recipe.graph, todo, len(all_items) - len(todo), ctx, settings, recipe_dict)
+        render_plan(plan, console)
+        if warning := unpriced_warning(settings, [role for role, rp in plan.roles.items() if rp.calls]):
+            console.print(f"[yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
         return 0
 
     run = RunDir(ledger_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
@@ -102,11 +107,16 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
         ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+        # the roles this recipe's graph calls (tianji: responder and critic), all of them when nothing is left to run
+        called = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
+        roles = [role for role in ROLES if role in called] or list(ROLES)
         console.print("models: " + "; ".join(
             f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"
-            for role, c in ctx.clients.items()), highlight=False)
-        if warning := self_judging_warning(settings, config.critic.judge):
+            for role, c in ctx.clients.items() if role in roles), highlight=False)
+        if warning := self_judging_warning(settings, config.critic.judge, roles):
             console.print(f"[yellow]{warning}[/]", highlight=False)
+        if warning := unpriced_warning(settings, roles):
+            console.print(f"[yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
         recipe.before_run(config, run_path, ctx, console)
         tracer = RichTracer(console, total=len(all_items), trace=request.trace, trace_file=request.trace_file,
                             currency=settings.for_role("asker").currency)

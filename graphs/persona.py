@@ -74,8 +74,10 @@ def build_persona_graph() -> StateGraph:
     return builder
 
 
-def calls_per_item(item: WorkItem) -> dict[str, int]:
-    """Model calls per role in the best case; an excluded role × scene costs none (not known here)."""
+def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, int]:
+    """Model calls per role in the best case; a role × scene the recipe excludes (`ctx`) costs none."""
+    if ctx is not None and critic.compat_reason(ctx, item):
+        return {"asker": 0, "responder": 0, "critic": 0}
     return {"asker": 1 if item.get("humanize") else 0, "responder": 1, "critic": 1}
 
 

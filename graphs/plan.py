@@ -73,7 +73,7 @@ def stable_share(name: str, rendered: str, recipe: dict[str, Any]) -> tuple[str 
 
 def make_plan(graph_name: str, items: list, skipped: int, ctx: Any, settings: Settings,
               recipe: dict[str, Any]) -> Plan:
-    from graphs.registry import mermaid
+    from graphs.registry import calls_per_item, mermaid
 
     module = importlib.import_module(f"graphs.{graph_name}")
     expected = {**EXPECTED_OUTPUT_TOKENS, **(recipe.get("expected_output_tokens") or {})}
@@ -87,7 +87,7 @@ def make_plan(graph_name: str, items: list, skipped: int, ctx: Any, settings: Se
     prompt_tokens = {name: estimate_tokens([{"role": "user", "content": text}]) for name, text in plan.examples.items()}
     per_call_in = max(prompt_tokens.values(), default=200)
     for item in items:
-        for role, calls in module.calls_per_item(item).items():
+        for role, calls in calls_per_item(item, ctx).items():
             rp = plan.roles.setdefault(role, RolePlan())
             rp.calls += calls
             rp.input_tokens += calls * per_call_in

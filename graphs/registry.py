@@ -38,6 +38,6 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
 
 def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, Any]:
     """Best-case model calls per role for one item (for cost estimates)."""
-    if item.graph == "dialogue":
-        return dialogue.calls_per_item(item, ctx)
+    if item.graph in ("dialogue", "persona"):
+        return _MODULES[item.graph].calls_per_item(item, ctx)
     return _MODULES[item.graph].calls_per_item(item)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
@@ -193,7 +194,7 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)
     except ZaoshuError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # text, not markup
         sys.exit(1)
     except USAGE_ERROR as exc:
         exc.show()

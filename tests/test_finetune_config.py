@@ -148,6 +148,17 @@ def test_bad_input_gives_one_clear_message(tmp_path, kind, expected):
     assert expected in str(err.value)
 
 
+def test_a_missing_model_names_the_presets_own_model_to_download(tmp_path):
+    """An internlm2 preset with no model folder suggested downloading Qwen/Qwen2.5-7B-Instruct, the wrong family."""
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(2))
+    result = CliRunner().invoke(app, ["config", "--preset", "internlm2-chat-1.8b", "--model", str(tmp_path / "m"),
+                                      "--data", str(data), "--out", str(tmp_path / "a.py")])
+    assert isinstance(result.exception, InputError)  # `zaoshu` prints it as one line (recipes.base.run_app)
+    message = str(result.exception)
+    assert f"huggingface-cli download internlm/internlm2-chat-1_8b --local-dir {tmp_path / 'm'}" in message
+    assert "Qwen" not in message and not (tmp_path / "a.py").exists()
+
+
 def test_cli_config_writes_the_file_and_reports_the_template(tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
     model = fake_model(tmp_path, "internlm2")

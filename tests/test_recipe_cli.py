@@ -223,6 +223,17 @@ def test_a_bad_flag_value_names_the_flag_not_the_yaml(tmp_path, recipe, args, me
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("env, says", [
+    ({"ZAOSHU_JSON_MODE": "[prompt]"}, "error: ZAOSHU_JSON_MODE='[prompt]': Input should be"),
+    ({"ZAOSHU_CRITIC__MODEL": "[bold]x", "ZAOSHU_CRITIC__TEMPERATURE": "[red]"},
+     "error: ZAOSHU_CRITIC__TEMPERATURE='[red]': Input should be a valid number"),
+])
+def test_an_error_shows_the_value_as_typed_brackets_included(tmp_path, env, says):
+    """The error line is printed as text, not as rich markup: '[prompt]' was shown as ''."""
+    result = run(tmp_path, CLOSED, "--out", "run", env=env)
+    assert result.returncode == 1 and result.stderr.startswith(says), result.stderr
+
+
 def test_a_yaml_syntax_error_is_one_line_naming_file_line_column_and_problem(tmp_path):
     config = tmp_path / "tianji.yaml"
     config.write_text("recipe: tianji\nscenes: [生日, 春节\nroles: []\n", encoding="utf-8")
@@ -243,14 +254,67 @@ def test_a_misspelt_nested_style_key(tmp_path):
                                     f"'styles.正常.min_chars'?"
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"min_chars": 100, "max_chars": 10}, "min_chars 100 is above max_chars 10"),
+    ({"emoji": [3, 1]}, "emoji [3, 1] must be [min, max] with 0 ≤ min ≤ max"),
+    ({"emoji": [-1, 2]}, "emoji [-1, 2] must be [min, max] with 0 ≤ min ≤ max"),
+])
+def test_a_style_no_wish_can_meet_is_one_line_before_any_call(tmp_path, change, message):
+    """A length or emoji range no wish can meet rejected every sample, one model call after another."""
+    config = tianji_yaml(tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["styles"]["正常"].update(change)
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run")
+    assert result.returncode == 1 and len(server.requests) == 0
+    assert result.stderr.strip() == f"error: {config}: key 'styles.正常': Value error, {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_the_preset_has_no_price_for_is_warned_about_not_silently_free(tmp_path):
+    """README's own example, ZAOSHU_CRITIC__MODEL=deepseek-reasoner with the deepseek preset, priced every judge
+    call at ¥0 in the dry run, the summary and a money --budget, and said nothing."""
+    config = tianji_yaml(tmp_path)
+    env = {"ZAOSHU_PRESET": "deepseek", "ZAOSHU_RESPONDER__MODEL": "deepseek-chat", "ZAOSHU_API_KEY": "sk-test",
+           "ZAOSHU_CRITIC__MODEL": "deepseek-reasoner"}
+    says = ("warning: no price for the critic's model deepseek-reasoner (the deepseek preset's prices are "
+            "deepseek-chat's): its calls count as ¥0 in the cost and a money --budget; set "
+            "ZAOSHU_CRITIC__PRICE_INPUT_PER_1K, ZAOSHU_CRITIC__PRICE_OUTPUT_PER_1K")
+    with FakeOpenAI(reply=reply) as server:
+        plan = run(tmp_path, server, "--config", str(config), "--dry-run", env=env)
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "2", env=env)
+        priced = run(tmp_path, server, "--config", str(config), "--out", "run2", "--limit", "2",
+                     env={**env, "ZAOSHU_CRITIC__PRICE_INPUT_PER_1K": "0.004", "ZAOSHU_CRITIC__PRICE_OUTPUT_PER_1K": "0.016"})
+    assert plan.returncode == 0 and says in plan.stdout
+    assert result.returncode == 0 and says in result.stdout and result.stdout.count("no price") == 1
+    assert priced.returncode == 0 and "no price" not in priced.stdout
+
+
+def test_the_dry_run_counts_no_call_for_an_excluded_role_scene_cell(tmp_path):
+    """An excluded role × scene is rejected before any model call; the plan counted a responder and a critic
+    call for each (the full tianji recipe: 1,092 of each instead of 1,074)."""
+    config = tianji_yaml(tmp_path, compat_exclusions=[{"role": "奶奶", "scene": "生日", "reason": "测试"}])
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines()
+            if line.startswith("│")}
+    assert "dry run: 6 work items" in result.stdout
+    assert rows["responder"] == "5" and rows["critic"] == "5"
+
+
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
     config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
     with FakeOpenAI(reply=reply) as server:
         same = run(tmp_path, server, "--config", str(config), "--out", "a")
         other = run(tmp_path, server, "--config", str(config), "--out", "b", env={"ZAOSHU_CRITIC__MODEL": "judge-7b"})
         off = run(tmp_path, server, "--config", str(config), "--out", "c", "--judge", "off")
-    warning = "warning: the critic judges with the same model as the asker, answerer, responder (fake-model"
+    # tianji has no asker or answerer: the warning and the models line name the roles the recipe calls
+    warning = "warning: the critic judges with the same model as the responder (fake-model"
     assert same.returncode == 0 and warning in " ".join(same.stdout.split())
+    models = next(line for line in same.stdout.splitlines() if line.startswith("models: "))
+    assert models.startswith("models: responder fake-model @") and "; critic fake-model @" in models
+    assert "asker" not in models and "answerer" not in models
     assert "ZAOSHU_CRITIC__MODEL" in same.stdout
     assert other.returncode == 0 and "critic judges with the same model" not in other.stdout
     assert off.returncode == 0 and "critic judges with the same model" not in off.stdout

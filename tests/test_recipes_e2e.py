@@ -163,6 +163,23 @@ def test_emollm_end_to_end_writes_per_scene_files(server, tmp_path, caplog):
     assert len(lines(out / "exports/self_cognition.jsonl")) >= 10
 
 
+def test_emollm_names_with_a_slash_or_dots_stay_one_file_inside_by_scene(server, tmp_path):
+    """An area or emotion is a label, not a path: 「学业/考试」 made a folder in a folder, 「焦虑/紧张」 ended the
+    run with a traceback (FileNotFoundError), and 「..」 wrote outside by_scene."""
+    config = small_config(tmp_path, "emollm", areas=["学业/考试", "..", "工作"], emotions=["焦虑/紧张", "同情"],
+                          turns=[2, 3])
+    out = tmp_path / "run"
+    code, text = run(EmoLLM(), config, out, concurrency=4)
+    assert code == 0 and "done (completed)" in text, text
+    accepted = lines(out / "accepted.jsonl")
+    assert {s["meta"]["area"] for s in accepted} >= {"学业/考试", ".."}
+    expected = {f"by_scene/{s['meta']['area'].replace('/', '_').replace('..', '_')}/"
+                f"{s['meta']['emotion'].replace('/', '_')}.jsonl" for s in accepted}
+    files = {p.relative_to(out / "exports").as_posix() for p in (out / "exports").rglob("*.jsonl")}
+    assert files == expected | {"self_cognition.jsonl"}
+    assert sum(len(lines(out / "exports" / f)) for f in expected) == len(accepted)
+
+
 def test_dry_run_makes_zero_requests_and_shows_the_plan(server, tmp_path):
     code, text = run(Wulewule(), wulewule_config(tmp_path), tmp_path / "run", dry_run=True)
     assert code == 0 and len(server.requests) == 0

@@ -123,6 +123,15 @@ def test_actions_write_the_ledger_and_a_stale_edit_gets_a_conflict(client, run):
     assert ids(client.get("/?q=攻击数值").text) == ["rej0002"]  # edited text is searchable
 
 
+def test_a_page_or_sample_number_past_sqlite_integers_is_not_a_server_error(client):
+    """?page=10**20 and /sample/10**20 raised OverflowError inside SQLite: a 500 instead of an empty page or a 404."""
+    huge = str(10 ** 20)
+    page = client.get(f"/?page={huge}")
+    assert page.status_code == 200 and ids(page.text) == []
+    assert client.get(f"/sample/{huge}").status_code == 404
+    assert client.post(f"/sample/{huge}/accept", data={"base_rev": "0"}).status_code == 404
+
+
 def test_a_failed_item_cannot_be_accepted_or_edited(client, run):
     n = sid(client.get("/?file=failed").text, "fail0001")
     assert "no sample to accept" in client.post(f"/sample/{n}/accept", data={"base_rev": 0}).text

@@ -149,6 +149,28 @@ def test_cli_user_mistakes_are_one_red_line(tmp_path, bad_file):
     assert result.exit_code == 1 and "unknown format 'csv'" in result.output
     result = CliRunner().invoke(app, ["--input", str(bad_file), "--split", "1"])
     assert result.exit_code == 1 and "between 0 and 1" in result.output
+    result = CliRunner().invoke(app, ["--input", "[bold]rows.jsonl"])  # the name as typed, not rich markup
+    assert result.exit_code == 1 and result.output.strip() == "error: input file not found: [bold]rows.jsonl"
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("spilt: 0.5\n", "unknown key 'spilt' — did you mean 'split'?"),
+    ("split: abc\n", "key 'split': Input should be a valid number"),
+    ("critic: {concurrency: 0}\n", "key 'critic.concurrency': Input should be greater than or equal to 1"),
+    ("format: csv\n", "key 'format'"),
+    ("- a list\n", "must be a mapping"),
+])
+def test_cli_a_wrong_recipe_yaml_is_one_red_line(tmp_path, bad_file, yaml_text, message):
+    """A misspelt key is not silently ignored, a wrong type is no traceback, a concurrency of 0 never
+    hangs the critic: the YAML is checked, like every recipe's, before anything is read or written."""
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml_text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "out"),
+                                      "--config", str(config), "--critic"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: {config}") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_critic_without_endpoint_is_a_config_error(bad_file):

@@ -76,6 +76,10 @@ def text_of(file: str, record: dict[str, Any]) -> tuple[str, int, int]:
     return "\n".join(parts), sum(len(t.get("output") or "") for t in turns), len(turns)
 
 
+#: The largest integer SQLite stores; a page or sample number past it matches nothing.
+SQLITE_MAX = 2 ** 63 - 1
+
+
 @dataclass
 class Query:
     """The filters of one page view; empty strings mean 'any'."""
@@ -257,7 +261,7 @@ class RunIndex:
         """(matching count, [(sid, file, id)] of the requested page, and — when filtered and `summarize` —
         the facets and answer lengths of the matching samples), in file order."""
         where, args = self._where(query)
-        limit = [query.per_page, (max(query.page, 1) - 1) * query.per_page]
+        limit = [query.per_page, min((max(query.page, 1) - 1) * query.per_page, SQLITE_MAX)]  # past the end: no rows
         with self._lock:
             if not where:
                 total = self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
@@ -279,6 +283,8 @@ class RunIndex:
 
     def record(self, sid: int) -> tuple[str, dict[str, Any]] | None:
         """(file, the ledger line as written) of one indexed sample."""
+        if not 0 <= sid <= SQLITE_MAX:  # no such sample (SQLite would raise OverflowError)
+            return None
         with self._lock:
             row = self._db.execute("SELECT file, offset, length FROM samples WHERE sid = ?", (sid,)).fetchone()
         if row is None:

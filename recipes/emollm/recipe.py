@@ -33,6 +33,17 @@ def unique_emotions(emotions: list[str]) -> list[str]:
     return list(dict.fromkeys(emotions))
 
 
+def file_name(label: str) -> str:
+    """An area or emotion as one file or folder name: path separators become `_`, and a name that would
+    mean this folder or its parent (`.`, `..`) or nothing is `_`.
+
+    >>> [file_name(x) for x in ["学业/考试", "焦虑\\紧张", "..", "", "开心"]]
+    ['学业_考试', '焦虑_紧张', '_', '_', '开心']
+    """
+    name = "".join("_" if ch in "/\\\0" else ch for ch in label)
+    return "_" if name.strip(". ") == "" else name
+
+
 class Exchange(Strict):
     seeker: str
     counsellor: str
@@ -82,8 +93,8 @@ class EmoLLM(Recipe):
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for record in read_ledger(run_dir, "accepted.jsonl"):
             sample = Sample.model_validate(record)
-            groups.setdefault((sample.meta.get("area", "其他"), sample.meta.get("emotion", "其他")), []).append(
-                to_xtuner(sample))
+            scene = (file_name(sample.meta.get("area", "其他")), file_name(sample.meta.get("emotion", "其他")))
+            groups.setdefault(scene, []).append(to_xtuner(sample))
         for (area, emotion), records in groups.items():
             folder = run_dir / "exports" / "by_scene" / area
             folder.mkdir(parents=True, exist_ok=True)

@@ -13,38 +13,60 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import typer
 import yaml
+from pydantic import Field, ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
+from graphs.config import LLMBlock, Strict, describe
 
 DEFAULTS_YAML = Path(__file__).with_name("ruozhiba.yaml")
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0], rich_markup_mode=None)
 
 
-def load_recipe_yaml(path: Path = DEFAULTS_YAML) -> dict[str, Any]:
-    """The recipe's defaults (a YAML mapping); a broken file is an `InputError` naming it."""
+class CriticBlock(Strict):
+    concurrency: int = Field(default=4, ge=1, description="Judge calls in flight at once with --critic.")
+
+
+class RuozhibaConfig(Strict):
+    """ruozhiba.yaml: every key declared, so a misspelt one is an error instead of a silent default."""
+
+    format: Literal["openai", "xtuner", "alpaca", "sharegpt"] = "openai"
+    split: float = Field(default=0.7, gt=0, lt=1, description="Train fraction.")
+    seed: int = 42
+    system: str | None = ""
+    critic: CriticBlock = Field(default_factory=CriticBlock)
+    llm: LLMBlock = Field(default_factory=LLMBlock)
+
+
+def load_recipe_yaml(path: Path = DEFAULTS_YAML) -> RuozhibaConfig:
+    """The recipe's defaults, validated; a broken file, an unknown key or a wrong value is an
+    `InputError` naming the file and the key."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read recipe config {path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise InputError(f"recipe config {path} must be a mapping")
-    return data
+        raise InputError(f"{path}: recipe config must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return RuozhibaConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(describe(exc, RuozhibaConfig, path)) from None
 
 
-def _make_judge(config: dict[str, Any]):
+def _make_judge(config: RuozhibaConfig):
     """The LLM judge for the critic role; `ConfigError` (one red line) when no endpoint is configured."""
     from agents.llm import make_client
     from agents.settings import load_settings
     from recipes.ruozhiba.convert import LLMJudge
 
-    settings = load_settings(yaml_data=config.get("llm") or {})
+    settings = load_settings(yaml_data=config.llm.model_dump(exclude_none=True))
     client = make_client(settings.for_role("critic"))
     return LLMJudge(client, attempts=settings.structured_attempts), settings
 
@@ -66,7 +88,7 @@ def main(
     try:
         _run(console, input_path, out, run_name, fmt, split, seed, system, critic, config)
     except ZaoshuError as exc:
-        console.print(f"[red]error: {exc}[/]")
+        console.print(f"[red]error: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
 
 
@@ -75,10 +97,10 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     from recipes.ruozhiba.convert import convert
 
     config = load_recipe_yaml(config_path)
-    fmt = fmt or config.get("format", "openai")
-    split = split if split is not None else float(config.get("split", 0.7))
-    seed = seed if seed is not None else int(config.get("seed", 42))
-    system = system if system is not None else str(config.get("system") or "")
+    fmt = fmt or config.format
+    split = split if split is not None else config.split
+    seed = seed if seed is not None else config.seed
+    system = system if system is not None else config.system or ""
     out = out or Path("runs") / "ruozhiba" / (run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
     if not input_path.is_file():
         raise InputError(f"input file not found: {input_path}")
@@ -91,7 +113,7 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
         console.print(f"critic: {resolved['llm']['model']} at {resolved['llm']['base_url']}")
 
     report = convert(input_path, out, fmt=fmt, split=split, seed=seed, system=system, judge=judge,
-                     concurrency=int((config.get("critic") or {}).get("concurrency", 4)))
+                     concurrency=config.critic.concurrency)
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False),
                                               encoding="utf-8")
     for b in report.bad:

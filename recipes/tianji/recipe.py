@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from graphs.config import RecipeConfig, Strict
 from graphs.state import WorkItem
@@ -29,6 +29,15 @@ class Style(Strict):
     emoji: tuple[int, int] | None = Field(default=None, description="[min, max] emoji, or null for none at all.")
     instruction: str | None = None
     few_shot: list[Example] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Style:
+        """A length or emoji range no wish can meet would reject every sample of the style."""
+        if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars {self.min_chars} is above max_chars {self.max_chars}")
+        if self.emoji is not None and not 0 <= self.emoji[0] <= self.emoji[1]:
+            raise ValueError(f"emoji {list(self.emoji)} must be [min, max] with 0 ≤ min ≤ max")
+        return self
 
 
 class Role(Strict):
