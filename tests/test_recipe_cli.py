@@ -112,16 +112,24 @@ def test_an_out_folder_holding_another_run_is_never_mixed_into(tmp_path):
     assert again.returncode == 0 and "(0 of 2 items to run)" in again.stdout  # the same command still resumes
 
 
+def started_until(tmp_path: Path, server: FakeOpenAI, config: Path, until) -> subprocess.Popen:
+    """`python -m recipes.tianji --out run --concurrency 1` in the background, once `until()` holds (≤ 60 s)."""
+    cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not until():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"the run ended or took too long: {proc.communicate(timeout=30)}")
+        time.sleep(0.05)
+    return proc
+
+
 def test_a_second_run_on_a_folder_in_use_exits_at_once_naming_the_holder(tmp_path):
     config = tianji_yaml(tmp_path)
     with FakeOpenAI(reply=reply, latency=0.5) as server:
-        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
-        first = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = started_until(tmp_path, server, config, (tmp_path / "run/config.resolved.yaml").exists)  # the lock
         try:
-            deadline = time.monotonic() + 60
-            while not (tmp_path / "run/config.resolved.yaml").exists():  # written under the lock
-                assert time.monotonic() < deadline and first.poll() is None
-                time.sleep(0.1)
             started = time.monotonic()
             second = run(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
             assert time.monotonic() - started < 30  # at once: no item was run
@@ -407,13 +415,9 @@ def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
     `runs show` counts what the ledgers hold and --budget counts what the killed session spent."""
     config = tianji_yaml(tmp_path)
     with FakeOpenAI(reply=reply, latency=0.3) as server:
-        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--concurrency", "1")
-        first = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = started_until(tmp_path, server, config,
+                              lambda: len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) >= 2)
         try:
-            deadline = time.monotonic() + 60
-            while len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) < 2:
-                assert time.monotonic() < deadline and first.poll() is None
-                time.sleep(0.05)
             time.sleep(0.2)
         finally:
             first.kill()
