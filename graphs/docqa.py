@@ -43,7 +43,7 @@ def build_docqa_graph() -> StateGraph:
     return builder
 
 
-def calls_per_item(item: WorkItem) -> dict[str, int]:
+def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, int]:
     """Model calls per role in the best case; a chunk without a given tag costs one labelling call."""
     turns = 1 + int(item.get("followups") or 0)
     label = 0 if item.get("tag") else 1

@@ -124,14 +124,15 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
                              fail_fast=request.fail_fast(config))
         started = time.time()
 
-        written = [0.0]
+        written = 0.0
 
         def checkpoint(runner) -> None:
             """stats.json current while the run goes, so a kill -9 loses no spending: at most every
             CHECKPOINT_S (one write takes ~1 ms; a fast endpoint finishes hundreds of items a second)."""
-            if time.monotonic() - written[0] < CHECKPOINT_S:
+            nonlocal written
+            if time.monotonic() - written < CHECKPOINT_S:
                 return
-            written[0] = time.monotonic()
+            written = time.monotonic()
             _write_stats(run, usage, None, config.recipe, print_, started=started, status="running",
                          currency=settings.for_role("asker").currency, earlier=earlier, failed=runner.failed)
 
@@ -193,9 +194,8 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
         saver = await saver_cm.__aenter__()
         review_graph = build_review_graph(graph).compile(checkpointer=saver)
         invoke = ReviewInvoker(review_graph, ConsoleReviewer(console), ctx)
-    runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke)
-    if checkpoint is not None:
-        runner.checkpoint = lambda: checkpoint(runner)
+    runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke,
+                    checkpoint=checkpoint and (lambda: checkpoint(runner)))
     install_signal_handlers(runner)
     try:
         return await runner.run(items)  # it skips the finished ones

@@ -83,7 +83,7 @@ def build_qa_graph() -> StateGraph:
     return builder
 
 
-def calls_per_item(item: WorkItem) -> dict[str, int]:
+def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, int]:
     """Model calls per role for one item in the best case (no revision, no re-ask)."""
     turns = 1 + int(item.get("followups") or 0)
     return {"asker": turns, "answerer": turns, "critic": turns}

@@ -37,7 +37,6 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
 
 
 def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, Any]:
-    """Best-case model calls per role for one item (for cost estimates)."""
-    if item.graph in ("dialogue", "persona"):
-        return _MODULES[item.graph].calls_per_item(item, ctx)
-    return _MODULES[item.graph].calls_per_item(item)
+    """Best-case model calls per role for one item (for cost estimates); `ctx`: the run's, when a graph's
+    count depends on it (an excluded role × scene, a dialogue's turns)."""
+    return _MODULES[item.graph].calls_per_item(item, ctx)

@@ -27,7 +27,7 @@ from knowledge import vectors
 from knowledge.bm25 import RRF_K, LexicalIndex, diversify, reciprocal_ranks
 from knowledge.calibrate import Calibration, fit_threshold
 from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
-from knowledge.loaders import check_folder
+from knowledge.loaders import check_folder, nested
 from knowledge.passage import Passage
 from knowledge.readers import DEFAULT_TEXT_FIELDS, field_flags
 from knowledge.splitter import RETRIEVAL_SIZE
@@ -177,11 +177,11 @@ class KnowledgeBase:
 
     def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
         root = Path(folder).expanduser().resolve()
-        for held in map(Path, self.store.roots()):  # one file under two roots would be two sets of chunks
-            if held != root and (held in root.parents or root in held.parents):
-                inside = f"is inside {held}" if held in root.parents else f"holds {held}"
-                raise InputError(f"{root} {inside}, which the index {self.index_dir} already has: its files would "
-                                 f"be indexed twice; give folders that do not nest")
+        if hit := nested(root, map(Path, self.store.roots())):
+            inner, outer = hit
+            inside = f"is inside {outer}" if inner == root else f"holds {inner}"
+            raise InputError(f"{root} {inside}, which the index {self.index_dir} already has: its files would "
+                             f"be indexed twice; give folders that do not nest")
         settings = self.store.get_meta("settings")
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],

@@ -53,6 +53,23 @@ class LoadReport:
                 f"{len(self.skipped)} skipped, {len(self.empty)} empty")
 
 
+def nested(root: Path, others: Iterable[Path]) -> tuple[Path, Path] | None:
+    """(inner, outer) for the first of `others` that `root` is inside or holds, else None: a file under
+    two nested roots would be read, or indexed, twice.
+
+    >>> nested(Path("/d/more"), [Path("/x"), Path("/d")])
+    (PosixPath('/d/more'), PosixPath('/d'))
+    >>> nested(Path("/d"), [Path("/d/more")]), nested(Path("/d"), [Path("/d"), Path("/e")])
+    ((PosixPath('/d/more'), PosixPath('/d')), None)
+    """
+    for other in others:
+        if other in root.parents:
+            return root, other
+        if root in other.parents:
+            return other, root
+    return None
+
+
 def check_folder(path: str | Path) -> Path:
     """Resolve `path` or raise InputError with one clear sentence."""
     root = Path(path).expanduser()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import InputError
-from knowledge.loaders import cannot_read, empty_reason, iter_entry, scan_folder
+from knowledge.loaders import cannot_read, empty_reason, iter_entry, nested, scan_folder
 from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable, field_flags
 from knowledge.splitter import RETRIEVAL_SIZE, headings, index_chunks
 from knowledge.sync import file_sha256
@@ -114,11 +114,10 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overla
     bad lines of JSONL/CSV files (the good lines are used) with their file."""
     corpus = Corpus(text_fields=tuple(text_fields))
     roots = [Path(folder).expanduser().resolve() for folder in folders]
-    for inner in roots:
-        for outer in roots:
-            if outer in inner.parents:
-                raise InputError(f"knowledge folder {inner} is inside knowledge folder {outer}: its files would be "
-                                 f"read twice; give folders that do not nest")
+    for i, root in enumerate(roots):
+        if hit := nested(root, roots[i + 1:]):
+            raise InputError(f"knowledge folder {hit[0]} is inside knowledge folder {hit[1]}: its files would be "
+                             f"read twice; give folders that do not nest")
     seen: set[Path] = set()
     for folder in folders:
         root = Path(folder).expanduser().resolve()
