@@ -212,7 +212,7 @@ def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
         hint = " — name the fields that hold text with --text-field" \
             if reason.startswith("empty: no text in fields") else ""
         lines.append(f"[yellow]skipped[/] {len(paths)} file{'s' if len(paths) > 1 else ''} ({reason}{hint}): {shown}")
-    skipped = {path for _, paths in corpus.skipped_by_count() for path in paths}
+    skipped = {path for paths in corpus.files_skipped.values() for path in paths}
     for path, problem in corpus.bad_lines[:30]:
         kept = "as is its file" if path in skipped else "the good lines are used"
         lines.append(f"[yellow]bad line[/] {path}: {problem} (skipped, {kept})")
