@@ -184,9 +184,10 @@ def stats(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", 
     table = Table(show_header=False)
     emb, cal = info["embedder"], info["answerability"]
     model = f"{emb['name']} (dim {emb['dim']})" if emb.get("dense") else f"none: BM25 only ({emb['name']} is weak on Chinese)"
+    faiss = "no faiss index" if info["vector_index"] == "none" else f"{info['vector_index']} faiss index"
     rows = [("index", info["index"]), ("embedding model", model),
             ("folders", "\n".join(info["roots"])), ("files", f"{info['files']} ({info['files_with_text']} with text)"),
-            ("chunks", f"{info['chunks']} ({info['characters']:,} characters, {info['vector_index']} faiss index)"),
+            ("chunks", f"{info['chunks']} ({info['characters']:,} characters, {faiss})"),
             ("chunking", f"{info['settings']['chunk_size']}/{info['settings']['overlap']}"),
             ("answerability", f"{cal['signal']} ≥ {cal['threshold']:.4f} (F1 {cal['f1']})" if cal else "not calibrated"),
             ("size on disk", f"{info['bytes_on_disk'] / 1e6:.1f} MB")]

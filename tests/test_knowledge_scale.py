@@ -156,4 +156,4 @@ def test_search_json_shows_each_signal(tmp_path: Path) -> None:
     passage = json.loads(result.stdout)["passages"][0]
     assert passage["source"] == "xiyou/sub/huoyanshan.txt" and set(passage["scores"]) == {"bm25", "bigram", "char", "section", "fused"}
     stats = runner.invoke(app, ["stats", "--index", str(tmp_path / "idx")])
-    assert "none: BM25 only" in stats.stdout
+    assert "none: BM25 only" in stats.stdout and "no faiss index" in stats.stdout
