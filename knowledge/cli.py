@@ -127,7 +127,7 @@ def add(folder: Path = typer.Argument(..., help="Another folder of documents."),
 
 @app.command()
 def search(query: str = typer.Argument(..., help="The question, e.g. \"孙悟空的师父是谁？\""),
-           index: Path = IndexOpt, k: int = typer.Option(5, "-k", "--top-k", help="How many passages."),
+           index: Path = IndexOpt, k: int = typer.Option(5, "-k", "--top-k", min=1, help="How many passages."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
            dense_weight: float | None = typer.Option(
                None, help="Weight of the dense ranking in the fusion (default 1; 0 for an index without vectors)."),
@@ -139,15 +139,19 @@ def search(query: str = typer.Argument(..., help="The question, e.g. \"孙悟空
                                         help="Cross-encoder to rerank with: auto (BAAI/bge-reranker-base when it is in "
                                              "the local cache), none, a model folder or a cached model name.")) -> None:
     """Search an index: dense + BM25 (words, character bigrams and characters; chunks and sections), fused, reranked."""
+    from agents.errors import InputError
     from knowledge.index import KnowledgeBase
     from knowledge.rerank import load_reranker
 
+    if not query.strip():
+        raise InputError("the query is empty: give a question, e.g. zaoshu kb search \"孙悟空的师父是谁？\" --index …")
     config = _embed_config()
     weights = {name: w for name, w in (("dense", dense_weight), ("bm25", bm25_weight), ("bigram", bigram_weight),
                                        ("char", char_weight), ("section", section_weight)) if w is not None}
     with KnowledgeBase.open(index, weights=weights, embed_config=config,
                             reranker=load_reranker(reranker, cache_dir=config.cache_dir)) as kb:
         passages = kb.retrieve(query, k)
+        chunks = kb.store.count_chunks()
         answerable = kb.is_answerable(passages)
         if not kb.has_vectors and not as_json:
             _warn("this index has no dense vectors (built offline with the weak MiniLM fallback): BM25 ranks alone. "
@@ -155,6 +159,11 @@ def search(query: str = typer.Argument(..., help="The question, e.g. \"孙悟空
     if as_json:
         typer.echo(json.dumps({"query": query, "answerable": answerable,
                                "passages": [p.model_dump() for p in passages]}, ensure_ascii=False, indent=2))
+        return
+    if not passages:
+        err.print(f"no passage in {index} shares a word or a character with {query!r}" if chunks else
+                  f"{index} holds no text: its folders' files were all empty, skipped or deleted (zaoshu kb stats)",
+                  highlight=False)
         return
     table = Table(title=f"{query}  ({'answerable' if answerable else 'probably not answerable'})")
     rerank = any("rerank" in p.scores for p in passages)

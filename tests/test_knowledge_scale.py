@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agents.errors import ConfigError
+from agents.errors import ConfigError, InputError
 from knowledge import readers, sync
 from knowledge.bm25 import LexicalIndex, bigrams, tokenize
 from knowledge.cli import app
@@ -157,3 +157,15 @@ def test_search_json_shows_each_signal(tmp_path: Path) -> None:
     assert passage["source"] == "xiyou/sub/huoyanshan.txt" and set(passage["scores"]) == {"bm25", "bigram", "char", "section", "fused"}
     stats = runner.invoke(app, ["stats", "--index", str(tmp_path / "idx")])
     assert "none: BM25 only" in stats.stdout and "no faiss index" in stats.stdout
+
+
+def test_search_says_what_is_wrong_instead_of_an_empty_table(tmp_path: Path) -> None:
+    folder = write_corpus(tmp_path / "xiyou")
+    index = str(tmp_path / "idx")
+    runner.invoke(app, ["build", str(folder), "--index", index, "--embedder", "minilm"])
+    blank = runner.invoke(app, ["search", "  ", "--index", index])
+    assert isinstance(blank.exception, InputError) and "the query is empty" in str(blank.exception)
+    zero = runner.invoke(app, ["search", "芭蕉扇", "--index", index, "-k", "0"])
+    assert zero.exit_code == 2 and "-k" in zero.output
+    nothing = runner.invoke(app, ["search", "qwxz", "--index", index])
+    assert nothing.exit_code == 0 and "no passage in" in nothing.stderr and "┃" not in nothing.stdout
