@@ -89,7 +89,9 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
     """
     from knowledge.embeddings import load_embedder
     from knowledge.index import DB_FILE, KnowledgeBase, has_vectors
+    from knowledge.loaders import check_folder
 
+    check_folder(folder)  # before any model is loaded or downloaded
     if ray:  # knowledge/ray_build.py: the same index, the embedding done on the cluster
         from knowledge.ray_build import build_on_ray
 
@@ -119,7 +121,9 @@ def add(folder: Path = typer.Argument(..., help="Another folder of documents."),
         max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt) -> None:
     """Add FOLDER to an existing index (re-running it syncs changes and deletions)."""
     from knowledge.index import KnowledgeBase
+    from knowledge.loaders import check_folder
 
+    check_folder(folder)  # before the index's model is loaded
     with KnowledgeBase.open(index, embed_config=_embed_config()) as kb:
         report = _run_sync(lambda update: kb.add(folder, progress=update, max_file_mb=max_file_mb), progress_every)
         _print_report(report, kb)

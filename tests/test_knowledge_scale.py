@@ -169,3 +169,13 @@ def test_search_says_what_is_wrong_instead_of_an_empty_table(tmp_path: Path) -> 
     assert zero.exit_code == 2 and "-k" in zero.output
     nothing = runner.invoke(app, ["search", "qwxz", "--index", index])
     assert nothing.exit_code == 0 and "no passage in" in nothing.stderr and "┃" not in nothing.stdout
+
+
+def test_a_wrong_folder_is_refused_before_any_model_is_loaded(tmp_path: Path) -> None:
+    folder = write_corpus(tmp_path / "xiyou")
+    a_file = next(folder.rglob("*.txt"))
+    built = runner.invoke(app, ["build", str(a_file), "--index", str(tmp_path / "idx"), "--embedder", "nobody/no-model"])
+    assert isinstance(built.exception, InputError) and "Not a folder" in str(built.exception)
+    runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    added = runner.invoke(app, ["add", str(tmp_path / "missing"), "--index", str(tmp_path / "idx")])
+    assert isinstance(added.exception, InputError) and "Knowledge folder not found" in str(added.exception)
