@@ -23,6 +23,7 @@ import pickle
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -308,8 +309,12 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
                console: Console, ctx: Any = None) -> RunOutcome:
     """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray.
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
-    last check before a sample is written (graphs.ray_dedup)."""
+    last check before a sample is written (graphs.ray_dedup). The workers' clients do not see the
+    driver's `usage` as they call, so `--budget` is checked as items finish (the driver learns their
+    usage then), not before each call."""
     from graphs.runner import Runner, install_signal_handlers
+
+    options = replace(options, budget_per_call=False)
 
     setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
