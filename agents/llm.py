@@ -8,7 +8,8 @@ Two clients share one interface, `await client.chat(messages, json_mode=...) -> 
   `ChatOpenAI`, tests pass a fake model — for users who want LangChain's callbacks and LangSmith.
 
 Both retry 429 / 5xx / timeouts / dropped connections with exponential back-off (a 429's
-`Retry-After` is waited out), fail fast on 401/403 and 404, and record usage per role.
+`Retry-After` is waited out), fail fast on 401/403 and 404, and record usage per role. Once the
+run's spending cap is reached (`Usage.cap`), they start no call: `SpendingCapReached`.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class _RetryingClient:
                 with attempt:
                     await self.limiter.acquire(estimate)
                     async with self.gate:
+                        self.usage.check_cap(role_cfg.role)  # at the cap no call starts; those in flight finish
                         try:
                             reply = await self._attempt(messages, json_mode, temperature, max_tokens)
                         except Transient as exc:

@@ -1,4 +1,5 @@
-"""Token and cost totals per role for one run: every client adds to the same `Usage`.
+"""Token and cost totals per role for one run: every client adds to the same `Usage`, and asks it
+before each call whether the run's spending cap (`Usage.cap`, set by the runner for `--budget`) is reached.
 
 >>> from agents.settings import LLMConfig
 >>> usage = Usage()
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +29,28 @@ class RoleUsage:
     cost: float = 0.0
 
 
+class SpendingCapReached(Exception):
+    """No call was started: the run's spending has reached its cap (`Usage.cap`).
+
+    Not an `LLMError`: nothing failed and nothing is to be rejected; the item is cut short, and the
+    runner redoes it when the run is resumed, as it does an interrupted one."""
+
+
 @dataclass
 class Usage:
-    """Token and cost totals per role; one instance per run, shared by every client."""
+    """Token and cost totals per role; one instance per run, shared by every client.
+
+    `cap`, when set, says whether the spending so far has reached the run's cap; from then on a client
+    starts no call (`check_cap` raises `SpendingCapReached`). Calls already in flight finish and count.
+    """
 
     roles: dict[str, RoleUsage] = field(default_factory=dict)
+    cap: Callable[[Usage], bool] | None = field(default=None, repr=False, compare=False)
+
+    def check_cap(self, role: str) -> None:
+        """Called by a client just before it sends a request (each attempt: a retry is a new call)."""
+        if self.cap is not None and self.cap(self):
+            raise SpendingCapReached(f"{role}: no call made, the run's spending cap is reached")
 
     def add(self, cfg: LLMConfig, reply: ChatReply) -> None:
         u = self.roles.setdefault(cfg.role, RoleUsage())

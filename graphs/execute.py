@@ -139,7 +139,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         if request.ray:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
             from graphs.ray_runner import run_on_ray
 
-            outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx)
+            outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx,
+                                 checkpoint)
         else:
             graph = GRAPHS[recipe.graph]().compile()
             outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console,

@@ -21,8 +21,9 @@ import logging
 import math
 import pickle
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -305,11 +306,16 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
 
 def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, items: list[WorkItem],
-               console: Console, ctx: Any = None) -> RunOutcome:
+               console: Console, ctx: Any = None, checkpoint: Callable[[Any], None] | None = None) -> RunOutcome:
     """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray.
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
-    last check before a sample is written (graphs.ray_dedup)."""
+    last check before a sample is written (graphs.ray_dedup). `checkpoint(runner)`, as in the local
+    run, keeps stats.json current as items finish (their worker's usage has come back with them).
+    The workers' clients do not see the driver's `usage` as they call, so `--budget` is checked as
+    items finish (the driver learns their usage then), not before each call."""
     from graphs.runner import Runner, install_signal_handlers
+
+    options = replace(options, budget_per_call=False)
 
     setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
@@ -318,7 +324,8 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
                      ) as pool:
 
         async def main() -> RunOutcome:
-            runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke)
+            runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke,
+                            checkpoint=checkpoint and (lambda: checkpoint(runner)))
             install_signal_handlers(runner)
             return await runner.run(items)
 

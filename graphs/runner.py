@@ -4,10 +4,15 @@
 
 - Up to N items in flight (asyncio tasks; no checkpointer in the hot path, so nothing caps N).
 - Finished ids (accepted or rejected) are skipped, so a rerun resumes; in-flight items are redone.
-- A fatal LLM error (auth, unreachable, 404), N consecutive failed items, the budget, `--target`,
-  the first K items all rejected for one reason (graphs.failfast; `--keep-going` turns it off)
-  or Ctrl-C stop the run cleanly: in-flight items are cancelled (and redone next time), ledgers
-  are flushed, stats are written.
+- A fatal LLM error (auth, unreachable, 404), N consecutive failed items, `--target`, the first K
+  items all rejected for one reason (graphs.failfast; `--keep-going` turns it off) or Ctrl-C stop
+  the run cleanly: in-flight items are cancelled (and redone next time), ledgers are flushed, stats
+  are written.
+- The budget holds per call: once the run's spending reaches it, the clients start no LLM call
+  (`Usage.cap`). Items in flight finish the calls they have started (their cost is real, and
+  counted), then end at their next call, cut short and redone next time like interrupted items,
+  or are done. So the run spends at most the cap plus the calls in flight. (With Ray the calls
+  happen in the workers: there the budget is checked as items finish, `budget_per_call=False`.)
 - `checkpoint()`, when given, is called after every item is recorded (execute.py keeps stats.json
   current with it, so a `kill -9` leaves the session's counts and spending behind).
 """
@@ -26,6 +31,7 @@ from agents.errors import ServiceError, ZaoshuError
 from agents.llm import Usage, close_clients
 from agents.llm_errors import LLMError, LLMFatalError
 from agents.schemas import ReasonCode
+from agents.usage import SpendingCapReached
 from graphs.failfast import FailFast, line_of, pause_message
 from graphs.observer import RunObserver
 from graphs.outcome import ItemResult, RunOutcome, StopReason
@@ -67,6 +73,10 @@ class Budget:
     def spent(self, usage: Usage) -> float:
         return self.earlier + (usage.input_tokens + usage.output_tokens if self.unit == "tokens" else usage.cost)
 
+    def reached(self, usage: Usage) -> bool:
+        """Whether the run has spent the cap (a `Usage.cap`: from then on no call starts)."""
+        return self.spent(usage) >= self.amount
+
     def spent_text(self, usage: Usage) -> str:
         spent = self.spent(usage)
         return f"{spent:,.0f} tokens" if self.unit == "tokens" else f"{self.unit}{spent:.4f}"
@@ -80,6 +90,9 @@ class RunOptions:
     concurrency: int = 8
     target: int | None = None
     budget: Budget | None = None
+    #: False where the LLM calls happen outside this process (Ray workers): the budget is then checked
+    #: as items finish, and the items in flight are cancelled when it is reached
+    budget_per_call: bool = True
     max_consecutive_failures: int = 5
     fail_fast: int = 10  # pause when the first K items are all rejected for one reason; 0 = off
 
@@ -121,7 +134,17 @@ class Runner:
 
     def _over_budget(self) -> bool:
         budget = self.options.budget
-        return budget is not None and budget.spent(self.usage) >= budget.amount
+        return budget is not None and budget.reached(self.usage)
+
+    def _stop_for_budget(self) -> None:
+        """No new item starts. Per call (local): items in flight are not cancelled; the clients refuse
+        their next call (`Usage.cap`), so each ends there, cut short, or is done. Otherwise (Ray) they
+        are cancelled, as by Ctrl-C."""
+        if not self.options.budget_per_call:
+            self.request_stop("budget")
+        elif self._stop_reason is None:
+            self._stop_reason = "budget"
+            log.info("stopping: budget reached; items in flight end at their next call")
 
     def _budget_message(self) -> str:
         budget = self.options.budget
@@ -138,6 +161,8 @@ class Runner:
         self.observer.run_started(self)
         if self._target_reached():
             self.request_stop("target", f"target of {self.options.target} accepted samples already reached")
+        if self.options.budget is not None and self.options.budget_per_call:
+            self.usage.cap = self.options.budget.reached
         workers = [asyncio.create_task(self._worker(pending)) for _ in range(max(1, self.options.concurrency))]
         stop_waiter = asyncio.create_task(self._stopped.wait())
         done_all = asyncio.gather(*workers, return_exceptions=True)
@@ -146,17 +171,19 @@ class Runner:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         stop_waiter.cancel()
+        self.usage.cap = None
         self.run_dir.close()
         await close_clients(getattr(self.ctx, "clients", {}) or {})
         reason = self._stop_reason or "completed"
-        outcome = RunOutcome(reason, self._stop_message, self.accepted, self.rejected, self.failed)
+        message = self._budget_message() if reason == "budget" else self._stop_message  # after the last call
+        outcome = RunOutcome(reason, message, self.accepted, self.rejected, self.failed)
         self.observer.run_finished(self, outcome)
         return outcome
 
     async def _worker(self, pending) -> None:
         while self._stop_reason is None:
             if self._over_budget():
-                self.request_stop("budget", self._budget_message())
+                self._stop_for_budget()
                 return
             item = next(pending, None)
             if item is None:
@@ -183,6 +210,10 @@ class Runner:
         except asyncio.CancelledError:
             self.observer.item_cancelled(item)
             raise
+        except SpendingCapReached:  # cut short: in no ledger, redone on resume
+            self.observer.item_cancelled(item)
+            self._stop_for_budget()
+            return
         except LLMFatalError as exc:
             self.request_stop("fatal", str(exc))
             return
@@ -229,7 +260,7 @@ class Runner:
             line = line_of(self.run_dir.rejected_path, self._fail_fast.first_id)
             self.request_stop("paused", pause_message(self._fail_fast.k, code, self.run_dir.rejected_path, line))
         if self._over_budget():
-            self.request_stop("budget", self._budget_message())
+            self._stop_for_budget()
 
 
 def install_signal_handlers(runner: Runner, on_force=None) -> None:

@@ -56,6 +56,7 @@ class ChatRequest:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.time)  # when it arrived (wall clock: comparable across processes)
+    tokens: int = 0  # prompt + completion tokens its reply reported (0 until answered, or for an error)
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -197,7 +198,9 @@ class FakeOpenAI:
                     answer = f"<think>先分析一下问题。</think>{_as_text(answer)}"
                 elif fault.kind == "reasoning":
                     reasoning = "先分析一下问题。"
-            return web.json_response(self._with_cache(_completion(body, _as_text(answer), reasoning), body))
+            completion = self._with_cache(_completion(body, _as_text(answer), reasoning), body)
+            req.tokens = completion["usage"]["prompt_tokens"] + completion["usage"]["completion_tokens"]
+            return web.json_response(completion)
         finally:
             with self._lock:
                 self.in_flight -= 1

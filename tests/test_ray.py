@@ -110,6 +110,32 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster)
     assert len(ids) == len(set(ids)) == 12  # 4 roles × 3 scenes: all there, none twice
 
 
+def test_a_killed_ray_run_leaves_its_spending_in_stats_for_the_next_budget(tmp_path, cluster):
+    """kill -9 gives a --ray driver no chance to write stats.json at the end: it is kept current as items
+    finish, as in a local run, so the killed session's counts show and the next --budget counts what it spent."""
+    with FakeOpenAI(reply=reply, latency=0.4) as server:
+        yaml_path = config(tmp_path, server, roles=4)
+        proc = subprocess.Popen(recipe(tmp_path, yaml_path, "--out", "killed", "--ray", "--ray-address", cluster,
+                                       "--workers", "2", "--concurrency", "2"),
+                                cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ledger = tmp_path / "killed" / "accepted.jsonl"
+        deadline = time.monotonic() + 120
+        while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.6)  # one stats interval (graphs.execute.CHECKPOINT_S)
+        proc.kill()
+        proc.communicate(timeout=60)
+        stats = json.loads((tmp_path / "killed" / "stats.json").read_text(encoding="utf-8"))
+        accepted = ledger.read_text(encoding="utf-8").count("\n")
+        spent = stats["input_tokens"] + stats["output_tokens"]
+        assert stats["status"] == "running" and 1 <= stats["accepted"] <= accepted < 12  # killed mid-run
+        assert spent > 0 and stats["usage_by_role"]["responder"]["calls"] >= stats["accepted"]
+        again = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "killed", "--budget", f"{spent} tokens"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"budget {spent} tokens reached: this run has spent {spent:,} tokens" in again.stdout
+
+
 def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, cluster):
     from graphs.cli import summarize_run
 

@@ -410,6 +410,29 @@ def test_the_budget_caps_the_whole_run_its_earlier_sessions_included(tmp_path):
     assert json.loads((out / "stats.json").read_text(encoding="utf-8"))["sessions"] == 3
 
 
+def test_the_budget_holds_per_call_and_the_items_it_cut_short_are_redone_once(tmp_path):
+    """--budget was checked only as items finished, so the items in flight ran to their end: capped at 1k
+    tokens, 8 tianji items in flight spent ~10k. Now no call starts once the cap is spent: the run spends
+    at most the cap and the 8 calls in flight, and the items cut short are in no ledger (not rejected,
+    not duplicated): the resume makes each item once."""
+    with FakeOpenAI(reply=reply, latency=0.05) as server:
+        capped = run(tmp_path, server, "--out", "run", "--limit", "24", "--budget", "1k tokens")
+        stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+        calls = list(server.requests)
+        resumed = run(tmp_path, server, "--out", "run", "--limit", "24")
+    assert capped.returncode == 0, capped.stderr
+    spent = stats["input_tokens"] + stats["output_tokens"]
+    assert spent == sum(call.tokens for call in calls)  # the calls in flight at the stop finished and count
+    assert 1000 <= spent <= 1000 + 8 * max(call.tokens for call in calls)  # 8 items in flight, one call each
+    assert (f"budget: budget 1000 tokens reached: this run has spent {spent:,} tokens, earlier sessions included; "
+            f"the command below goes on without a cap, add --budget above that to keep one") in capped.stdout
+    assert capped.stdout.splitlines()[-1] == "resume with: python -m recipes.tianji --out run --limit 24"
+    assert stats["accepted"] + stats["rejected"] + stats["failed"] < 8  # the items cut short: in no ledger
+    assert resumed.returncode == 0 and resumed.stdout.splitlines()[-1].startswith("done (completed): accepted 24 ")
+    ids = [r["id"] for name in ("accepted.jsonl", "rejected.jsonl") for r in read_jsonl(tmp_path / "run" / name)]
+    assert len(ids) == len(set(ids)) == 24
+
+
 def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
     """kill -9 gives no chance to write stats.json at the end: it is kept current as items finish, so
     `runs show` counts what the ledgers hold and --budget counts what the killed session spent."""
