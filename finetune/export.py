@@ -8,7 +8,8 @@
 
 The split is reproducible: items are sorted by `key` (a sample's id) when given — so the order in
 which a concurrent run appended them does not matter — then shuffled with `random.Random(seed)`;
-the first `floor(n × split + 0.5)` go to train (240 × 0.7 → 168 train, 72 test), the rest to test.
+the first `floor(n × split + 0.5)` go to train (240 × 0.7 → 168 train, 72 test), the rest to test,
+and each side keeps at least one (14 × 0.99 → 13 train, 1 test, not 14 and an empty test file).
 """
 
 from __future__ import annotations
@@ -92,12 +93,20 @@ def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample],
 
 def seeded_split(items: Sequence[T], split: float, seed: int = 42,
                  key: Callable[[T], Any] | None = None) -> tuple[list[T], list[T]]:
-    """Shuffle with `random.Random(seed)` (after sorting by `key` if given) and cut at `floor(n × split + 0.5)`."""
+    """Shuffle with `random.Random(seed)` (after sorting by `key` if given) and cut at `floor(n × split + 0.5)`,
+    moved to 1 or n − 1 where it would leave a side empty; fewer than 2 items cannot be split.
+
+    >>> [len(part) for part in seeded_split(range(14), 0.99)]
+    [13, 1]
+    """
     if not 0 < split < 1:
         raise InputError(f"--split must be between 0 and 1 (exclusive), got {split}")
     ordered = sorted(items, key=key) if key else list(items)
+    if len(ordered) < 2:
+        raise InputError(f"--split {split} needs at least 2 samples, one for train and one for test; "
+                         f"there {'is' if len(ordered) == 1 else 'are'} {len(ordered)}")
     random.Random(seed).shuffle(ordered)
-    cut = math.floor(len(ordered) * split + 0.5)
+    cut = min(max(math.floor(len(ordered) * split + 0.5), 1), len(ordered) - 1)
     return ordered[:cut], ordered[cut:]
 
 
