@@ -8,7 +8,8 @@
 
 The split is reproducible: items are sorted by `key` (a sample's id) when given — so the order in
 which a concurrent run appended them does not matter — then shuffled with `random.Random(seed)`;
-the first `floor(n × split + 0.5)` go to train (240 × 0.7 → 168 train, 72 test), the rest to test.
+the first `floor(n × split + 0.5)` go to train (240 × 0.7 → 168 train, 72 test), the rest to test,
+and each side keeps at least one (14 × 0.99 → 13 train, 1 test, not 14 and an empty test file).
 """
 
 from __future__ import annotations
@@ -29,20 +30,10 @@ from typing import Any, TypeVar
 from agents.errors import InputError
 from agents.schemas import Sample
 from finetune.formats import FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record, to_format
+from graphs.rundir import BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class BadLine:
-    """A line that could not be used, with its 1-based line number (item number for a .json array)."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
 
 
 def read_records(path: Path) -> tuple[list[tuple[int, Any]], list[BadLine]]:
@@ -53,26 +44,16 @@ def read_records(path: Path) -> tuple[list[tuple[int, Any]], list[BadLine]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
-    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     if path.suffix == ".json":
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path} is not valid UTF-8 JSON: {exc}") from exc
         if not isinstance(data, list):
             raise InputError(f"{path} must hold a JSON array of records")
         return list(enumerate(data, start=1)), []
-    records, bad = [], []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append((number, json.loads(line.decode("utf-8"))))
-        except UnicodeDecodeError:
-            bad.append(BadLine(number, "not UTF-8 text"))
-        except json.JSONDecodeError as exc:
-            bad.append(BadLine(number, f"invalid JSON ({exc.msg})"))
-    return records, bad
+    bad: list[BadLine] = []
+    return list(jsonl_lines(path, bad)), bad
 
 
 def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample], list[BadLine]]:
@@ -83,7 +64,7 @@ def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample],
         try:
             samples.append(from_record(record, recipe=recipe))
         except InputError as exc:
-            bad.append(BadLine(number, str(exc)))
+            bad.append(BadLine(number, str(exc), path))
     bad.sort(key=lambda b: b.line)
     if bad:
         log.warning("%s: %d unusable lines skipped (lines %s)", path, len(bad), ", ".join(str(b.line) for b in bad))
@@ -92,12 +73,20 @@ def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample],
 
 def seeded_split(items: Sequence[T], split: float, seed: int = 42,
                  key: Callable[[T], Any] | None = None) -> tuple[list[T], list[T]]:
-    """Shuffle with `random.Random(seed)` (after sorting by `key` if given) and cut at `floor(n × split + 0.5)`."""
+    """Shuffle with `random.Random(seed)` (after sorting by `key` if given) and cut at `floor(n × split + 0.5)`,
+    moved to 1 or n − 1 where it would leave a side empty; fewer than 2 items cannot be split.
+
+    >>> [len(part) for part in seeded_split(range(14), 0.99)]
+    [13, 1]
+    """
     if not 0 < split < 1:
         raise InputError(f"--split must be between 0 and 1 (exclusive), got {split}")
     ordered = sorted(items, key=key) if key else list(items)
+    if len(ordered) < 2:
+        raise InputError(f"--split {split} needs at least 2 samples, one for train and one for test; "
+                         f"there {'is' if len(ordered) == 1 else 'are'} {len(ordered)}")
     random.Random(seed).shuffle(ordered)
-    cut = math.floor(len(ordered) * split + 0.5)
+    cut = min(max(math.floor(len(ordered) * split + 0.5), 1), len(ordered) - 1)
     return ordered[:cut], ordered[cut:]
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agents.console import make_console
@@ -69,15 +70,17 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
 
 
 def summarize_run(run: Path) -> dict:
-    """Counts by reason code and by aspect / persona / scene / style / emotion / area."""
-    from graphs.rundir import read_ledger
+    """Counts by reason code and by aspect / persona / scene / style / emotion / area, over the ledger lines
+    that can be read; `skipped` names each one that cannot (e.g. a last line torn by a crash), as export does."""
+    from graphs.rundir import BadLine, read_ledger
 
     stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
     codes: Counter[str] = Counter()
     by_field: dict[str, Counter[str]] = {}
+    skipped: list[BadLine] = []
     fields = ("aspect", "role", "scene", "style", "emotion", "area", "item_kind", "tag")
     for status in ("accepted", "rejected"):  # every shard of the run
-        for record in read_ledger(run, f"{status}.jsonl"):
+        for record in read_ledger(run, f"{status}.jsonl", skipped):
             if status == "rejected":
                 codes.update(record.get("codes", []))
             meta = (record.get("meta") or {}) if status == "accepted" else {**(record.get("key") or {})}
@@ -86,9 +89,11 @@ def summarize_run(run: Path) -> dict:
                     by_field.setdefault(name, Counter())[f"{meta[name]} ({status})"] += 1
     summary = {"stats": stats, "codes": dict(codes.most_common()),
                "by": {k: dict(v.most_common()) for k, v in by_field.items()}}
-    stale = stale_samples(read_ledger(run, "accepted.jsonl"))
+    stale = stale_samples(read_ledger(run, "accepted.jsonl", []))  # its unreadable lines are in `skipped` already
     if stale is not None:
         summary["stale"] = stale
+    if skipped:
+        summary["skipped"] = [f"{b.path}: {b}" for b in skipped]
     return summary
 
 
@@ -129,6 +134,8 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
     if as_json:
         console.print_json(json.dumps(summary, ensure_ascii=False))
         return
+    for line in summary.get("skipped", []):
+        console.print(f"[yellow]warning:[/] {escape(line)} (skipped)", highlight=False)
     s = summary["stats"]
     console.print(f"[bold]{run}[/]  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
                   f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "

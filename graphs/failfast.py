@@ -72,8 +72,11 @@ def line_of(path: Path, item_id: str) -> int | None:
 
 
 def pause_message(k: int, code: str, rejected_path: Path, line: int | None) -> str:
-    """The one message a paused run prints."""
+    """The one message a paused run prints. The k items are in rejected.jsonl, so a rerun (settings come from
+    the environment and leave the run's fingerprint alone) skips them; only a new run folder tries them again."""
     hint = HINTS.get(code, "look at the rejected examples before spending more")
     where = f"{rejected_path} line {line}" if line else str(rejected_path)
     return (f"the first {k} items were all rejected with {code}: {hint}. One raw example: {where}. "
-            f"Rerun the same command to go on checking, or add --keep-going to run every item anyway.")
+            f"Rerunning the same command goes on with the next items and leaves these {k} rejected, also with "
+            f"ZAOSHU_JSON_MODE or any other ZAOSHU_ variable changed; to try every item again, start over with "
+            f"--fresh (with --out: a new folder). Add --keep-going to run the rest without pausing.")

@@ -10,7 +10,8 @@
         run.lock               who is writing: one process at a time (flock; released even by kill -9)
 
 Each record is one `os.write` of a whole line to a file opened with O_APPEND, so a killed process
-leaves whole lines; a torn last line (power loss) is cut off when the run is opened again.
+leaves whole lines; a torn last line (power loss) is cut off when the run is opened again. A reader
+(`runs show`, `export`) leaves the file alone: it skips a line that is not JSON and names it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +87,52 @@ def _repair_torn_tail(path: Path) -> None:
         f.truncate(0)
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a ledger; a line that is not JSON is a corrupt ledger, reported with its number."""
+@dataclass(frozen=True)
+class BadLine:
+    """A line that could not be used, with its 1-based line number (item number for a .json array) and,
+    when it was read from a file, that file."""
+
+    line: int
+    reason: str
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def jsonl_lines(path: Path, bad: list[BadLine] | None = None) -> Iterator[tuple[int, Any]]:
+    """`(line number, value)` for each line of a JSONL file; blank lines and a UTF-8 BOM are passed over.
+
+    A line that is not JSON (a torn last line, a stray edit) is added to `bad` and skipped — what a
+    reader does, so one line never hides the rest. Without `bad` it raises an InputError naming the
+    file and line: a run about to append to the ledger stops instead.
+    """
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                value = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                reason = "not UTF-8 text"
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                reason = f"invalid JSON ({exc.msg})"
+            else:
+                yield number, value
+                continue
+            if bad is None:
+                raise InputError(f"{path}:{number}: {reason}")
+            bad.append(BadLine(number, reason, path))
+
+
+def read_jsonl(path: Path, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
+    """Records of a ledger; a line that is not JSON goes to `bad`, or without it stops the read (`jsonl_lines`)."""
+    for _, record in jsonl_lines(path, bad):
+        yield record
 
 
 class RunLock:
@@ -338,10 +374,11 @@ def run_ledgers(run_dir: Path, name: str) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
-def read_ledger(run_dir: Path, name: str) -> Iterator[dict[str, Any]]:
-    """The records of one ledger over all shards of a run, as if it were one file."""
+def read_ledger(run_dir: Path, name: str, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of one ledger over all shards of a run, as if it were one file; a line that is not
+    JSON goes to `bad` (each `BadLine` names its file), or without it stops the read."""
     for path in run_ledgers(run_dir, name):
-        yield from read_jsonl(path)
+        yield from read_jsonl(path, bad)
 
 
 def merge_shard_stats(run_dir: Path) -> dict[str, Any]:

@@ -131,11 +131,51 @@ def test_a_model_that_never_writes_valid_json_pauses_the_run_after_ten_items(tmp
     assert paused == [f"paused: the first 10 items were all rejected with FORMAT: the model does not follow JSON "
                       f"mode: try another model, or ZAOSHU_JSON_MODE=prompt (schema in the prompt only, tolerant "
                       f"parsing; per role ZAOSHU_<ROLE>__JSON_MODE). One raw example: run/rejected.jsonl line 1. "
-                      f"Rerun the same command to go on checking, or add --keep-going to run every item anyway."]
+                      f"Rerunning the same command goes on with the next items and leaves these 10 rejected, also "
+                      f"with ZAOSHU_JSON_MODE or any other ZAOSHU_ variable changed; to try every item again, start "
+                      f"over with --fresh (with --out: a new folder). Add --keep-going to run the rest without "
+                      f"pausing."]
     first = json.loads(rejected[0])
     assert first["codes"] == ["FORMAT"] and first["raw"] == "好的，这是祝福语：祝您生日快乐！"
     stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
     assert stats["status"] == "paused" and stats["accepted"] == 0 and stats["per_accepted"] is None
+
+
+def test_after_a_pause_a_rerun_goes_on_with_the_next_items_and_fresh_starts_over(tmp_path):
+    """The pause said "Rerun the same command to go on checking": a rerun with ZAOSHU_JSON_MODE=prompt left
+    the first K items rejected, and the message never named --fresh, which runs them again."""
+    from graphs.failfast import HINTS
+    from graphs.rundir import read_jsonl
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    args = ("--config", str(tianji_yaml(tmp_path)), "--concurrency", "1", "--fail-fast", "3")  # 6 items
+
+    def critic_without_json(req):
+        return "这条祝福语很好，可以接受。" if "- decision" in req.system else reply(req)
+
+    with FakeOpenAI(reply=critic_without_json) as server:
+        paused = run(tmp_path, server, *args)
+    (folder,) = (tmp_path / "runs/tianji").iterdir()
+    assert paused.returncode == 1, paused.stdout + paused.stderr
+    assert [line for line in paused.stdout.splitlines() if line.startswith("paused")] == [
+        f"paused: the first 3 items were all rejected with FORMAT: {HINTS['FORMAT']}. One raw example: "
+        f"{folder.relative_to(tmp_path)}/rejected.jsonl line 1. Rerunning the same command goes on with the next "
+        f"items and leaves these 3 rejected, also with ZAOSHU_JSON_MODE or any other ZAOSHU_ variable changed; to "
+        f"try every item again, start over with --fresh (with --out: a new folder). Add --keep-going to run the "
+        f"rest without pausing."]
+    rejected = list(read_jsonl(folder / "rejected.jsonl"))
+    assert len(rejected) == 3 and {c for r in rejected for c in r["codes"]} == {"FORMAT"}
+
+    with FakeOpenAI(reply=reply) as server:
+        again = run(tmp_path, server, *args, env={"ZAOSHU_JSON_MODE": "prompt"})
+        fresh = run(tmp_path, server, *args, "--fresh")
+    assert again.returncode == 0 and "(3 of 6 items to run)" in again.stdout, again.stdout + again.stderr
+    assert list(read_jsonl(folder / "rejected.jsonl")) == rejected  # the 3 stay rejected
+    assert len(list(read_jsonl(folder / "accepted.jsonl"))) == 3
+    (new,) = set((tmp_path / "runs/tianji").iterdir()) - {folder}
+    assert fresh.returncode == 0 and "(6 of 6 items to run)" in fresh.stdout, fresh.stdout + fresh.stderr
+    assert len(list(read_jsonl(new / "accepted.jsonl"))) == 6
 
 
 def test_keep_going_runs_every_item(tmp_path):

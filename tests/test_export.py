@@ -75,6 +75,15 @@ def test_seeded_split_rounds_half_up_and_checks_the_fraction():
         seeded_split(range(5), 1.5)
 
 
+def test_docstring_examples():
+    import doctest
+
+    import finetune.export
+
+    result = doctest.testmod(finetune.export)
+    assert result.failed == 0 and result.attempted >= 5
+
+
 def test_no_split_writes_all_and_replaces_an_earlier_split(run):
     export_run(run, "alpaca", split=0.7)
     report = export_run(run, "alpaca")
@@ -242,6 +251,25 @@ def test_a_run_that_accepted_nothing_exports_kto_and_says_why_other_formats_have
     (tmp_path / "notes").mkdir()
     assert zaoshu("export", tmp_path / "notes", "--format", "kto") == 1
     assert "is it a run directory" in capsys.readouterr().err
+
+
+def test_a_split_near_0_or_1_keeps_a_sample_on_each_side(tmp_path, capsys):
+    run = write_run(tmp_path / "r", make_samples(14))
+    for split, train, test in (("0.99", 13, 1), ("0.01", 1, 13)):
+        assert zaoshu("export", run, "--split", split) == 0
+        out = capsys.readouterr().out
+        assert f"train: {train} records → {run / 'exports/xtuner/train.jsonl'}" in out
+        assert f"test: {test} records → {run / 'exports/xtuner/test.jsonl'}" in out
+        assert [len(read_jsonl(run / f"exports/xtuner/{name}.jsonl")) for name in ("train", "test")] == [train, test]
+    assert [len(part) for part in seeded_split(range(2), 0.9)] == [1, 1]
+
+
+def test_a_split_of_one_sample_is_a_one_line_error_that_says_why(tmp_path, capsys):
+    run = write_run(tmp_path / "r", make_samples(1))
+    assert zaoshu("export", run, "--split", "0.7") == 1
+    assert capsys.readouterr().err == "error: --split 0.7 needs at least 2 samples, one for train and one for test; there is 1\n"
+    assert not (run / "exports/xtuner/train.jsonl").exists()
+    assert zaoshu("export", run) == 0 and len(read_jsonl(run / "exports/xtuner/all.jsonl")) == 1
 
 
 def test_cli_export_user_mistake_is_an_input_error(cli, run):

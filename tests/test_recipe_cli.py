@@ -462,6 +462,33 @@ def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
     assert again.returncode == 0 and "budget" in again.stdout
 
 
+def test_a_torn_ledger_line_is_skipped_and_named_by_runs_show_as_export_does(tmp_path):
+    """A line of accepted.jsonl cut short (the last one, by a crash) made `runs show` refuse the whole run
+    while `zaoshu export` skipped it and said so: both count the good lines and name the line skipped."""
+    from tests.test_cli import zaoshu
+
+    with FakeOpenAI(reply=reply) as server:
+        made = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), "--out", "run")
+    assert made.returncode == 0, made.stderr
+    ledger = tmp_path / "run/accepted.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 6
+    torn = b"".join(lines[:-1]) + lines[-1][:len(lines[-1]) // 2]
+    ledger.write_bytes(torn)
+
+    shown = zaoshu("runs", "show", "run", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    (warning,) = [line for line in shown.stdout.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: run/accepted.jsonl: line 6: invalid JSON (") and warning.endswith(" (skipped)")
+    summary = json.loads(zaoshu("runs", "show", "run", "--json", cwd=tmp_path).stdout)
+    assert summary["skipped"] == [warning.removeprefix("warning: ").removesuffix(" (skipped)")]
+    assert sum(n for value, n in summary["by"]["role"].items() if value.endswith("(accepted)")) == 5
+    exported = zaoshu("export", "run", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.splitlines()[0] == warning and "all: 5 records" in exported.stdout
+    assert ledger.read_bytes() == torn  # a reader leaves the ledger as it found it
+
+
 def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
     import graphs.execute
     from recipes.base import recipe_app, run_cli
