@@ -219,6 +219,22 @@ def test_a_misspelt_yaml_key_is_one_line_naming_file_key_and_nearest(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("recipe, config, named", [
+    ("tianji", None, "emollm"),  # tianji's own YAML with another recipe's name: it ran, as tianji
+    ("tianji", "recipes/emollm/emollm.yaml", "emollm"),  # was "unknown key 'emotions'", not the reason
+    ("emollm", "recipes/wulewule/wulewule.yaml", "wulewule"),
+    ("wulewule", "recipes/docqa/docqa.yaml", "docqa"),
+])
+def test_a_config_for_another_recipe_is_one_line_naming_both_before_any_call(tmp_path, recipe, config, named):
+    path = tianji_yaml(tmp_path, recipe="emollm") if config is None else REPO / config
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(path), "--out", "run", "--limit", "1", recipe=recipe)
+    assert result.returncode == 1 and len(server.requests) == 0
+    assert result.stderr.strip() == (f"error: {path} is a config for the {named} recipe (recipe: {named}), "
+                                     f"not for {recipe}: use a config for {recipe}, or run the {named} recipe with it")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("recipe, args, message", [
     ("tianji", ["--judge", "maybe"], "Invalid value for '--judge': 'maybe'. Input should be 'off', 'on' or 'strict'"),
     ("wulewule", ["--answerer", "foo"], "Invalid value for '--answerer': 'foo'. Input should be 'rag' or 'huixiangdou'"),
