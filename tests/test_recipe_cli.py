@@ -34,9 +34,9 @@ def command(tmp_path: Path, server: FakeOpenAI, *args: str, env: dict | None = N
     return [sys.executable, "-m", f"recipes.{recipe}", *args], dict(base), tmp_path
 
 
-def run(tmp_path, server, *args, env=None, recipe="tianji") -> subprocess.CompletedProcess:
+def run(tmp_path, server, *args, env=None, recipe="tianji", timeout=180) -> subprocess.CompletedProcess:
     cmd, env, cwd = command(tmp_path, server, *args, env=env, recipe=recipe)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def resolved(tmp_path: Path, out: str) -> dict:
@@ -325,6 +325,19 @@ def test_the_dry_run_counts_no_call_for_an_excluded_role_scene_cell(tmp_path):
             if line.startswith("│")}
     assert "dry run: 6 work items" in result.stdout
     assert rows["responder"] == "5" and rows["critic"] == "5"
+
+
+def test_more_variants_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """variants_per_cell: 100000000 kept even --dry-run busy listing 109,200,000,000 items (memory and hours)."""
+    config = yaml.safe_load((REPO / "recipes/tianji/tianji.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "tianji.yaml"
+    path.write_text(yaml.safe_dump({**config, "variants_per_cell": 100_000_000}, allow_unicode=True), encoding="utf-8")
+    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", timeout=20)  # it answers in ~2 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'variants_per_cell': Value error, variants_per_cell 100,000,000 × 1,092 cells "
+        f"(28 roles × 13 scenes × 3 styles) = 109,200,000,000 work items; a run holds at most 1,000,000: "
+        f"set variants_per_cell to 915 or less")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
