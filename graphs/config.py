@@ -24,6 +24,26 @@ from agents.errors import InputError
 from agents.settings import LLMFields
 
 
+#: The most work items one run holds. A run lists every item in memory before its first call (graphs/execute.py),
+#: ~1.5 KB and ~55 µs each (tianji, measured): 1,000,000 items ≈ 1.5 GB and a minute of listing before the
+#: first call, then at least 2,000,000 model calls. A config that makes more is a mistake (a typo of a count).
+MAX_RUN_ITEMS = 1_000_000
+
+
+def too_many_items(key: str, value: int, cells: int, what: str) -> str | None:
+    """Why `value` items for each of `cells` (`what` they are) is more than a run holds, or None.
+
+    >>> too_many_items("variants_per_cell", 10**8, 6, "cells (2 roles × 3 scenes × 1 style)")
+    'variants_per_cell 100,000,000 × 6 cells (2 roles × 3 scenes × 1 style) = 600,000,000 work items; a run holds at most 1,000,000: set variants_per_cell to 166,666 or less'
+    >>> too_many_items("variants_per_cell", 915, 1092, "cells") is None
+    True
+    """
+    if value * cells <= MAX_RUN_ITEMS:
+        return None
+    return (f"{key} {value:,} × {cells:,} {what} = {value * cells:,} work items; a run holds at most "
+            f"{MAX_RUN_ITEMS:,}: set {key} to {MAX_RUN_ITEMS // cells:,} or less")
+
+
 class Strict(BaseModel):
     """A YAML block: unknown keys are refused."""
 

@@ -76,8 +76,9 @@ class SampleReview(BaseModel):
                 self.status = "accepted" if e.action == "accept" else "rejected"
                 self.reason = e.reason
             elif e.action == "edit" and e.turn is not None:
-                turn = self.edits.setdefault(e.turn, {})
-                turn.update({k: v for k, v in (("input", e.input), ("output", e.output)) if v is not None})
+                turn = self.edits.setdefault(e.turn, {})  # a blank output (older ledgers) keeps the answer
+                turn.update({k: v for k, v in (("input", e.input), ("output", e.output))
+                             if v is not None and (k == "input" or v.strip())})
             elif e.action == "note" and e.note:
                 self.notes.append(e.note)
 
@@ -122,6 +123,20 @@ def read_entries(path: Path, start: int = 0) -> tuple[list[ReviewEntry], int]:
     return entries, start + end
 
 
+def blank_answer(action: str, fields: dict[str, Any]) -> str | None:
+    """Why an edit cannot be saved (its answer is empty or only whitespace), or None.
+
+    >>> blank_answer("edit", {"turn": 0, "output": " \\n"})
+    'an empty answer was not saved: write the answer, or reject the sample'
+    >>> blank_answer("edit", {"turn": 0, "input": "新问题"}) is None  # output unchanged
+    True
+    """
+    output = fields.get("output")
+    if action == "edit" and output is not None and not output.strip():
+        return "an empty answer was not saved: write the answer, or reject the sample"
+    return None
+
+
 class StaleRevision(Exception):
     """The sample changed since the reviewer loaded it (another tab or process wrote first)."""
 
@@ -159,7 +174,10 @@ class ReviewLedger:
         return self.states.get(sample_id) or SampleReview(id=sample_id)
 
     def append(self, sample_id: str, action: Action, base_rev: int, **fields: Any) -> SampleReview:
-        """Write one decision based on revision `base_rev`; raises StaleRevision when the sample moved on."""
+        """Write one decision based on revision `base_rev`; raises StaleRevision when the sample moved on, and
+        InputError for an edit whose answer is blank (it would become an empty training sample)."""
+        if problem := blank_answer(action, fields):
+            raise InputError(problem)
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:

@@ -138,6 +138,10 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
     """The recipe's YAML (or `--config`) with the flags that override YAML keys, validated."""
     path = request.config or recipe.config_file
     data = read_yaml(path)
+    named = data.get("recipe") if isinstance(data, dict) else None
+    if named is not None and str(named) != recipe.name:  # before its keys: they are the other recipe's
+        raise InputError(f"{path} is a config for the {named} recipe (recipe: {named}), not for {recipe.name}: "
+                         f"use a config for {recipe.name}, or run the {named} recipe with it")
     overrides = request.config_overrides()
     if ("answerer" in overrides or "knowledge_folder" in overrides or "text_fields" in overrides) and \
             "answerer" not in recipe.config_model.model_fields:

@@ -34,9 +34,9 @@ def command(tmp_path: Path, server: FakeOpenAI, *args: str, env: dict | None = N
     return [sys.executable, "-m", f"recipes.{recipe}", *args], dict(base), tmp_path
 
 
-def run(tmp_path, server, *args, env=None, recipe="tianji") -> subprocess.CompletedProcess:
+def run(tmp_path, server, *args, env=None, recipe="tianji", timeout=180) -> subprocess.CompletedProcess:
     cmd, env, cwd = command(tmp_path, server, *args, env=env, recipe=recipe)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def resolved(tmp_path: Path, out: str) -> dict:
@@ -219,6 +219,22 @@ def test_a_misspelt_yaml_key_is_one_line_naming_file_key_and_nearest(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("recipe, config, named", [
+    ("tianji", None, "emollm"),  # tianji's own YAML with another recipe's name: it ran, as tianji
+    ("tianji", "recipes/emollm/emollm.yaml", "emollm"),  # was "unknown key 'emotions'", not the reason
+    ("emollm", "recipes/wulewule/wulewule.yaml", "wulewule"),
+    ("wulewule", "recipes/docqa/docqa.yaml", "docqa"),
+])
+def test_a_config_for_another_recipe_is_one_line_naming_both_before_any_call(tmp_path, recipe, config, named):
+    path = tianji_yaml(tmp_path, recipe="emollm") if config is None else REPO / config
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(path), "--out", "run", "--limit", "1", recipe=recipe)
+    assert result.returncode == 1 and len(server.requests) == 0
+    assert result.stderr.strip() == (f"error: {path} is a config for the {named} recipe (recipe: {named}), "
+                                     f"not for {recipe}: use a config for {recipe}, or run the {named} recipe with it")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("recipe, args, message", [
     ("tianji", ["--judge", "maybe"], "Invalid value for '--judge': 'maybe'. Input should be 'off', 'on' or 'strict'"),
     ("wulewule", ["--answerer", "foo"], "Invalid value for '--answerer': 'foo'. Input should be 'rag' or 'huixiangdou'"),
@@ -309,6 +325,19 @@ def test_the_dry_run_counts_no_call_for_an_excluded_role_scene_cell(tmp_path):
             if line.startswith("│")}
     assert "dry run: 6 work items" in result.stdout
     assert rows["responder"] == "5" and rows["critic"] == "5"
+
+
+def test_more_variants_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """variants_per_cell: 100000000 kept even --dry-run busy listing 109,200,000,000 items (memory and hours)."""
+    config = yaml.safe_load((REPO / "recipes/tianji/tianji.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "tianji.yaml"
+    path.write_text(yaml.safe_dump({**config, "variants_per_cell": 100_000_000}, allow_unicode=True), encoding="utf-8")
+    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", timeout=20)  # it answers in ~2 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'variants_per_cell': Value error, variants_per_cell 100,000,000 × 1,092 cells "
+        f"(28 roles × 13 scenes × 3 styles) = 109,200,000,000 work items; a run holds at most 1,000,000: "
+        f"set variants_per_cell to 915 or less")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):

@@ -126,6 +126,24 @@ def test_export_applies_edits_drops_reviewer_rejects_and_adds_reviewer_accepts(t
     assert records["qa0001"]["messages"][-1]["content"].startswith("天命人在战斗系统中")
 
 
+def test_a_blank_answer_never_reaches_an_export(tmp_path):
+    """A blank edit is refused; one already in a ledger written before that check leaves the answer as it was."""
+    from agents.errors import InputError
+
+    run = small_run(tmp_path / "run")
+    with pytest.raises(InputError, match="an empty answer was not saved"):
+        ReviewLedger(run).append("qa0001", "edit", 0, turn=0, output=" \n")
+    assert ledger_lines(run) == []
+    with open(run / "review.jsonl", "w", encoding="utf-8") as f:  # as an older zaoshu wrote it
+        f.write('{"id":"qa0001","action":"edit","turn":0,"input":"改过的问题","output":"  ","rev":1,"base_rev":0}\n')
+    proc = subprocess.run([sys.executable, "-m", "zaoshu_cli", "export", str(run), "--format", "openai"],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    messages = {r["messages"][-2]["content"]: r["messages"][-1]["content"]
+                for r in _exported(run / "exports/openai/all.jsonl")}
+    assert messages["改过的问题"].startswith("天命人在战斗系统中要留意体力与法力的分配")
+
+
 def test_without_a_ledger_export_is_unchanged(tmp_path):
     from finetune.export import read_samples
 

@@ -123,6 +123,19 @@ def test_actions_write_the_ledger_and_a_stale_edit_gets_a_conflict(client, run):
     assert ids(client.get("/?q=攻击数值").text) == ["rej0002"]  # edited text is searchable
 
 
+@pytest.mark.parametrize("output", ["", "  \n\t　"])
+def test_an_edit_that_empties_the_answer_is_refused_and_the_sample_kept(client, run, output):
+    """An empty (or whitespace-only) answer was saved as the turn's output and exported as a training sample."""
+    n = sid(client.get("/?q=黑熊精").text, "qa0000")
+    refused = client.post(f"/sample/{n}/edit", data={"base_rev": 0, "turn": 0, "input": "黑熊精在哪一回出场？",
+                                                     "output": output}).text
+    assert "an empty answer was not saved" in refused and "edit saved" not in refused
+    assert "黑熊精出现在第二回「黑风山」，守着观音禅院后山。" in refused and 'class="badge rev-edited"' not in refused
+    assert ledger_lines(run) == []
+    saved = client.post(f"/sample/{n}/edit", data={"base_rev": 0, "turn": 0, "output": "黑熊精在第二回出场。"}).text
+    assert "edit saved (revision 1)" in saved  # the sample is still at revision 0: nothing was written
+
+
 def test_a_page_or_sample_number_past_sqlite_integers_is_not_a_server_error(client):
     """?page=10**20 and /sample/10**20 raised OverflowError inside SQLite: a 500 instead of an empty page or a 404."""
     huge = str(10 ** 20)

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from agents.schemas import ReasonCode
-from graphs.review_ledger import ReviewLedger, StaleRevision
+from graphs.review_ledger import ReviewLedger, StaleRevision, blank_answer
 from graphs.webreview.charts import bar_chart, histogram_chart
 from graphs.webreview.index import FACETS, FILES, LABELS, Query, RunIndex
 from graphs.webreview.view import card
@@ -78,6 +78,11 @@ def charts(facets: dict[str, list[tuple[str, int]]], lengths: Sequence[int]) -> 
     out = [bar_chart(facets["code"], "reason codes (critic)"), bar_chart(facets["reviewer"], "reviewer rejections"),
            histogram_chart(lengths, "answer length (characters)")]
     return out + [bar_chart(facets[name], f"by {name}") for name in (*LABELS, "tag", "source") if facets[name]]
+
+
+async def form_fields(request: Request) -> frozenset[str]:
+    """The names of the form fields sent (FastAPI gives an empty field as None, like one not sent at all)."""
+    return frozenset((await request.form()).keys())
 
 
 def _environment() -> Environment:
@@ -143,7 +148,7 @@ def create_app(run_dir: Path) -> FastAPI:
     @app.post("/sample/{sid}/{action}", response_class=HTMLResponse)
     def act(sid: int, action: str, base_rev: int = Form(...), reason: str = Form(""), turn: int | None = Form(None),
             input: str | None = Form(None), output: str | None = Form(None), note: str = Form(""),
-            sample_id: str | None = Form(None)) -> str:
+            sample_id: str | None = Form(None), sent: frozenset[str] = Depends(form_fields)) -> str:
         review.refresh()
         found = review.index.record(sid)
         if found is None or action not in ACTIONS:
@@ -161,7 +166,11 @@ def create_app(run_dir: Path) -> FastAPI:
         elif action == "edit":
             if not view["has_sample"] or turn is None or not 0 <= turn < len(view["turns"]):
                 return render_card(sid, flash="this sample has no such turn to edit")
+            if output is None and "output" in sent:  # the page's answer box, emptied
+                output = ""
             fields.update(turn=turn, input=input, output=output)
+            if problem := blank_answer(action, fields):
+                return render_card(sid, flash=problem)
         elif action == "note":
             if not note.strip():
                 return render_card(sid, flash="an empty note was not saved")

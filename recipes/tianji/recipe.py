@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from graphs.config import RecipeConfig, Strict
+from graphs.config import RecipeConfig, Strict, too_many_items
 from graphs.state import WorkItem
 from recipes.base import Recipe
 
@@ -59,9 +59,21 @@ class TianjiConfig(RecipeConfig):
     input_templates: list[str] = Field(default_factory=list)
     random_constraints: list[str] = Field(default_factory=list)
     compat_exclusions: list[Exclusion] = Field(default_factory=list)
-    variants_per_cell: int = Field(default=1, ge=1)
+    variants_per_cell: int = Field(default=1, ge=1, description="Items per role × scene × style cell.")
     humanize_inputs: bool = False
     few_shot_k: int = Field(default=3, ge=0)
+
+    @field_validator("variants_per_cell")
+    @classmethod
+    def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:
+        """Refused before any item is listed: 10**8 kept even --dry-run busy for hours."""
+        if not all(k in info.data for k in ("roles", "scenes", "styles")):
+            return value  # one of them is wrong: that is the error to show
+        roles, scenes, styles = (len(info.data[k]) for k in ("roles", "scenes", "styles"))
+        what = f"cells ({roles} roles × {scenes} scenes × {styles} styles)"
+        if problem := too_many_items("variants_per_cell", value, max(roles * scenes * styles, 1), what):
+            raise ValueError(problem)
+        return value
 
 
 class Tianji(Recipe):
