@@ -289,7 +289,11 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
             stats = run / "stats.json"
             if stats.exists() and json.loads(stats.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
                 return run
-    return base / new_run_name()
+    name = new_run_name()
+    path, n = base / name, 2
+    while path.exists():  # a run started in the same second (--fresh, or another configuration): its own folder
+        path, n = base / f"{name}-{n}", n + 1
+    return path
 
 
 def held_run(folder: Path) -> dict[str, Any] | None:

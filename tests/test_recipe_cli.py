@@ -3,6 +3,7 @@ a reply cut at max_tokens, a misspelt YAML key — all through the recipe comman
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -532,3 +533,19 @@ def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
         run_cli(recipe_app(Tianji(), "tianji"))
     assert exited.value.code == 130
     assert capsys.readouterr().err.strip() == "interrupted: rerun the same command to go on"
+
+
+def test_a_fresh_run_started_in_the_same_second_as_another_gets_its_own_folder(tmp_path):
+    """Run folders are named by the second they start in; a second run in that second must not write into the first."""
+    now = time.time()
+    taken = [tmp_path / "runs/tianji" / time.strftime("%Y%m%d-%H%M%S", time.localtime(now + s)) for s in range(-1, 30)]
+    for folder in taken:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stats.json").write_text('{"recipe": "tianji", "fingerprint": "another"}', encoding="utf-8")
+        (folder / "accepted.jsonl").write_text('{"id": "theirs"}\n', encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path, scenes=["生日"])), "--fresh")
+    assert result.returncode == 0, result.stderr + result.stdout
+    made = tmp_path / re.search(r"→ (runs/tianji/\S+)", result.stdout).group(1)
+    assert made not in taken and "(2 of 2 items to run)" in result.stdout and (made / "stats.json").exists()
+    assert all((folder / "accepted.jsonl").read_text(encoding="utf-8") == '{"id": "theirs"}\n' for folder in taken)
