@@ -359,6 +359,16 @@ def test_more_dialogues_than_a_run_can_hold_is_one_line_at_once(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_more_questions_per_aspect_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """wulewule: questions_per_aspect: 100000000 kept even --dry-run busy listing 1,800,000,000 items."""
+    path = recipe_yaml(tmp_path, "wulewule", questions_per_aspect=100_000_000)
+    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe="wulewule", timeout=20)  # ~2 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'questions_per_aspect': Value error, questions_per_aspect 100,000,000 × 18 aspects "
+        f"= 1,800,000,000 work items; a run holds at most 1,000,000: set questions_per_aspect to 55,555 or less")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
     config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
     with FakeOpenAI(reply=reply) as server:
