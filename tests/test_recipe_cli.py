@@ -369,6 +369,22 @@ def test_more_questions_per_aspect_than_a_run_can_hold_is_one_line_at_once(tmp_p
     assert not (tmp_path / "runs").exists()
 
 
+def test_more_questions_per_tag_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """docqa: max_items alone only caps the questions the corpus gives, but with questions_per_tag: 10000000
+    it kept even --dry-run busy listing 15,000,000 tag items (memory and hours)."""
+    (tmp_path / "docs").mkdir()
+    for title in ("安装", "维护"):  # one tag each
+        text = f"# {title}\n\n" + "设备的使用方法和注意事项。" * 40
+        (tmp_path / "docs" / f"{title}.md").write_text(text, encoding="utf-8")
+    path = recipe_yaml(tmp_path, "docqa", max_items=100_000_000, questions_per_tag=10_000_000)
+    result = run(tmp_path, CLOSED, "--config", str(path), "--knowledge", "docs", "--dry-run", recipe="docqa",
+                 timeout=20)  # it answers in ~3 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'questions_per_tag': questions_per_tag 10,000,000 × 2 tags = 20,000,000 work items; "
+        f"a run holds at most 1,000,000: set questions_per_tag to 500,000 or less")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model(tmp_path):
     config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
     with FakeOpenAI(reply=reply) as server:
