@@ -29,6 +29,14 @@ def tianji_yaml(tmp_path: Path, **changes) -> Path:
     return path
 
 
+def recipe_yaml(tmp_path: Path, recipe: str, **changes) -> Path:
+    """The recipe's own YAML with `changes`, written to tmp_path."""
+    config = yaml.safe_load((REPO / f"recipes/{recipe}/{recipe}.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / f"{recipe}.yaml"
+    path.write_text(yaml.safe_dump({**config, **changes}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def command(tmp_path: Path, server: FakeOpenAI, *args: str, env: dict | None = None, recipe: str = "tianji"):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
     base.update(PYTHONPATH=str(REPO), ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-model", **(env or {}))
@@ -338,6 +346,43 @@ def test_more_variants_than_a_run_can_hold_is_one_line_at_once(tmp_path):
         f"error: {path}: key 'variants_per_cell': Value error, variants_per_cell 100,000,000 × 1,092 cells "
         f"(28 roles × 13 scenes × 3 styles) = 109,200,000,000 work items; a run holds at most 1,000,000: "
         f"set variants_per_cell to 915 or less")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_more_dialogues_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """emollm: dialogues_per_scene: 100000000 kept even --dry-run busy listing 43,200,000,000 items."""
+    path = recipe_yaml(tmp_path, "emollm", dialogues_per_scene=100_000_000)
+    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe="emollm", timeout=20)  # ~2 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'dialogues_per_scene': Value error, dialogues_per_scene 100,000,000 × 432 cells "
+        f"(16 areas × 27 emotions) = 43,200,000,000 work items; a run holds at most 1,000,000: "
+        f"set dialogues_per_scene to 2,314 or less")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_more_questions_per_aspect_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """wulewule: questions_per_aspect: 100000000 kept even --dry-run busy listing 1,800,000,000 items."""
+    path = recipe_yaml(tmp_path, "wulewule", questions_per_aspect=100_000_000)
+    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe="wulewule", timeout=20)  # ~2 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'questions_per_aspect': Value error, questions_per_aspect 100,000,000 × 18 aspects "
+        f"= 1,800,000,000 work items; a run holds at most 1,000,000: set questions_per_aspect to 55,555 or less")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_more_questions_per_tag_than_a_run_can_hold_is_one_line_at_once(tmp_path):
+    """docqa: max_items alone only caps the questions the corpus gives, but with questions_per_tag: 10000000
+    it kept even --dry-run busy listing 15,000,000 tag items (memory and hours)."""
+    (tmp_path / "docs").mkdir()
+    for title in ("安装", "维护"):  # one tag each
+        text = f"# {title}\n\n" + "设备的使用方法和注意事项。" * 40
+        (tmp_path / "docs" / f"{title}.md").write_text(text, encoding="utf-8")
+    path = recipe_yaml(tmp_path, "docqa", max_items=100_000_000, questions_per_tag=10_000_000)
+    result = run(tmp_path, CLOSED, "--config", str(path), "--knowledge", "docs", "--dry-run", recipe="docqa",
+                 timeout=20)  # it answers in ~3 s
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {path}: key 'questions_per_tag': questions_per_tag 10,000,000 × 2 tags = 20,000,000 work items; "
+        f"a run holds at most 1,000,000: set questions_per_tag to 500,000 or less")
     assert not (tmp_path / "runs").exists()
 
 

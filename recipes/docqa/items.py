@@ -4,7 +4,7 @@ Three kinds, recorded in `meta.item_kind`:
 - `chunk`: N questions per chunk, N = its length / `chars_per_question` (1 … `max_questions_per_chunk`);
 - `cross_chunk`: one question that needs two related chunks (neighbours in a file, or chunks under the
   same heading);
-- `tag`: `questions_per_tag` questions about each tag of the tag tree, from what retrieval finds for it.
+- `tag`: up to `questions_per_tag` questions about each tag of the tag tree, from what retrieval finds for it.
 
 The proportions (`mix`) split the total: `max_items`, or — with none — as many as it takes to ask every
 chunk question (the chunk kind's pool divided by its share). Items are interleaved by kind so `--limit`
@@ -21,7 +21,9 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from agents.errors import ConfigError
 from agents.schemas import WorkItem
+from graphs.config import MAX_RUN_ITEMS, too_many_items
 from recipes.docqa.corpus import Corpus, DocChunk, chunk_questions
 from recipes.docqa.tags import heading_tag, leaves, paths
 
@@ -107,11 +109,10 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
         for a, b in zip(group, group[2:]):  # same heading, not neighbours (those are in already)
             cross.append((a, b))
     ordered = sorted(leaves(tree), key=lambda t: known_tags is not None and t in known_tags)  # stable: new first
-    tag_pool = [[(t, n) for n in range(config.questions_per_tag)] for t in ordered]
     plan.seen_tags = set(leaves(tree))
 
     pools = {"chunk": sum(len(g) for g in per_chunk), "cross_chunk": len(cross),
-             "tag": sum(len(g) for g in tag_pool)}
+             "tag": len(ordered) * config.questions_per_tag}
     shares = config.mix.model_dump()
     plan.none_because = {k: NOTHING_TO_ASK[k] for k in KINDS if shares[k] > 0 and not pools[k]}
     total_share = sum(shares.values()) or 1.0
@@ -124,6 +125,12 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
     # every kind with a share and something to ask gets at least one item
     want = {k: min(pools[k], max(int(total > 0 and shares[k] > 0), round(total * shares[k] / total_share)))
             for k in KINDS}
+    # questions_per_tag is a cap unless the mix or max_items asks for that many: 10**8 then kept even --dry-run busy
+    if want["tag"] > MAX_RUN_ITEMS:
+        problem = too_many_items("questions_per_tag", config.questions_per_tag, len(ordered), "tags")
+        raise ConfigError(f"{config.source}: key 'questions_per_tag': {problem}")
+    layers = -(-want["tag"] // len(ordered)) if ordered else 0  # the round robin takes no more
+    tag_pool = [[(t, n) for n in range(min(config.questions_per_tag, layers))] for t in ordered]
 
     made: dict[str, list[WorkItem]] = {k: [] for k in KINDS}
     for i, (chunk, n) in enumerate(_round_robin(per_chunk, want["chunk"])):

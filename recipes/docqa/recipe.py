@@ -60,7 +60,7 @@ class DocQAConfig(KnowledgeRecipeConfig):
     chars_per_question: int = Field(default=250, gt=0)
     max_questions_per_chunk: int = Field(default=3, ge=1)
     min_chunk_chars: int = Field(default=40, ge=0)
-    questions_per_tag: int = Field(default=2, ge=0)
+    questions_per_tag: int = Field(default=2, ge=0, description="At most; the mix says how many.")
     ga_pairs: list[GAPairConfig] = Field(default_factory=list, description="Empty: the model proposes ga_count.")
     ga_count: int = Field(default=4, ge=1)
     tags: dict[str, list[str]] = Field(default_factory=dict, description="A starting tag tree (level 1 → level 2).")

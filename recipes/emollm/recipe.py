@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import RecipeConfig, Strict
+from graphs.config import RecipeConfig, Strict, too_many_items
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -57,8 +57,20 @@ class EmoLLMConfig(RecipeConfig):
     turns: tuple[int, int] = (3, 6)
     counsellor_few_shot: list[Exchange] = Field(default_factory=list)
     few_shot_k: int = Field(default=3, ge=0)
-    dialogues_per_scene: int = Field(default=1, ge=1)
+    dialogues_per_scene: int = Field(default=1, ge=1, description="Dialogues per area × emotion cell.")
     turn_length: tuple[int, int] | None = None
+
+    @field_validator("dialogues_per_scene")
+    @classmethod
+    def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:
+        """Refused before any item is listed: 10**8 kept even --dry-run busy for hours."""
+        if not all(k in info.data for k in ("areas", "emotions")):
+            return value  # one of them is wrong: that is the error to show
+        areas, emotions = len(info.data["areas"]), len(set(info.data["emotions"]))  # distinct, as `items` lists them
+        what = f"cells ({areas} areas × {emotions} emotions)"
+        if problem := too_many_items("dialogues_per_scene", value, max(areas * emotions, 1), what):
+            raise ValueError(problem)
+        return value
 
 
 class EmoLLM(Recipe):

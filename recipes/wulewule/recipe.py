@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import KnowledgeRecipeConfig, Strict
+from graphs.config import KnowledgeRecipeConfig, Strict, too_many_items
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -28,10 +28,20 @@ class Pretrain(Strict):
 
 class WulewuleConfig(KnowledgeRecipeConfig):
     aspects: list[str]
-    questions_per_aspect: int = Field(default=5, ge=1)
+    questions_per_aspect: int = Field(default=5, ge=1, description="Questions about each aspect.")
     topic: str = "黑神话：悟空"
     multi_turn: MultiTurn = Field(default_factory=MultiTurn)
     pretrain: Pretrain = Field(default_factory=Pretrain)
+
+    @field_validator("questions_per_aspect")
+    @classmethod
+    def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:
+        """Refused before any item is listed: 10**8 kept even --dry-run busy for hours."""
+        if "aspects" not in info.data:
+            return value  # the aspects are wrong: that is the error to show
+        if problem := too_many_items("questions_per_aspect", value, max(len(info.data["aspects"]), 1), "aspects"):
+            raise ValueError(problem)
+        return value
 
 
 class Wulewule(Recipe):
