@@ -281,7 +281,7 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     if not ignore_review:  # a sample the reviewer rejected gives no `chosen`
         from graphs.review_ledger import apply_review
 
-        accepted, review = apply_review(run_dir, accepted)
+        accepted, review = apply_review(run_dir, accepted, problems)
     if not accepted and fmt != "kto":
         raise InputError(f"{run_dir} has no accepted samples: a {fmt} pair needs an accepted turn as `chosen` "
                          f"(--format kto writes the rejected drafts)")
