@@ -559,6 +559,31 @@ def test_a_reviewed_runs_torn_lines_in_rejected_and_review_ledgers_are_skipped_a
     assert {p: p.read_bytes() for p in before} == before  # a reader leaves the ledgers as it found them
 
 
+def test_a_dry_run_leaves_a_torn_ledger_byte_for_byte_and_the_next_run_repairs_it(tmp_path):
+    """--dry-run opened the run folder as the run does and cut a torn last line off accepted.jsonl: a look
+    must not write to a folder another process may be writing. The run itself still cuts it and redoes the item."""
+    def folder() -> dict[str, bytes | None]:
+        return {str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None
+                for p in sorted((tmp_path / "run").rglob("*"))}
+
+    config = tianji_yaml(tmp_path)
+    with FakeOpenAI(reply=reply) as server:
+        assert run(tmp_path, server, "--config", str(config), "--out", "run").returncode == 0
+        ledger = tmp_path / "run/accepted.jsonl"
+        lines = ledger.read_bytes().splitlines(keepends=True)
+        ledger.write_bytes(b"".join(lines[:-1]) + lines[-1][:len(lines[-1]) // 2])
+        before = folder()
+        plan = run(tmp_path, server, "--config", str(config), "--out", "run", "--dry-run")
+        assert plan.returncode == 0, plan.stderr
+        assert "dry run: 1 work items to run (5 already finished)" in plan.stdout
+        assert folder() == before
+        again = run(tmp_path, server, "--config", str(config), "--out", "run")
+    assert again.returncode == 0, again.stderr
+    assert "(1 of 6 items to run)" in again.stdout
+    ids = [r["id"] for r in read_jsonl(ledger)]  # every line whole again
+    assert len(ids) == len(set(ids)) == 6
+
+
 def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
     import graphs.execute
     from recipes.base import recipe_app, run_cli
