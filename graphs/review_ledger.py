@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from agents.errors import InputError
-from graphs.rundir import BadLine, jsonl_lines
+from graphs.rundir import BadLine, cut_torn_tail, jsonl_lines
 
 LEDGER_NAME = "review.jsonl"
 Action = Literal["accept", "reject", "edit", "note", "undo"]
@@ -149,8 +149,9 @@ class StaleRevision(Exception):
 class ReviewLedger:
     """The run folder's review.jsonl with its folded state, kept current as other writers append.
 
-    `append` locks the file (flock), reads what others appended, checks the revision and writes one line,
-    so two tabs — or two `zaoshu review` processes — on one run folder cannot overwrite each other.
+    `append` locks the file (flock), cuts a last line torn by a crash, reads what others appended, checks the
+    revision and writes one line, so two tabs — or two `zaoshu review` processes — on one run folder cannot
+    overwrite each other.
     """
 
     def __init__(self, run_dir: Path):
@@ -183,6 +184,7 @@ class ReviewLedger:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                cut_torn_tail(self.path)  # never saved (a page killed mid-write): ours must not join it
                 self._catch_up()
                 current = self.get(sample_id)
                 if current.rev != base_rev:

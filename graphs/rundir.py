@@ -66,7 +66,7 @@ class Ledger:
             self._fd = -1
 
 
-def _repair_torn_tail(path: Path) -> None:
+def cut_torn_tail(path: Path) -> None:
     """Cut a last line that has no newline (a write torn by a crash): it was never acknowledged."""
     if not path.exists() or path.stat().st_size == 0:
         return
@@ -209,7 +209,7 @@ class RunDir:
         self._ledgers: dict[str, Ledger] = {}
         if lock:
             for ledger in (self.accepted_path, self.rejected_path, self.failed_path):
-                _repair_torn_tail(ledger)  # before reading, and before any append
+                cut_torn_tail(ledger)  # before reading, and before any append
         self.accepted_ids = {r["id"] for r in read_jsonl(self.accepted_path, whole=True)}
         self.rejected_codes = Counter()
         self.rejected_ids = set()
