@@ -162,7 +162,7 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
     if not ignore_review:
         from graphs.review_ledger import apply_review
 
-        samples, review = apply_review(run_dir, samples)
+        samples, review = apply_review(run_dir, samples, bad)
     if not samples:
         why = (" (no line of accepted.jsonl is usable)" if bad
                else " (the reviewer rejected them)" if review.get("dropped") else "")

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agents.console import make_console
 from agents.errors import InputError
 from finetune.formats import FORMATS
 from finetune.preference import PREFERENCE_FORMATS
+from graphs.rundir import BadLine
 
 EXPORT_FORMATS = FORMATS + PREFERENCE_FORMATS
 """Every `zaoshu export --format`: `export_run`'s, then `export_preferences`'s."""
@@ -32,9 +34,10 @@ def _console() -> Console:
     return make_console(highlight=False, soft_wrap=True)
 
 
-def _warn_bad(console: Console, source: str, bad: list) -> None:
+def _warn_bad(console: Console, source: str, bad: list[BadLine]) -> None:
+    """One line for each line skipped, naming the file it is in (a shard's ledger, say), else `source`."""
     for b in bad:
-        console.print(f"[yellow]warning:[/] {source}: {b} (skipped)")
+        console.print(f"[yellow]warning:[/] {escape(f'{b.path or source}: {b}')} (skipped)")
 
 
 def export(
@@ -70,7 +73,7 @@ def export(
         report = export_preferences(run_dir, fmt, skip_artifacts=skip_artifacts, **common)
     else:
         report = export_run(run_dir, fmt, balance=balance, per_tag=per_tag, **common)
-    _warn_bad(console, str(run_dir / ("" if fmt in PREFERENCE_FORMATS else "accepted.jsonl")), report.bad_lines)
+    _warn_bad(console, str(run_dir), report.bad_lines)
     if any(report.review.values()):
         console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "
                       "{added} rejected samples accepted by the reviewer (added)".format(**report.review))

@@ -35,6 +35,7 @@ from typing import Any
 from agents.errors import InputError
 from agents.schemas import ReasonCode, Sample, Turn, draft_context
 from finetune.export import ExportReport
+from graphs.rundir import BadLine
 
 log = logging.getLogger(__name__)
 
@@ -228,17 +229,16 @@ def preference_dataset_info(name: str, file: str, fmt: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- reading a run
 
 
-def read_run(run_dir: Path) -> tuple[list[Sample], list[Sample], list[str]]:
-    """Accepted samples, the samples kept in rejected.jsonl (records with a `sample`), and bad lines."""
-    from finetune.export import BadLine, read_records, read_run_samples
+def read_run(run_dir: Path) -> tuple[list[Sample], list[Sample], list[BadLine]]:
+    """Accepted samples, the samples kept in rejected.jsonl (records with a `sample`), and the lines skipped."""
+    from finetune.export import read_records, read_run_samples
     from graphs.rundir import run_ledgers
 
     accepted, bad = read_run_samples(run_dir)
-    problems = [f"accepted.jsonl {b}" for b in bad]
     rejected: list[Sample] = []
     for path in run_ledgers(run_dir, "rejected.jsonl"):  # every shard
         records, bad_json = read_records(path)
-        problems += [f"rejected.jsonl {b}" for b in bad_json]
+        bad += bad_json
         for number, record in records:
             sample = record.get("sample") if isinstance(record, dict) else None
             if not sample:
@@ -246,8 +246,8 @@ def read_run(run_dir: Path) -> tuple[list[Sample], list[Sample], list[str]]:
             try:
                 rejected.append(Sample.model_validate(sample))
             except ValueError as exc:
-                problems.append(f"rejected.jsonl {BadLine(number, f'invalid sample: {str(exc).splitlines()[0]}')}")
-    return accepted, rejected, problems
+                bad.append(BadLine(number, f"invalid sample: {str(exc).splitlines()[0]}", path))
+    return accepted, rejected, bad
 
 
 def count_drafts(samples: Iterable[Sample]) -> int:
@@ -281,7 +281,7 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     if not ignore_review:  # a sample the reviewer rejected gives no `chosen`
         from graphs.review_ledger import apply_review
 
-        accepted, review = apply_review(run_dir, accepted)
+        accepted, review = apply_review(run_dir, accepted, problems)
     if not accepted and fmt != "kto":
         raise InputError(f"{run_dir} has no accepted samples: a {fmt} pair needs an accepted turn as `chosen` "
                          f"(--format kto writes the rejected drafts)")

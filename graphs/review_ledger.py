@@ -24,13 +24,14 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agents.errors import InputError
+from graphs.rundir import BadLine, cut_torn_tail, jsonl_lines
 
 LEDGER_NAME = "review.jsonl"
 Action = Literal["accept", "reject", "edit", "note", "undo"]
@@ -148,8 +149,9 @@ class StaleRevision(Exception):
 class ReviewLedger:
     """The run folder's review.jsonl with its folded state, kept current as other writers append.
 
-    `append` locks the file (flock), reads what others appended, checks the revision and writes one line,
-    so two tabs — or two `zaoshu review` processes — on one run folder cannot overwrite each other.
+    `append` locks the file (flock), cuts a last line torn by a crash, reads what others appended, checks the
+    revision and writes one line, so two tabs — or two `zaoshu review` processes — on one run folder cannot
+    overwrite each other.
     """
 
     def __init__(self, run_dir: Path):
@@ -182,6 +184,7 @@ class ReviewLedger:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                cut_torn_tail(self.path)  # never saved (a page killed mid-write): ours must not join it
                 self._catch_up()
                 current = self.get(sample_id)
                 if current.rev != base_rev:
@@ -195,11 +198,30 @@ class ReviewLedger:
             return self.get(sample_id)
 
 
-def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str, int]]:
+def review_entries(path: Path, bad: list[BadLine] | None = None) -> Iterator[ReviewEntry]:
+    """Every entry of a review ledger, its last line too, for a reader (export). A line that is not an entry
+    (a last line torn when the review page was killed mid-write) goes to `bad` and is skipped, or without
+    `bad` stops the read (InputError), as `graphs.rundir.jsonl_lines` does."""
+    for number, value in jsonl_lines(path, bad):
+        try:
+            yield ReviewEntry.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]  # e.g. {"loc": ("action",), "msg": "Input should be 'accept', …"}
+            field = ".".join(map(str, first["loc"]))
+            reason = f"not a review entry ({field + ': ' if field else ''}{first['msg']})"
+            if bad is None:
+                raise InputError(f"{path}:{number}: {reason}") from None
+            bad.append(BadLine(number, reason, path))
+
+
+def apply_review(run_dir: Path, samples: list[Any],
+                 bad: list[BadLine] | None = None) -> tuple[list[Any], dict[str, int]]:
     """Exported samples after the reviewer's decisions: edits applied, reviewer-rejected samples dropped,
     rejected samples the reviewer accepted added (from rejected.jsonl). `samples` are `agents.schemas.Sample`s.
 
     Returns the samples and counts {"edited", "dropped", "added"}; without a ledger, `samples` unchanged.
+    A line of review.jsonl or rejected.jsonl that cannot be read is added to `bad` (once: a caller may have
+    read rejected.jsonl itself) and skipped; without `bad` it stops the export.
     """
     from agents.schemas import Sample, Turn
     from graphs.rundir import read_ledger, run_ledgers
@@ -208,7 +230,8 @@ def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str
     counts = {"edited": 0, "dropped": 0, "added": 0}
     if not paths:
         return samples, counts
-    states = fold(entry for path in paths for entry in read_entries(path)[0])
+    found: list[BadLine] | None = None if bad is None else []
+    states = fold(entry for path in paths for entry in review_entries(path, found))
 
     def reviewed(sample: Any, state: SampleReview) -> Any:
         if state.edits:
@@ -229,11 +252,13 @@ def apply_review(run_dir: Path, samples: list[Any]) -> tuple[list[Any], dict[str
     taken = {s.id for s in out}
     wanted = {i for i, s in states.items() if s.status == "accepted"} - taken
     if wanted:
-        for record in read_ledger(run_dir, "rejected.jsonl"):
+        for record in read_ledger(run_dir, "rejected.jsonl", found):
             if record.get("id") in wanted and record.get("sample"):
                 out.append(reviewed(Sample.model_validate(record["sample"]), states[record["id"]]))
                 counts["added"] += 1
                 wanted.discard(record["id"])
+    if bad is not None and found:
+        bad += [b for b in found if b not in bad]
     return out, counts
 
 

@@ -10,8 +10,9 @@
         run.lock               who is writing: one process at a time (flock; released even by kill -9)
 
 Each record is one `os.write` of a whole line to a file opened with O_APPEND, so a killed process
-leaves whole lines; a torn last line (power loss) is cut off when the run is opened again. A reader
-(`runs show`, `export`) leaves the file alone: it skips a line that is not JSON and names it.
+leaves whole lines; a torn last line (power loss) is cut off when a run opens the folder again. A reader
+leaves the file alone: `runs show` and `export` skip a line that is not JSON and name it; a dry run
+passes over a torn last line, as the run will cut it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Ledger:
             self._fd = -1
 
 
-def _repair_torn_tail(path: Path) -> None:
+def cut_torn_tail(path: Path) -> None:
     """Cut a last line that has no newline (a write torn by a crash): it was never acknowledged."""
     if not path.exists() or path.stat().st_size == 0:
         return
@@ -100,17 +101,21 @@ class BadLine:
         return f"line {self.line}: {self.reason}"
 
 
-def jsonl_lines(path: Path, bad: list[BadLine] | None = None) -> Iterator[tuple[int, Any]]:
+def jsonl_lines(path: Path, bad: list[BadLine] | None = None, *,
+                whole: bool = False) -> Iterator[tuple[int, Any]]:
     """`(line number, value)` for each line of a JSONL file; blank lines and a UTF-8 BOM are passed over.
 
     A line that is not JSON (a torn last line, a stray edit) is added to `bad` and skipped — what a
     reader does, so one line never hides the rest. Without `bad` it raises an InputError naming the
-    file and line: a run about to append to the ledger stops instead.
+    file and line: a run about to append to the ledger stops instead. `whole` passes over a last line
+    without its newline (torn, or being written), as a run opening the folder cuts it.
     """
     if not path.exists():
         return
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
+            if whole and not line.endswith(b"\n"):
+                return
             if number == 1:
                 line = line.removeprefix(b"\xef\xbb\xbf")
             if not line.strip():
@@ -129,9 +134,9 @@ def jsonl_lines(path: Path, bad: list[BadLine] | None = None) -> Iterator[tuple[
             bad.append(BadLine(number, reason, path))
 
 
-def read_jsonl(path: Path, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path, bad: list[BadLine] | None = None, *, whole: bool = False) -> Iterator[dict[str, Any]]:
     """Records of a ledger; a line that is not JSON goes to `bad`, or without it stops the read (`jsonl_lines`)."""
-    for _, record in jsonl_lines(path, bad):
+    for _, record in jsonl_lines(path, bad, whole=whole):
         yield record
 
 
@@ -185,8 +190,9 @@ def lock_held(folder: Path) -> bool:
 class RunDir:
     """A run's folder and its ledgers; `finished` holds every id that must not run again.
 
-    Opening one for writing (`lock=True`, the default) takes the folder's `RunLock`; `close()`
-    releases it. A reader (a dry run, `runs show`) passes `lock=False`.
+    Opening one for writing (`lock=True`, the default) takes the folder's `RunLock` and cuts a torn last
+    line off each ledger; `close()` releases the lock. A reader (a dry run) passes `lock=False`: it changes
+    no file, since a run may be appending, and passes over a torn last line as the run will cut it.
     """
 
     def __init__(self, path: Path, *, fsync_every: int = 20, lock: bool = True):
@@ -201,12 +207,13 @@ class RunDir:
         self.config_path = self.path / "config.resolved.yaml"
         self.checkpoints_path = self.path / "checkpoints.sqlite"
         self._ledgers: dict[str, Ledger] = {}
-        for ledger in (self.accepted_path, self.rejected_path, self.failed_path):
-            _repair_torn_tail(ledger)  # before reading, and before any append
-        self.accepted_ids = {r["id"] for r in read_jsonl(self.accepted_path)}
+        if lock:
+            for ledger in (self.accepted_path, self.rejected_path, self.failed_path):
+                cut_torn_tail(ledger)  # before reading, and before any append
+        self.accepted_ids = {r["id"] for r in read_jsonl(self.accepted_path, whole=True)}
         self.rejected_codes = Counter()
         self.rejected_ids = set()
-        for record in read_jsonl(self.rejected_path):
+        for record in read_jsonl(self.rejected_path, whole=True):
             self.rejected_ids.add(record["id"])
             self.rejected_codes.update(record.get("codes", []))
 

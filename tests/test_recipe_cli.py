@@ -564,6 +564,72 @@ def test_a_torn_ledger_line_is_skipped_and_named_by_runs_show_as_export_does(tmp
     assert ledger.read_bytes() == torn  # a reader leaves the ledger as it found it
 
 
+def test_a_reviewed_runs_torn_lines_in_rejected_and_review_ledgers_are_skipped_and_named_by_export(tmp_path):
+    """Export of a reviewed run read rejected.jsonl strictly (for the rejects the reviewer accepted): a torn
+    last line there stopped it; a torn last line of review.jsonl (the review page killed) was dropped unsaid."""
+    from tests.test_cli import zaoshu
+
+    def picky(req):  # the critic rejects both 春节 greetings
+        if "- decision" in req.system and "春节" in req.text:
+            return {**ACCEPT, "decision": "reject", "reason_codes": ["STYLE_MISMATCH"], "reasons": ["太随意"]}
+        return reply(req)
+
+    with FakeOpenAI(reply=picky) as server:
+        made = run(tmp_path, server, "--config", str(tianji_yaml(tmp_path)), "--out", "run")
+    assert made.returncode == 0, made.stderr
+    accepted = [r["id"] for r in read_jsonl(tmp_path / "run/accepted.jsonl")]
+    rejected = tmp_path / "run/rejected.jsonl"
+    lines = rejected.read_bytes().splitlines(keepends=True)
+    assert len(accepted) == 4 and len(lines) == 2
+    rejected.write_bytes(lines[0] + lines[1][:len(lines[1]) // 2])
+    decisions = [{"id": json.loads(lines[0])["id"], "action": "accept", "rev": 1, "base_rev": 0},
+                 {"id": accepted[0], "action": "reject", "reason": "STYLE_MISMATCH", "rev": 1, "base_rev": 0}]
+    review = tmp_path / "run/review.jsonl"
+    review.write_text("".join(json.dumps(d) + "\n" for d in decisions) + '{"id": "' + accepted[1] + '", "act',
+                      encoding="utf-8")
+    before = {p: p.read_bytes() for p in (rejected, review)}
+
+    skipped = ["warning: run/rejected.jsonl: line 2: invalid JSON", "warning: run/review.jsonl: line 3: invalid JSON"]
+    exported = zaoshu("export", "run", "--keep-meta", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    out = exported.stdout.splitlines()
+    assert sorted(line.split(" (")[0] for line in out if line.startswith("warning:")) == skipped
+    assert ("review.jsonl: 0 edited, 1 rejected by the reviewer (dropped), 1 rejected samples accepted by the "
+            "reviewer (added)") in out
+    assert "all: 4 records → run/exports/xtuner/all.jsonl" in out
+    records = [json.loads(line) for line in (tmp_path / "run/exports/xtuner/all.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted([*accepted[1:], decisions[0]["id"]])
+    kto = zaoshu("export", "run", "--format", "kto", cwd=tmp_path)  # reads rejected.jsonl itself too: named once
+    assert kto.returncode == 0, kto.stderr
+    assert sorted(line.split(" (")[0] for line in kto.stdout.splitlines() if line.startswith("warning:")) == skipped
+    assert {p: p.read_bytes() for p in before} == before  # a reader leaves the ledgers as it found them
+
+
+def test_a_dry_run_leaves_a_torn_ledger_byte_for_byte_and_the_next_run_repairs_it(tmp_path):
+    """--dry-run opened the run folder as the run does and cut a torn last line off accepted.jsonl: a look
+    must not write to a folder another process may be writing. The run itself still cuts it and redoes the item."""
+    def folder() -> dict[str, bytes | None]:
+        return {str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None
+                for p in sorted((tmp_path / "run").rglob("*"))}
+
+    config = tianji_yaml(tmp_path)
+    with FakeOpenAI(reply=reply) as server:
+        assert run(tmp_path, server, "--config", str(config), "--out", "run").returncode == 0
+        ledger = tmp_path / "run/accepted.jsonl"
+        lines = ledger.read_bytes().splitlines(keepends=True)
+        ledger.write_bytes(b"".join(lines[:-1]) + lines[-1][:len(lines[-1]) // 2])
+        before = folder()
+        plan = run(tmp_path, server, "--config", str(config), "--out", "run", "--dry-run")
+        assert plan.returncode == 0, plan.stderr
+        assert "dry run: 1 work items to run (5 already finished)" in plan.stdout
+        assert folder() == before
+        again = run(tmp_path, server, "--config", str(config), "--out", "run")
+    assert again.returncode == 0, again.stderr
+    assert "(1 of 6 items to run)" in again.stdout
+    ids = [r["id"] for r in read_jsonl(ledger)]  # every line whole again
+    assert len(ids) == len(set(ids)) == 6
+
+
 def test_ctrl_c_before_the_run_starts_says_how_to_go_on(monkeypatch, capsys):
     import graphs.execute
     from recipes.base import recipe_app, run_cli

@@ -166,6 +166,18 @@ def test_lines_appended_while_the_page_is_open_appear_on_the_next_request(client
     assert ids(client.get("/?code=DUPLICATE").text) == ["qa0004"]
 
 
+def test_a_decision_after_a_torn_last_line_is_saved_whole_and_the_page_keeps_working(run):
+    """The review page killed mid-write leaves a torn last line in review.jsonl; the next page appended its
+    decision onto it, one line that is neither, and every request after that failed on it."""
+    first = json.dumps({"id": "qa0004", "action": "reject", "reason": "DUPLICATE", "rev": 1, "base_rev": 0})
+    (run / "review.jsonl").write_text(first + '\n{"id": "qa0001", "act', encoding="utf-8")
+    client = page_client(run)  # the page started again
+    n = sid(client.get("/?q=黑熊精").text, "qa0000")
+    assert "accepted" in client.post(f"/sample/{n}/accept", data={"base_rev": 0}).text
+    assert [(ln["id"], ln["action"]) for ln in ledger_lines(run)] == [("qa0004", "reject"), ("qa0000", "accept")]
+    assert ids(client.get("/?review=accepted").text) == ["qa0000"]
+
+
 def test_a_large_folder_filters_within_a_second(tmp_path):
     import time
 

@@ -68,6 +68,23 @@ def test_two_shards_read_as_one_run_by_runs_show_and_export(tmp_path):
     assert exported[0] == exported[1] and len(exported[0]) == len(ids(tmp_path / "single"))
 
 
+def test_exports_warning_names_the_shards_ledger_that_holds_the_torn_line(tmp_path):
+    """A torn last line in a shard's accepted.jsonl was said to be in the run's own accepted.jsonl, a file
+    a sharded run does not have."""
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        for shard in ("1/2", "2/2"):
+            assert sh(tmp_path, "--config", str(config), "--out", "run", "--shard", shard).returncode == 0
+    ledger = tmp_path / "run/shards/2-of-2/accepted.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    ledger.write_bytes(b"".join(lines[:-1]) + lines[-1][:20])
+    for fmt in ("openai", "kto"):  # a sample export and a preference export
+        exported = zaoshu(tmp_path, "export", "run", "--format", fmt)
+        assert exported.returncode == 0, exported.stderr
+        assert exported.stdout.splitlines()[0].startswith(
+            f"warning: run/shards/2-of-2/accepted.jsonl: line {len(lines)}: invalid JSON ("), exported.stdout
+
+
 def test_changing_the_shard_count_or_mixing_unsharded_is_refused_in_one_line(tmp_path):
     with FakeOpenAI(reply=reply) as server:
         config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
