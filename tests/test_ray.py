@@ -90,17 +90,23 @@ def test_two_workers_run_every_item_once_under_one_rpm(tmp_path, cluster):
     assert (starts[-1] - starts[0]) / (len(starts) - 1) >= interval * 0.95
 
 
+def ray_run_until_two_accepted(tmp_path, cluster, yaml_path, out: str, concurrency: int) -> subprocess.Popen:
+    """A `--ray --workers 2` run of `yaml_path` into `out`, returned once its ledger holds 2 accepted samples."""
+    proc = subprocess.Popen(recipe(tmp_path, yaml_path, "--out", out, "--ray", "--ray-address", cluster,
+                                   "--workers", "2", "--concurrency", str(concurrency)),
+                            cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ledger = tmp_path / out / "accepted.jsonl"
+    deadline = time.monotonic() + 120
+    while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    return proc
+
+
 def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster):
     with FakeOpenAI(reply=reply, latency=0.4) as server:
         yaml_path = config(tmp_path, server, roles=4)
-        proc = subprocess.Popen(recipe(tmp_path, yaml_path, "--out", "run", "--ray", "--ray-address", cluster,
-                                       "--workers", "2", "--concurrency", "4"),
-                                cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ledger = tmp_path / "run" / "accepted.jsonl"
-        deadline = time.monotonic() + 120
-        while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
+        proc = ray_run_until_two_accepted(tmp_path, cluster, yaml_path, "run", concurrency=4)
         victim = ray.get_actor("zaoshu-worker-run-0", namespace="zaoshu")
         ray.kill(victim, no_restart=False)  # as a crashed machine would: Ray restarts it
         out, err = proc.communicate(timeout=180)
@@ -115,14 +121,8 @@ def test_a_killed_ray_run_leaves_its_spending_in_stats_for_the_next_budget(tmp_p
     finish, as in a local run, so the killed session's counts show and the next --budget counts what it spent."""
     with FakeOpenAI(reply=reply, latency=0.4) as server:
         yaml_path = config(tmp_path, server, roles=4)
-        proc = subprocess.Popen(recipe(tmp_path, yaml_path, "--out", "killed", "--ray", "--ray-address", cluster,
-                                       "--workers", "2", "--concurrency", "2"),
-                                cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = ray_run_until_two_accepted(tmp_path, cluster, yaml_path, "killed", concurrency=2)
         ledger = tmp_path / "killed" / "accepted.jsonl"
-        deadline = time.monotonic() + 120
-        while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
         time.sleep(0.6)  # one stats interval (graphs.execute.CHECKPOINT_S)
         proc.kill()
         proc.communicate(timeout=60)

@@ -336,37 +336,22 @@ def test_the_dry_run_counts_no_call_for_an_excluded_role_scene_cell(tmp_path):
     assert rows["responder"] == "5" and rows["critic"] == "5"
 
 
-def test_more_variants_than_a_run_can_hold_is_one_line_at_once(tmp_path):
-    """variants_per_cell: 100000000 kept even --dry-run busy listing 109,200,000,000 items (memory and hours)."""
-    config = yaml.safe_load((REPO / "recipes/tianji/tianji.yaml").read_text(encoding="utf-8"))
-    path = tmp_path / "tianji.yaml"
-    path.write_text(yaml.safe_dump({**config, "variants_per_cell": 100_000_000}, allow_unicode=True), encoding="utf-8")
-    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", timeout=20)  # it answers in ~2 s
-    assert result.returncode == 1 and result.stderr.strip() == (
-        f"error: {path}: key 'variants_per_cell': Value error, variants_per_cell 100,000,000 × 1,092 cells "
-        f"(28 roles × 13 scenes × 3 styles) = 109,200,000,000 work items; a run holds at most 1,000,000: "
-        f"set variants_per_cell to 915 or less")
-    assert not (tmp_path / "runs").exists()
+TOO_MANY = [  # (recipe, key, the error after the key): 10**8 of a count kept even --dry-run busy listing items for hours
+    ("tianji", "variants_per_cell", "variants_per_cell 100,000,000 × 1,092 cells (28 roles × 13 scenes × 3 styles) "
+     "= 109,200,000,000 work items; a run holds at most 1,000,000: set variants_per_cell to 915 or less"),
+    ("emollm", "dialogues_per_scene", "dialogues_per_scene 100,000,000 × 432 cells (16 areas × 27 emotions) = "
+     "43,200,000,000 work items; a run holds at most 1,000,000: set dialogues_per_scene to 2,314 or less"),
+    ("wulewule", "questions_per_aspect", "questions_per_aspect 100,000,000 × 18 aspects = 1,800,000,000 work items; "
+     "a run holds at most 1,000,000: set questions_per_aspect to 55,555 or less"),
+]
 
 
-def test_more_dialogues_than_a_run_can_hold_is_one_line_at_once(tmp_path):
-    """emollm: dialogues_per_scene: 100000000 kept even --dry-run busy listing 43,200,000,000 items."""
-    path = recipe_yaml(tmp_path, "emollm", dialogues_per_scene=100_000_000)
-    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe="emollm", timeout=20)  # ~2 s
-    assert result.returncode == 1 and result.stderr.strip() == (
-        f"error: {path}: key 'dialogues_per_scene': Value error, dialogues_per_scene 100,000,000 × 432 cells "
-        f"(16 areas × 27 emotions) = 43,200,000,000 work items; a run holds at most 1,000,000: "
-        f"set dialogues_per_scene to 2,314 or less")
-    assert not (tmp_path / "runs").exists()
-
-
-def test_more_questions_per_aspect_than_a_run_can_hold_is_one_line_at_once(tmp_path):
-    """wulewule: questions_per_aspect: 100000000 kept even --dry-run busy listing 1,800,000,000 items."""
-    path = recipe_yaml(tmp_path, "wulewule", questions_per_aspect=100_000_000)
-    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe="wulewule", timeout=20)  # ~2 s
-    assert result.returncode == 1 and result.stderr.strip() == (
-        f"error: {path}: key 'questions_per_aspect': Value error, questions_per_aspect 100,000,000 × 18 aspects "
-        f"= 1,800,000,000 work items; a run holds at most 1,000,000: set questions_per_aspect to 55,555 or less")
+@pytest.mark.parametrize("name, key, problem", TOO_MANY)
+def test_more_items_than_a_run_can_hold_is_one_line_at_once(tmp_path, name, key, problem):
+    path = recipe_yaml(tmp_path, name, **{key: 100_000_000})
+    result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe=name, timeout=20)  # it answers in ~2 s
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {path}: key '{key}': Value error, {problem}"
     assert not (tmp_path / "runs").exists()
 
 
