@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from agents.errors import InputError
 from agents.schemas import Sample
 from finetune.formats import FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record, to_format
-from graphs.rundir import BadLine, jsonl_lines
+from graphs.ledger import BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

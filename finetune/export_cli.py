@@ -24,7 +24,7 @@ from agents.console import make_console
 from agents.errors import InputError
 from finetune.formats import FORMATS
 from finetune.preference import PREFERENCE_FORMATS
-from graphs.rundir import BadLine
+from graphs.ledger import BadLine
 
 EXPORT_FORMATS = FORMATS + PREFERENCE_FORMATS
 """Every `zaoshu export --format`: `export_run`'s, then `export_preferences`'s."""

@@ -35,7 +35,7 @@ from typing import Any
 from agents.errors import InputError
 from agents.schemas import ReasonCode, Sample, Turn, draft_context
 from finetune.export import ExportReport
-from graphs.rundir import BadLine
+from graphs.ledger import BadLine
 
 log = logging.getLogger(__name__)
 

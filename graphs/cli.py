@@ -72,7 +72,8 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
 def summarize_run(run: Path) -> dict:
     """Counts by reason code and by aspect / persona / scene / style / emotion / area, over the ledger lines
     that can be read; `skipped` names each one that cannot (e.g. a last line torn by a crash), as export does."""
-    from graphs.rundir import BadLine, read_ledger
+    from graphs.ledger import BadLine
+    from graphs.rundir import read_ledger
 
     stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
     codes: Counter[str] = Counter()

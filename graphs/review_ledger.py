@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from agents.errors import InputError
-from graphs.rundir import BadLine, cut_torn_tail, jsonl_lines
+from graphs.ledger import BadLine, cut_torn_tail, jsonl_lines
 
 LEDGER_NAME = "review.jsonl"
 Action = Literal["accept", "reject", "edit", "note", "undo"]
@@ -201,7 +201,7 @@ class ReviewLedger:
 def review_entries(path: Path, bad: list[BadLine] | None = None) -> Iterator[ReviewEntry]:
     """Every entry of a review ledger, its last line too, for a reader (export). A line that is not an entry
     (a last line torn when the review page was killed mid-write) goes to `bad` and is skipped, or without
-    `bad` stops the read (InputError), as `graphs.rundir.jsonl_lines` does."""
+    `bad` stops the read (InputError), as `graphs.ledger.jsonl_lines` does."""
     for number, value in jsonl_lines(path, bad):
         try:
             yield ReviewEntry.model_validate(value)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from graphs.rundir import read_jsonl
+from graphs.ledger import read_jsonl
 from tests.fake_openai import FakeOpenAI
 from tests.fake_services import FakeHuixiangDou, FakeSerper, Reply
 from tests.recipe_replies import reply

@@ -145,7 +145,7 @@ def test_after_a_pause_a_rerun_goes_on_with_the_next_items_and_fresh_starts_over
     """The pause said "Rerun the same command to go on checking": a rerun with ZAOSHU_JSON_MODE=prompt left
     the first K items rejected, and the message never named --fresh, which runs them again."""
     from graphs.failfast import HINTS
-    from graphs.rundir import read_jsonl
+    from graphs.ledger import read_jsonl
     from tests.recipe_replies import reply
     from tests.test_recipe_cli import run, tianji_yaml
 

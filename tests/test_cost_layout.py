@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from graphs.rundir import read_jsonl
+from graphs.ledger import read_jsonl
 from tests.fake_openai import FakeOpenAI
 from tests.recipe_replies import reply
 from tests.test_recipe_cli import REPO, run

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from graphs.rundir import read_jsonl
+from graphs.ledger import read_jsonl
 from knowledge.index import DB_FILE
 from recipes.docqa.corpus import chunk_hash
 from tests.docqa_corpus import make_corpus, make_second

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from graphs.rundir import read_jsonl
+from graphs.ledger import read_jsonl
 from knowledge.cli import app as kb_app
 from recipes.docqa.__main__ import app as docqa_app
 from tests.docqa_corpus import make_corpus

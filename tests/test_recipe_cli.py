@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from agents.structured import CUT_SHOWN, REASK_CUT_PROMPT
-from graphs.rundir import read_jsonl
+from graphs.ledger import read_jsonl
 from tests.fake_openai import FakeOpenAI
 from tests.recipe_replies import ACCEPT, reply
 

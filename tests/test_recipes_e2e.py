@@ -12,7 +12,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from graphs.rundir import read_jsonl
+from graphs.ledger import read_jsonl
 from graphs.execute import execute
 from graphs.session import RunRequest
 from recipes.emollm.recipe import EmoLLM

@@ -14,7 +14,8 @@ from agents.settings import load_settings
 from graphs.cli import runs_app
 from graphs.observer import RichTracer
 from graphs.review import ReviewDecision, ReviewInvoker, build_review_graph
-from graphs.rundir import RunDir, read_jsonl
+from graphs.ledger import read_jsonl
+from graphs.rundir import RunDir
 from graphs.runner import Runner, RunOptions
 from tests.fake_openai import FakeOpenAI
 from tests.three_call_graph import Ctx, build_graph, items, script

@@ -16,7 +16,8 @@ import pytest
 
 from agents.llm import Usage, make_clients
 from agents.settings import load_settings
-from graphs.rundir import RunDir, read_jsonl
+from graphs.ledger import read_jsonl
+from graphs.rundir import RunDir
 from graphs.runner import Budget, Runner, RunOptions
 from tests.fake_openai import Fault, FakeOpenAI
 from tests.three_call_graph import Ctx, build_graph, items, script

@@ -158,7 +158,7 @@ class DocQA(Recipe):
 
     def finish(self, config: DocQAConfig, run_dir: Path, console: Console) -> None:
         """Account for every chunk, merge the model's labels into tags.yaml, extend stats.json."""
-        from graphs.rundir import read_jsonl
+        from graphs.ledger import read_jsonl
 
         plan = self._plan
         if plan is None:
