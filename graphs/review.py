@@ -17,6 +17,7 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel
 
 from agents.schemas import ReasonCode
+from graphs.review_ledger import blank_answer
 from graphs.state import plain
 
 
@@ -91,7 +92,8 @@ class ReviewInvoker:
 
 
 class ConsoleReviewer:
-    """Asks on the terminal: [a]ccept, [r]eject with a reason, [e]dit the last answer."""
+    """Asks on the terminal: [a]ccept, [r]eject with a reason, [e]dit the last answer (a blank answer is
+    refused, as on the review page, and the question asked again)."""
 
     def __init__(self, console):
         self.console = console
@@ -105,12 +107,17 @@ class ConsoleReviewer:
 
         body = "\n\n".join(f"[bold]问[/] {t['input']}\n[bold]答[/] {t['output']}" for t in sample["turns"])
         self.console.print(Panel(body, title=f"review {sample['id']}", subtitle=str(sample.get("meta", {}).get("aspect", ""))))
-        choice = Prompt.ask("[a]ccept / [r]eject / [e]dit", choices=["a", "r", "e"], default="a",
-                            console=self.console)
-        if choice == "r":
-            return ReviewDecision(action="reject", reason=Prompt.ask("reason", console=self.console))
-        if choice == "e":
+        while True:
+            choice = Prompt.ask("[a]ccept / [r]eject / [e]dit", choices=["a", "r", "e"], default="a",
+                                console=self.console)
+            if choice == "r":
+                return ReviewDecision(action="reject", reason=Prompt.ask("reason", console=self.console))
+            if choice != "e":
+                return ReviewDecision(action="accept")
             turns = [dict(t) for t in sample["turns"]]
-            turns[-1]["output"] = Prompt.ask("new answer", default=turns[-1]["output"], console=self.console)
+            answer = Prompt.ask("new answer", default=turns[-1]["output"], console=self.console)
+            if problem := blank_answer("edit", {"output": answer}):  # the review page's rule
+                self.console.print(f"[yellow]{problem}[/]", highlight=False)
+                continue  # asked again: an empty answer never becomes a training sample
+            turns[-1]["output"] = answer
             return ReviewDecision(action="edit", turns=turns)
-        return ReviewDecision(action="accept")

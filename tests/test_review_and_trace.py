@@ -3,6 +3,7 @@
 import asyncio
 import io
 import json
+import subprocess
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -111,3 +112,20 @@ async def test_runs_list_and_show(tmp_path, monkeypatch):
     data = json.loads(shown.stdout)
     assert data["codes"] == {"HONORIFIC": 1, "TOO_SHORT": 1}
     assert data["by"]["style"] == {"小红书 (accepted)": 1, "正常 (rejected)": 1}
+
+
+def test_a_blank_new_answer_on_the_terminal_is_asked_for_again_never_saved(tmp_path):
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])  # one item
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive")
+        # edit, a blank answer (spaces), then edit again with a real one
+        result = subprocess.run(cmd, cwd=cwd, env=env, input="e\n   \ne\n奶奶生日快乐，身体健康！\n",
+                                capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "an empty answer was not saved: write the answer, or reject the sample" in result.stdout
+    [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
+    assert sample["turns"] == [{"input": "祝奶奶生日", "output": "奶奶生日快乐，身体健康！"}]
+    assert sample["meta"]["review"]["turns"] == sample["turns"]
