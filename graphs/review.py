@@ -108,7 +108,8 @@ class ConsoleReviewer:
         body = "\n\n".join(f"[bold]问[/] {t['input']}\n[bold]答[/] {t['output']}" for t in sample["turns"])
         self.console.print(Panel(body, title=f"review {sample['id']}", subtitle=str(sample.get("meta", {}).get("aspect", ""))))
         while True:
-            choice = Prompt.ask("[a]ccept / [r]eject / [e]dit", choices=["a", "r", "e"], default="a",
+            # \[ : a literal bracket, not rich markup (which showed "ccept / eject / dit")
+            choice = Prompt.ask(r"\[a]ccept / \[r]eject / \[e]dit", choices=["a", "r", "e"], default="a",
                                 console=self.console)
             if choice == "r":
                 return ReviewDecision(action="reject", reason=Prompt.ask("reason", console=self.console))

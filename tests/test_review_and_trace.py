@@ -125,6 +125,7 @@ def test_a_blank_new_answer_on_the_terminal_is_asked_for_again_never_saved(tmp_p
         result = subprocess.run(cmd, cwd=cwd, env=env, input="e\n   \ne\n奶奶生日快乐，身体健康！\n",
                                 capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
+    assert "[a]ccept / [r]eject / [e]dit [a/r/e] (a):" in result.stdout
     assert "an empty answer was not saved: write the answer, or reject the sample" in result.stdout
     [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
     assert sample["turns"] == [{"input": "祝奶奶生日", "output": "奶奶生日快乐，身体健康！"}]
