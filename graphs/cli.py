@@ -71,24 +71,27 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
 
 def summarize_run(run: Path) -> dict:
     """Counts by reason code and by aspect / persona / scene / style / emotion / area, over the ledger lines
-    that can be read; `skipped` names each one that cannot (e.g. a last line torn by a crash), as export does."""
+    that can be read (`lines`: how many, per ledger); `skipped` names each one that cannot (e.g. a last line
+    torn by a crash), as export does. `stats` is stats.json, {} for a folder without one (a merge's)."""
     from graphs.ledger import BadLine
     from graphs.rundir import read_ledger
 
     stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
     codes: Counter[str] = Counter()
+    lines = {"accepted": 0, "rejected": 0}
     by_field: dict[str, Counter[str]] = {}
     skipped: list[BadLine] = []
     fields = ("aspect", "role", "scene", "style", "emotion", "area", "item_kind", "tag")
     for status in ("accepted", "rejected"):  # every shard of the run
         for record in read_ledger(run, f"{status}.jsonl", skipped):
+            lines[status] += 1
             if status == "rejected":
                 codes.update(record.get("codes", []))
             meta = (record.get("meta") or {}) if status == "accepted" else {**(record.get("key") or {})}
             for name in fields:
                 if meta.get(name) is not None:
                     by_field.setdefault(name, Counter())[f"{meta[name]} ({status})"] += 1
-    summary = {"stats": stats, "codes": dict(codes.most_common()),
+    summary = {"stats": stats, "lines": lines, "codes": dict(codes.most_common()),
                "by": {k: dict(v.most_common()) for k, v in by_field.items()}}
     stale = stale_samples(read_ledger(run, "accepted.jsonl", []))  # its unreadable lines are in `skipped` already
     if stale is not None:
@@ -138,10 +141,15 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
     for line in summary.get("skipped", []):
         console.print(f"[yellow]warning:[/] {escape(line)} (skipped)", highlight=False)
     s = summary["stats"]
-    console.print(f"[bold]{run}[/]  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
-                  f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
-                  f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
-                  f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
+    if not s:  # e.g. `zaoshu merge --out`: samples, but no run made them here
+        n = summary["lines"]
+        console.print(f"[bold]{escape(str(run))}[/]  accepted {n['accepted']}  rejected {n['rejected']}  "
+                      "(ledger lines; no stats.json, so no status, failures, tokens or cost)", highlight=False)
+    else:
+        console.print(f"[bold]{run}[/]  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
+                      f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
+                      f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
+                      f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
     if summary.get("stale"):
         st = summary["stale"]
         console.print(f"stale: {st['deleted'] + st['changed']} samples come from files deleted ({st['deleted']}) "

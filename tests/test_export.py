@@ -279,6 +279,22 @@ def test_cli_export_user_mistake_is_an_input_error(cli, run):
                                      "xtuner, openai, alpaca, sharegpt, pretrain, dpo, kto, xtuner-dpo")
 
 
+def test_runs_show_of_a_merged_folder_counts_its_ledger_lines(run, tmp_path, capsys):
+    """`zaoshu merge --out` writes accepted.jsonl only: `runs show` said "accepted 0" (stats.json's count,
+    absent) above tables that counted 12 samples."""
+    other = write_run(tmp_path / "other", make_samples(12))
+    assert zaoshu("merge", run, other, "--out", tmp_path / "m") == 0
+    capsys.readouterr()
+    assert zaoshu("runs", "show", tmp_path / "m") == 0
+    shown = capsys.readouterr().out
+    assert f"{tmp_path / 'm'}  accepted 12  rejected 0  (ledger lines; no stats.json, so no status, failures, " \
+           "tokens or cost)" in " ".join(shown.split("\n"))
+    assert "by aspect" in shown and "剧情 (accepted) │     8" in shown
+    assert zaoshu("runs", "show", tmp_path / "m", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stats"] == {} and summary["lines"] == {"accepted": 12, "rejected": 0}
+
+
 def test_cli_merge_and_stats(cli, run, tmp_path):
     other = write_run(tmp_path / "other", make_samples(12))
     result = CliRunner().invoke(cli, ["merge", str(run), str(other), "--out", str(tmp_path / "m")])
