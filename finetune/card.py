@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from agents.schemas import Sample
+from graphs.ledger import BadLine
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,10 @@ def read_facts(run_dir: Path) -> RunFacts:
     stats = _read_json(run_dir / "stats.json")
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
-                     accepted=samples, stats=stats, config=config, bad_lines=[str(b) for b in bad])
+                     accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad])
     for path in run_ledgers(run_dir, "rejected.jsonl"):
         records, bad_json = read_records(path)
-        facts.bad_lines += [f"rejected.jsonl {b}" for b in bad_json]
+        facts.bad_lines += [_in_run(b, run_dir) for b in bad_json]
         for _, record in records:
             facts.rejected += 1
             facts.rejected_codes.update(str(c) for c in (record.get("codes") or ["(none)"]))
@@ -123,6 +124,15 @@ def read_facts(run_dir: Path) -> RunFacts:
     else:
         facts.chunks_total, facts.chunks_used = len(chunks), len(used & chunks)
     return facts
+
+
+def _in_run(bad: BadLine, run_dir: Path) -> str:
+    """A line that could not be read, named by its file within the run, as `zaoshu export` names it:
+    "shards/1-of-2/rejected.jsonl: line 3: invalid JSON (…)" (a card is published: no absolute path)."""
+    path = bad.path
+    if path is not None and path.is_relative_to(run_dir):
+        path = path.relative_to(run_dir)
+    return f"{path}: {bad}" if path is not None else str(bad)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def test_card_with_no_stats_and_no_index_still_writes(tmp_path):
         .model_dump_json() + "\n{broken\n", encoding="utf-8")
     card = write_card(tmp_path).read_text(encoding="utf-8")
     assert "**1** 条样本" in card and "stats.json 没有记录各角色的用量。" in card
-    assert "无法读取的行：line 2: invalid JSON" in card
+    assert "无法读取的行：accepted.jsonl: line 2: invalid JSON" in card
 
 
 def test_docstring_examples_of_the_new_modules():
@@ -137,3 +137,34 @@ def test_docstring_examples_of_the_new_modules():
     for module in (finetune.card, card_plots, finetune.preference):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_card_names_the_file_of_each_unreadable_line_of_a_sharded_run(tmp_path):
+    """The card listed "line 3: invalid JSON" (which accepted.jsonl?) and "rejected.jsonl line 2: …" (which
+    shard's?); it names the file within the run, as `zaoshu export` does."""
+    from tests.fake_openai import FakeOpenAI
+    from tests.recipe_replies import ACCEPT, reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    def picky(req):  # the critic rejects both 春节 greetings
+        if "- decision" in req.system and "春节" in req.text:
+            return {**ACCEPT, "decision": "reject", "reason_codes": ["STYLE_MISMATCH"], "reasons": ["太随意"]}
+        return reply(req)
+
+    config = tianji_yaml(tmp_path)  # 2 roles × 3 scenes
+    with FakeOpenAI(reply=picky) as server:
+        for shard in ("1/2", "2/2"):
+            made = run(tmp_path, server, "--config", str(config), "--out", "run", "--shard", shard, "--judge", "on")
+            assert made.returncode == 0, made.stderr
+    torn = []
+    for ledger in sorted((tmp_path / "run/shards").glob("*/*ed.jsonl")):  # accepted.jsonl, rejected.jsonl
+        lines = ledger.read_bytes().splitlines(keepends=True)
+        if lines:
+            ledger.write_bytes(b"".join(lines[:-1]) + lines[-1][:len(lines[-1]) // 2])
+            torn.append(f"{ledger.relative_to(tmp_path / 'run')}: line {len(lines)}: invalid JSON")
+    assert {t.split(":")[0].split("/")[-1] for t in torn} == {"accepted.jsonl", "rejected.jsonl"}
+
+    assert zaoshu("card", tmp_path / "run") == 0
+    card = (tmp_path / "run/DATASET_CARD.md").read_text(encoding="utf-8")
+    listed = [line.removeprefix("- 无法读取的行：") for line in card.splitlines() if line.startswith("- 无法读取的行：")]
+    assert sorted(line.split(" (")[0] for line in listed) == torn
