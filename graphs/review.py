@@ -102,11 +102,14 @@ class ConsoleReviewer:
         return await asyncio.to_thread(self._ask, sample)
 
     def _ask(self, sample: dict[str, Any]) -> ReviewDecision:
+        from rich.markup import escape
         from rich.panel import Panel
         from rich.prompt import Prompt
 
-        body = "\n\n".join(f"[bold]问[/] {t['input']}\n[bold]答[/] {t['output']}" for t in sample["turns"])
-        self.console.print(Panel(body, title=f"review {sample['id']}", subtitle=str(sample.get("meta", {}).get("aspect", ""))))
+        # a sample is text, not markup: 「[/]」 in an answer would stop the review with a MarkupError
+        body = "\n\n".join(f"[bold]问[/] {escape(t['input'])}\n[bold]答[/] {escape(t['output'])}" for t in sample["turns"])
+        self.console.print(Panel(body, title=f"review {sample['id']}",
+                                 subtitle=escape(str(sample.get("meta", {}).get("aspect", "")))))
         while True:
             # \[ : a literal bracket, not rich markup (which showed "ccept / eject / dit")
             choice = Prompt.ask(r"\[a]ccept / \[r]eject / \[e]dit", choices=["a", "r", "e"], default="a",

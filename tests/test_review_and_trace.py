@@ -130,3 +130,17 @@ def test_a_blank_new_answer_on_the_terminal_is_asked_for_again_never_saved(tmp_p
     [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
     assert sample["turns"] == [{"input": "祝奶奶生日", "output": "奶奶生日快乐，身体健康！"}]
     assert sample["meta"]["review"]["turns"] == sample["turns"]
+
+
+def test_the_terminal_review_shows_a_sample_as_written_brackets_and_all(tmp_path):
+    """A sample is text, not rich markup: 「[/]」 in it had stopped the review with a MarkupError."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "[b]同事[/]", "relation": "peer"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive")
+        result = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "问 祝[b]同事[/]生日" in result.stdout
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
