@@ -187,16 +187,10 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
 
     invoke = None
     if request.interactive:
-        import aiosqlite
-        from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from graphs.review import ConsoleReviewer, ReviewInvoker, build_review_graph, review_checkpoints
 
-        from graphs.review import ConsoleReviewer, ReviewInvoker, build_review_graph
-        from graphs.state import SERDE_TYPES
-
-        conn = await aiosqlite.connect(str(run.checkpoints_path))
-        # the checkpoints read back only our state's types (WorkItem, Sample…): allowed by name, not warned about
-        saver = AsyncSqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=SERDE_TYPES))
+        checkpoints = review_checkpoints(run.checkpoints_path)
+        saver = await checkpoints.__aenter__()
         review_graph = build_review_graph(graph).compile(checkpointer=saver)
         invoke = ReviewInvoker(review_graph, ConsoleReviewer(console), ctx)
     runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke,
@@ -206,7 +200,7 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
         return await runner.run(items)  # it skips the finished ones
     finally:
         if request.interactive:
-            await conn.close()
+            await checkpoints.__aexit__(None, None, None)
 
 
 def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: float, status: str,

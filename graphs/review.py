@@ -9,6 +9,9 @@ question without calling any model again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -18,7 +21,7 @@ from pydantic import BaseModel
 
 from agents.schemas import ReasonCode
 from graphs.review_ledger import blank_answer
-from graphs.state import plain
+from graphs.state import SERDE_TYPES, plain
 
 
 class ReviewDecision(BaseModel):
@@ -29,6 +32,18 @@ class ReviewDecision(BaseModel):
 
 class Reviewer(Protocol):
     async def review(self, sample: dict[str, Any]) -> ReviewDecision: ...
+
+
+@asynccontextmanager
+async def review_checkpoints(path: Path) -> AsyncIterator[Any]:
+    """The SQLite checkpointer of a run's reviews. Its serializer reads back only our state's types
+    (graphs.state.SERDE_TYPES), allowed by name: LangGraph warns about any other type it unpickles."""
+    import aiosqlite
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with aiosqlite.connect(str(path)) as conn:
+        yield AsyncSqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=SERDE_TYPES))
 
 
 class ReviewState(TypedDict, total=False):

@@ -6,7 +6,6 @@ import json
 import subprocess
 from pathlib import Path
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -14,7 +13,7 @@ from agents.llm import Usage, make_clients
 from agents.settings import load_settings
 from graphs.cli import runs_app
 from graphs.observer import RichTracer
-from graphs.review import ReviewDecision, ReviewInvoker, build_review_graph
+from graphs.review import ReviewDecision, ReviewInvoker, build_review_graph, review_checkpoints
 from graphs.ledger import read_jsonl
 from graphs.rundir import RunDir
 from graphs.runner import Runner, RunOptions
@@ -47,7 +46,7 @@ def make_ctx(server):
 async def review_run(server, run_path, reviewer, work):
     ctx, usage = make_ctx(server)
     graph = build_graph().compile()
-    async with AsyncSqliteSaver.from_conn_string(str(run_path / "checkpoints.sqlite")) as saver:
+    async with review_checkpoints(run_path / "checkpoints.sqlite") as saver:
         invoke = ReviewInvoker(build_review_graph(graph).compile(checkpointer=saver), reviewer, ctx)
         runner = Runner(graph, ctx, RunDir(run_path), usage, RunOptions(concurrency=1), invoke=invoke)
         return await runner.run(work)
