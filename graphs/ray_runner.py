@@ -329,4 +329,7 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
             install_signal_handlers(runner)
             return await runner.run(items)
 
-        return asyncio.run(main())
+        outcome = asyncio.run(main())
+    if outcome.reason == "budget":  # the workers' last usage came back as the pool closed: count it
+        outcome.message = options.budget.stop_message(usage)
+    return outcome

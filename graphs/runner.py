@@ -77,6 +77,11 @@ class Budget:
         """Whether the run has spent the cap (a `Usage.cap`: from then on no call starts)."""
         return self.spent(usage) >= self.amount
 
+    def stop_message(self, usage: Usage) -> str:
+        """What a run stopped by this cap says, once its last call is counted."""
+        return (f"budget {self} reached: this run has spent {self.spent_text(usage)}, earlier sessions "
+                f"included; the command below goes on without a cap, add --budget above that to keep one")
+
     def spent_text(self, usage: Usage) -> str:
         spent = self.spent(usage)
         return f"{spent:,.0f} tokens" if self.unit == "tokens" else f"{self.unit}{spent:.4f}"
@@ -146,11 +151,6 @@ class Runner:
             self._stop_reason = "budget"
             log.info("stopping: budget reached; items in flight end at their next call")
 
-    def _budget_message(self) -> str:
-        budget = self.options.budget
-        return (f"budget {budget} reached: this run has spent {budget.spent_text(self.usage)}, earlier sessions "
-                f"included; the command below goes on without a cap, add --budget above that to keep one")
-
     def _target_reached(self) -> bool:
         return self.options.target is not None and self.accepted >= self.options.target
 
@@ -175,7 +175,7 @@ class Runner:
         self.run_dir.close()
         await close_clients(getattr(self.ctx, "clients", {}) or {})
         reason = self._stop_reason or "completed"
-        message = self._budget_message() if reason == "budget" else self._stop_message  # after the last call
+        message = self.options.budget.stop_message(self.usage) if reason == "budget" else self._stop_message
         outcome = RunOutcome(reason, message, self.accepted, self.rejected, self.failed)
         self.observer.run_finished(self, outcome)
         return outcome

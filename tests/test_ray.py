@@ -136,6 +136,18 @@ def test_a_killed_ray_run_leaves_its_spending_in_stats_for_the_next_budget(tmp_p
     assert f"budget {spent} tokens reached: this run has spent {spent:,} tokens" in again.stdout
 
 
+def test_a_ray_run_stopped_by_its_budget_says_what_stats_json_says_it_spent(tmp_path, cluster):
+    """The workers' last usage comes back as the pool closes: the stop message counts it, as stats.json does."""
+    with FakeOpenAI(reply=reply, latency=0.2) as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server, roles=4), "--out", "run", "--ray",
+                                      "--ray-address", cluster, "--workers", "2", "--budget", "1k tokens"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text(encoding="utf-8"))
+    spent = stats["input_tokens"] + stats["output_tokens"]
+    assert stats["status"] == "budget" and spent >= 1000
+    assert f"budget 1000 tokens reached: this run has spent {spent:,} tokens" in result.stdout
+
+
 def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, cluster):
     from graphs.cli import summarize_run
 
