@@ -159,3 +159,26 @@ def test_zaoshu_new_takes_text_fields_and_says_them_when_no_file_has_text(tmp_pa
     assert f"wrote {NAME}.yaml: 2 chunks from 1 files" in made.stdout
     config = yaml.safe_load((tmp_path / f"{NAME}.yaml").read_text(encoding="utf-8"))
     assert config["text_fields"] == ["question", "answer"]
+
+
+def test_zaoshu_new_says_the_files_and_lines_it_did_not_read(tmp_path):
+    """User tryout: `zaoshu new` said "28 chunks from 6 files" for a folder of 9 and named none it left out;
+    the skipped files and the bad JSONL line appeared only later, in the run's output."""
+    from tests.test_cli import zaoshu
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "手册.md").write_text("# 手册\n\n" + "滤网每周清洁一次，用软毛刷轻轻刷去灰尘，不要用水冲洗。" * 3, encoding="utf-8")
+    (docs / "空白.md").write_text("   \n\n\t \n", encoding="utf-8")
+    (docs / ".hidden.md").write_text("# 隐藏\n隐藏文件里的内容。\n", encoding="utf-8")
+    (docs / "sub" / "faq.jsonl").write_text(
+        json.dumps({"text": FAQ[0]["answer"]}, ensure_ascii=False) + "\n{oops\n", encoding="utf-8")
+    made = zaoshu("new", NAME, "--knowledge", "docs", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {NAME}.yaml: 2 chunks from 2 files;"), made.stdout
+    assert "skipped 1 file (empty: no text): docs/空白.md" in lines, made.stdout
+    assert "skipped 1 file (hidden file): docs/.hidden.md" in lines, made.stdout
+    assert ("bad line docs/sub/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes) "
+            "(skipped, the good lines are used)") in lines, made.stdout
+    assert lines[-1].startswith(f"run it:  python -m recipes.docqa --config {NAME}.yaml"), made.stdout

@@ -37,7 +37,7 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     from agents.docqa import DEFAULT_GA_PAIRS
     from knowledge.loaders import check_folder
     from recipes.docqa.corpus import scan_corpus
-    from recipes.docqa.recipe import DocQAConfig, corpus_digest, no_text_error
+    from recipes.docqa.recipe import DocQAConfig, corpus_digest, no_text_error, skip_report
     from recipes.docqa.tags import derive_tree
 
     console = make_console()
@@ -67,6 +67,8 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     console.print(f"wrote {path}: {len(corpus.chunks)} chunks from {files} files; {len(data['tags'])} top-level "
                   f"tags, {sum(len(v) for v in data['tags'].values())} second-level; {len(pairs)} GA pairs{note}",
                   highlight=False)
+    for line in skip_report(corpus):  # what was not read, as the run will say it
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"run it:  python -m recipes.docqa --config {path}   (add --dry-run to see the plan first)",
                   highlight=False)
 
