@@ -75,11 +75,11 @@ def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_T
         elif suffix in {".html", ".htm"}:
             yield Document(_html_to_text(path.read_bytes()), source)
         elif suffix == ".jsonl":
-            yield from _records_to_docs(_jsonl_records(path, problems), source, fields)
+            yield from _records_to_docs(_jsonl_records(path, problems), source, fields, problems)
         elif suffix == ".json":
-            yield from _records_to_docs(_json_records(path), source, fields)
+            yield from _records_to_docs(_json_records(path), source, fields, problems)
         elif suffix == ".csv":
-            yield from _records_to_docs(_csv_records(path, problems), source, fields)
+            yield from _records_to_docs(_csv_records(path, problems), source, fields, problems)
         else:
             raise Unreadable(f"unsupported file type {suffix or '(no extension)'}")
     except UndecodableError as exc:
@@ -166,7 +166,8 @@ def _html_to_text(data: bytes) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _jsonl_records(path: Path, problems: list[str]) -> Iterator[Any]:
+def _jsonl_records(path: Path, problems: list[str]) -> Iterator[tuple[str, Any]]:
+    """(where, record) for each good line, where = "line N"."""
     good = bad = 0
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
@@ -178,13 +179,14 @@ def _jsonl_records(path: Path, problems: list[str]) -> Iterator[Any]:
                     problems.append(f"line {lineno}: invalid JSON ({exc.msg})")
                     continue
                 good += 1
-                yield record
+                yield f"line {lineno}", record
     if bad and not good:
         raise Unreadable(f"no valid JSON line ({bad} bad; {problems[-bad]})")
 
 
-def _csv_records(path: Path, problems: list[str]) -> Iterator[dict]:
-    """Rows as dicts keyed by the header; a row with more or fewer fields than the header is bad."""
+def _csv_records(path: Path, problems: list[str]) -> Iterator[tuple[str, dict]]:
+    """("line N", row) with the row as a dict keyed by the header; a row with more or fewer fields than the
+    header is bad."""
     good = bad = 0
     # csv refuses a field over 131,072 characters by default; no field is longer than its file
     csv.field_size_limit(max(csv.field_size_limit(), path.stat().st_size))
@@ -209,12 +211,13 @@ def _csv_records(path: Path, problems: list[str]) -> Iterator[dict]:
                 problems.append(f"line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
                 continue
             good += 1
-            yield dict(zip(header, row))
+            yield f"line {reader.line_num}", dict(zip(header, row))
     if bad and not good:
         raise Unreadable(f"no valid CSV row ({bad} bad; {problems[-bad]})")
 
 
-def _json_records(path: Path) -> Iterator[Any]:
+def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """("record N", record) for each record of the file's list (or its one object)."""
     try:
         data = json.loads(decode_bytes(path.read_bytes()))
     except json.JSONDecodeError as exc:
@@ -222,7 +225,8 @@ def _json_records(path: Path) -> Iterator[Any]:
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 and not _collect(data, DEFAULT_TEXT_FIELDS) else [data]
-    yield from data if isinstance(data, list) else [data]
+    for i, record in enumerate(data if isinstance(data, list) else [data], 1):
+        yield f"record {i}", record
 
 
 def _collect(value: Any, fields: tuple[str, ...]) -> list[str]:
@@ -238,12 +242,22 @@ def _collect(value: Any, fields: tuple[str, ...]) -> list[str]:
     return []
 
 
-def _records_to_docs(records: Iterable[Any], source: str, fields: tuple[str, ...]) -> Iterator[Document]:
-    for i, record in enumerate(records):
+def _records_to_docs(records: Iterable[tuple[str, Any]], source: str, fields: tuple[str, ...],
+                     problems: list[str]) -> Iterator[Document]:
+    """One Document per record with text in `fields`. A record without any goes to `problems` ("line 3: no
+    text in fields text, content, output") when others in its file have text; a file with none is said
+    whole (empty: no text in fields …) by its caller, not line by line."""
+    empty, read = [], 0
+    for i, (where, record) in enumerate(records):
         text = "\n".join(t.strip() for t in _collect(record, fields) if t.strip())
         if text:
             title = record.get("title") if isinstance(record, dict) and isinstance(record.get("title"), str) else None
+            read += 1
             yield Document(text, source, record=i, title=title)
+        else:
+            empty.append(where)
+    if read:
+        problems.extend(f"{where}: no text in fields {', '.join(fields)}" for where in empty)
 
 
 def field_flags(fields: Iterable[str] | None) -> str:

@@ -182,3 +182,24 @@ def test_zaoshu_new_says_the_files_and_lines_it_did_not_read(tmp_path):
     assert ("bad line docs/sub/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes) "
             "(skipped, the good lines are used)") in lines, made.stdout
     assert lines[-1].startswith(f"run it:  python -m recipes.docqa --config {NAME}.yaml"), made.stdout
+
+
+def test_a_record_with_no_text_is_said_not_dropped_silently(tmp_path):
+    """User tryout: a CSV row whose `text` cell was empty (边刷,,19) and a JSONL record without a text field
+    were left out of the index with no word, while their files' other records were read."""
+    from tests.test_cli import zaoshu
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "配件.csv").write_text("name,text,price\n滤网,高效滤网可过滤细小灰尘，每三个月更换一次。,39\n边刷,,19\n"
+                                   "主刷,主刷采用胶毛混合设计，不易缠绕头发，建议每年更换。,59\n", encoding="utf-8")
+    (docs / "faq.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (
+        {"text": FAQ[0]["answer"]}, {"title": "只有标题"}, {"text": FAQ[1]["answer"]})) + "\n", encoding="utf-8")
+    made = zaoshu("new", NAME, "--knowledge", "docs", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {NAME}.yaml: 4 chunks from 2 files;"), made.stdout
+    assert ("bad line docs/配件.csv: line 3: no text in fields text, content, output (skipped, the good lines "
+            "are used)") in lines, made.stdout
+    assert ("bad line docs/faq.jsonl: line 2: no text in fields text, content, output (skipped, the good lines "
+            "are used)") in lines, made.stdout
