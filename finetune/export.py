@@ -19,8 +19,8 @@ import logging
 import math
 import os
 import random
-import tempfile
 import unicodedata
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -94,8 +94,9 @@ def write_records(path: Path, records: Iterable[dict[str, Any]], *, as_json: boo
     """Write records as JSONL (or one JSON array) in UTF-8 with Chinese kept readable; atomic replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = list(records)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    # not mkstemp: its file is 0600 whatever the umask, and the export is for other users and jobs to read
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "x", encoding="utf-8") as handle:
         if as_json:
             json.dump(rows, handle, ensure_ascii=False, indent=2)
             handle.write("\n")

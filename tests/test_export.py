@@ -1,6 +1,8 @@
 """`export_run`, `merge_runs`, `file_stats` and the `zaoshu export / merge / stats` commands."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -307,3 +309,17 @@ def test_cli_merge_and_stats(cli, run, tmp_path):
     result = CliRunner().invoke(cli, ["stats", str(run / "accepted.jsonl"), "--by", "aspect"])
     assert result.exit_code == 0, result.output
     assert "output chars per turn" in result.output and "剧情" in result.output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_exported_files_are_readable_as_the_umask_allows(cli, run, umask):
+    """User tryout: `zaoshu export` wrote train/test/all.jsonl as 0600 (a temp file's mode) whatever the umask,
+    beside a 0644 dataset_info.json, so a training job under another user could not read them."""
+    before = os.umask(umask)
+    try:
+        result = CliRunner().invoke(cli, ["export", str(run), "--format", "alpaca", "--split", "0.7"])
+    finally:
+        os.umask(before)
+    assert result.exit_code == 0, result.output
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (run / "exports/alpaca").iterdir()}
+    assert modes == dict.fromkeys(["train.jsonl", "test.jsonl", "dataset_info.json"], 0o666 & ~umask)
