@@ -41,3 +41,22 @@ class ServiceAuthError(ServiceError):
     """The service refused the key or the configuration: retrying cannot help."""
 
     fatal = True
+
+
+def json_problem(exc: ValueError, *, line: bool = False) -> str:
+    """What json's error says with where it happened: its `msg` alone loses the place ("…starting at").
+    `line` names the line too, for a whole file (a JSONL line is named by its reader).
+
+    >>> import json
+    >>> try: json.loads('{"q": "孙悟空')
+    ... except ValueError as exc: print(json_problem(exc))
+    Unterminated string starting at column 7
+    >>> try: json.loads('[1,\\n 2,,]')
+    ... except ValueError as exc: print(json_problem(exc, line=True))
+    Expecting value at line 2, column 4
+    """
+    msg, lineno, colno = getattr(exc, "msg", None), getattr(exc, "lineno", None), getattr(exc, "colno", None)
+    if msg is None or colno is None:
+        return str(exc)
+    where = f"line {lineno}, column {colno}" if line else f"column {colno}"
+    return f"{msg.removesuffix(' at')} at {where}"

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.errors import InputError
+from agents.errors import InputError, json_problem
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def detect_family(model: Path, hub_id: str = "Qwen/Qwen2.5-7B-Instruct") -> Fami
     try:
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type", "")
     except json.JSONDecodeError as exc:
-        raise InputError(f"{config} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise InputError(f"{config} is not valid JSON ({json_problem(exc, line=True)})") from None
     for family in FAMILIES.values():
         if model_type in family.model_types:
             return family

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.errors import InputError
+from agents.errors import InputError, json_problem
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def jsonl_lines(path: Path, bad: list[BadLine] | None = None, *,
             except UnicodeDecodeError:
                 reason = "not UTF-8 text"
             except json.JSONDecodeError as exc:
-                reason = f"invalid JSON ({exc.msg})"
+                reason = f"invalid JSON ({json_problem(exc)})"
             else:
                 yield number, value
                 continue

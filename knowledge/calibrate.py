@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agents.errors import InputError
+from agents.errors import InputError, json_problem
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def read_questions(path: str | Path) -> list[str]:
         try:
             items = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: invalid JSON ({exc.msg}, line {exc.lineno})") from exc
+            raise InputError(f"{p}: invalid JSON ({json_problem(exc, line=True)})") from exc
     elif raw.startswith("{"):
         try:
             items = [json.loads(line) for line in raw.splitlines() if line.strip()]

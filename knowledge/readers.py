@@ -9,7 +9,7 @@ A JSONL or CSV file with bad lines keeps its good lines; each bad line goes to `
 
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"; _ = p.write_text('{"text": "一"}\\n{oops\\n{"text": "二"}\\n')
 >>> bad = []; [d.text for d in read_file(p, "a.jsonl", problems=bad)], bad
-(['一', '二'], ['line 2: invalid JSON (Expecting property name enclosed in double quotes)'])
+(['一', '二'], ['line 2: invalid JSON (Expecting property name enclosed in double quotes at column 2)'])
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.errors import json_problem
 from knowledge.encoding import SAMPLE_BYTES, UndecodableError, decode_bytes, detect_encoding
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -176,7 +177,7 @@ def _jsonl_records(path: Path, problems: list[str]) -> Iterator[tuple[str, Any]]
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     bad += 1
-                    problems.append(f"line {lineno}: invalid JSON ({exc.msg})")
+                    problems.append(f"line {lineno}: invalid JSON ({json_problem(exc)})")
                     continue
                 good += 1
                 yield f"line {lineno}", record
@@ -221,7 +222,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
     try:
         data = json.loads(decode_bytes(path.read_bytes()))
     except json.JSONDecodeError as exc:
-        raise Unreadable(f"invalid JSON: {exc.msg} (line {exc.lineno})") from exc
+        raise Unreadable(f"invalid JSON: {json_problem(exc, line=True)}") from exc
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 and not _collect(data, DEFAULT_TEXT_FIELDS) else [data]

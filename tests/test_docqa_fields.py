@@ -179,7 +179,7 @@ def test_zaoshu_new_says_the_files_and_lines_it_did_not_read(tmp_path):
     assert lines[0].startswith(f"wrote {NAME}.yaml: 2 chunks from 2 files;"), made.stdout
     assert "skipped 1 file (empty: no text): docs/空白.md" in lines, made.stdout
     assert "skipped 1 file (hidden file): docs/.hidden.md" in lines, made.stdout
-    assert ("bad line docs/sub/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes) "
+    assert ("bad line docs/sub/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes at column 2) "
             "(skipped, the good lines are used)") in lines, made.stdout
     assert lines[-1].startswith(f"run it:  python -m recipes.docqa --config {NAME}.yaml"), made.stdout
 

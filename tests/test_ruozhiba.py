@@ -102,7 +102,7 @@ def test_bad_rows_are_reported_by_line_and_skipped(bad_file):
     samples, bad = read_cqia(bad_file)
     assert [s.meta["source_line"] for s in samples] == [1, 7, 10]
     assert [(b.line, b.reason) for b in bad] == [
-        (2, "invalid JSON (Expecting property name enclosed in double quotes)"),
+        (2, "invalid JSON (Expecting property name enclosed in double quotes at column 1)"),
         (4, "missing field `output`"),
         (5, "`output` must be a string, got int"),
         (6, "a row must be a JSON object, got list"),
