@@ -99,7 +99,7 @@ def config(
 
 @app.command()
 def validate(
-    data: Path = typer.Argument(..., help="The JSONL to check."),
+    data: Path = typer.Argument(..., help="The JSONL (or `--json` export's .json array) to check."),
     config_path: Path = typer.Option(..., "--config", help="The XTuner config it will be trained with."),
     venv: Path = VENV,
 ) -> None:
@@ -107,8 +107,8 @@ def validate(
     from finetune.validate import validate_file
 
     report = validate_file(data, config_path, _python(venv))
-    for warning in report.warnings:
-        console.print(f"[yellow]line {warning['line']}: {escape(warning['reason'])}[/yellow]")
+    for warning in report.warning_lines():
+        console.print(f"[yellow]{escape(warning)}[/yellow]")
     for line in report.lines():
         console.print(f"[red]{escape(line)}[/red]")
     if not report.ok:

@@ -13,6 +13,7 @@ tutorial trained with the base template and chatted with `internlm2_chat`).
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def detect_family(model: Path, hub_id: str = "Qwen/Qwen2.5-7B-Instruct") -> Fami
     if not model.exists():
         raise InputError(
             f"model path {model} does not exist: download the base model first, e.g. "
-            f"`huggingface-cli download {hub_id} --local-dir {model}`"
+            f"`huggingface-cli download {hub_id} --local-dir {shlex.quote(str(model))}`"
         )
     if not config.is_file():
         raise InputError(f"{model} has no config.json: point --model at a Hugging Face model folder")

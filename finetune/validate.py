@@ -30,14 +30,19 @@ class ValidationReport(BaseModel):
     template: dict[str, Any] = Field(default_factory=dict)
     max_length: int = 0
     expects: str = ""
+    unit: str = "line"  # "record" for a `.json` array: `line` is then the record's number
 
     @property
     def ok(self) -> bool:
         return self.records > 0 and not self.errors
 
     def lines(self) -> list[str]:
-        """One 'line N: reason' per bad record, in file order."""
-        return [f"line {e['line']}: {e['reason']}" for e in self.errors]
+        """One 'line N: reason' (or 'record N: reason') per bad record, in file order."""
+        return [f"{self.unit} {e['line']}: {e['reason']}" for e in self.errors]
+
+    def warning_lines(self) -> list[str]:
+        """One 'line N: reason' (or 'record N: reason') per warning, in file order."""
+        return [f"{self.unit} {w['line']}: {w['reason']}" for w in self.warnings]
 
 
 def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:

@@ -2,14 +2,15 @@
 
     XTUNER_PY finetune/xtuner_validate.py CFG.py DATA.jsonl REPORT.json
 
-For every line: parse the JSON, apply the config's `dataset_map_fn` (None or openai_map_fn), check
+For every line (every record of a `.json` array): parse the JSON, apply the config's `dataset_map_fn` (None or openai_map_fn), check
 the conversation's shape, then run XTuner's `template_map_fn` and `encode_fn` with the config's
 tokenizer, template and max_length. A record fails with a reason when any step fails, when it has
 an empty output (XTuner would silently train it on the end token only), or when no token is left to
 train on. A record longer than max_length is a warning (it trains truncated). This file imports only
 the standard library at module level so the main environment can ship it; it is never imported there.
 
-Report: {"records": N, "errors": [{"line": 3, "reason": "…"}], "warnings": [...], "template": {...}}
+Report: {"records": N, "errors": [{"line": 3, "reason": "…"}], "warnings": [...], "template": {...},
+"unit": "line"} — "record" for a `.json` array, whose "line" is then the record's number.
 
 Preference data (`zaoshu export --format xtuner-dpo`) has no config template: XTuner's DPO pipeline
 renders it with the tokenizer's chat template. `--preference` loads the file with XTuner's
@@ -46,6 +47,28 @@ def check_shape(example: dict) -> str:
     return ""
 
 
+def read_examples(data_path: str) -> list[tuple[int, object]]:
+    """(number, parsed record or its JSONDecodeError) for every record: a `.json` file is one JSON array
+    (`zaoshu export --json`, which XTuner's `load_dataset("json", …)` reads too), numbered by record;
+    any other file is JSONL, numbered by line (blank lines skipped)."""
+    with open(data_path, encoding="utf-8") as fh:
+        if data_path.endswith(".json"):
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as exc:
+                return [(1, exc)]
+            return list(enumerate(data if isinstance(data, list) else [data], start=1))
+        examples: list[tuple[int, object]] = []
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                examples.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                examples.append((lineno, exc))
+        return examples
+
+
 def validate(config_path: str, data_path: str) -> dict:
     from mmengine.config import Config
     from xtuner.dataset.map_fns import openai_map_fn, template_map_fn
@@ -61,52 +84,49 @@ def validate(config_path: str, data_path: str) -> dict:
     errors: list[dict] = []
     warnings: list[dict] = []
     records = 0
-    with open(data_path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            records += 1
+    unit = "record" if data_path.endswith(".json") else "line"
+    for lineno, example in read_examples(data_path):
+        records += 1
 
-            def bad(reason: str, _line: int = lineno) -> None:
-                errors.append({"line": _line, "reason": reason})
+        def bad(reason: str, _line: int = lineno) -> None:
+            errors.append({"line": _line, "reason": reason})
 
+        if isinstance(example, json.JSONDecodeError):
+            where = f"line {example.lineno}, column {example.colno}" if unit == "record" else f"column {example.colno}"
+            bad(f"invalid JSON: {example.msg} ({where})")
+            continue
+        if not isinstance(example, dict):
+            bad(f"expected a JSON object, got {type(example).__name__}")
+            continue
+        has = "xtuner" if "conversation" in example else "openai" if "messages" in example else None
+        if has != expects:
+            bad(f"record is {has or 'neither format'} but the config expects {expects} "
+                f"(dataset_map_fn={'None' if map_fn is None else 'openai_map_fn'}): regenerate the config")
+            continue
+        if map_fn is not None:
             try:
-                example = json.loads(line)
-            except json.JSONDecodeError as exc:
-                bad(f"invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(example, dict):
-                bad(f"expected a JSON object, got {type(example).__name__}")
-                continue
-            has = "xtuner" if "conversation" in example else "openai" if "messages" in example else None
-            if has != expects:
-                bad(f"record is {has or 'neither format'} but the config expects {expects} "
-                    f"(dataset_map_fn={'None' if map_fn is None else 'openai_map_fn'}): regenerate the config")
-                continue
-            if map_fn is not None:
-                try:
-                    example = openai_map_fn(copy.deepcopy(example))
-                except Exception as exc:  # noqa: BLE001 - XTuner's error becomes the record's reason
-                    bad(f"openai_map_fn failed: {type(exc).__name__}: {exc}")
-                    continue
-            if reason := check_shape(example):
-                bad(reason)
-                continue
-            try:
-                mapped = template_map_fn(copy.deepcopy(example), template)
-                full = encode_fn(copy.deepcopy(mapped), tokenizer, 10**9)
-                encoded = encode_fn(mapped, tokenizer, max_length)
+                example = openai_map_fn(copy.deepcopy(example))
             except Exception as exc:  # noqa: BLE001 - XTuner's error becomes the record's reason
-                bad(f"XTuner encode failed: {type(exc).__name__}: {exc}")
+                bad(f"openai_map_fn failed: {type(exc).__name__}: {exc}")
                 continue
-            if not any(label != -100 for label in encoded["labels"]):
-                bad(f"no output token left to train on within max_length={max_length}")
-                continue
-            if len(full["input_ids"]) > max_length:
-                warnings.append({"line": lineno, "reason": f"{len(full['input_ids'])} tokens > max_length={max_length}: "
-                                                           f"trained truncated"})
+        if reason := check_shape(example):
+            bad(reason)
+            continue
+        try:
+            mapped = template_map_fn(copy.deepcopy(example), template)
+            full = encode_fn(copy.deepcopy(mapped), tokenizer, 10**9)
+            encoded = encode_fn(mapped, tokenizer, max_length)
+        except Exception as exc:  # noqa: BLE001 - XTuner's error becomes the record's reason
+            bad(f"XTuner encode failed: {type(exc).__name__}: {exc}")
+            continue
+        if not any(label != -100 for label in encoded["labels"]):
+            bad(f"no output token left to train on within max_length={max_length}")
+            continue
+        if len(full["input_ids"]) > max_length:
+            warnings.append({"line": lineno, "reason": f"{len(full['input_ids'])} tokens > max_length={max_length}: "
+                                                       f"trained truncated"})
     return {"records": records, "errors": errors, "warnings": warnings, "template": dict(template),
-            "max_length": max_length, "expects": expects}
+            "max_length": max_length, "expects": expects, "unit": unit}
 
 
 def check_pair(pair: dict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,19 @@ def test_bad_input_gives_one_clear_message(tmp_path, kind, expected):
     with pytest.raises(InputError) as err:
         build_spec(**args)
     assert expected in str(err.value)
+
+
+def test_the_download_command_for_a_missing_model_runs_as_printed(tmp_path):
+    """A model folder with a space or a quote in its path: the printed `--local-dir my models/奇怪'名` split into
+    three words in a shell (and an unclosed quote), so the command the error gave did not work."""
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(2))
+    model = tmp_path / "my models" / "奇怪'名"
+    result = CliRunner().invoke(app, ["config", "--preset", "internlm2-chat-1.8b", "--model", str(model),
+                                      "--data", str(data), "--out", str(tmp_path / "a.py")])
+    assert isinstance(result.exception, InputError)
+    printed = str(result.exception).split("`")[1]
+    assert shlex.split(printed) == ["huggingface-cli", "download", "internlm/internlm2-chat-1_8b", "--local-dir",
+                                    str(model)]
 
 
 def test_a_missing_model_names_the_presets_own_model_to_download(tmp_path):

@@ -92,6 +92,32 @@ def make_run(root: Path, n: int = 16) -> Path:
     return run
 
 
+def test_validate_reads_the_json_export_that_config_accepts(xtuner_env, tmp_path):
+    """`zaoshu export --json` writes train.json (one array), `finetune config` takes it and XTuner's
+    load_dataset("json") reads it; validate read it line by line: "74 of 74 records are bad" for 8 records."""
+    model = tmp_path / "tiny-qwen2"
+    subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), "qwen2", str(model)], check=True,
+                   capture_output=True, timeout=300)
+    train = export_run(make_run(tmp_path, n=8), "xtuner", as_json=True).files["all"]
+    assert train.suffix == ".json"
+    cfg = tmp_path / "cfg.py"
+    code, out = run_cli("config", "--preset", "tiny", "--model", str(model), "--data", str(train), "--out", str(cfg),
+                        "--cpu-smoke")
+    assert code == 0, out
+
+    code, out = run_cli("validate", str(train), "--config", str(cfg))
+    assert code == 0 and f"{train}: all 8 records encode" in " ".join(out.split()), out
+
+    records = json.loads(train.read_text(encoding="utf-8"))
+    records[1]["conversation"][0]["output"] = ""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(records[:3], ensure_ascii=False, indent=2), encoding="utf-8")
+    with pytest.raises(InputError, match="1 of 3 records are bad"):
+        run_cli("validate", str(bad), "--config", str(cfg))
+    result = CliRunner().invoke(app, ["validate", str(bad), "--config", str(cfg), "--venv", str(VENV)])
+    assert "record 2: turn 1 has an empty 'output'" in " ".join(result.output.split()), result.output
+
+
 COMPARE = r"""
 import json, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
