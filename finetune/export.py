@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 
 from agents.errors import InputError
 from agents.schemas import Sample
-from finetune.formats import FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record, to_format
+from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_preference,
+                              from_record, preference_format, to_format)
 from graphs.ledger import BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,8 @@ def _lookup(sample: Sample, record: dict[str, Any], dotted: str) -> Any:
 
 
 def file_stats(path: Path, by: Sequence[str] = ()) -> dict[str, Any]:
-    """Counts, turns and character lengths of a dataset file in any supported format (or an accepted.jsonl).
+    """Counts, turns and character lengths of a dataset file in any supported format (or an accepted.jsonl);
+    a dpo / xtuner-dpo pair counts as its prompt and its chosen answer.
 
     `by` names fields to count values of (e.g. `aspect`, `critic.decision`); list values count each element.
     """
@@ -335,8 +337,12 @@ def file_stats(path: Path, by: Sequence[str] = ()) -> dict[str, Any]:
     turns, inputs, outputs, with_system = [], [], [], 0
     for number, record in records:
         try:
-            formats[detect_format(record)] += 1
-            sample = from_record(record)
+            if pair := preference_format(record):  # a dpo / xtuner-dpo export: described by its chosen side
+                formats[pair] += 1
+                sample = from_preference(record)
+            else:
+                formats[detect_format(record)] += 1
+                sample = from_record(record)
         except InputError as exc:
             bad.append(BadLine(number, str(exc)))
             continue
