@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 
 from agents.errors import InputError
 from agents.schemas import Sample
-from finetune.formats import FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record, to_format
+from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_preference,
+                              from_record, preference_format, to_format)
 from graphs.ledger import BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
@@ -258,10 +259,27 @@ class MergeReport:
     bad_lines: dict[str, list[BadLine]] = field(default_factory=dict)
 
 
+RECIPE_RUN_FILES = ("stats.json", "config.resolved.yaml", "rejected.jsonl", "failed.jsonl")
+
+
+def _refuse_a_recipe_run(folder: Path) -> None:
+    """InputError when `folder` is a recipe's run (a merge's own folder holds accepted.jsonl only): merging
+    into it would replace the accepted samples its stats.json and ledgers describe."""
+    from graphs.rundir import run_ledgers
+
+    marks = [name for name in RECIPE_RUN_FILES if run_ledgers(folder, name)]
+    if marks:
+        accepted = sum(1 for path in run_ledgers(folder, "accepted.jsonl")
+                       for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        raise InputError(f"{folder} is a recipe's run (it has {', '.join(marks)}): merging into it would replace "
+                         f"its {accepted} accepted samples; choose a new --out, or name {folder} as an input")
+
+
 def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeReport:
     """Join run directories and/or dataset files into one accepted.jsonl of Samples, dropping exact duplicates.
 
-    `out` is a run directory (→ `out/accepted.jsonl`, ready for `zaoshu export`) or a `.jsonl` path.
+    `out` is a run directory (→ `out/accepted.jsonl`, ready for `zaoshu export`) or a `.jsonl` path; a recipe's
+    run is refused as `out` (its accepted samples would be replaced), a merge's own folder is rewritten.
     Duplicates are samples whose `normalized_text` is equal; the first one seen is kept.
     """
     if not inputs:
@@ -286,6 +304,8 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
                 continue
             seen.add(key)
             merged.append(sample)
+    if target.name == "accepted.jsonl":
+        _refuse_a_recipe_run(target.parent)
     report.written = write_records(target, (s.model_dump(mode="json") for s in merged))
     log.info("merged %d inputs into %s: %d written, %d duplicates", len(inputs), target, report.written, report.duplicates)
     return report
@@ -325,7 +345,8 @@ def _lookup(sample: Sample, record: dict[str, Any], dotted: str) -> Any:
 
 
 def file_stats(path: Path, by: Sequence[str] = ()) -> dict[str, Any]:
-    """Counts, turns and character lengths of a dataset file in any supported format (or an accepted.jsonl).
+    """Counts, turns and character lengths of a dataset file in any supported format (or an accepted.jsonl);
+    a dpo / xtuner-dpo pair counts as its prompt and its chosen answer.
 
     `by` names fields to count values of (e.g. `aspect`, `critic.decision`); list values count each element.
     """
@@ -336,8 +357,12 @@ def file_stats(path: Path, by: Sequence[str] = ()) -> dict[str, Any]:
     turns, inputs, outputs, with_system = [], [], [], 0
     for number, record in records:
         try:
-            formats[detect_format(record)] += 1
-            sample = from_record(record)
+            if pair := preference_format(record):  # a dpo / xtuner-dpo export: described by its chosen side
+                formats[pair] += 1
+                sample = from_preference(record)
+            else:
+                formats[detect_format(record)] += 1
+                sample = from_record(record)
         except InputError as exc:
             bad.append(BadLine(number, str(exc)))
             continue

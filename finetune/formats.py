@@ -285,6 +285,39 @@ def detect_format(record: Any) -> str:
     raise InputError(f"unrecognised record format (keys: {', '.join(sorted(record)) or 'none'})")
 
 
+def preference_format(record: Any) -> str | None:
+    """'dpo' or 'xtuner-dpo' for a preference pair (`zaoshu export --format dpo | xtuner-dpo`), else None.
+
+    >>> preference_format({"prompt": [], "chosen": [], "rejected": []}), preference_format({"messages": []})
+    ('xtuner-dpo', None)
+    """
+    if not isinstance(record, dict) or "chosen" not in record or "rejected" not in record:
+        return None
+    return "xtuner-dpo" if "prompt" in record else "dpo"
+
+
+def from_preference(record: dict[str, Any], *, recipe: str = "imported") -> Sample:
+    """A dpo / xtuner-dpo pair read as the conversation it prefers: its prompt followed by `chosen`
+    (what `zaoshu stats` describes; the rejected answer is not a sample).
+
+    >>> from_preference({"conversations": [{"from": "human", "value": "问"}], "chosen": {"from": "gpt", "value": "好"},
+    ...                  "rejected": {"from": "gpt", "value": "坏"}, "system": "S"}).turns
+    [Turn(input='问', output='好')]
+    """
+    chosen = record.get("chosen")
+    if preference_format(record) == "xtuner-dpo":
+        prompt = record.get("prompt")
+        if not isinstance(prompt, list) or not isinstance(chosen, list):
+            raise InputError("`prompt` and `chosen` must be lists of messages")
+        return _from_messages(record, [*prompt, *chosen], "prompt + chosen", "role", "content",
+                              "user", "assistant", "system", recipe)
+    conversations = record.get("conversations")
+    if not isinstance(conversations, list) or not isinstance(chosen, dict):
+        raise InputError("`conversations` must be a list of messages and `chosen` one message")
+    return _from_messages(record, [*conversations, chosen], "conversations + chosen", "from", "value",
+                          "human", "gpt", "system", recipe, system=_text(record.get("system"), "system"))
+
+
 def from_record(record: Any, fmt: str | None = None, *, recipe: str = "imported") -> Sample:
     """Turn a record of any known format (detected when `fmt` is None) back into a `Sample`."""
     fmt = fmt or detect_format(record)

@@ -281,6 +281,25 @@ def test_cli_export_user_mistake_is_an_input_error(cli, run):
                                      "xtuner, openai, alpaca, sharegpt, pretrain, dpo, kto, xtuner-dpo")
 
 
+def test_merge_into_a_recipe_run_is_refused_and_keeps_its_samples(run, tmp_path, capsys):
+    """`zaoshu merge runs/a --out runs/b`, b a recipe's run: b's 12 accepted samples were replaced by a's 10
+    ("wrote 10 samples to runs/b/accepted.jsonl"), leaving b's stats.json and ledgers describing samples gone."""
+    other = write_run(tmp_path / "runs" / "demo" / "r2", make_samples(12)[::-1])
+    (other / "stats.json").write_text('{"accepted": 12}', encoding="utf-8")
+    (other / "rejected.jsonl").write_text("", encoding="utf-8")
+    before = (other / "accepted.jsonl").read_bytes()
+    for out in (other, other / "accepted.jsonl"):
+        assert zaoshu("merge", run, "--out", out) == 1
+        err = capsys.readouterr().err
+        assert err.strip() == (f"error: {other} is a recipe's run (it has stats.json, rejected.jsonl): merging into "
+                               f"it would replace its 12 accepted samples; choose a new --out, or name {other} "
+                               f"as an input")
+        assert (other / "accepted.jsonl").read_bytes() == before
+    assert zaoshu("merge", run, other, "--out", tmp_path / "m") == 0
+    assert zaoshu("merge", run, other, "--out", tmp_path / "m") == 0  # a merge's own folder: the rerun rewrites it
+    assert len(read_jsonl(tmp_path / "m" / "accepted.jsonl")) == 12
+
+
 def test_runs_show_of_a_merged_folder_counts_its_ledger_lines(run, tmp_path, capsys):
     """`zaoshu merge --out` writes accepted.jsonl only: `runs show` said "accepted 0" (stats.json's count,
     absent) above tables that counted 12 samples."""

@@ -190,3 +190,18 @@ def test_xtuner_dpo_passes_xtuner_preference_pipeline(xtuner_env, run, tmp_path)
     broken.write_text(good + "\n" + json.dumps(bad, ensure_ascii=False) + "\n", encoding="utf-8")
     report = validate_preference_file(broken, tok, python)
     assert report.lines() == ["line 2: the prompt does not end with the user's message"]
+
+
+def test_stats_describes_the_dpo_and_xtuner_dpo_exports(run, capsys):
+    """`zaoshu stats` on zaoshu's own dpo / xtuner-dpo export called every pair a bad line ("records 0 · bad
+    lines 4", each "ends with a user message that has no answer" or "unrecognised record format")."""
+    pairs = len(different_drafts(accepted(run)))
+    for fmt in ("dpo", "xtuner-dpo"):
+        assert zaoshu("export", run, "--format", fmt) == 0
+        records, _ = read_export(run, fmt)
+        chosen = [r["chosen"]["value"] if fmt == "dpo" else r["chosen"][0]["content"] for r in records]
+        capsys.readouterr()
+        assert zaoshu("stats", run / "exports" / fmt / "all.jsonl", "--json") == 0
+        stats = json.loads(capsys.readouterr().out)
+        assert (stats["records"], stats["bad_lines"], stats["formats"]) == (pairs, [], {fmt: pairs})
+        assert stats["output_chars"]["max"] == max(map(len, chosen)) and stats["with_system"] == pairs
