@@ -126,6 +126,9 @@ def accepted_paths(run_dir: Path) -> list[Path]:
     from graphs.rundir import LEDGERS, run_ledgers
 
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise InputError(f"{run_dir} is a file, and export reads a run folder (runs/<recipe>/<run-name>/): "
+                         f"zaoshu merge {run_dir} --out FOLDER, then export FOLDER")
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
     if not any(run_ledgers(run_dir, name) for name in (*LEDGERS, "stats.json")):

@@ -342,3 +342,19 @@ def test_exported_files_are_readable_as_the_umask_allows(cli, run, umask):
     assert result.exit_code == 0, result.output
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (run / "exports/alpaca").iterdir()}
     assert modes == dict.fromkeys(["train.jsonl", "test.jsonl", "dataset_info.json"], 0o666 & ~umask)
+
+
+def test_what_is_not_a_sample_is_named_and_left_out_of_a_merge(tmp_path, capsys):
+    """A kto export's undesirable drafts had become accepted samples, and an empty answer a training record."""
+    data = tmp_path / "brought.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"conversations": [{"from": "human", "value": "问一"}, {"from": "gpt", "value": "好的回答。"}], "kto_tag": True},
+        {"conversations": [{"from": "human", "value": "问二"}, {"from": "gpt", "value": "被退回的草稿"}], "kto_tag": False},
+        {"instruction": "问三", "input": "", "output": " "},
+    ]) + "\n", encoding="utf-8")
+    assert zaoshu("merge", data, "--out", tmp_path / "m") == 0
+    out = capsys.readouterr().out
+    assert "line 2: a KTO record marked undesirable (kto_tag: false)" in out and "line 3: turn 1 has an empty answer" in out
+    assert [s["turns"][0]["input"] for s in read_jsonl(tmp_path / "m" / "accepted.jsonl")] == ["问一"]
+    assert zaoshu("export", tmp_path / "m" / "accepted.jsonl") == 1
+    assert "is a file, and export reads a run folder" in capsys.readouterr().err
