@@ -108,7 +108,7 @@ train_dataset = dict(
     tokenizer=tokenizer,
     max_length=max_length,
     dataset_map_fn=$dataset_map_fn,
-    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
+    template_map_fn=$template_map_fn,
     remove_unused_columns=True,
     shuffle_before_pack=True,
     pack_to_max_length=pack_to_max_length,
@@ -274,6 +274,8 @@ def render_config(spec: TrainSpec) -> str:
         lora_alpha=spec.lora_alpha,
         lora_dropout=repr(spec.lora_dropout),
         dataset_map_fn="None" if spec.data_format == "xtuner" else "openai_map_fn",
+        # XTuner's incremental pretraining: no chat template around the text (its docs, incremental_pretraining.md)
+        template_map_fn="None" if spec.pretraining else "dict(type=template_map_fn_factory, template=prompt_template)",
         map_num_proc=spec.map_num_proc,
         optim_wrapper=_CPU_OPTIM if cpu else _AMP_OPTIM,
         param_scheduler=_WARMUP_SCHEDULER if spec.warmup_ratio > 0 else _NO_WARMUP_SCHEDULER,

@@ -24,13 +24,29 @@ DataFormat = Literal["xtuner", "openai"]
 _ROLE_OF_FIELD = {"system": "system", "input": "user", "output": "assistant"}
 
 
-def record_format(record: Any) -> DataFormat | None:
-    """'xtuner' for a conversation record (pretraining included), 'openai' for messages, None otherwise."""
+def _kind(record: Any) -> str | None:
+    """`formats.detect_format` of one record, None for one it does not know."""
     try:
-        fmt = formats.detect_format(record)
+        return formats.detect_format(record)
     except InputError:
         return None
-    return {"xtuner": "xtuner", "pretrain": "xtuner", "openai": "openai"}.get(fmt)
+
+
+def record_format(record: Any) -> DataFormat | None:
+    """'xtuner' for a conversation record (pretraining included), 'openai' for messages, None otherwise."""
+    return {"xtuner": "xtuner", "pretrain": "xtuner", "openai": "openai"}.get(_kind(record))
+
+
+def is_pretraining(records: list[dict[str, Any]]) -> bool:
+    """Every record an incremental-pretraining one (one turn, empty input, no system: `zaoshu export --format
+    pretrain`): XTuner then learns the text as it is, with no chat template around it (`template_map_fn=None`).
+
+    >>> is_pretraining([{"conversation": [{"input": "", "output": "第一回 灵根育孕源流出"}]}])
+    True
+    >>> is_pretraining([{"conversation": [{"input": "问", "output": "答"}]}])
+    False
+    """
+    return bool(records) and all(_kind(record) == "pretrain" for record in records)
 
 
 def detect_format(path: Path) -> DataFormat:

@@ -26,6 +26,7 @@ class TrainSpec(BaseModel):
     prompt_template: str = Field(description="Key of xtuner.utils.PROMPT_TEMPLATE; follows from the family.")
     data: Path
     data_format: data_io.DataFormat
+    pretraining: bool = Field(default=False, description="Incremental pretraining: the text with no chat template.")
     test: Path | None = None
     system: str = Field(default="", description="SYSTEM for evaluation chats: the recipe's system prompt.")
     evaluation_inputs: list[str] = Field(default_factory=list)
@@ -98,7 +99,8 @@ def build_spec(
     try:
         return TrainSpec(
             preset=chosen.name, model=model.resolve(), family=family.name, prompt_template=family.template,
-            data=data.resolve(), data_format=data_format, test=test.resolve() if test else None,
+            data=data.resolve(), data_format=data_format, pretraining=data_io.is_pretraining(records),
+            test=test.resolve() if test else None,
             system=data_io.common_system(records) if system is None else system,
             evaluation_inputs=data_io.sample_inputs(eval_records, n_eval_inputs),
             quantization="lora" if cpu_smoke else "qlora", cpu_smoke=cpu_smoke, **fields,

@@ -193,3 +193,19 @@ def test_cli_bad_input_raises_the_user_error(tmp_path):
 
 def test_every_real_preset_names_a_known_family():
     assert {p.family for p in PRESETS.values()} == {"internlm2", "qwen2", None}
+
+
+def test_a_pretraining_export_gets_no_chat_template(tmp_path):
+    """XTuner's incremental pretraining learns the text as it is (template_map_fn=None); a chat template
+    had wrapped every chunk as the answer to an empty user turn."""
+    chunks = write_jsonl(tmp_path / "pretrain.jsonl", [{"conversation": [{"input": "", "output": f"第{i}回 正文。"}]}
+                                                       for i in range(3)])
+    chat = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    model = fake_model(tmp_path, "qwen2")
+    for data, out in ((chunks, "p.py"), (chat, "c.py")):
+        result = CliRunner().invoke(app, ["config", "--preset", "qwen2.5-7b-instruct", "--model", str(model),
+                                          "--data", str(data), "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    pretrain, sft = (assignments((tmp_path / name).read_text(encoding="utf-8"))["train_dataset"] for name in ("p.py", "c.py"))
+    assert ast.unparse(keyword(pretrain, "template_map_fn")) == "None"
+    assert ast.unparse(keyword(sft, "template_map_fn")) == "dict(type=template_map_fn_factory, template=prompt_template)"

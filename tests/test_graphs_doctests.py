@@ -1,4 +1,4 @@
-"""The docstring examples in the agents and graphs modules are real and stay true."""
+"""The docstring examples in the agents, graphs and finetune modules are real and stay true."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 
 MODULES = ["agents.errors", "agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.judge", "agents.critic_rules", "agents.context",
            "agents.schemas", "agents.structured", "agents.llm_wire", "agents.usage", "graphs.state", "graphs.qa", "graphs.persona",
-           "graphs.dialogue", "graphs.registry", "graphs.rundir", "graphs.execute", "graphs.ray_dedup", "graphs.config"]
+           "graphs.dialogue", "graphs.registry", "graphs.rundir", "graphs.execute", "graphs.ray_dedup", "graphs.config",
+           "finetune.data", "finetune.formats", "finetune.config_gen", "finetune.spec", "finetune.validate",
+           "finetune.card", "finetune.preference", "finetune.presets"]
 
 
 @pytest.mark.parametrize("name", MODULES)
