@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.errors import InputError
+from agents.llm_wire import split_think
 from agents.schemas import Sample, Turn
 
 FORMATS = ("xtuner", "openai", "alpaca", "sharegpt", "pretrain")
@@ -146,16 +147,32 @@ def _text(value: Any, where: str) -> str:
 
 
 def _sample(record: dict[str, Any], turns: list[Turn], system: str, recipe: str, kind: str | None = None) -> Sample:
+    """A Sample from a record's turns; an answer that starts with `<think>…</think>` (an export made
+    --with-reasoning) keeps that as the turn's reasoning, never as part of its output.
+
+    >>> turn = _sample({}, [Turn(input="问", output="<think>\\n想想。\\n</think>\\n\\n答。")], "", "r").turns[0]
+    >>> turn.output, turn.reasoning
+    ('答。', '想想。')
+    """
     if not turns:
         raise InputError("record has no complete user/assistant turn")
     if kind is None:
         kind = "qa" if len(turns) == 1 else "dialogue"
+    if kind != "pretrain":
+        turns = [_split_reasoning(turn) for turn in turns]
     meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
     sample_id = record.get("id")
     if not isinstance(sample_id, str) or not sample_id:
         key = json.dumps([system, [t.model_dump() for t in turns]], ensure_ascii=False)
         sample_id = Sample.stable_id(recipe, key)
     return Sample(id=sample_id, recipe=recipe, kind=kind, system=system, turns=turns, meta=meta)
+
+
+def _split_reasoning(turn: Turn) -> Turn:
+    thought, answer = split_think(turn.output)
+    if not thought or turn.reasoning:
+        return turn
+    return Turn(input=turn.input, output=answer, reasoning=thought)
 
 
 def from_xtuner(record: dict[str, Any], *, recipe: str = "imported") -> Sample:

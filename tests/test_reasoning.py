@@ -196,3 +196,18 @@ def test_formats_with_reasoning_on_a_turn_without_one_stay_plain():
 def test_samples_without_reasoning_serialize_as_before():
     s = Sample(id="x", recipe="r", kind="qa", turns=[Turn(input="问", output="答。")])
     assert s.model_dump_json() == '{"id":"x","recipe":"r","kind":"qa","system":"","turns":[{"input":"问","output":"答。"}],"meta":{}}'
+
+
+def test_reasoning_stays_apart_through_a_merge_of_an_export_made_with_it(tmp_path, monkeypatch):
+    """xtuner/sharegpt/alpaca carry the thinking as `<think>…</think>` before the answer: read back by merge,
+    it had become part of every answer, and an export without --with-reasoning kept it."""
+    run = run_wulewule(tmp_path, monkeypatch)
+    for fmt in ("xtuner", "sharegpt", "alpaca"):
+        assert zaoshu("export", run, "--format", fmt, "--with-reasoning") == 0
+        merged = tmp_path / f"merged-{fmt}"
+        assert zaoshu("merge", run / f"exports/{fmt}/all.jsonl", "--out", merged) == 0
+        assert zaoshu("export", merged, "--format", "openai") == 0
+        clean = (merged / "exports/openai/all.jsonl").read_text(encoding="utf-8")
+        assert "<think>" not in clean and "用户问的是" not in clean
+        again = [json.loads(x) for x in (merged / "accepted.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert all(turn.get("reasoning") for sample in again for turn in sample["turns"][-1:])
