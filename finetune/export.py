@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from agents.errors import InputError
 from agents.schemas import Sample
-from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_preference,
-                              from_record, preference_format, to_format)
+from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record,
+                              preference_format, to_format)
 from graphs.ledger import BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
@@ -360,12 +360,9 @@ def file_stats(path: Path, by: Sequence[str] = ()) -> dict[str, Any]:
     turns, inputs, outputs, with_system = [], [], [], 0
     for number, record in records:
         try:
-            if pair := preference_format(record):  # a dpo / xtuner-dpo export: described by its chosen side
-                formats[pair] += 1
-                sample = from_preference(record)
-            else:
-                formats[detect_format(record)] += 1
-                sample = from_record(record)
+            # a dpo / xtuner-dpo export is described by its chosen side (from_record reads it so)
+            formats[preference_format(record) or detect_format(record)] += 1
+            sample = from_record(record)
         except InputError as exc:
             bad.append(BadLine(number, str(exc)))
             continue

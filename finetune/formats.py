@@ -336,12 +336,15 @@ def from_preference(record: dict[str, Any], *, recipe: str = "imported") -> Samp
 
 
 def from_record(record: Any, fmt: str | None = None, *, recipe: str = "imported") -> Sample:
-    """Turn a record of any known format (detected when `fmt` is None) back into a `Sample`. A KTO record
-    marked undesirable (`kto_tag: false`, a draft the critic sent back) and a turn with no answer are not
-    samples to train on: InputError, so a reader skips and names the line."""
+    """Turn a record of any known format (detected when `fmt` is None) back into a `Sample`; a dpo /
+    xtuner-dpo pair is read as the conversation it prefers (`from_preference`). A KTO record marked
+    undesirable (`kto_tag: false`, a draft the critic sent back) and a turn with no answer are not samples
+    to train on: InputError, so a reader skips and names the line."""
     if isinstance(record, dict) and record.get("kto_tag") is False:
         raise InputError("a KTO record marked undesirable (kto_tag: false) is a draft the critic sent back, "
                          "not a sample")
+    if fmt is None and preference_format(record):
+        return _answered(from_preference(record, recipe=recipe))
     fmt = fmt or detect_format(record)
     if fmt == "sample":
         try:
@@ -354,7 +357,10 @@ def from_record(record: Any, fmt: str | None = None, *, recipe: str = "imported"
                "sharegpt": from_sharegpt, "alpaca": from_alpaca, "text": from_text}
     if fmt not in readers:
         raise InputError(f"cannot read format {fmt!r}")
-    sample = readers[fmt](record, recipe=recipe)
+    return _answered(readers[fmt](record, recipe=recipe))
+
+
+def _answered(sample: Sample) -> Sample:
     if blank := next((i for i, turn in enumerate(sample.turns, 1) if not turn.output.strip()), None):
         raise InputError(f"turn {blank} has an empty answer")
     return sample

@@ -205,3 +205,8 @@ def test_stats_describes_the_dpo_and_xtuner_dpo_exports(run, capsys):
         stats = json.loads(capsys.readouterr().out)
         assert (stats["records"], stats["bad_lines"], stats["formats"]) == (pairs, [], {fmt: pairs})
         assert stats["output_chars"]["max"] == max(map(len, chosen)) and stats["with_system"] == pairs
+        # and merge reads the same: each pair's chosen answer is a sample (it had written 0, exit 0)
+        merged = run.parent / f"merged-{fmt}"
+        assert zaoshu("merge", run / "exports" / fmt / "all.jsonl", "--out", merged) == 0
+        samples = [json.loads(x) for x in (merged / "accepted.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert {s["turns"][-1]["output"] for s in samples} == set(chosen)  # (a sample revised twice: 2 pairs, 1 sample)
