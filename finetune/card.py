@@ -221,7 +221,8 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     else:
         out.append(f"- 知识覆盖率：样本引用了知识库 {facts.chunks_total} 个片段中的 {facts.chunks_used} 个"
                    f"（{facts.coverage:.1%}）")
-    out.append(f"- 退回后改好的草稿：{drafts_back} 份，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）")
+    out.append(f"- 退回后改好的草稿：{drafts_back} 份" + ("，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）"
+                                                   if drafts_back else "：没有可导出的偏好数据"))
     if "card_quality" in img:
         out.append(f"\n![近似重复率与知识覆盖率]({img['card_quality']})\n")
     out.append("## 成本\n")
@@ -241,7 +242,8 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     out.append("\n## 使用\n")
     out.append("```bash\nzaoshu export RUN --format xtuner --split 0.9      # XTuner 对话格式\n"
                "zaoshu export RUN --format sharegpt --with-reasoning  # LLaMA-Factory，带 <think> 推理\n"
-               "zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n```\n")
+               + ("zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n" if drafts_back else "")
+               + "```\n")
     problems = [f"{name}: {m}" for name, ms in plots.missing_glyphs.items() for m in ms[:3]]
     if problems or facts.bad_lines or not plots.font:
         out.append("## 注意\n")

@@ -66,6 +66,8 @@ def test_every_recipe_run_ends_with_a_card(tianji_run, caplog):
     assert "| ROLE_SCENE_MISMATCH | 3 | 0 |" in card
     assert "知识覆盖率：未知（the run's config names no knowledge index (index_dir)）" in card
     assert "| responder | fake-model | 9 |" in card and "| critic | fake-model | 9 |" in card
+    # no draft was sent back: the card points to no preference export (`--format dpo` would refuse this run)
+    assert "退回后改好的草稿：0 份：没有可导出的偏好数据" in card and "--format dpo" not in card
     for name in PLOTS:
         assert f"]({name}.png)" in card
         assert_not_blank(run / f"{name}.png")
@@ -81,6 +83,7 @@ def test_card_command_for_a_run_with_revisions_and_an_index(tmp_path, monkeypatc
     meta = header(card)
     assert meta["license"] == "apache-2.0" and "question-answering" in meta["task_categories"]
     assert {"dpo", "kto", "reasoning"} <= set(meta["tags"])
+    assert "可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）" in card and "# 偏好数据对" in card
     assert "（12 轮带推理过程）" in card or "轮带推理过程" in card
     assert "| PREAMBLE | 0 |" in card and "| UNGROUNDED | 0 |" in card
     ledger = run / "rejected.jsonl"
