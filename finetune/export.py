@@ -118,6 +118,7 @@ class ExportReport:
     bad_lines: list[BadLine] = field(default_factory=list)
     dataset_info: Path | None = None
     review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
+    balanced: str = ""  # with --balance: what was kept of what
 
 
 def accepted_paths(run_dir: Path) -> list[Path]:
@@ -172,15 +173,20 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
         why = (" (no line of accepted.jsonl is usable)" if bad
                else " (the reviewer rejected them)" if review.get("dropped") else "")
         raise InputError(f"{run_dir} has no accepted samples{why}: nothing to export as {fmt}")
+    note = ""
     if balance is not None:
-        samples = balanced(samples, balance, per_tag, seed)
+        kept = balanced(samples, balance, per_tag, seed)
+        values = len({str(_lookup(s, {}, balance)) for s in kept})
+        note = (f"--balance {balance}: {len(kept)} of {len(samples)} samples kept, at most {per_tag} for each of "
+                f"{values} values (samples without meta.{balance} left out)")
+        samples = kept
     if split is None:
         parts = {"all": sorted(samples, key=lambda s: s.id)}
     else:
         train, test = seeded_split(samples, split, seed, key=lambda s: s.id)
         parts = {"train": train, "test": test}
 
-    report = ExportReport(fmt=fmt, out_dir=run_dir / "exports" / fmt, bad_lines=bad, review=review)
+    report = ExportReport(fmt=fmt, out_dir=run_dir / "exports" / fmt, bad_lines=bad, review=review, balanced=note)
     records = {name: (to_format(s, fmt, keep_meta=keep_meta, with_reasoning=with_reasoning) for s in part)
                for name, part in parts.items()}
     write_export(report, records, as_json=as_json, info_entry=(

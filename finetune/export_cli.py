@@ -77,6 +77,8 @@ def export(
     if any(report.review.values()):
         console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "
                       "{added} rejected samples accepted by the reviewer (added)".format(**report.review))
+    if report.balanced:
+        console.print(report.balanced, highlight=False)
     for name, path in report.files.items():
         console.print(f"{name}: {report.counts[name]} records → {path}")
     if report.dataset_info:

@@ -104,6 +104,8 @@ def test_own_folder_to_dataset_with_no_yaml(tmp_path):
     records = [json.loads(line) for line in (run / "exports/openai/all.jsonl").read_text(encoding="utf-8").splitlines()]
     tags_in = [r["meta"]["tag"] for r in records]
     assert len(tags_in) == len(set(tags_in)) == len({m["tag"] for m in metas}) and "all: " in export
+    assert (f"--balance tag: {len(tags_in)} of {len(metas)} samples kept, at most 1 for each of {len(tags_in)} "
+            "values") in export  # what the draw left out is said
 
     # incremental: a second folder added to the index → only its chunks get chunk questions
     make_second(tmp_path / "more")
