@@ -171,6 +171,8 @@ def test_zaoshu_new_says_the_files_and_lines_it_did_not_read(tmp_path):
     (docs / "手册.md").write_text("# 手册\n\n" + "滤网每周清洁一次，用软毛刷轻轻刷去灰尘，不要用水冲洗。" * 3, encoding="utf-8")
     (docs / "空白.md").write_text("   \n\n\t \n", encoding="utf-8")
     (docs / ".hidden.md").write_text("# 隐藏\n隐藏文件里的内容。\n", encoding="utf-8")
+    (docs / ".cache").mkdir()
+    (docs / ".cache" / "x.md").write_text("# 缓存\n", encoding="utf-8")
     (docs / "sub" / "faq.jsonl").write_text(
         json.dumps({"text": FAQ[0]["answer"]}, ensure_ascii=False) + "\n{oops\n", encoding="utf-8")
     made = zaoshu("new", NAME, "--knowledge", "docs", cwd=tmp_path)
@@ -179,6 +181,7 @@ def test_zaoshu_new_says_the_files_and_lines_it_did_not_read(tmp_path):
     assert lines[0].startswith(f"wrote {NAME}.yaml: 2 chunks from 2 files;"), made.stdout
     assert "skipped 1 file (empty: no text): docs/空白.md" in lines, made.stdout
     assert "skipped 1 file (hidden file): docs/.hidden.md" in lines, made.stdout
+    assert "skipped 1 folder (hidden folder): docs/.cache" in lines, made.stdout  # was "1 file (hidden folder)"
     assert ("bad line docs/sub/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes at column 2) "
             "(skipped, the good lines are used)") in lines, made.stdout
     assert lines[-1].startswith(f"run it:  python -m recipes.docqa --config {NAME}.yaml"), made.stdout
