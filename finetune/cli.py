@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -113,7 +114,7 @@ def validate(
         console.print(f"[red]{escape(line)}[/red]")
     if not report.ok:
         raise InputError(f"{data}: {len(report.errors)} of {report.records} records are bad: fix them "
-                         f"(or re-export) and run `zaoshu finetune validate {data} --config {config_path}` again")
+                         f"(or re-export) and run `{shlex.join(['zaoshu', 'finetune', 'validate', str(data), '--config', str(config_path)])}` again")
     console.print(f"[green]{data}: all {report.records} records encode with {config_path}[/green]")
 
 
@@ -150,7 +151,8 @@ def train(
     from finetune.runner import stream, train_command
 
     if not config_path.is_file():
-        raise InputError(f"config {config_path} does not exist: write one with `zaoshu finetune config … --out {config_path}`")
+        raise InputError(f"config {config_path} does not exist: write one with "
+                         f"`zaoshu finetune config … --out {shlex.quote(str(config_path))}`")
     code = stream(train_command(_python(venv), config_path, work_dir, deepspeed=deepspeed, resume=resume, seed=seed), _echo)
     _exit_on_failure(code, "training")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,7 @@ def latest_checkpoint(work_dir: Path) -> Path:
     DeepSpeed checkpoints are folders named `iter_N.pth`; both kinds count.
     """
     if not work_dir.is_dir():
-        raise InputError(f"work dir {work_dir} does not exist: train first with `zaoshu finetune train CFG.py --work-dir {work_dir}`")
+        raise InputError(f"work dir {work_dir} does not exist: train first with `zaoshu finetune train CFG.py --work-dir {shlex.quote(str(work_dir))}`")
     marker = work_dir / "last_checkpoint"
     if marker.is_file():
         recorded = Path(marker.read_text(encoding="utf-8").strip())
@@ -68,7 +69,7 @@ def latest_checkpoint(work_dir: Path) -> Path:
     found = [(m.group(1) == "iter", int(m.group(2)), p) for p in work_dir.iterdir() if (m := _ITER.match(p.name))]
     if not found:
         raise InputError(
-            f"no checkpoint (iter_N.pth) in {work_dir}: train first with `zaoshu finetune train CFG.py --work-dir {work_dir}`"
+            f"no checkpoint (iter_N.pth) in {work_dir}: train first with `zaoshu finetune train CFG.py --work-dir {shlex.quote(str(work_dir))}`"
         )
     return max(found)[2]
 

@@ -11,6 +11,7 @@ comes back as JSON.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import tempfile
 from pathlib import Path
@@ -50,7 +51,8 @@ def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600)
     if not data.is_file():
         raise InputError(f"data file {data} does not exist")
     if not config.is_file():
-        raise InputError(f"config {config} does not exist: write one with `zaoshu finetune config … --out {config}`")
+        raise InputError(f"config {config} does not exist: write one with "
+                         f"`zaoshu finetune config … --out {shlex.quote(str(config))}`")
     with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(

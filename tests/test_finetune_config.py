@@ -209,3 +209,15 @@ def test_a_pretraining_export_gets_no_chat_template(tmp_path):
     pretrain, sft = (assignments((tmp_path / name).read_text(encoding="utf-8"))["train_dataset"] for name in ("p.py", "c.py"))
     assert ast.unparse(keyword(pretrain, "template_map_fn")) == "None"
     assert ast.unparse(keyword(sft, "template_map_fn")) == "dict(type=template_map_fn_factory, template=prompt_template)"
+
+
+def test_the_commands_a_missing_file_message_suggests_run_as_printed(tmp_path):
+    """A path with a space was printed bare, so the suggested command split it in two."""
+    folder = tmp_path / "my runs"
+    checks = [(["train", str(folder / "c.py")], "--out"),
+              (["convert", str(folder / "work"), "--out", str(tmp_path / "adapter")], "--work-dir")]
+    for args, option in checks:
+        result = CliRunner().invoke(app, args)
+        assert isinstance(result.exception, InputError), result.output
+        command = str(result.exception).split("`")[1]
+        assert shlex.split(command)[shlex.split(command).index(option) + 1].startswith(str(folder)), command
