@@ -66,6 +66,9 @@ def export(
 
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
+    if with_reasoning and fmt == "pretrain":
+        raise InputError("--with-reasoning does nothing for --format pretrain: a pretraining record is the text "
+                         "alone; leave it out, or choose xtuner, openai, sharegpt, alpaca or a preference format")
     console = _console()
     common = dict(split=split, seed=seed, keep_meta=keep_meta, as_json=as_json, with_reasoning=with_reasoning,
                   ignore_review=ignore_review)

@@ -358,3 +358,10 @@ def test_what_is_not_a_sample_is_named_and_left_out_of_a_merge(tmp_path, capsys)
     assert [s["turns"][0]["input"] for s in read_jsonl(tmp_path / "m" / "accepted.jsonl")] == ["问一"]
     assert zaoshu("export", tmp_path / "m" / "accepted.jsonl") == 1
     assert "is a file, and export reads a run folder" in capsys.readouterr().err
+
+
+def test_with_reasoning_for_pretraining_is_a_one_line_error(run, capsys):
+    """It was ignored without a word: the user thought the thinking was in the pretraining text."""
+    assert zaoshu("export", run, "--format", "pretrain", "--with-reasoning") == 1
+    assert "--with-reasoning does nothing for --format pretrain" in capsys.readouterr().err
+    assert not (run / "exports" / "pretrain").exists()
