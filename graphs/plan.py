@@ -133,7 +133,10 @@ def render_plan(plan: Plan, console) -> None:
                   "price_input_cached_per_1k (a cache hit costs the full input price where none is set)",
                   highlight=False)
     for name, text in plan.examples.items():
-        # off a terminal the console is very wide (agents.console): there the panel fits its prompt
-        console.print(Panel(Text(text), title=f"prompt {name}", title_align="left", expand=console.is_terminal))
+        if console.is_terminal:
+            console.print(Panel(Text(text), title=f"prompt {name}", title_align="left"))
+        else:  # piped: the prompt line by line, whole (a panel crops its lines at COLUMNS when output does not wrap)
+            console.print(f"── prompt {name} ──", highlight=False)
+            console.print(Text(text), soft_wrap=True)
     console.print("[bold]graph[/] (mermaid):")
     console.print(plan.mermaid, markup=False, highlight=False)

@@ -336,6 +336,14 @@ def test_the_dry_run_counts_no_call_for_an_excluded_role_scene_cell(tmp_path):
     assert rows["responder"] == "5" and rows["critic"] == "5"
 
 
+def test_a_piped_dry_run_shows_each_prompt_whole_at_any_width(tmp_path):
+    """With COLUMNS set and the output piped (no wrapping), the prompt panels cut their lines at the width."""
+    result = run(tmp_path, CLOSED, "--config", str(tianji_yaml(tmp_path)), "--dry-run", env={"COLUMNS": "60"})
+    assert result.returncode == 0, result.stderr
+    assert "── prompt STYLED_REPLY_PROMPT ──" in result.stdout
+    assert "根据对象的身份用合适的语气：对长辈和上级用“您”，对平辈和晚辈用“你”，对兄弟姐妹不要用“尊敬的”。" in result.stdout
+
+
 TOO_MANY = [  # (recipe, key, the error after the key): 10**8 of a count kept even --dry-run busy listing items for hours
     ("tianji", "variants_per_cell", "variants_per_cell 100,000,000 × 1,092 cells (28 roles × 13 scenes × 3 styles) "
      "= 109,200,000,000 work items; a run holds at most 1,000,000: set variants_per_cell to 915 or less"),
