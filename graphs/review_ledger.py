@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agents.errors import InputError
 from graphs.ledger import BadLine, cut_torn_tail, jsonl_lines
+
+log = logging.getLogger(__name__)
 
 LEDGER_NAME = "review.jsonl"
 Action = Literal["accept", "reject", "edit", "note", "undo"]
@@ -106,7 +109,9 @@ def fold(entries: Iterable[ReviewEntry]) -> dict[str, SampleReview]:
 
 
 def read_entries(path: Path, start: int = 0) -> tuple[list[ReviewEntry], int]:
-    """Whole lines of the ledger from byte `start`, and the offset after the last whole line."""
+    """Whole lines of the ledger from byte `start`, and the offset after the last whole line. A line that is
+    not a review entry (one a crash joined to the next, before the torn tail was cut) is skipped with a
+    warning, as export skips it: the page opens, and every other decision stands."""
     if not path.exists():
         return [], 0
     with open(path, "rb") as f:
@@ -120,7 +125,8 @@ def read_entries(path: Path, start: int = 0) -> tuple[list[ReviewEntry], int]:
         try:
             entries.append(ReviewEntry.model_validate_json(line))
         except ValueError as exc:
-            raise InputError(f"{path}: line {number} after byte {start} is not a review entry ({exc})") from None
+            where = f"line {number}" + (f" after byte {start}" if start else "")
+            log.warning("%s: %s is not a review entry, skipped (%s)", path, where, str(exc).splitlines()[0])
     return entries, start + end
 
 

@@ -178,6 +178,19 @@ def test_a_decision_after_a_torn_last_line_is_saved_whole_and_the_page_keeps_wor
     assert ids(client.get("/?review=accepted").text) == ["qa0000"]
 
 
+def test_a_broken_line_inside_the_review_ledger_is_skipped_and_the_page_opens(run, caplog):
+    """A line a crash joined to the next (before torn tails were cut) stopped every request of the page;
+    export already skips it. The decisions around it stand."""
+    first = json.dumps({"id": "qa0004", "action": "reject", "reason": "DUPLICATE", "rev": 1, "base_rev": 0})
+    (run / "review.jsonl").write_text(first + '\n{"id": "qa0001", "act{"id": "qa0002"}\n', encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        client = page_client(run)
+        assert ids(client.get("/?review=rejected").text) == ["qa0004"]
+    assert "review.jsonl: line 2 is not a review entry, skipped" in caplog.text
+    n = sid(client.get("/?q=黑熊精").text, "qa0000")
+    assert "accepted" in client.post(f"/sample/{n}/accept", data={"base_rev": 0}).text
+
+
 def test_a_large_folder_filters_within_a_second(tmp_path):
     import time
 
