@@ -13,8 +13,10 @@ composition root (graphs/session.py) reads them.
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +44,30 @@ def too_many_items(key: str, value: int, cells: int, what: str) -> str | None:
         return None
     return (f"{key} {value:,} × {cells:,} {what} = {value * cells:,} work items; a run holds at most "
             f"{MAX_RUN_ITEMS:,}: set {key} to {MAX_RUN_ITEMS // cells:,} or less")
+
+
+def fits_a_run(key: str, value: int, data: dict[str, Any], **sizes: Callable[[Any], int]) -> int:
+    """A recipe config's field validator for a per-cell count: `value`, or ValueError when `value` × the cells
+    (the product of each named field's size, e.g. `roles=len`) is more than a run holds. Refused before any
+    item is listed: 10**8 kept even --dry-run busy for hours. A named field that failed validation is left
+    to its own error.
+
+    >>> fits_a_run("questions_per_aspect", 5, {"aspects": ["剧情", "战斗"]}, aspects=len)
+    5
+    >>> fits_a_run("n", 10**6, {"areas": [1, 2], "emotions": [1, 1, 2]}, areas=len, emotions=lambda e: len(set(e)))
+    Traceback (most recent call last):
+    ...
+    ValueError: n 1,000,000 × 4 cells (2 areas × 2 emotions) = 4,000,000 work items; a run holds at most 1,000,000: set n to 250,000 or less
+    """
+    if not all(name in data for name in sizes):
+        return value
+    counts = {name: size(data[name]) for name, size in sizes.items()}
+    cells = math.prod(counts.values())
+    what = next(iter(counts)) if len(counts) == 1 else \
+        "cells (" + " × ".join(f"{n} {name}" for name, n in counts.items()) + ")"
+    if problem := too_many_items(key, value, max(cells, 1), what):
+        raise ValueError(problem)
+    return value
 
 
 class Strict(BaseModel):

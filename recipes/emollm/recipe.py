@@ -13,7 +13,7 @@ from rich.console import Console
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import RecipeConfig, Strict, too_many_items
+from graphs.config import RecipeConfig, Strict, fits_a_run
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -62,15 +62,8 @@ class EmoLLMConfig(RecipeConfig):
 
     @field_validator("dialogues_per_scene")
     @classmethod
-    def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:
-        """Refused before any item is listed: 10**8 kept even --dry-run busy for hours."""
-        if not all(k in info.data for k in ("areas", "emotions")):
-            return value  # one of them is wrong: that is the error to show
-        areas, emotions = len(info.data["areas"]), len(set(info.data["emotions"]))  # distinct, as `items` lists them
-        what = f"cells ({areas} areas × {emotions} emotions)"
-        if problem := too_many_items("dialogues_per_scene", value, max(areas * emotions, 1), what):
-            raise ValueError(problem)
-        return value
+    def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:  # distinct emotions, as `items` lists them
+        return fits_a_run("dialogues_per_scene", value, info.data, areas=len, emotions=lambda e: len(set(e)))
 
 
 class EmoLLM(Recipe):

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from graphs.config import RecipeConfig, Strict, too_many_items
+from graphs.config import RecipeConfig, Strict, fits_a_run
 from graphs.state import WorkItem
 from recipes.base import Recipe
 
@@ -66,14 +66,7 @@ class TianjiConfig(RecipeConfig):
     @field_validator("variants_per_cell")
     @classmethod
     def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:
-        """Refused before any item is listed: 10**8 kept even --dry-run busy for hours."""
-        if not all(k in info.data for k in ("roles", "scenes", "styles")):
-            return value  # one of them is wrong: that is the error to show
-        roles, scenes, styles = (len(info.data[k]) for k in ("roles", "scenes", "styles"))
-        what = f"cells ({roles} roles × {scenes} scenes × {styles} styles)"
-        if problem := too_many_items("variants_per_cell", value, max(roles * scenes * styles, 1), what):
-            raise ValueError(problem)
-        return value
+        return fits_a_run("variants_per_cell", value, info.data, roles=len, scenes=len, styles=len)
 
 
 class Tianji(Recipe):

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import KnowledgeRecipeConfig, Strict, too_many_items
+from graphs.config import KnowledgeRecipeConfig, Strict, fits_a_run
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -36,12 +36,7 @@ class WulewuleConfig(KnowledgeRecipeConfig):
     @field_validator("questions_per_aspect")
     @classmethod
     def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:
-        """Refused before any item is listed: 10**8 kept even --dry-run busy for hours."""
-        if "aspects" not in info.data:
-            return value  # the aspects are wrong: that is the error to show
-        if problem := too_many_items("questions_per_aspect", value, max(len(info.data["aspects"]), 1), "aspects"):
-            raise ValueError(problem)
-        return value
+        return fits_a_run("questions_per_aspect", value, info.data, aspects=len)
 
 
 class Wulewule(Recipe):
