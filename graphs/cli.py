@@ -141,12 +141,13 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
     for line in summary.get("skipped", []):
         console.print(f"[yellow]warning:[/] {escape(line)} (skipped)", highlight=False)
     s = summary["stats"]
+    name = f"[bold]{escape(str(run))}[/]"
     if not s:  # e.g. `zaoshu merge --out`: samples, but no run made them here
         n = summary["lines"]
-        console.print(f"[bold]{escape(str(run))}[/]  accepted {n['accepted']}  rejected {n['rejected']}  "
+        console.print(f"{name}  accepted {n['accepted']}  rejected {n['rejected']}  "
                       "(ledger lines; no stats.json, so no status, failures, tokens or cost)", highlight=False)
     else:
-        console.print(f"[bold]{run}[/]  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
+        console.print(f"{name}  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
                       f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
                       f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
                       f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
