@@ -130,6 +130,9 @@ class _RetryingClient:
                         self.usage.check_cap(role_cfg.role)  # at the cap no call starts; those in flight finish
                         try:
                             reply = await self._attempt(messages, json_mode, temperature, max_tokens)
+                        except asyncio.CancelledError:  # the request may be out and billed: said, not counted
+                            self.usage.cancel(role_cfg.role)
+                            raise
                         except Transient as exc:
                             if exc.kind == "rate_limit":
                                 self.gate.on_rate_limited()

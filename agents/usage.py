@@ -27,6 +27,9 @@ class RoleUsage:
     output_tokens: int = 0
     cached_tokens: int = 0  # of input_tokens, served from the provider's prefix cache
     cost: float = 0.0
+    #: requests sent and then given up when the run stopped (target, pause, fatal error, Ctrl-C): the
+    #: endpoint may still bill them, and their tokens are unknown, so they are in no total above
+    cancelled: int = 0
 
 
 class SpendingCapReached(Exception):
@@ -66,6 +69,13 @@ class Usage:
 
     def unparsable(self, role: str) -> None:
         self.roles.setdefault(role, RoleUsage()).unparsed += 1
+
+    def cancel(self, role: str) -> None:
+        self.roles.setdefault(role, RoleUsage()).cancelled += 1
+
+    @property
+    def cancelled(self) -> int:
+        return sum(u.cancelled for u in self.roles.values())
 
     @property
     def input_tokens(self) -> int:

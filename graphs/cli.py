@@ -151,6 +151,9 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
                       f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "
                       f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
                       f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
+        if cancelled := sum(u.get("cancelled", 0) for u in (s.get("usage_by_role") or {}).values()):
+            console.print(f"{cancelled} LLM calls cancelled in flight (stops, Ctrl-C): possibly billed, "
+                          "not in the tokens or cost", highlight=False)
     if summary.get("stale"):
         st = summary["stale"]
         console.print(f"stale: {st['deleted'] + st['changed']} samples come from files deleted ({st['deleted']}) "

@@ -152,7 +152,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         recipe.after_run(config, run_path, console)
     finally:
         run.close()
-    return _report(outcome, recipe.name, run_path, console, stats, ledger_path)
+    return _report(outcome, recipe.name, run_path, console, stats, ledger_path, cancelled=usage.cancelled)
 
 
 #: Seconds between two writes of stats.json while a run goes.
@@ -236,13 +236,18 @@ def _write_stats(run, usage, outcome, recipe: str, print_: str, *, started: floa
 
 
 def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | None = None,
-            ledger_path: Path | None = None) -> int:
-    """The closing lines; `ledger_path` is this shard's folder in a sharded run (resume names the run).
+            ledger_path: Path | None = None, cancelled: int = 0) -> int:
+    """The closing lines; `ledger_path` is this shard's folder in a sharded run (resume names the run);
+    `cancelled`: this session's LLM requests given up in flight when it stopped.
     Printed with soft_wrap: a terminal wraps them, not rich, so a path or the resume command copies as one line."""
     line = (f"accepted {outcome.accepted} · rejected {outcome.rejected} · failed {outcome.failed} → "
             f"{ledger_path or run_path}/accepted.jsonl")
     if stats and stats.get("per_accepted"):
         console.print(cost_lines(stats), highlight=False, soft_wrap=True)
+    if cancelled:
+        console.print(f"[yellow]{cancelled} LLM call{'s' if cancelled > 1 else ''} cancelled in flight when the run "
+                      "stopped: the endpoint may bill them, and their tokens are not in the counts or cost[/]",
+                      highlight=False, soft_wrap=True)
     if outcome.reason in ("completed", "target"):
         console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False, soft_wrap=True)
         return 0

@@ -501,6 +501,28 @@ def test_the_budget_holds_per_call_and_the_items_it_cut_short_are_redone_once(tm
     assert len(ids) == len(set(ids)) == 24
 
 
+def test_calls_cancelled_in_flight_at_a_stop_are_counted_and_said(tmp_path):
+    """--target (like a pause, a fatal error or Ctrl-C) cancels the items in flight, and with them requests
+    the endpoint has received and may bill: stats.json counted none of them and nothing said so (an emollm
+    pause: 72,761 tokens counted, 77,885 served). Now every request sent is counted, as a call or as a call
+    cancelled in flight, and the run's closing lines and `runs show` say how many were cancelled."""
+    from tests.test_cli import zaoshu
+
+    with FakeOpenAI(reply=reply, latency=0.3) as server:
+        done = run(tmp_path, server, "--out", "run", "--limit", "24", "--target", "2", env={"ZAOSHU_MAX_REQUESTS": "3"})
+        received = len(server.requests)
+    assert done.returncode == 0, done.stderr
+    roles = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))["usage_by_role"]
+    counted = sum(u["calls"] for u in roles.values())
+    cancelled = sum(u.get("cancelled", 0) for u in roles.values())
+    assert received > counted  # requests the endpoint got that no call count holds
+    assert counted + cancelled >= received and cancelled > 0
+    assert (f"{cancelled} LLM calls cancelled in flight when the run stopped: the endpoint may bill them, "
+            "and their tokens are not in the counts or cost") in done.stdout
+    shown = zaoshu("runs", "show", str(tmp_path / "run"))
+    assert f"{cancelled} LLM calls cancelled in flight (stops, Ctrl-C): possibly billed" in shown.stdout
+
+
 def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
     """kill -9 gives no chance to write stats.json at the end: it is kept current as items finish, so
     `runs show` counts what the ledgers hold and --budget counts what the killed session spent."""
