@@ -50,8 +50,9 @@ def check_shape(example: dict) -> str:
 def read_examples(data_path: str) -> list[tuple[int, object]]:
     """(number, parsed record or its JSONDecodeError) for every record: a `.json` file is one JSON array
     (`zaoshu export --json`, which XTuner's `load_dataset("json", …)` reads too), numbered by record;
-    any other file is JSONL, numbered by line (blank lines skipped)."""
-    with open(data_path, encoding="utf-8") as fh:
+    any other file is JSONL, numbered by line (blank lines skipped). A UTF-8 BOM is read past, as
+    `load_dataset("json", …)` and `zaoshu finetune config` do."""
+    with open(data_path, encoding="utf-8-sig") as fh:
         if data_path.endswith(".json"):
             try:
                 data = json.load(fh)

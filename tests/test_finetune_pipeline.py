@@ -92,9 +92,11 @@ def make_run(root: Path, n: int = 16) -> Path:
     return run
 
 
-def test_validate_reads_the_json_export_that_config_accepts(xtuner_env, tmp_path):
+def test_validate_reads_the_files_that_config_and_xtuner_accept(xtuner_env, tmp_path):
     """`zaoshu export --json` writes train.json (one array), `finetune config` takes it and XTuner's
-    load_dataset("json") reads it; validate read it line by line: "74 of 74 records are bad" for 8 records."""
+    load_dataset("json") reads it; validate read it line by line: "74 of 74 records are bad" for 8 records.
+    A file saved with a UTF-8 BOM (Windows Notepad's "UTF-8"), JSONL or JSON, is read by config and by
+    XTuner too; validate called its first record bad ("Unexpected UTF-8 BOM")."""
     model = tmp_path / "tiny-qwen2"
     subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), "qwen2", str(model)], check=True,
                    capture_output=True, timeout=300)
@@ -116,6 +118,14 @@ def test_validate_reads_the_json_export_that_config_accepts(xtuner_env, tmp_path
         run_cli("validate", str(bad), "--config", str(cfg))
     result = CliRunner().invoke(app, ["validate", str(bad), "--config", str(cfg), "--venv", str(VENV)])
     assert "record 2: turn 1 has an empty 'output'" in " ".join(result.output.split()), result.output
+
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "bom.jsonl").write_bytes(bom + "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                       for r in json.loads(train.read_text("utf-8"))).encode("utf-8"))
+    (tmp_path / "bom.json").write_bytes(bom + train.read_bytes())
+    for data in (tmp_path / "bom.jsonl", tmp_path / "bom.json"):
+        code, out = run_cli("validate", str(data), "--config", str(cfg))
+        assert code == 0 and f"{data}: all 8 records encode" in " ".join(out.split()), out
 
 
 COMPARE = r"""
