@@ -121,7 +121,8 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
 
     @app.command(help=doc)
     def main(
-        limit: Optional[int] = typer.Option(None, min=0, help="Run at most this many work items."),
+        limit: Optional[int] = typer.Option(None, min=0, help="Only the first N work items of the recipe's order, "
+                                            "finished ones included (a rerun with the same N resumes them)."),
         target: Optional[int] = typer.Option(None, min=1, help="Stop once this many samples are accepted."),
         concurrency: Optional[int] = typer.Option(
             None, min=1, help="Work items in flight at once [env ZAOSHU_CONCURRENCY, YAML llm.concurrency; default 8]. "
