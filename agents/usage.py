@@ -95,3 +95,12 @@ class Usage:
 
     def as_dict(self) -> dict[str, Any]:
         return {role: vars(u).copy() for role, u in self.roles.items()}
+
+
+def calls(n: int) -> str:
+    """How many LLM calls, in words.
+
+    >>> calls(1), calls(3)
+    ('1 LLM call', '3 LLM calls')
+    """
+    return f"{n} LLM call{'s' if n != 1 else ''}"

@@ -130,6 +130,7 @@ def stale_samples(records) -> dict[str, int] | None:
 def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tianji/20261121-101500"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Counts by reason code and by aspect / scene / style, tokens, cost, duration."""
+    from agents.usage import calls
     from graphs.rundir import run_ledgers
 
     if not run_ledgers(run, "accepted.jsonl") and not (run / "stats.json").exists():
@@ -152,7 +153,7 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
                       f"tokens {s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}  "
                       f"cost {s.get('currency', '¥')}{s.get('cost', 0):.4f}  duration {s.get('duration_s', 0):.0f}s")
         if cancelled := sum(u.get("cancelled", 0) for u in (s.get("usage_by_role") or {}).values()):
-            console.print(f"{cancelled} LLM calls cancelled in flight (stops, Ctrl-C): possibly billed, "
+            console.print(f"{calls(cancelled)} cancelled in flight (stops, Ctrl-C): possibly billed, "
                           "not in the tokens or cost", highlight=False)
     if summary.get("stale"):
         st = summary["stale"]

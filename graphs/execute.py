@@ -245,9 +245,11 @@ def _report(outcome, name: str, run_path: Path, console: Console, stats: dict | 
     if stats and stats.get("per_accepted"):
         console.print(cost_lines(stats), highlight=False, soft_wrap=True)
     if cancelled:
-        console.print(f"[yellow]{cancelled} LLM call{'s' if cancelled > 1 else ''} cancelled in flight when the run "
-                      "stopped: the endpoint may bill them, and their tokens are not in the counts or cost[/]",
-                      highlight=False, soft_wrap=True)
+        from agents.usage import calls
+
+        them, their = ("them", "their") if cancelled > 1 else ("it", "its")
+        console.print(f"[yellow]{calls(cancelled)} cancelled in flight when the run stopped: the endpoint may bill "
+                      f"{them}, and {their} tokens are not in the counts or cost[/]", highlight=False, soft_wrap=True)
     if outcome.reason in ("completed", "target"):
         console.print(f"[green]done[/] ({outcome.reason}): {line}", highlight=False, soft_wrap=True)
         return 0
