@@ -47,6 +47,11 @@ def _run_sync(action, every: float):
         return action(update)
 
 
+def _print_bad_line(path: str, reason: str, not_indexed: set[str]) -> None:
+    kept = "as is its file" if path in not_indexed else "the good lines are indexed"
+    err.print(f"  [yellow]bad line[/yellow] {path}: {reason} (skipped, {kept})", highlight=False)
+
+
 def _print_report(report, kb) -> None:
     dense = f"{report.chunks_embedded} embedded with {kb.embedder.name}" if kb.has_vectors else \
         "no dense index (BM25 only)"
@@ -56,8 +61,7 @@ def _print_report(report, kb) -> None:
                   f"index now {kb.store.count_chunks()} chunks.", highlight=False)
     not_indexed = {item.path for item in [*report.skipped, *report.empty]}
     for item in report.bad_lines[:30]:
-        kept = "as is its file" if item.path in not_indexed else "the good lines are indexed"
-        err.print(f"  [yellow]bad line[/yellow] {item.path}: {item.reason} (skipped, {kept})", highlight=False)
+        _print_bad_line(item.path, item.reason, not_indexed)
     if len(report.bad_lines) > 30:
         err.print(f"  … and {len(report.bad_lines) - 30} more bad lines")
     for item in report.skipped[:30]:
@@ -209,6 +213,11 @@ def stats(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", 
     console.print(table)
     for item in info["files_not_indexed"][:50]:
         err.print(f"  [yellow]not indexed[/yellow] {item['path']}: {item['reason']}")
+    not_indexed = {item["path"] for item in info["files_not_indexed"]}
+    for item in info["bad_lines"][:50]:
+        _print_bad_line(item["path"], item["reason"], not_indexed)
+    if len(info["bad_lines"]) > 50:
+        err.print(f"  … and {len(info['bad_lines']) - 50} more bad lines (zaoshu kb stats --json lists them all)")
 
 
 @app.command()

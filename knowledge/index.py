@@ -373,6 +373,7 @@ class KnowledgeBase:
             "files": files[0],
             "files_with_text": files[1] or 0,
             "files_not_indexed": [{"path": rel, "reason": status} for rel, status in problems],
+            "bad_lines": [{"path": rel, "reason": reason} for rel, reason in self.store.bad_lines()],
             "chunks": n_chunks,
             "characters": chars,
             "vector_index": ("hnsw" if n_chunks > self.hnsw_threshold else "flat") if self.has_vectors else "none",

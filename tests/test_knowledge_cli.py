@@ -94,6 +94,40 @@ def test_a_bad_line_of_a_file_that_gives_no_text_does_not_say_its_good_lines_are
     assert lines["bad line rows.jsonl"].endswith("(skipped, the good lines are indexed)"), result.stderr
 
 
+def test_bad_lines_stay_listed_by_stats_and_by_a_build_that_does_not_read_their_file_again(tmp_path: Path) -> None:
+    """`kb build` reported a JSONL's bad lines once: `kb stats` and the next build did not list them, so a
+    user later could not see which lines were dropped."""
+    folder = write_corpus(tmp_path / "xiyou")
+    (folder / "faq.jsonl").write_text('{"text": "铁扇公主住在翠云山芭蕉洞。"}\n{oops\n{"title": "无正文"}\n',
+                                      encoding="utf-8")
+    (folder / "rows.csv").write_text("text,note\n牛魔王是铁扇公主的丈夫。,甲\n红孩儿,乙,多余\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    bad = ["bad line faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes at column 2) "
+           "(skipped, the good lines are indexed)",
+           "bad line faq.jsonl: line 3: no text in fields text, content, output (skipped, the good lines are indexed)",
+           "bad line rows.csv: line 3: 3 fields, the header has 2 (skipped, the good lines are indexed)"]
+    first = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert first.exit_code == 0, first.output
+    assert all(line in first.stderr for line in bad), first.stderr
+
+    again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert "0 added, 0 changed, 0 deleted, 8 unchanged" in again.stdout
+    assert all(line in again.stderr for line in bad), again.stderr
+    table = runner.invoke(app, ["stats", "--index", str(index)])
+    assert all(line in table.stderr for line in bad), table.stderr
+    listed = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["bad_lines"]
+    assert listed == [{"path": "faq.jsonl", "reason": "line 2: invalid JSON (Expecting property name enclosed in "
+                                                      "double quotes at column 2)"},
+                      {"path": "faq.jsonl", "reason": "line 3: no text in fields text, content, output"},
+                      {"path": "rows.csv", "reason": "line 3: 3 fields, the header has 2"}]
+
+    (folder / "faq.jsonl").write_text('{"text": "铁扇公主住在翠云山芭蕉洞。"}\n', encoding="utf-8")  # fixed
+    (folder / "rows.csv").unlink()
+    fixed = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert "0 added, 1 changed, 1 deleted" in fixed.stdout and "bad line" not in fixed.stderr, fixed.output
+    assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["bad_lines"] == []
+
+
 @pytest.mark.parametrize("nested", ["inside", "around"])
 def test_a_folder_nested_with_one_the_index_holds_is_refused_not_indexed_twice(tmp_path: Path, nested: str) -> None:
     outer = write_corpus(tmp_path / "docs")
