@@ -59,13 +59,27 @@ class Chunk:
     section: int = 0
 
 
+CHAPTER_LEVEL = 7  # a chapter line (「第二章」) ranks below every markdown heading level
+
+
+def outline(text: str) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of the headings: a markdown heading at its level (`#` is 1), a chapter line
+    at CHAPTER_LEVEL.
+
+    >>> outline("# 手册\\n## 安装\\n第一章 总则\\n")
+    [(0, 1, '手册'), (5, 2, '安装'), (11, 7, '第一章 总则')]
+    """
+    return [(m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")) if m.group("md") else CHAPTER_LEVEL,
+             (m.group("md") or m.group("cn")).strip()) for m in _HEADING.finditer(text)]
+
+
 def headings(text: str) -> list[tuple[int, str]]:
     """(offset, title) of markdown headings and chapter lines such as 「第一回　灵根育孕源流出」.
 
     >>> headings("# 总则\\n正文\\n第二章 细则\\n")
     [(0, '总则'), (8, '第二章 细则')]
     """
-    return [(m.start(), (m.group("md") or m.group("cn")).strip()) for m in _HEADING.finditer(text)]
+    return [(offset, title) for offset, _, title in outline(text)]
 
 
 def _splitter(chunk_size: int, overlap: int):

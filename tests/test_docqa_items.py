@@ -130,3 +130,34 @@ def test_a_kind_with_a_share_but_nothing_to_ask_says_why():
     plan = plan_items(c, config(), derive_tree(c.chunks), {}, 1)
     assert "cross_chunk" not in plan.by_kind() and plan.by_kind()["chunk"] == 2
     assert plan.none_because == {"cross_chunk": "no file gave two chunks"}
+
+
+def test_sibling_chapters_are_tags_under_the_document_not_under_the_first_chapter(tmp_path):
+    """A text file 「售后服务条例」 with 第一章 … 第三章, or a Markdown file whose sections are all `#`: the tag
+    tree filed 第二章 and 第三章 under 第一章, the first heading taken for the document's title."""
+    import yaml
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "条例.txt").write_bytes(
+        "售后服务条例\n\n第一章 总则\n本条例适用于所有在本店购买净水器的用户，购买凭证请妥善保管，维修时需要出示。\n\n"
+        "第二章 保修\n整机保修一年，主要部件保修三年，人为损坏和自行拆机不在保修范围之内，请知悉并妥善使用。\n\n"
+        "第三章 退换\n七天内无理由退货，十五天内有质量问题可以换货，运费由商家承担，退货时请带齐配件。\n".encode("gb18030"))
+    (docs / "guide.md").write_text(
+        "# 安装\n主机应固定在橱柜内侧，距离地面不少于十厘米，并远离热源和阳光直射，进水管要用专用接头。\n\n"
+        "# 使用\n每天第一次使用前请先放水三十秒，长时间不用时请关闭进水阀并拔掉电源插头，避免滤芯滋生细菌。\n",
+        encoding="utf-8")
+    (docs / "manual.md").write_text(  # one `#` title over `##` sections: the title stays the top tag
+        "# 净水器手册\n\n## 滤芯\n" + "PP 棉滤芯每三个月更换一次，活性炭滤芯每六个月更换一次。" * 2 +
+        "\n\n## 故障\n" + "出水量变小通常是前置滤芯堵塞，应优先更换 PP 棉滤芯。" * 2 + "\n", encoding="utf-8")
+    made = run("zaoshu_cli", "new", "净水器", "--knowledge", "docs", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    tree = yaml.safe_load((tmp_path / "净水器.yaml").read_text(encoding="utf-8"))["tags"]
+    assert tree == {"售后服务条例": ["第一章 总则", "第二章 保修", "第三章 退换"], "guide": ["安装", "使用"],
+                    "净水器手册": ["滤芯", "故障"]}, tree
+    plan = run("recipes.docqa", "--knowledge", "docs", "--name", "净水器", "--dry-run", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    tags = plan.stdout.split("<tags>\n", 1)[1].split("\n</tags>", 1)[0].splitlines()
+    assert sorted(tags) == sorted(["售后服务条例", "售后服务条例/第一章 总则", "售后服务条例/第二章 保修",
+                                   "售后服务条例/第三章 退换", "guide", "guide/安装", "guide/使用", "净水器手册",
+                                   "净水器手册/滤芯", "净水器手册/故障"]), plan.stdout
