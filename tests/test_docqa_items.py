@@ -161,3 +161,18 @@ def test_sibling_chapters_are_tags_under_the_document_not_under_the_first_chapte
     assert sorted(tags) == sorted(["售后服务条例", "售后服务条例/第一章 总则", "售后服务条例/第二章 保修",
                                    "售后服务条例/第三章 退换", "guide", "guide/安装", "guide/使用", "净水器手册",
                                    "净水器手册/滤芯", "净水器手册/故障"]), plan.stdout
+
+
+def test_the_tag_tree_lists_a_documents_headings_in_its_order(tmp_path):
+    """Short sections share a chunk, whose tag is the last of them: 「## 开机」 and 「## 关机」 came out as
+    关机, 开机 in `zaoshu new`'s tags and in tags.yaml."""
+    import yaml
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "说明书.md").write_text("# 使用说明\n\n## 开机\n按电源键。\n\n## 关机\n" +
+                                     "长按电源键三秒，等指示灯熄灭后再拔掉插头，避免损坏主板和保存的设置。" * 2 + "\n",
+                                     encoding="utf-8")
+    made = run("zaoshu_cli", "new", "说明书", "--knowledge", "docs", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert yaml.safe_load((tmp_path / "说明书.yaml").read_text(encoding="utf-8"))["tags"] == {"使用说明": ["开机", "关机"]}

@@ -44,14 +44,22 @@ def heading_tag(chunk: DocChunk) -> str:
 
 
 def derive_tree(chunks: list[DocChunk]) -> dict[str, list[str]]:
-    """Level 1: each document's title (its first heading, else its file name); level 2: its headings."""
+    """Level 1: each document's title (its first heading, else its file name); level 2: its headings, in
+    the document's order (a chunk's own tag is the last of the short sections it holds, so it comes after
+    the headings inside it).
+
+    >>> from recipes.docqa.corpus import DocChunk
+    >>> c = DocChunk("h", "d/a.md#0", "d/a.md", "/d/a.md", "s", 0, "正文", "滤芯", "手册", ["手册", "安装", "滤芯"])
+    >>> derive_tree([c])
+    {'手册': ['安装', '滤芯']}
+    """
     tree: dict[str, list[str]] = {}
     for chunk in chunks:
-        add_path(tree, heading_tag(chunk))
         level1 = _short(chunk.doc_title)
         for inner in chunk.inner:
             if _short(inner) != level1:
                 add_path(tree, f"{level1}/{_short(inner)}")
+        add_path(tree, heading_tag(chunk))
     return tree
 
 
