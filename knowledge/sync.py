@@ -166,11 +166,16 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
     todo: list[tuple[FileEntry, str, bool]] = []
     for entry in entries:
         row = known.get(entry.rel)
+        if row and not row.sha256:
+            row = None  # never read (over an earlier build's size guard): this build's guard decides
         if limit is not None and entry.size > limit:
-            report.skipped.append(Skipped(entry.rel, f"{entry.size / 1048576:.1f} MB is over the size guard "
-                                                     f"({max_file_mb:g} MB; raise it with --max-file-mb)"))
-            if row:
+            reason = (f"{entry.size / 1048576:.1f} MB is over the size guard ({max_file_mb:g} MB; "
+                      f"raise it with --max-file-mb)")
+            report.skipped.append(Skipped(entry.rel, reason))
+            if entry.rel in known:
                 report.chunks_deleted += store.delete_file(root_id, entry.rel)
+            # remembered without a hash (not read), so `kb stats` lists it among the files not indexed
+            store.put_file(root_id, entry.rel, FileRow(entry.size, entry.mtime_ns, "", 0, reason))
             continue
         if row and row.size == entry.size and row.mtime_ns == entry.mtime_ns:
             report.unchanged += 1

@@ -60,16 +60,24 @@ def test_chunks_keep_chapter_boundaries_and_retrieval_diversifies(tmp_path: Path
 
 
 def test_the_size_guard_skips_a_big_file_and_says_so(tmp_path: Path) -> None:
+    """The file left out is said by the build and, later, by `kb stats` (it was not listed there at all)."""
     folder = write_corpus(tmp_path / "f", {"small.txt": "花果山水帘洞。"})
     (folder / "big.txt").write_text("取经路上。" * 80_000, encoding="utf-8")  # 1.2 MB
     index = tmp_path / "idx"
+    guard = "big.txt: 1.1 MB is over the size guard (1 MB; raise it with --max-file-mb)"
     result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash",
                                  "--max-file-mb", "1"])
     assert result.exit_code == 0, result.output
-    assert "1 added" in result.stdout and "skipped big.txt: 1.1 MB is over the size guard (1 MB; raise it with " \
-                                         "--max-file-mb)" in result.stderr
+    assert "1 added" in result.stdout and f"skipped {guard}" in result.stderr
+    stats = runner.invoke(app, ["stats", "--index", str(index)])
+    assert f"not indexed {guard}" in stats.stderr, stats.output
+    assert "2 (1 with text)" in stats.stdout
+    same = runner.invoke(app, ["build", str(folder), "--index", str(index), "--max-file-mb", "1"])
+    assert "0 added, 0 changed, 0 deleted, 1 unchanged" in same.stdout and f"skipped {guard}" in same.stderr
     again = runner.invoke(app, ["build", str(folder), "--index", str(index), "--max-file-mb", "2"])
     assert again.exit_code == 0 and "1 added, 0 changed, 0 deleted, 1 unchanged" in again.stdout
+    after = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)
+    assert after["files_not_indexed"] == [] and after["files_with_text"] == 2
 
 
 def test_build_progress_lines_off_a_terminal(tmp_path: Path) -> None:
