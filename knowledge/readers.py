@@ -136,19 +136,20 @@ def _read_docx(path: Path, source: str) -> Iterator[Document]:
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
 
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise Unreadable(f"corrupt Word file: {exc}") from exc
     lines = []
-    for para in document.paragraphs:
-        style = para.style.name if para.style is not None else ""
+    for block in document.iter_inner_content():  # paragraphs and tables in the document's order
+        if isinstance(block, Table):
+            lines.extend("\t".join(cell.text for cell in row.cells) for row in block.rows)
+            continue
+        style = block.style.name if block.style is not None else ""
         level = 1 if style == "Title" else int(m.group(1)) if (m := _HEADING_STYLE.match(style)) else 0
-        lines.append(("#" * level + " " if level and para.text.strip() else "") + para.text)
-    for table in document.tables:
-        for row in table.rows:
-            lines.append("\t".join(cell.text for cell in row.cells))
+        lines.append(("#" * level + " " if level and block.text.strip() else "") + block.text)
     yield Document("\n".join(lines), source)
 
 

@@ -215,3 +215,29 @@ def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path, monk
     result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
     assert result.exit_code == 0, result.output
     assert "5 added" in result.stdout and "skipped nverguo.txt: cannot read: No such file or directory" in result.stderr
+
+
+def test_a_word_table_stays_under_its_heading(tmp_path: Path) -> None:
+    """python-docx lists a document's tables apart from its paragraphs: a price table under 「安装」 was
+    indexed after the last paragraph, under the last heading (保修), where search showed it."""
+    import docx
+
+    from tests.docqa_corpus import write_docx
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    install = "安装前请关闭进水阀门，并确认自来水压力在零点一到零点四兆帕之间，主机固定在橱柜内侧。"
+    write_docx(folder / "manual.docx", [("净水器手册", 1), ("安装", 2), (install, 0)])
+    document = docx.Document(str(folder / "manual.docx"))
+    table = document.add_table(rows=2, cols=2)
+    for (row, col), text in {(0, 0): "型号", (0, 1): "安装费", (1, 0): "RO-400", (1, 1): "免费上门"}.items():
+        table.cell(row, col).text = text
+    document.add_heading("保修", level=2)
+    document.add_paragraph("整机保修一年，增压泵和电路板等主要部件保修三年，滤芯属于消耗品，不提供保修服务。")
+    document.save(str(folder / "manual.docx"))
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    found = json.loads(runner.invoke(app, ["search", "RO-400 安装费", "--index", str(index), "-k", "1",
+                                           "--json"]).stdout)["passages"][0]
+    assert found["title"] == "安装", found
+    assert found["text"].endswith(f"## 安装\n{install}\n型号\t安装费\nRO-400\t免费上门"), found
