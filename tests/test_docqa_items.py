@@ -176,3 +176,29 @@ def test_the_tag_tree_lists_a_documents_headings_in_its_order(tmp_path):
     made = run("zaoshu_cli", "new", "说明书", "--knowledge", "docs", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert yaml.safe_load((tmp_path / "说明书.yaml").read_text(encoding="utf-8"))["tags"] == {"使用说明": ["开机", "关机"]}
+
+
+@pytest.mark.parametrize("edited, message", [
+    ("净水器使用手册: [滤芯更换, 我的标签]\n",  # the tree written without `tree:`: it was ignored, then overwritten
+     "unknown key '净水器使用手册': expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag); "
+     "put level-1 tags under 'tree:'"),
+    ("- 净水器使用手册\n- 安全须知\n",  # a list: it was a traceback (AttributeError)
+     "expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag)"),
+])
+def test_a_tags_yaml_edited_into_another_shape_is_one_line_and_kept(tmp_path, edited, message):
+    from tests.docqa_corpus import make_corpus
+    from tests.docqa_replies import reply
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_recipe_cli import run as run_recipe
+
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--knowledge", "docs", "--out", "run", "--limit", "1", recipe="docqa")
+        assert first.returncode == 0, first.stderr
+        tags = tmp_path / "run" / "tags.yaml"
+        tags.write_text(edited, encoding="utf-8")
+        calls = len(server.requests)
+        again = run_recipe(tmp_path, server, "--knowledge", "docs", "--out", "run", recipe="docqa")
+        assert len(server.requests) == calls  # refused before any LLM call
+    assert again.returncode == 1 and again.stderr.strip() == f"error: {Path('run/tags.yaml')}: {message}", again.stderr
+    assert tags.read_text(encoding="utf-8") == edited

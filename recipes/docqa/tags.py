@@ -91,9 +91,15 @@ def read_tags(path: Path) -> tuple[dict[str, list[str]], dict[str, str]] | None:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise not_valid_yaml(path, exc) from None
+    expected = "expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag)"
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {expected}")
+    if unknown := [str(key) for key in data if key not in ("tree", "chunks")]:  # e.g. the tree without `tree:`
+        raise InputError(f"{path}: unknown key {', '.join(map(repr, unknown))}: {expected}; "
+                         f"put level-1 tags under 'tree:'")
     tree, chunks = data.get("tree") or {}, data.get("chunks") or {}
     if not isinstance(tree, dict) or not isinstance(chunks, dict):
-        raise InputError(f"{path}: expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag)")
+        raise InputError(f"{path}: {expected}")
     clean: dict[str, list[str]] = {}
     for level1, level2s in tree.items():
         if level2s is not None and not isinstance(level2s, list):
