@@ -202,3 +202,18 @@ def test_a_tags_yaml_edited_into_another_shape_is_one_line_and_kept(tmp_path, ed
         assert len(server.requests) == calls  # refused before any LLM call
     assert again.returncode == 1 and again.stderr.strip() == f"error: {Path('run/tags.yaml')}: {message}", again.stderr
     assert tags.read_text(encoding="utf-8") == edited
+
+
+def test_more_questions_per_chunk_than_angles_is_one_line(tmp_path):
+    """max_questions_per_chunk: 8 planned questions 6–8 from angles already used (the n-th question asks from
+    angle n mod 5): paid-for duplicates. The YAML's own comment says each comes from another angle."""
+    from tests.docqa_corpus import make_corpus
+
+    make_corpus(tmp_path / "docs")
+    (tmp_path / "q.yaml").write_text("recipe: docqa\nname: 净水器\nknowledge_folder: docs\n"
+                                      "chars_per_question: 20\nmax_questions_per_chunk: 8\n", encoding="utf-8")
+    result = run("recipes.docqa", "--config", "q.yaml", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == ("error: q.yaml: key 'max_questions_per_chunk': Value error, at most 5: each "
+                                     "question of a chunk asks from another angle (关键事实与细节、原因、目的或原理、"
+                                     "具体做法或步骤、条件、限制与例外、比较与区别)")

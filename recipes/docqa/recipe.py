@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from rich.console import Console
 
+from agents.docqa import ANGLES
 from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
@@ -58,13 +59,21 @@ class DocQAConfig(KnowledgeRecipeConfig):
     mix: Mix = Field(default_factory=Mix)
     max_items: int | None = Field(default=None, ge=0, description="Total items; default: every chunk question.")
     chars_per_question: int = Field(default=250, gt=0)
-    max_questions_per_chunk: int = Field(default=3, ge=1)
+    max_questions_per_chunk: int = Field(default=3, ge=1, description="Each from another angle: at most one per angle.")
     min_chunk_chars: int = Field(default=40, ge=0)
     questions_per_tag: int = Field(default=2, ge=0, description="At most; the mix says how many.")
     ga_pairs: list[GAPairConfig] = Field(default_factory=list, description="Empty: the model proposes ga_count.")
     ga_count: int = Field(default=4, ge=1)
     tags: dict[str, list[str]] = Field(default_factory=dict, description="A starting tag tree (level 1 → level 2).")
     multi_turn: MultiTurn = Field(default_factory=MultiTurn)
+
+    @field_validator("max_questions_per_chunk")
+    @classmethod
+    def one_per_angle(cls, value: int) -> int:
+        if value > len(ANGLES):  # a sixth question would ask from an angle already used: a duplicate, paid for
+            raise ValueError(f"at most {len(ANGLES)}: each question of a chunk asks from another angle "
+                             f"({'、'.join(ANGLES)})")
+        return value
 
     @model_validator(mode="before")
     @classmethod
