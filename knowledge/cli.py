@@ -40,11 +40,17 @@ def _embed_config():
 
 
 def _run_sync(action, every: float):
-    """Run build/add with a progress bar on a terminal, one line every `every` seconds otherwise."""
+    """Run build/add with a progress bar on a terminal, one line every `every` seconds otherwise. Ctrl-C
+    says what is kept (the files committed so far) and exits 130."""
     from knowledge.progress import build_progress
 
-    with build_progress(err, every=every) as update:
-        return action(update)
+    try:
+        with build_progress(err, every=every) as update:
+            return action(update)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]: the files indexed so far are kept; run the same command to index the rest",
+                  highlight=False)
+        raise typer.Exit(130) from None
 
 
 def _print_bad_line(path: str, reason: str, not_indexed: set[str]) -> None:

@@ -241,3 +241,29 @@ def test_a_word_table_stays_under_its_heading(tmp_path: Path) -> None:
                                            "--json"]).stdout)["passages"][0]
     assert found["title"] == "安装", found
     assert found["text"].endswith(f"## 安装\n{install}\n型号\t安装费\nRO-400\t免费上门"), found
+
+
+def test_ctrl_c_during_a_build_says_what_is_kept_and_the_same_command_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C ended `kb build` with exit 130 and not a word (typer turns KeyboardInterrupt into a silent exit)."""
+    import knowledge.sync
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for n in range(4):  # 4 files of 260 chunks: the first two are committed (every 512 chunks), the third is not
+        (folder / f"{n}.txt").write_text(f"第{n}卷。" + "取经路上遇到妖怪，悟空打跑了它们。" * 7000, encoding="utf-8")
+    real_iter_entry = knowledge.sync.iter_entry
+
+    def interrupted_at_3(entry, *args):
+        if entry.rel == "3.txt":
+            raise KeyboardInterrupt
+        return real_iter_entry(entry, *args)
+
+    monkeypatch.setattr(knowledge.sync, "iter_entry", interrupted_at_3)
+    index = tmp_path / "idx"
+    result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines()[-1] == \
+        "interrupted: the files indexed so far are kept; run the same command to index the rest"
+    monkeypatch.setattr(knowledge.sync, "iter_entry", real_iter_entry)
+    again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert again.exit_code == 0 and "2 added, 0 changed, 0 deleted, 2 unchanged" in again.stdout, again.output
