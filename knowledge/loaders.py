@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.errors import InputError
-from knowledge.readers import DEFAULT_TEXT_FIELDS, SUPPORTED_SUFFIXES, Document, Unreadable, read_file
+from knowledge.readers import DEFAULT_TEXT_FIELDS, SAVE_AS, SUPPORTED_SUFFIXES, Document, Unreadable, read_file
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
                 continue
             any_file = True
             if child_path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skipped.append(Skipped(rel, f"unsupported file type {child_path.suffix.lower() or '(no extension)'}"))
+                skipped.append(Skipped(rel, unsupported(child_path.suffix.lower())))
                 continue
             try:
                 stat = child.stat()
@@ -183,6 +183,18 @@ def load_entry(entry: FileEntry, fields: tuple[str, ...], sink) -> str | None:
     except OSError as exc:
         return cannot_read(exc)
     return None if count else empty_reason(entry, fields)
+
+
+def unsupported(suffix: str) -> str:
+    """The reason shown for a file type that is not read, with what to do for the common office formats.
+
+    >>> unsupported(".doc")
+    'unsupported file type .doc: save it as .docx (Word or LibreOffice)'
+    >>> unsupported(".bin"), unsupported("")
+    ('unsupported file type .bin', 'unsupported file type (no extension)')
+    """
+    hint = f": {SAVE_AS[suffix]}" if suffix in SAVE_AS else ""
+    return f"unsupported file type {suffix or '(no extension)'}{hint}"
 
 
 def cannot_read(exc: OSError) -> str:

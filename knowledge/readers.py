@@ -30,6 +30,11 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 RECORD_SUFFIXES = {".json", ".jsonl", ".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | RECORD_SUFFIXES | {".pdf", ".docx", ".html", ".htm"}
 DEFAULT_TEXT_FIELDS = ("text", "content", "output")
+# Formats people keep documents in that are not read, and what to turn them into.
+SAVE_AS = {".doc": "save it as .docx (Word or LibreOffice)", ".wps": "save it as .docx (WPS or LibreOffice)",
+           ".xls": "save the sheet as .csv", ".xlsx": "save the sheet as .csv", ".ppt": "save it as .pdf",
+           ".pptx": "save it as .pdf"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the first bytes of a Word 97–2003 .doc (and .xls, .ppt)
 # Text files above this size are read in blocks so memory stays bounded (a 50 MB file is fine).
 STREAM_THRESHOLD = 4 * 1024 * 1024
 BLOCK_CHARS = 1_000_000
@@ -141,7 +146,11 @@ def _read_docx(path: Path, source: str) -> Iterator[Document]:
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise Unreadable(f"corrupt Word file: {exc}") from exc
+        with path.open("rb") as fh:
+            if fh.read(len(OLE_MAGIC)) == OLE_MAGIC:
+                raise Unreadable(f"a Word 97–2003 file named .docx: {SAVE_AS['.doc']}") from exc
+        reason = "not a zip package" if isinstance(exc, PackageNotFoundError) else exc  # not: "Package not found at …"
+        raise Unreadable(f"corrupt Word file: {reason}") from exc
     lines = []
     for block in document.iter_inner_content():  # paragraphs and tables in the document's order
         if isinstance(block, Table):

@@ -267,3 +267,19 @@ def test_ctrl_c_during_a_build_says_what_is_kept_and_the_same_command_goes_on(tm
     monkeypatch.setattr(knowledge.sync, "iter_entry", real_iter_entry)
     again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
     assert again.exit_code == 0 and "2 added, 0 changed, 0 deleted, 2 unchanged" in again.stdout, again.output
+
+
+def test_word_97_2003_files_say_what_to_do(tmp_path: Path) -> None:
+    """A .doc was 'unsupported file type .doc', and the same file renamed .docx 'corrupt Word file: Package not
+    found at /…/旧通知.docx': neither said to save it as .docx."""
+    folder = write_corpus(tmp_path / "docs")
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504  # how every Word 97-2003 file begins
+    (folder / "通知.doc").write_bytes(ole)
+    (folder / "旧通知.docx").write_bytes(ole)
+    (folder / "坏.docx").write_bytes(b"not a zip")
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 通知.doc: unsupported file type .doc: save it as .docx (Word or LibreOffice)" in result.stderr
+    assert "skipped 旧通知.docx: a Word 97–2003 file named .docx: save it as .docx (Word or LibreOffice)" \
+        in result.stderr
+    assert "skipped 坏.docx: corrupt Word file: not a zip package" in result.stderr
