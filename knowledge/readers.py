@@ -202,7 +202,8 @@ def _csv_records(path: Path, problems: list[str]) -> Iterator[tuple[str, dict]]:
     # csv refuses a field over 131,072 characters by default; no field is longer than its file
     csv.field_size_limit(max(csv.field_size_limit(), path.stat().st_size))
     with _open_text(path) as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=_delimiter(fh.readline()))
+        fh.seek(0)
         header = next(reader, None)
         if header is None:
             return
@@ -225,6 +226,21 @@ def _csv_records(path: Path, problems: list[str]) -> Iterator[tuple[str, dict]]:
             yield f"line {reader.line_num}", dict(zip(header, row))
     if bad and not good:
         raise Unreadable(f"no valid CSV row ({bad} bad; {problems[-bad]})")
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter of a .csv file, told by its header line: a comma, else a tab or a semicolon (a
+    tab-separated export or a European Excel file saved as .csv).
+
+    >>> _delimiter("question\\tanswer\\n"), _delimiter("question;answer\\n"), _delimiter("问题,答案\\n")
+    ('\\t', ';', ',')
+    >>> _delimiter("text\\n")
+    ','
+    """
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",\t;").delimiter
+    except csv.Error:  # one column
+        return ","
 
 
 def _json_records(path: Path) -> Iterator[tuple[str, Any]]:

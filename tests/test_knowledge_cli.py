@@ -283,3 +283,19 @@ def test_word_97_2003_files_say_what_to_do(tmp_path: Path) -> None:
     assert "skipped 旧通知.docx: a Word 97–2003 file named .docx: save it as .docx (Word or LibreOffice)" \
         in result.stderr
     assert "skipped 坏.docx: corrupt Word file: not a zip package" in result.stderr
+
+
+@pytest.mark.parametrize("sep", ["\t", ";"])
+def test_a_csv_separated_by_tabs_or_semicolons_is_read(tmp_path: Path, sep: str) -> None:
+    """A tab-separated export (or a European Excel file) saved as .csv was one column named 'text\\tnote':
+    'empty: no text in fields text, content, output', its rows lost."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    rows = ["text,备注", "铁扇公主住在翠云山芭蕉洞，她的芭蕉扇能扇灭火焰山的火。,甲", "牛魔王是铁扇公主的丈夫。,乙"]
+    (folder / "faq.csv").write_text("\n".join(r.replace(",", sep) for r in rows) + "\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert result.exit_code == 0 and "1 added" in result.stdout and "empty" not in result.stderr, result.output
+    found = json.loads(runner.invoke(app, ["search", "芭蕉扇", "--index", str(index), "-k", "1", "--json"]).stdout)
+    assert found["passages"][0]["text"] == "铁扇公主住在翠云山芭蕉洞，她的芭蕉扇能扇灭火焰山的火。"
+    assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"] == 2
