@@ -217,11 +217,14 @@ def stats(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", 
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+    def where(item: dict) -> str:  # as chunk ids name files (folder/file) once the index has several folders
+        return f"{Path(item['folder']).name}/{item['path']}" if len(info["roots"]) > 1 else item["path"]
+
     for item in info["files_not_indexed"][:50]:
-        err.print(f"  [yellow]not indexed[/yellow] {item['path']}: {item['reason']}")
-    not_indexed = {item["path"] for item in info["files_not_indexed"]}
+        err.print(f"  [yellow]not indexed[/yellow] {where(item)}: {item['reason']}", highlight=False)
+    not_indexed = {where(item) for item in info["files_not_indexed"]}
     for item in info["bad_lines"][:50]:
-        _print_bad_line(item["path"], item["reason"], not_indexed)
+        _print_bad_line(where(item), item["reason"], not_indexed)
     if len(info["bad_lines"]) > 50:
         err.print(f"  … and {len(info['bad_lines']) - 50} more bad lines (zaoshu kb stats --json lists them all)")
 

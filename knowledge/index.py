@@ -361,7 +361,10 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         db = self.store.db
         files = db.execute("SELECT COUNT(*), SUM(status = 'ok') FROM files").fetchone()
-        problems = db.execute("SELECT rel, status FROM files WHERE status != 'ok' ORDER BY rel").fetchall()
+        problems = db.execute("SELECT r.path, f.rel, f.status FROM files f JOIN roots r ON r.id = f.root_id "
+                              "WHERE f.status != 'ok' ORDER BY r.id, f.rel").fetchall()
+        bad_lines = db.execute("SELECT r.path, b.rel, b.reason FROM bad_lines b JOIN roots r ON r.id = b.root_id "
+                               "ORDER BY r.id, b.rel, b.rowid").fetchall()
         chars = db.execute("SELECT COALESCE(SUM(LENGTH(text)), 0) FROM chunks").fetchone()[0]
         n_chunks = self.store.count_chunks()
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
@@ -372,8 +375,8 @@ class KnowledgeBase:
             "roots": self.store.roots(),
             "files": files[0],
             "files_with_text": files[1] or 0,
-            "files_not_indexed": [{"path": rel, "reason": status} for rel, status in problems],
-            "bad_lines": [{"path": rel, "reason": reason} for rel, reason in self.store.bad_lines()],
+            "files_not_indexed": [{"folder": root, "path": rel, "reason": status} for root, rel, status in problems],
+            "bad_lines": [{"folder": root, "path": rel, "reason": reason} for root, rel, reason in bad_lines],
             "chunks": n_chunks,
             "characters": chars,
             "vector_index": ("hnsw" if n_chunks > self.hnsw_threshold else "flat") if self.has_vectors else "none",

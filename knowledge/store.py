@@ -116,11 +116,10 @@ class Store:
         self.db.executemany("INSERT INTO bad_lines (root_id, rel, reason) VALUES (?, ?, ?)",
                             [(root_id, rel, reason) for reason in reasons])
 
-    def bad_lines(self, root_id: int | None = None) -> list[tuple[str, str]]:
-        """(rel, reason) of the bad lines remembered for one root's files (every root's by default), in
-        the order they were found."""
-        where, args = ("WHERE root_id = ? ", (root_id,)) if root_id is not None else ("", ())
-        return self.db.execute(f"SELECT rel, reason FROM bad_lines {where}ORDER BY rel, rowid", args).fetchall()
+    def bad_lines(self, root_id: int) -> list[tuple[str, str]]:
+        """(rel, reason) of the bad lines remembered for one root's files, in the order they were found."""
+        return self.db.execute("SELECT rel, reason FROM bad_lines WHERE root_id = ? ORDER BY rel, rowid",
+                               (root_id,)).fetchall()
 
     # -- chunks -----------------------------------------------------------------------------
     def delete_chunks(self, root_id: int, rel: str) -> int:

@@ -116,10 +116,10 @@ def test_bad_lines_stay_listed_by_stats_and_by_a_build_that_does_not_read_their_
     table = runner.invoke(app, ["stats", "--index", str(index)])
     assert all(line in table.stderr for line in bad), table.stderr
     listed = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["bad_lines"]
-    assert listed == [{"path": "faq.jsonl", "reason": "line 2: invalid JSON (Expecting property name enclosed in "
-                                                      "double quotes at column 2)"},
-                      {"path": "faq.jsonl", "reason": "line 3: no text in fields text, content, output"},
-                      {"path": "rows.csv", "reason": "line 3: 3 fields, the header has 2"}]
+    assert [(item["path"], item["reason"]) for item in listed] == [
+        ("faq.jsonl", "line 2: invalid JSON (Expecting property name enclosed in double quotes at column 2)"),
+        ("faq.jsonl", "line 3: no text in fields text, content, output"),
+        ("rows.csv", "line 3: 3 fields, the header has 2")]
 
     (folder / "faq.jsonl").write_text('{"text": "铁扇公主住在翠云山芭蕉洞。"}\n', encoding="utf-8")  # fixed
     (folder / "rows.csv").unlink()
@@ -299,3 +299,25 @@ def test_a_csv_separated_by_tabs_or_semicolons_is_read(tmp_path: Path, sep: str)
     found = json.loads(runner.invoke(app, ["search", "芭蕉扇", "--index", str(index), "-k", "1", "--json"]).stdout)
     assert found["passages"][0]["text"] == "铁扇公主住在翠云山芭蕉洞，她的芭蕉扇能扇灭火焰山的火。"
     assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["chunks"] == 2
+
+
+def test_stats_of_an_index_of_several_folders_names_each_files_folder(tmp_path: Path) -> None:
+    """Two folders with an empty README.md and a faq.jsonl with a bad line: `kb stats` said 'not indexed
+    README.md' twice and gave no way to tell which folder's file each line was about."""
+    index = tmp_path / "idx"
+    for name, command in (("manual", "build"), ("faq", "add")):
+        folder = write_corpus(tmp_path / name, {"a.txt": f"{name}：铁扇公主住在翠云山芭蕉洞。"})
+        (folder / "README.md").write_text("", encoding="utf-8")
+        (folder / "faq.jsonl").write_text('{"text": "牛魔王是铁扇公主的丈夫。"}\n{oops\n', encoding="utf-8")
+        extra = ["--embedder", "hash"] if command == "build" else []
+        assert runner.invoke(app, [command, str(folder), "--index", str(index), *extra]).exit_code == 0
+    table = runner.invoke(app, ["stats", "--index", str(index)])
+    assert [line.strip() for line in table.stderr.splitlines()] == [
+        "not indexed manual/README.md: empty file", "not indexed faq/README.md: empty file",
+        "bad line manual/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes at column "
+        "2) (skipped, the good lines are indexed)",
+        "bad line faq/faq.jsonl: line 2: invalid JSON (Expecting property name enclosed in double quotes at column 2) "
+        "(skipped, the good lines are indexed)"], table.stderr
+    listed = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)
+    assert [(item["folder"], item["path"]) for item in listed["files_not_indexed"]] == [
+        (str((tmp_path / "manual").resolve()), "README.md"), (str((tmp_path / "faq").resolve()), "README.md")]
