@@ -217,3 +217,17 @@ def test_more_questions_per_chunk_than_angles_is_one_line(tmp_path):
     assert result.stderr.strip() == ("error: q.yaml: key 'max_questions_per_chunk': Value error, at most 5: each "
                                      "question of a chunk asks from another angle (关键事实与细节、原因、目的或原理、"
                                      "具体做法或步骤、条件、限制与例外、比较与区别)")
+
+
+def test_a_long_document_and_its_copy_are_asked_about_once(tmp_path):
+    """手册.md and its copy 手册(1).md, 60 sections each: only a chunk equal to one of the 50 before it was a
+    duplicate, so the copy's 60 chunks were asked about again (120 chunk questions, all paid twice)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sections = [f"## 第{i}节\n" + f"这是第{i}节的说明文字，讲的是设备的第{i}项功能如何使用，以及使用时需要注意的事项。" * 2
+                for i in range(60)]
+    (docs / "手册.md").write_text("# 手册\n\n" + "\n\n".join(sections), encoding="utf-8")
+    (docs / "手册(1).md").write_text((docs / "手册.md").read_text(encoding="utf-8"), encoding="utf-8")
+    plan = run("recipes.docqa", "--knowledge", "docs", "--name", "手册", "--dry-run", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines()[1].startswith("items by kind: chunk 60 · "), plan.stdout[:300]

@@ -72,12 +72,12 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
     the user added to tags.yaml, or a new document's) is asked about first."""
     plan = ItemPlan(total_chunks=len(corpus.chunks), files_skipped={r: len(files) for r, files in corpus.files_skipped.items()})
     usable: list[DocChunk] = []
-    seen: set[str] = set()
+    seen: set[str] = set()  # chunk texts: a file and its copy (手册.pdf, 手册(1).pdf) are asked about once
     for chunk in corpus.chunks:
-        if chunk.hash in seen or any(u.text == chunk.text for u in usable[-50:]):
+        if chunk.text in seen:
             plan.skipped["duplicate"] += 1
             continue
-        seen.add(chunk.hash)
+        seen.add(chunk.text)
         if len(chunk.text.strip()) < config.min_chunk_chars:
             plan.skipped["too_short"] += 1
             continue
