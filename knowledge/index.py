@@ -186,7 +186,7 @@ class KnowledgeBase:
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],
                              text_fields=tuple(settings["text_fields"]), progress=progress, max_file_mb=max_file_mb)
-        if report.touched or report.chunks_deleted or (self.has_vectors and self._faiss_stale()):
+        if report.touched or (self.has_vectors and self._faiss_stale()):
             self._faiss, self._lexical_index = None, None
             if self.has_vectors:
                 self._save_faiss()

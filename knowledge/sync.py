@@ -80,7 +80,9 @@ class BuildReport:
 
     @property
     def touched(self) -> bool:
-        return bool(self.added or self.changed or self.deleted)
+        """Whether the index's content changed: files added, changed or deleted, or chunks dropped (a file
+        now over the size guard, or no longer readable)."""
+        return bool(self.added or self.changed or self.deleted or self.chunks_deleted)
 
 
 def file_sha256(path: Path) -> str:

@@ -80,6 +80,20 @@ def test_the_size_guard_skips_a_big_file_and_says_so(tmp_path: Path) -> None:
     assert after["files_not_indexed"] == [] and after["files_with_text"] == 2
 
 
+def test_search_after_a_build_that_only_dropped_chunks(tmp_path: Path) -> None:
+    """A build whose only change was dropping a file's chunks (now over the size guard) left the BM25 cache
+    as it was: the next `kb search` was a KeyError traceback on a chunk no longer in the store."""
+    folder = write_corpus(tmp_path / "f", {"small.txt": "花果山水帘洞，美猴王在此称王。"})
+    (folder / "big.txt").write_text("取经路上。" * 80_000, encoding="utf-8")  # 1.2 MB
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    guarded = runner.invoke(app, ["build", str(folder), "--index", str(index), "--max-file-mb", "1"])
+    assert "0 added, 0 changed, 0 deleted, 1 unchanged; 0 chunks indexed" in guarded.stdout, guarded.output
+    found = runner.invoke(app, ["search", "取经路上 水帘洞", "--index", str(index), "-k", "3", "--json"])
+    assert found.exit_code == 0, found.output
+    assert [p["chunk_id"] for p in json.loads(found.stdout)["passages"]] == ["f/small.txt#0"]
+
+
 def test_build_progress_lines_off_a_terminal(tmp_path: Path) -> None:
     folder = write_corpus(tmp_path / "xiyou")
     result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash",
