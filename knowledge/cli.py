@@ -65,6 +65,9 @@ def _print_report(report, kb) -> None:
                   f"{report.deleted} deleted, {report.unchanged} unchanged; {report.chunks_added} chunks indexed "
                   f"({report.chunks_per_second:.1f}/s; {dense}), {report.chunks_deleted} dropped; "
                   f"index now {kb.store.count_chunks()} chunks.", highlight=False)
+    for item in report.folders_dropped:
+        err.print(f"  [yellow]dropped[/yellow] {item.path}: {item.reason} (zaoshu kb add it again if it comes "
+                  f"back)", highlight=False)
     not_indexed = {item.path for item in [*report.skipped, *report.empty]}
     for item in report.bad_lines[:30]:
         _print_bad_line(item.path, item.reason, not_indexed)

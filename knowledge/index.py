@@ -27,7 +27,7 @@ from knowledge import vectors
 from knowledge.bm25 import RRF_K, LexicalIndex, diversify, reciprocal_ranks
 from knowledge.calibrate import Calibration, fit_threshold
 from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
-from knowledge.loaders import check_folder, nested
+from knowledge.loaders import Skipped, check_folder, nested
 from knowledge.passage import Passage
 from knowledge.readers import DEFAULT_TEXT_FIELDS, field_flags
 from knowledge.splitter import RETRIEVAL_SIZE
@@ -176,7 +176,13 @@ class KnowledgeBase:
         return bool(self.store.get_meta("embedder").get("dense"))
 
     def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
+        """Sync `folder`, and drop the folders of the index that are gone (moved, renamed, deleted): their
+        chunks would be searched, and a moved folder's files found twice."""
         root = Path(folder).expanduser().resolve()
+        dropped = {path: self.store.drop_root(path) for path in self.store.roots() if not Path(path).is_dir()}
+        if dropped:
+            self.store.bump_generation()
+            self.store.commit()
         if hit := nested(root, map(Path, self.store.roots())):
             inner, outer = hit
             inside = f"is inside {outer}" if inner == root else f"holds {inner}"
@@ -186,6 +192,10 @@ class KnowledgeBase:
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],
                              text_fields=tuple(settings["text_fields"]), progress=progress, max_file_mb=max_file_mb)
+        for path, (files, chunks) in dropped.items():
+            report.folders_dropped.append(Skipped(path, f"the folder is gone: its {files} files ({chunks} chunks) "
+                                                        f"are dropped from the index"))
+            report.chunks_deleted += chunks
         if report.touched or (self.has_vectors and self._faiss_stale()):
             self._faiss, self._lexical_index = None, None
             if self.has_vectors:

@@ -93,6 +93,17 @@ class Store:
     def roots(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY id")]
 
+    def drop_root(self, path: str) -> tuple[int, int]:
+        """Forget a folder: its files, chunks and bad lines; return how many (files, chunks) went."""
+        row = self.db.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return 0, 0
+        files = self.db.execute("DELETE FROM files WHERE root_id = ?", row).rowcount
+        chunks = self.db.execute("DELETE FROM chunks WHERE root_id = ?", row).rowcount
+        self.db.execute("DELETE FROM bad_lines WHERE root_id = ?", row)
+        self.db.execute("DELETE FROM roots WHERE id = ?", row)
+        return files, chunks
+
     def files(self, root_id: int) -> dict[str, FileRow]:
         rows = self.db.execute(
             "SELECT rel, size, mtime_ns, sha256, n_chunks, status FROM files WHERE root_id = ?", (root_id,))

@@ -72,6 +72,7 @@ class BuildReport:
     skipped: list[Skipped] = field(default_factory=list)
     empty: list[Skipped] = field(default_factory=list)
     bad_lines: list[Skipped] = field(default_factory=list)
+    folders_dropped: list[Skipped] = field(default_factory=list)  # other folders of the index, gone since
     seconds: float = 0.0
 
     @property

@@ -321,3 +321,24 @@ def test_stats_of_an_index_of_several_folders_names_each_files_folder(tmp_path: 
     listed = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)
     assert [(item["folder"], item["path"]) for item in listed["files_not_indexed"]] == [
         (str((tmp_path / "manual").resolve()), "README.md"), (str((tmp_path / "faq").resolve()), "README.md")]
+
+
+def test_a_folder_moved_or_deleted_is_dropped_from_the_index_not_searched_twice(tmp_path: Path) -> None:
+    """After `mv docs 资料` and `kb build 资料`, the index kept the old folder too: every passage was found
+    twice, once from a folder that no longer exists, and nothing but --rebuild (which forgets every
+    folder) removed it."""
+    index = tmp_path / "idx"
+    docs = write_corpus(tmp_path / "docs", {"fire.txt": "铁扇公主住在翠云山芭蕉洞，芭蕉扇能扇灭火焰山的火。"})
+    more = write_corpus(tmp_path / "more", {"sha.txt": "沙和尚本是卷帘大将，因打碎琉璃盏被贬流沙河。"})
+    assert runner.invoke(app, ["build", str(docs), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    assert runner.invoke(app, ["add", str(more), "--index", str(index)]).exit_code == 0
+    moved = docs.rename(tmp_path / "资料")
+    result = runner.invoke(app, ["build", str(moved), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "1 added, 0 changed, 0 deleted, 0 unchanged; 1 chunks indexed" in result.stdout
+    assert (f"dropped {docs.resolve()}: the folder is gone: its 1 files (1 chunks) are dropped from the index "
+            "(zaoshu kb add it again if it comes back)") in result.stderr
+    stats = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)
+    assert stats["roots"] == [str(more.resolve()), str(moved.resolve())] and stats["chunks"] == 2
+    found = json.loads(runner.invoke(app, ["search", "芭蕉扇", "--index", str(index), "-k", "2", "--json"]).stdout)
+    assert [p["chunk_id"] for p in found["passages"]] == ["资料/fire.txt#0", "more/sha.txt#0"]
