@@ -36,7 +36,7 @@ from knowledge.sync import DEFAULT_MAX_FILE_MB, BuildProgress, BuildReport, Prog
 
 log = logging.getLogger(__name__)
 
-DB_FILE = "kb.sqlite"
+DB_FILE = "kb.sqlite"  # also what marks an index folder, never read as knowledge (loaders.OWN_OUTPUT)
 FAISS_FILE = "vectors.faiss"
 LEXICAL_FILE = "lexical.npz"  # the BM25 matrices: a derived cache of the store, like the faiss file
 FORMAT_VERSION = 2  # 2: sections, character bigrams, vectors only with a dense model

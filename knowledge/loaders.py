@@ -22,6 +22,12 @@ from knowledge.readers import DEFAULT_TEXT_FIELDS, SAVE_AS, SUPPORTED_SUFFIXES, 
 log = logging.getLogger(__name__)
 
 
+# Folders zaoshu writes are never read as knowledge, wherever they are (`cd docs && python -m recipes.docqa
+# --knowledge .` puts the index and the run folders inside the documents): the file that marks each.
+OWN_OUTPUT = {"kb.sqlite": "zaoshu's own output: a knowledge index",
+              "config.resolved.yaml": "zaoshu's own output: a run folder"}
+
+
 @dataclass(slots=True)
 class FileEntry:
     """A file found in the folder. `rel` is its path relative to the folder, with '/' separators."""
@@ -83,7 +89,8 @@ def check_folder(path: str | Path) -> Path:
 def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
     """List supported files under `path` (recursively, sorted) and the entries skipped with reasons.
 
-    Hidden files and folders are skipped; a symlink is followed only when it points inside the folder.
+    Hidden files and folders are skipped, and so are zaoshu's own index and run folders (OWN_OUTPUT); a
+    symlink is followed only when it points inside the folder.
     Raises InputError for a missing folder or one with no files at all.
     """
     root = check_folder(path)
@@ -115,6 +122,9 @@ def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
                     skipped.append(Skipped(rel, "broken symlink"))
                     continue
             if child.is_dir():
+                if own := next((why for mark, why in OWN_OUTPUT.items() if (child_path / mark).is_file()), None):
+                    skipped.append(Skipped(rel, own))
+                    continue
                 real = child_path.resolve()
                 if real not in seen_dirs:
                     seen_dirs.add(real)

@@ -1,6 +1,7 @@
 """docqa's work items without a model: proportions, caps, stable ids, incremental reruns, the chunk
 account, and the one-line errors of the command."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,26 @@ def test_a_long_document_and_its_copy_are_asked_about_once(tmp_path):
     plan = run("recipes.docqa", "--knowledge", "docs", "--name", "手册", "--dry-run", cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr
     assert plan.stdout.splitlines()[1].startswith("items by kind: chunk 60 · "), plan.stdout[:300]
+
+
+def test_a_run_from_inside_the_documents_folder_does_not_read_its_own_output(tmp_path):
+    """`cd docs && python -m recipes.docqa --knowledge .`: the index and the run folders land in docs/runs/, and
+    the next run read them as documents — accepted.jsonl, the dataset card, the index's vocabulary — and asked
+    questions about its own samples (8 chunks became 28)."""
+    from tests.docqa_corpus import make_corpus
+    from tests.docqa_replies import reply
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_recipe_cli import run as run_recipe
+
+    make_corpus(tmp_path)  # the working directory is the documents folder
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--knowledge", ".", "--name", "净水器", recipe="docqa")
+        assert first.returncode == 0, first.stderr
+        again = run_recipe(tmp_path, server, "--knowledge", ".", "--name", "净水器", "--fresh", recipe="docqa")
+    assert again.returncode == 0, again.stderr
+    corpus = [line for line in again.stdout.splitlines() if line.startswith("corpus: ")]
+    assert corpus and corpus[0].startswith("corpus: 8 chunks from 5 files, 1 skipped (zaoshu's own output: a run "
+                                           "folder), 1 skipped (zaoshu's own output: a knowledge index) in 1 folders"), \
+        again.stdout
+    index = re.search(r"index \S+: (\d+) chunks from (\d+) files", again.stdout)
+    assert index and index.groups() == ("8", "5"), again.stdout

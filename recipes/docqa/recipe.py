@@ -220,7 +220,8 @@ def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
         shown = ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
         hint = " — name the fields that hold text with --text-field" \
             if reason.startswith("empty: no text in fields") else ""
-        noun = "folder" if reason == "hidden folder" or reason.startswith("cannot list folder") else "file"
+        noun = "folder" if reason == "hidden folder" or reason.startswith(("cannot list folder", "zaoshu's own")) \
+            else "file"
         lines.append(f"[yellow]skipped[/] {len(paths)} {noun}{'s' if len(paths) > 1 else ''} ({reason}{hint}): {shown}")
     skipped = {path for paths in corpus.files_skipped.values() for path in paths}
     for path, problem in corpus.bad_lines[:30]:
