@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import json_problem
-from knowledge.encoding import SAMPLE_BYTES, UndecodableError, decode_bytes, detect_encoding
+from knowledge.encoding import CUT_END, SAMPLE_BYTES, UndecodableError, decode_bytes, detect_encoding
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 RECORD_SUFFIXES = {".json", ".jsonl", ".csv"}
@@ -97,7 +97,7 @@ def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_T
 def _open_text(path: Path, newline: str | None = "") -> io.TextIOWrapper:
     with path.open("rb") as fh:
         sample = fh.read(SAMPLE_BYTES)
-    return path.open("r", encoding=detect_encoding(sample), newline=newline)
+    return path.open("r", encoding=detect_encoding(sample), errors=CUT_END, newline=newline)
 
 
 def _read_text(path: Path, source: str) -> Iterator[Document]:

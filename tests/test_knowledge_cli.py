@@ -342,3 +342,18 @@ def test_a_folder_moved_or_deleted_is_dropped_from_the_index_not_searched_twice(
     assert stats["roots"] == [str(more.resolve()), str(moved.resolve())] and stats["chunks"] == 2
     found = json.loads(runner.invoke(app, ["search", "芭蕉扇", "--index", str(index), "-k", "2", "--json"]).stdout)
     assert [p["chunk_id"] for p in found["passages"]] == ["资料/fire.txt#0", "more/sha.txt#0"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_a_file_cut_off_inside_its_last_character_is_indexed(tmp_path: Path, encoding: str) -> None:
+    """A text file whose last character was cut in half (a truncated download, `head -c`) was skipped whole:
+    'undecodable as utf-8 at byte 78'. Only the cut character is left out now."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = "铁扇公主住在翠云山芭蕉洞，她的芭蕉扇能扇灭火焰山的火。"
+    (folder / "fire.txt").write_bytes(text.encode(encoding)[:-1])
+    index = tmp_path / "idx"
+    result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert result.exit_code == 0 and "1 added" in result.stdout and "skipped" not in result.stderr, result.output
+    found = json.loads(runner.invoke(app, ["search", "芭蕉扇", "--index", str(index), "-k", "1", "--json"]).stdout)
+    assert found["passages"][0]["text"] == text[:-1]
