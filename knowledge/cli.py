@@ -25,7 +25,8 @@ EmbedderOpt = typer.Option(
     help="auto (the provider's embeddings with ZAOSHU_EMBED=provider, else BAAI/bge-small-zh-v1.5 from the cache "
          "or downloaded via HF_ENDPOINT / ModelScope, else the bundled MiniLM with BM25 only), a local model "
          "folder, a Hugging Face name, openai:<model>, provider, or hash. An existing index keeps its model.")
-MaxFileOpt = typer.Option(100.0, "--max-file-mb", help="Skip (and report) files larger than this many MB.")
+MaxFileOpt = typer.Option(100.0, "--max-file-mb", min=0,
+                          help="Skip (and report) files larger than this many MB (0: no limit).")
 ProgressEveryOpt = typer.Option(5.0, "--progress-every", help="Seconds between progress lines when not on a terminal.")
 
 
@@ -85,8 +86,8 @@ def _print_report(report, kb) -> None:
 @app.command()
 def build(folder: Path = typer.Argument(..., help="Folder of documents (searched recursively)."),
           index: Path = IndexOpt, embedder: str | None = EmbedderOpt,
-          chunk_size: int = typer.Option(500, help="Characters per chunk."),
-          overlap: int = typer.Option(50, help="Characters shared by neighbouring chunks."),
+          chunk_size: int = typer.Option(500, min=1, help="Characters per chunk."),
+          overlap: int = typer.Option(50, min=0, help="Characters shared by neighbouring chunks (fewer than a chunk's)."),
           text_field: list[str] = typer.Option(["text", "content", "output"], "--text-field",
                                                help="JSON/JSONL/CSV fields that hold text (repeatable)."),
           rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and build it from scratch."),

@@ -30,7 +30,7 @@ from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
 from knowledge.loaders import Skipped, check_folder, nested
 from knowledge.passage import Passage
 from knowledge.readers import DEFAULT_TEXT_FIELDS, field_flags
-from knowledge.splitter import RETRIEVAL_SIZE
+from knowledge.splitter import RETRIEVAL_SIZE, check_chunking
 from knowledge.store import Store
 from knowledge.sync import DEFAULT_MAX_FILE_MB, BuildProgress, BuildReport, Progress, record_dim, sync_folder
 
@@ -80,6 +80,7 @@ class KnowledgeBase:
         Files over `max_file_mb` are skipped (reported).
         """
         check_folder(folder)  # before the index is created or removed: a wrong folder leaves nothing behind
+        check_chunking(chunk_size, overlap)  # before the index is created with them
         index_dir = Path(index_dir).expanduser()
         if index_dir.exists() and not index_dir.is_dir():
             raise InputError(f"--index {index_dir} is a file, not a folder: give a new or an index folder")

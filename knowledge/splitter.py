@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from agents.errors import InputError
 from knowledge.readers import Document
 
 RETRIEVAL_SIZE = (500, 50)
@@ -80,6 +81,21 @@ def headings(text: str) -> list[tuple[int, str]]:
     [(0, '总则'), (8, '第二章 细则')]
     """
     return [(offset, title) for offset, _, title in outline(text)]
+
+
+def check_chunking(chunk_size: int, overlap: int) -> None:
+    """Raise InputError (one line, naming the flags) for sizes the splitter cannot cut with.
+
+    >>> check_chunking(500, 50)
+    >>> check_chunking(500, 600)
+    Traceback (most recent call last):
+    ...
+    agents.errors.InputError: --overlap 600 must be at least 0 and less than --chunk-size 500
+    """
+    if chunk_size < 1:
+        raise InputError(f"--chunk-size {chunk_size} must be at least 1")
+    if not 0 <= overlap < chunk_size:
+        raise InputError(f"--overlap {overlap} must be at least 0 and less than --chunk-size {chunk_size}")
 
 
 def _splitter(chunk_size: int, overlap: int):

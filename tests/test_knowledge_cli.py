@@ -357,3 +357,27 @@ def test_a_file_cut_off_inside_its_last_character_is_indexed(tmp_path: Path, enc
     assert result.exit_code == 0 and "1 added" in result.stdout and "skipped" not in result.stderr, result.output
     found = json.loads(runner.invoke(app, ["search", "芭蕉扇", "--index", str(index), "-k", "1", "--json"]).stdout)
     assert found["passages"][0]["text"] == text[:-1]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--overlap", "600"], "--overlap 600 must be at least 0 and less than --chunk-size 500"),
+    (["--chunk-size", "40", "--overlap", "40"], "--overlap 40 must be at least 0 and less than --chunk-size 40"),
+])
+def test_chunk_sizes_the_splitter_cannot_cut_with_are_one_line_and_leave_no_index(tmp_path: Path, flags, message):
+    """`--overlap 600` was a ValueError traceback, and it left an index recorded with 500/600 behind: the next
+    plain `kb build` said 'rebuild needed'."""
+    folder = write_corpus(tmp_path / "docs")
+    index = tmp_path / "idx"
+    result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash", *flags])
+    assert isinstance(result.exception, InputError) and str(result.exception) == message, result.output
+    assert not index.exists()
+    plain = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+    assert plain.exit_code == 0 and "6 chunks indexed" in plain.stdout, plain.output
+
+
+@pytest.mark.parametrize("flag", ["--chunk-size=0", "--overlap=-1", "--max-file-mb=-1"])
+def test_a_negative_or_zero_size_is_a_usage_error(tmp_path: Path, flag: str) -> None:
+    result = runner.invoke(app, ["build", str(write_corpus(tmp_path / "docs")), "--index", str(tmp_path / "idx"),
+                                 "--embedder", "hash", flag])
+    assert result.exit_code == 2 and f"Invalid value for '{flag.split('=')[0]}'" in result.output, result.output
+    assert not (tmp_path / "idx").exists()
