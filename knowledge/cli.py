@@ -237,7 +237,7 @@ def stats(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", 
 def calibrate(index: Path = IndexOpt,
               good: Path = typer.Option(..., "--good", help="Answerable questions (JSON list, JSONL or one per line)."),
               bad: Path = typer.Option(..., "--bad", help="Unanswerable questions, same formats."),
-              k: int = typer.Option(5, "-k", help="Passages retrieved per question."),
+              k: int = typer.Option(5, "-k", min=1, help="Passages retrieved per question."),
               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Fit the answerability threshold from good and bad questions and store it with the index."""
     from knowledge.calibrate import read_questions

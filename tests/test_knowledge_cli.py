@@ -381,3 +381,15 @@ def test_a_negative_or_zero_size_is_a_usage_error(tmp_path: Path, flag: str) -> 
                                  "--embedder", "hash", flag])
     assert result.exit_code == 2 and f"Invalid value for '{flag.split('=')[0]}'" in result.output, result.output
     assert not (tmp_path / "idx").exists()
+
+
+def test_calibrate_with_no_passage_per_question_is_a_usage_error(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """`kb calibrate -k 0` retrieved nothing, fitted 'answerable when the best score ≥ 0.0000' and stored it
+    with the index, where the answerers' gate used it."""
+    _, index = built
+    (tmp_path / "good.txt").write_text("铁扇公主的芭蕉扇\n", encoding="utf-8")
+    (tmp_path / "bad.txt").write_text("量子计算机的原理\n", encoding="utf-8")
+    result = runner.invoke(app, ["calibrate", "--index", str(index), "--good", str(tmp_path / "good.txt"),
+                                 "--bad", str(tmp_path / "bad.txt"), "-k", "0"])
+    assert result.exit_code == 2 and "Invalid value for '-k'" in result.output, result.output
+    assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["answerability"] is None
