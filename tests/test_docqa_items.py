@@ -255,3 +255,23 @@ def test_a_run_from_inside_the_documents_folder_does_not_read_its_own_output(tmp
         again.stdout
     index = re.search(r"index \S+: (\d+) chunks from (\d+) files", again.stdout)
     assert index and index.groups() == ("8", "5"), again.stdout
+
+
+def test_a_damaged_items_json_is_one_line_and_kept(tmp_path):
+    """items.json (the run's record of what it planned) cut short was a JSONDecodeError traceback."""
+    from tests.docqa_corpus import make_corpus
+    from tests.docqa_replies import reply
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_recipe_cli import run as run_recipe
+
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--knowledge", "docs", "--out", "run", "--limit", "1", recipe="docqa")
+        assert first.returncode == 0, first.stderr
+        record = tmp_path / "run" / "items.json"
+        record.write_text('{"items": [', encoding="utf-8")
+        again = run_recipe(tmp_path, server, "--knowledge", "docs", "--out", "run", recipe="docqa")
+    assert again.returncode == 1 and again.stderr.strip() == (
+        f"error: {Path('run/items.json')}: not the record docqa writes (Expecting value at line 1, column 12); "
+        "delete it and run again (finished items are skipped all the same)"), again.stderr
+    assert record.read_text(encoding="utf-8") == '{"items": ['
