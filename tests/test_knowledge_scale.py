@@ -108,6 +108,19 @@ def test_build_progress_lines_off_a_terminal(tmp_path: Path) -> None:
     assert finals and finals[-1].startswith(f"kb build: {len(CORPUS)}/{len(CORPUS)} files")  # the last one always
 
 
+def test_progress_lines_give_no_eta_from_a_first_tiny_file(tmp_path: Path) -> None:
+    """Piped, `kb build` extrapolated its first file to the whole folder: an 8-byte file first said
+    'ETA 1h49m' for a build of two seconds. Until 1% of the bytes are read it says 'ETA ?'."""
+    folder = write_corpus(tmp_path / "f", {"a.txt": "花果山。"})  # 12 bytes, read first
+    (folder / "b.txt").write_text("取经路上遇到妖怪。" * 20_000, encoding="utf-8")  # 540 kB
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash",
+                                 "--progress-every", "0"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("kb build:")]
+    assert lines[0].startswith("kb build: 1/2 files") and lines[0].endswith("ETA ?"), lines
+    assert lines[-1].startswith("kb build: 2/2 files") and lines[-1].endswith("ETA 0s"), lines
+
+
 def test_a_streamed_big_file_reports_progress_inside_the_file_and_is_searchable(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sync, "STREAM_THRESHOLD", 64 * 1024)  # stream above 64 KB instead of 4 MB
     monkeypatch.setattr(readers, "STREAM_THRESHOLD", 64 * 1024)
