@@ -136,6 +136,10 @@ def _read_pdf(path: Path, source: str) -> Iterator[Document]:
 _HEADING_STYLE = re.compile(r"^(?:Heading|标题)\s*(\d)$", re.IGNORECASE)
 
 
+def _style(paragraph) -> str:
+    return paragraph.style.name if paragraph.style is not None else ""
+
+
 def _read_docx(path: Path, source: str) -> Iterator[Document]:
     import zipfile
 
@@ -152,12 +156,15 @@ def _read_docx(path: Path, source: str) -> Iterator[Document]:
         reason = "not a zip package" if isinstance(exc, PackageNotFoundError) else exc  # not: "Package not found at …"
         raise Unreadable(f"corrupt Word file: {reason}") from exc
     lines = []
+    # the Title style ranks above Heading 1: with a title, Heading N is written N + 1 deep (at most 6)
+    below_title = any(_style(p) == "Title" for p in document.paragraphs)
     for block in document.iter_inner_content():  # paragraphs and tables in the document's order
         if isinstance(block, Table):
             lines.extend("\t".join(cell.text for cell in row.cells) for row in block.rows)
             continue
-        style = block.style.name if block.style is not None else ""
-        level = 1 if style == "Title" else int(m.group(1)) if (m := _HEADING_STYLE.match(style)) else 0
+        style = _style(block)
+        level = 1 if style == "Title" else \
+            min(6, int(m.group(1)) + below_title) if (m := _HEADING_STYLE.match(style)) else 0
         lines.append(("#" * level + " " if level and block.text.strip() else "") + block.text)
     yield Document("\n".join(lines), source)
 

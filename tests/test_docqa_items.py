@@ -275,3 +275,24 @@ def test_a_damaged_items_json_is_one_line_and_kept(tmp_path):
         f"error: {Path('run/items.json')}: not the record docqa writes (Expecting value at line 1, column 12); "
         "delete it and run again (finished items are skipped all the same)"), again.stderr
     assert record.read_text(encoding="utf-8") == '{"items": ['
+
+
+def test_a_word_title_over_heading_1_sections_is_the_documents_top_tag(tmp_path):
+    """Word writes the Title style and Heading 1 both as `#`: read as sibling headings, the title and its
+    sections became tags under the file name (safety: [净水器安全手册, 用电安全, 儿童与宠物])."""
+    import docx
+    import yaml
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    document = docx.Document()
+    document.add_heading("净水器安全手册", level=0)  # the Title style
+    for heading in ("用电安全", "儿童与宠物"):
+        document.add_heading(heading, level=1)
+        document.add_paragraph("机器必须使用带有接地线的三孔插座，插座额定电流不低于十安培。请勿用湿手插拔电源插头，"
+                               "也不要在电源线上放置重物。")
+    document.save(str(docs / "safety.docx"))
+    made = run("zaoshu_cli", "new", "安全", "--knowledge", "docs", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    tags = yaml.safe_load((tmp_path / "安全.yaml").read_text(encoding="utf-8"))["tags"]
+    assert tags == {"净水器安全手册": ["用电安全", "儿童与宠物"]}, tags
