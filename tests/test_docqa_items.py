@@ -296,3 +296,24 @@ def test_a_word_title_over_heading_1_sections_is_the_documents_top_tag(tmp_path)
     assert made.returncode == 0, made.stderr
     tags = yaml.safe_load((tmp_path / "安全.yaml").read_text(encoding="utf-8"))["tags"]
     assert tags == {"净水器安全手册": ["用电安全", "儿童与宠物"]}, tags
+
+
+def test_a_renamed_documents_folder_is_said_to_be_dropped_from_the_index(tmp_path):
+    """`mv docs 资料`, then docqa on 资料: the index forgot docs/ without a word (it had kept its chunks,
+    found twice, before `kb build` learned to drop a folder that is gone)."""
+    from tests.docqa_corpus import make_corpus
+    from tests.docqa_replies import reply
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_recipe_cli import run as run_recipe
+
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--knowledge", "docs", "--name", "净水器", "--limit", "1", recipe="docqa")
+        assert first.returncode == 0, first.stderr
+        (tmp_path / "docs").rename(tmp_path / "资料")
+        again = run_recipe(tmp_path, server, "--knowledge", "资料", "--name", "净水器", "--limit", "1", recipe="docqa")
+    assert again.returncode == 0, again.stderr
+    index = (tmp_path / "runs/docqa/index-净水器").resolve()
+    assert (f"index {index}: dropped {(tmp_path / 'docs').resolve()}: the folder is gone: its 5 files (8 chunks) "
+            "are dropped from the index") in again.stdout, again.stdout
+    assert re.search(r"index \S+: 8 chunks from 5 files", again.stdout), again.stdout
