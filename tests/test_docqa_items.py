@@ -317,3 +317,19 @@ def test_a_renamed_documents_folder_is_said_to_be_dropped_from_the_index(tmp_pat
     assert (f"index {index}: dropped {(tmp_path / 'docs').resolve()}: the folder is gone: its 5 files (8 chunks) "
             "are dropped from the index") in again.stdout, again.stdout
     assert re.search(r"index \S+: 8 chunks from 5 files", again.stdout), again.stdout
+
+
+def test_a_markdown_files_yaml_header_gives_its_title_not_a_dashes_tag(tmp_path):
+    """A Hugo/Jekyll page (`---` / `title: 安装指南` / `---`, then `# 安装`, `# 使用`) had the tag '---'."""
+    import yaml
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text(
+        "---\ntitle: 安装指南\ndate: 2024-01-01\n---\n\n# 安装\n"
+        "主机应固定在橱柜内侧，距离地面不少于十厘米，并远离热源和阳光直射，进水管要用专用接头。\n\n# 使用\n"
+        "每天第一次使用前请先放水三十秒，长时间不用时请关闭进水阀并拔掉电源插头，避免滤芯滋生细菌。\n", encoding="utf-8")
+    made = run("zaoshu_cli", "new", "指南", "--knowledge", "docs", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    tags = yaml.safe_load((tmp_path / "指南.yaml").read_text(encoding="utf-8"))["tags"]
+    assert tags == {"安装指南": ["安装", "使用"]}, tags

@@ -70,15 +70,24 @@ def chunk_questions(length: int, chars_per_question: int, most: int) -> int:
     return max(1, min(most, round(length / chars_per_question)))
 
 
+FRONT_MATTER = re.compile(r"---\n(.*?)\n---[ \t]*(?:\n|$)", re.S)  # a Markdown file's YAML header (Hugo, Jekyll)
+
+
 def first_line_title(text: str) -> str | None:
-    """A plain-text document's title: its first line, when short, not a sentence and not a heading.
+    """A plain-text document's title: its first line, when short, not a sentence and not a heading (a
+    Markdown file's YAML header is not a first line: its `title:` is the title).
 
     >>> first_line_title("保修条款\\n\\n本产品整机保修一年。"), first_line_title("本产品整机保修一年。")
     ('保修条款', None)
     >>> first_line_title("# 第一章 安装\\n主机应固定在橱柜内侧。")
+    >>> first_line_title("---\\ntitle: 安装指南\\n---\\n正文。"), first_line_title("---\\ndate: 2024\\n---\\n\\n保修条款\\n正文。")
+    ('安装指南', '保修条款')
     """
+    if front := FRONT_MATTER.match(text.lstrip()):
+        named = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", front.group(1), re.M)
+        return named.group(1) if named else first_line_title(text.lstrip()[front.end():])
     line = text.strip().split("\n", 1)[0].strip()
-    short = 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.")
+    short = 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") and any(c.isalnum() for c in line)
     return line if short and not headings(line) else None
 
 
