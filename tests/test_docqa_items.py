@@ -333,3 +333,17 @@ def test_a_markdown_files_yaml_header_gives_its_title_not_a_dashes_tag(tmp_path)
     assert made.returncode == 0, made.stderr
     tags = yaml.safe_load((tmp_path / "指南.yaml").read_text(encoding="utf-8"))["tags"]
     assert tags == {"安装指南": ["安装", "使用"]}, tags
+
+
+def test_a_folder_that_gives_nothing_to_ask_is_one_line_before_any_call(tmp_path):
+    """A folder of one-line notes (every chunk under min_chunk_chars): the dry run said '0 work items' with no
+    reason, and a run asked the model for genre × audience pairs and then did nothing."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("问：滤芯多久换？答：半年。\n", encoding="utf-8")
+    (docs / "b.txt").write_text("问：保修多久？答：一年。\n", encoding="utf-8")
+    result = run("recipes.docqa", "--knowledge", "docs", "--name", "笔记", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == (
+        "error: nothing to ask: chunk 0 (no chunk long enough); cross_chunk 0 (no file gave two chunks); tag 0 "
+        "(no tags); chunks skipped: too_short 2 (shorter than min_chunk_chars, 40 characters)")

@@ -124,6 +124,8 @@ class DocQA(Recipe):
         self._corpus, self._tags = corpus, (tree, labels)
         known = known_tags(run_dir / ITEMS_FILE) if run_dir is not None else None
         self._plan = plan_items(corpus, config, tree, labels, ga_count, known)
+        if not self._plan.items:  # before any LLM call, and said in the dry run too
+            raise nothing_to_ask(self._plan, config)
         if run_dir is not None:
             keep_incremental(self._plan, run_dir / ITEMS_FILE)
         return iter(self._plan.items)
@@ -202,6 +204,19 @@ class DocQA(Recipe):
         if tag_sources.get("heading (labelling failed)"):
             console.print(f"tags: {tag_sources['heading (labelling failed)']} samples kept the heading tag "
                           "(the model's label did not parse)", highlight=False)
+
+
+def nothing_to_ask(plan: ItemPlan, config: DocQAConfig) -> InputError:
+    """The one line for a corpus and a config that make no work item: why each kind has none."""
+    why = [f"{kind} 0 ({reason})" for kind, reason in plan.none_because.items()]
+    if config.max_items == 0:
+        why.append("max_items is 0")
+    if not any(config.mix.model_dump().values()):
+        why.append("every share of mix is 0")
+    short = f" (shorter than min_chunk_chars, {config.min_chunk_chars} characters)"
+    skipped = ", ".join(f"{reason} {n}{short if reason == 'too_short' else ''}"
+                        for reason, n in plan.skipped.most_common())
+    return InputError(f"nothing to ask: {'; '.join(why)}" + (f"; chunks skipped: {skipped}" if skipped else ""))
 
 
 def no_text_error(corpus: Corpus) -> InputError:
