@@ -217,8 +217,9 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     named = config.embedder if config.embedder not in (None, "auto") else None
     kb = KnowledgeBase.build(folders[0], index_dir, named, embed_config=embedding, text_fields=config.text_fields,
                              reranker=load_reranker("auto", cache_dir=embedding.cache_dir))
-    for folder in folders[1:]:
-        kb.add(folder)
+    reports = [kb.last_report, *(kb.add(folder) for folder in folders[1:])]
+    for gone in (item for report in reports for item in report.folders_dropped):  # moved, renamed, deleted
+        console.print(f"index {index_dir}: dropped {gone.path}: {gone.reason}", highlight=False)
     stats = kb.stats()
     without_text = len(stats.get("files_not_indexed", []))  # empty or unreadable: no chunk comes from them
     console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files_with_text', '?')} files"

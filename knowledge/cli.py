@@ -25,7 +25,8 @@ EmbedderOpt = typer.Option(
     help="auto (the provider's embeddings with ZAOSHU_EMBED=provider, else BAAI/bge-small-zh-v1.5 from the cache "
          "or downloaded via HF_ENDPOINT / ModelScope, else the bundled MiniLM with BM25 only), a local model "
          "folder, a Hugging Face name, openai:<model>, provider, or hash. An existing index keeps its model.")
-MaxFileOpt = typer.Option(100.0, "--max-file-mb", help="Skip (and report) files larger than this many MB.")
+MaxFileOpt = typer.Option(100.0, "--max-file-mb", min=0,
+                          help="Skip (and report) files larger than this many MB (0: no limit).")
 ProgressEveryOpt = typer.Option(5.0, "--progress-every", help="Seconds between progress lines when not on a terminal.")
 
 
@@ -40,11 +41,22 @@ def _embed_config():
 
 
 def _run_sync(action, every: float):
-    """Run build/add with a progress bar on a terminal, one line every `every` seconds otherwise."""
+    """Run build/add with a progress bar on a terminal, one line every `every` seconds otherwise. Ctrl-C
+    says what is kept (the files committed so far) and exits 130."""
     from knowledge.progress import build_progress
 
-    with build_progress(err, every=every) as update:
-        return action(update)
+    try:
+        with build_progress(err, every=every) as update:
+            return action(update)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]: the files indexed so far are kept; run the same command to index the rest",
+                  highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _print_bad_line(path: str, reason: str, not_indexed: set[str]) -> None:
+    kept = "as is its file" if path in not_indexed else "the good lines are indexed"
+    err.print(f"  [yellow]bad line[/yellow] {path}: {reason} (skipped, {kept})", highlight=False)
 
 
 def _print_report(report, kb) -> None:
@@ -54,10 +66,12 @@ def _print_report(report, kb) -> None:
                   f"{report.deleted} deleted, {report.unchanged} unchanged; {report.chunks_added} chunks indexed "
                   f"({report.chunks_per_second:.1f}/s; {dense}), {report.chunks_deleted} dropped; "
                   f"index now {kb.store.count_chunks()} chunks.", highlight=False)
+    for item in report.folders_dropped:
+        err.print(f"  [yellow]dropped[/yellow] {item.path}: {item.reason} (zaoshu kb add it again if it comes "
+                  f"back)", highlight=False)
     not_indexed = {item.path for item in [*report.skipped, *report.empty]}
     for item in report.bad_lines[:30]:
-        kept = "as is its file" if item.path in not_indexed else "the good lines are indexed"
-        err.print(f"  [yellow]bad line[/yellow] {item.path}: {item.reason} (skipped, {kept})", highlight=False)
+        _print_bad_line(item.path, item.reason, not_indexed)
     if len(report.bad_lines) > 30:
         err.print(f"  … and {len(report.bad_lines) - 30} more bad lines")
     for item in report.skipped[:30]:
@@ -72,8 +86,8 @@ def _print_report(report, kb) -> None:
 @app.command()
 def build(folder: Path = typer.Argument(..., help="Folder of documents (searched recursively)."),
           index: Path = IndexOpt, embedder: str | None = EmbedderOpt,
-          chunk_size: int = typer.Option(500, help="Characters per chunk."),
-          overlap: int = typer.Option(50, help="Characters shared by neighbouring chunks."),
+          chunk_size: int = typer.Option(500, min=1, help="Characters per chunk."),
+          overlap: int = typer.Option(50, min=0, help="Characters shared by neighbouring chunks (fewer than a chunk's)."),
           text_field: list[str] = typer.Option(["text", "content", "output"], "--text-field",
                                                help="JSON/JSONL/CSV fields that hold text (repeatable)."),
           rebuild: bool = typer.Option(False, "--rebuild", help="Delete the index and build it from scratch."),
@@ -207,15 +221,23 @@ def stats(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", 
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+    def where(item: dict) -> str:  # as chunk ids name files (folder/file) once the index has several folders
+        return f"{Path(item['folder']).name}/{item['path']}" if len(info["roots"]) > 1 else item["path"]
+
     for item in info["files_not_indexed"][:50]:
-        err.print(f"  [yellow]not indexed[/yellow] {item['path']}: {item['reason']}")
+        err.print(f"  [yellow]not indexed[/yellow] {where(item)}: {item['reason']}", highlight=False)
+    not_indexed = {where(item) for item in info["files_not_indexed"]}
+    for item in info["bad_lines"][:50]:
+        _print_bad_line(where(item), item["reason"], not_indexed)
+    if len(info["bad_lines"]) > 50:
+        err.print(f"  … and {len(info['bad_lines']) - 50} more bad lines (zaoshu kb stats --json lists them all)")
 
 
 @app.command()
 def calibrate(index: Path = IndexOpt,
               good: Path = typer.Option(..., "--good", help="Answerable questions (JSON list, JSONL or one per line)."),
               bad: Path = typer.Option(..., "--bad", help="Unanswerable questions, same formats."),
-              k: int = typer.Option(5, "-k", help="Passages retrieved per question."),
+              k: int = typer.Option(5, "-k", min=1, help="Passages retrieved per question."),
               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Fit the answerability threshold from good and bad questions and store it with the index."""
     from knowledge.calibrate import read_questions

@@ -28,6 +28,21 @@ class UndecodableError(ValueError):
     """The bytes are binary or in no encoding we can recognise; the message is the reason."""
 
 
+CUT_END = "zaoshu-cut-end"
+
+
+def _cut_end(exc: UnicodeError) -> tuple[str, int]:
+    """Drop a character cut off at the very end of a file (a truncated download, `head -c`); any other
+    undecodable byte stays an error. Registered as the codec error handler CUT_END."""
+    incomplete = exc.reason in ("unexpected end of data", "incomplete multibyte sequence")
+    if isinstance(exc, UnicodeDecodeError) and incomplete and exc.end == len(exc.object):
+        return "", exc.end
+    raise exc
+
+
+codecs.register_error(CUT_END, _cut_end)
+
+
 def detect_encoding(sample: bytes) -> str:
     """Return a Python codec name for `sample` (the first bytes of a file) or raise UndecodableError.
 
@@ -91,12 +106,15 @@ def _common_share(sample: bytes, encoding: str) -> float:
 
 def decode_bytes(data: bytes) -> str:
     """Decode a whole (small) file's bytes with the detected encoding; raise UndecodableError if it fails.
+    A character cut off at the very end is dropped.
 
-    >>> decode_bytes("西游记".encode("utf-16"))
-    '西游记'
+    >>> decode_bytes("西游记".encode("utf-16")), decode_bytes("西游记".encode("utf-8")[:-1])
+    ('西游记', '西游')
+    >>> decode_bytes("西游记".encode("gb18030")[:-1])
+    '西游'
     """
     encoding = detect_encoding(data[:SAMPLE_BYTES])
     try:
-        return data.decode(encoding)
+        return data.decode(encoding, errors=CUT_END)
     except UnicodeDecodeError as exc:
         raise UndecodableError(f"undecodable as {encoding} at byte {exc.start}") from exc

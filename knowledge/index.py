@@ -27,16 +27,16 @@ from knowledge import vectors
 from knowledge.bm25 import RRF_K, LexicalIndex, diversify, reciprocal_ranks
 from knowledge.calibrate import Calibration, fit_threshold
 from knowledge.embeddings import EmbedConfig, Embedder, load_embedder
-from knowledge.loaders import check_folder, nested
+from knowledge.loaders import Skipped, check_folder, nested
 from knowledge.passage import Passage
 from knowledge.readers import DEFAULT_TEXT_FIELDS, field_flags
-from knowledge.splitter import RETRIEVAL_SIZE
+from knowledge.splitter import RETRIEVAL_SIZE, check_chunking
 from knowledge.store import Store
 from knowledge.sync import DEFAULT_MAX_FILE_MB, BuildProgress, BuildReport, Progress, record_dim, sync_folder
 
 log = logging.getLogger(__name__)
 
-DB_FILE = "kb.sqlite"
+DB_FILE = "kb.sqlite"  # also what marks an index folder, never read as knowledge (loaders.OWN_OUTPUT)
 FAISS_FILE = "vectors.faiss"
 LEXICAL_FILE = "lexical.npz"  # the BM25 matrices: a derived cache of the store, like the faiss file
 FORMAT_VERSION = 2  # 2: sections, character bigrams, vectors only with a dense model
@@ -80,6 +80,7 @@ class KnowledgeBase:
         Files over `max_file_mb` are skipped (reported).
         """
         check_folder(folder)  # before the index is created or removed: a wrong folder leaves nothing behind
+        check_chunking(chunk_size, overlap)  # before the index is created with them
         index_dir = Path(index_dir).expanduser()
         if index_dir.exists() and not index_dir.is_dir():
             raise InputError(f"--index {index_dir} is a file, not a folder: give a new or an index folder")
@@ -176,7 +177,13 @@ class KnowledgeBase:
         return bool(self.store.get_meta("embedder").get("dense"))
 
     def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
+        """Sync `folder`, and drop the folders of the index that are gone (moved, renamed, deleted): their
+        chunks would be searched, and a moved folder's files found twice."""
         root = Path(folder).expanduser().resolve()
+        dropped = {path: self.store.drop_root(path) for path in self.store.roots() if not Path(path).is_dir()}
+        if dropped:
+            self.store.bump_generation()
+            self.store.commit()
         if hit := nested(root, map(Path, self.store.roots())):
             inner, outer = hit
             inside = f"is inside {outer}" if inner == root else f"holds {inner}"
@@ -186,7 +193,11 @@ class KnowledgeBase:
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],
                              text_fields=tuple(settings["text_fields"]), progress=progress, max_file_mb=max_file_mb)
-        if report.touched or report.chunks_deleted or (self.has_vectors and self._faiss_stale()):
+        for path, (files, chunks) in dropped.items():
+            report.folders_dropped.append(Skipped(path, f"the folder is gone: its {files} files ({chunks} chunks) "
+                                                        f"are dropped from the index"))
+            report.chunks_deleted += chunks
+        if report.touched or (self.has_vectors and self._faiss_stale()):
             self._faiss, self._lexical_index = None, None
             if self.has_vectors:
                 self._save_faiss()
@@ -361,7 +372,10 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         db = self.store.db
         files = db.execute("SELECT COUNT(*), SUM(status = 'ok') FROM files").fetchone()
-        problems = db.execute("SELECT rel, status FROM files WHERE status != 'ok' ORDER BY rel").fetchall()
+        problems = db.execute("SELECT r.path, f.rel, f.status FROM files f JOIN roots r ON r.id = f.root_id "
+                              "WHERE f.status != 'ok' ORDER BY r.id, f.rel").fetchall()
+        bad_lines = db.execute("SELECT r.path, b.rel, b.reason FROM bad_lines b JOIN roots r ON r.id = b.root_id "
+                               "ORDER BY r.id, b.rel, b.rowid").fetchall()
         chars = db.execute("SELECT COALESCE(SUM(LENGTH(text)), 0) FROM chunks").fetchone()[0]
         n_chunks = self.store.count_chunks()
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
@@ -372,7 +386,8 @@ class KnowledgeBase:
             "roots": self.store.roots(),
             "files": files[0],
             "files_with_text": files[1] or 0,
-            "files_not_indexed": [{"path": rel, "reason": status} for rel, status in problems],
+            "files_not_indexed": [{"folder": root, "path": rel, "reason": status} for root, rel, status in problems],
+            "bad_lines": [{"folder": root, "path": rel, "reason": reason} for root, rel, reason in bad_lines],
             "chunks": n_chunks,
             "characters": chars,
             "vector_index": ("hnsw" if n_chunks > self.hnsw_threshold else "flat") if self.has_vectors else "none",

@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.errors import InputError
-from knowledge.readers import DEFAULT_TEXT_FIELDS, SUPPORTED_SUFFIXES, Document, Unreadable, read_file
+from knowledge.readers import DEFAULT_TEXT_FIELDS, SAVE_AS, SUPPORTED_SUFFIXES, Document, Unreadable, read_file
 
 log = logging.getLogger(__name__)
+
+
+# Folders zaoshu writes are never read as knowledge, wherever they are (`cd docs && python -m recipes.docqa
+# --knowledge .` puts the index and the run folders inside the documents): the file that marks each.
+OWN_OUTPUT = {"kb.sqlite": "zaoshu's own output: a knowledge index",
+              "config.resolved.yaml": "zaoshu's own output: a run folder"}
 
 
 @dataclass(slots=True)
@@ -83,7 +89,8 @@ def check_folder(path: str | Path) -> Path:
 def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
     """List supported files under `path` (recursively, sorted) and the entries skipped with reasons.
 
-    Hidden files and folders are skipped; a symlink is followed only when it points inside the folder.
+    Hidden files and folders are skipped, and so are zaoshu's own index and run folders (OWN_OUTPUT); a
+    symlink is followed only when it points inside the folder.
     Raises InputError for a missing folder or one with no files at all.
     """
     root = check_folder(path)
@@ -115,6 +122,9 @@ def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
                     skipped.append(Skipped(rel, "broken symlink"))
                     continue
             if child.is_dir():
+                if own := next((why for mark, why in OWN_OUTPUT.items() if (child_path / mark).is_file()), None):
+                    skipped.append(Skipped(rel, own))
+                    continue
                 real = child_path.resolve()
                 if real not in seen_dirs:
                     seen_dirs.add(real)
@@ -124,7 +134,7 @@ def scan_folder(path: str | Path) -> tuple[list[FileEntry], list[Skipped]]:
                 continue
             any_file = True
             if child_path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skipped.append(Skipped(rel, f"unsupported file type {child_path.suffix.lower() or '(no extension)'}"))
+                skipped.append(Skipped(rel, unsupported(child_path.suffix.lower())))
                 continue
             try:
                 stat = child.stat()
@@ -183,6 +193,18 @@ def load_entry(entry: FileEntry, fields: tuple[str, ...], sink) -> str | None:
     except OSError as exc:
         return cannot_read(exc)
     return None if count else empty_reason(entry, fields)
+
+
+def unsupported(suffix: str) -> str:
+    """The reason shown for a file type that is not read, with what to do for the common office formats.
+
+    >>> unsupported(".doc")
+    'unsupported file type .doc: save it as .docx (Word or LibreOffice)'
+    >>> unsupported(".bin"), unsupported("")
+    ('unsupported file type .bin', 'unsupported file type (no extension)')
+    """
+    hint = f": {SAVE_AS[suffix]}" if suffix in SAVE_AS else ""
+    return f"unsupported file type {suffix or '(no extension)'}{hint}"
 
 
 def cannot_read(exc: OSError) -> str:

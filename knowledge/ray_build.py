@@ -23,7 +23,7 @@ import numpy as np
 from knowledge.embeddings import Embedder, load_embedder
 from knowledge.loaders import iter_entry, scan_folder
 from knowledge.readers import Unreadable
-from knowledge.splitter import index_chunks
+from knowledge.splitter import check_chunking, index_chunks
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def build_on_ray(folder: Path, index: Path, spec: str | None, *, address: str | 
     from knowledge.ray_cluster import check_address, join_cluster
 
     check_address(address)  # before any work: a wrong address is one line, at once
+    check_chunking(chunk_size, overlap)
 
     if rebuild:
         remove_index(index)

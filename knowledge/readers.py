@@ -24,12 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import json_problem
-from knowledge.encoding import SAMPLE_BYTES, UndecodableError, decode_bytes, detect_encoding
+from knowledge.encoding import CUT_END, SAMPLE_BYTES, UndecodableError, decode_bytes, detect_encoding
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 RECORD_SUFFIXES = {".json", ".jsonl", ".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | RECORD_SUFFIXES | {".pdf", ".docx", ".html", ".htm"}
 DEFAULT_TEXT_FIELDS = ("text", "content", "output")
+# Formats people keep documents in that are not read, and what to turn them into.
+SAVE_AS = {".doc": "save it as .docx (Word or LibreOffice)", ".wps": "save it as .docx (WPS or LibreOffice)",
+           ".xls": "save the sheet as .csv", ".xlsx": "save the sheet as .csv", ".ppt": "save it as .pdf",
+           ".pptx": "save it as .pdf"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the first bytes of a Word 97–2003 .doc (and .xls, .ppt)
 # Text files above this size are read in blocks so memory stays bounded (a 50 MB file is fine).
 STREAM_THRESHOLD = 4 * 1024 * 1024
 BLOCK_CHARS = 1_000_000
@@ -92,7 +97,7 @@ def read_file(path: Path, source: str, *, text_fields: Iterable[str] = DEFAULT_T
 def _open_text(path: Path, newline: str | None = "") -> io.TextIOWrapper:
     with path.open("rb") as fh:
         sample = fh.read(SAMPLE_BYTES)
-    return path.open("r", encoding=detect_encoding(sample), newline=newline)
+    return path.open("r", encoding=detect_encoding(sample), errors=CUT_END, newline=newline)
 
 
 def _read_text(path: Path, source: str) -> Iterator[Document]:
@@ -131,24 +136,36 @@ def _read_pdf(path: Path, source: str) -> Iterator[Document]:
 _HEADING_STYLE = re.compile(r"^(?:Heading|标题)\s*(\d)$", re.IGNORECASE)
 
 
+def _style(paragraph) -> str:
+    return paragraph.style.name if paragraph.style is not None else ""
+
+
 def _read_docx(path: Path, source: str) -> Iterator[Document]:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
 
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise Unreadable(f"corrupt Word file: {exc}") from exc
+        with path.open("rb") as fh:
+            if fh.read(len(OLE_MAGIC)) == OLE_MAGIC:
+                raise Unreadable(f"a Word 97–2003 file named .docx: {SAVE_AS['.doc']}") from exc
+        reason = "not a zip package" if isinstance(exc, PackageNotFoundError) else exc  # not: "Package not found at …"
+        raise Unreadable(f"corrupt Word file: {reason}") from exc
     lines = []
-    for para in document.paragraphs:
-        style = para.style.name if para.style is not None else ""
-        level = 1 if style == "Title" else int(m.group(1)) if (m := _HEADING_STYLE.match(style)) else 0
-        lines.append(("#" * level + " " if level and para.text.strip() else "") + para.text)
-    for table in document.tables:
-        for row in table.rows:
-            lines.append("\t".join(cell.text for cell in row.cells))
+    # the Title style ranks above Heading 1: with a title, Heading N is written N + 1 deep (at most 6)
+    below_title = any(_style(p) == "Title" for p in document.paragraphs)
+    for block in document.iter_inner_content():  # paragraphs and tables in the document's order
+        if isinstance(block, Table):
+            lines.extend("\t".join(cell.text for cell in row.cells) for row in block.rows)
+            continue
+        style = _style(block)
+        level = 1 if style == "Title" else \
+            min(6, int(m.group(1)) + below_title) if (m := _HEADING_STYLE.match(style)) else 0
+        lines.append(("#" * level + " " if level and block.text.strip() else "") + block.text)
     yield Document("\n".join(lines), source)
 
 
@@ -192,7 +209,8 @@ def _csv_records(path: Path, problems: list[str]) -> Iterator[tuple[str, dict]]:
     # csv refuses a field over 131,072 characters by default; no field is longer than its file
     csv.field_size_limit(max(csv.field_size_limit(), path.stat().st_size))
     with _open_text(path) as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=_delimiter(fh.readline()))
+        fh.seek(0)
         header = next(reader, None)
         if header is None:
             return
@@ -215,6 +233,21 @@ def _csv_records(path: Path, problems: list[str]) -> Iterator[tuple[str, dict]]:
             yield f"line {reader.line_num}", dict(zip(header, row))
     if bad and not good:
         raise Unreadable(f"no valid CSV row ({bad} bad; {problems[-bad]})")
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter of a .csv file, told by its header line: a comma, else a tab or a semicolon (a
+    tab-separated export or a European Excel file saved as .csv).
+
+    >>> _delimiter("question\\tanswer\\n"), _delimiter("question;answer\\n"), _delimiter("问题,答案\\n")
+    ('\\t', ';', ',')
+    >>> _delimiter("text\\n")
+    ','
+    """
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",\t;").delimiter
+    except csv.Error:  # one column
+        return ","
 
 
 def _json_records(path: Path) -> Iterator[tuple[str, Any]]:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from agents.errors import InputError
 from knowledge.readers import Document
 
 RETRIEVAL_SIZE = (500, 50)
@@ -59,13 +60,42 @@ class Chunk:
     section: int = 0
 
 
+CHAPTER_LEVEL = 7  # a chapter line (「第二章」) ranks below every markdown heading level
+
+
+def outline(text: str) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of the headings: a markdown heading at its level (`#` is 1), a chapter line
+    at CHAPTER_LEVEL.
+
+    >>> outline("# 手册\\n## 安装\\n第一章 总则\\n")
+    [(0, 1, '手册'), (5, 2, '安装'), (11, 7, '第一章 总则')]
+    """
+    return [(m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")) if m.group("md") else CHAPTER_LEVEL,
+             (m.group("md") or m.group("cn")).strip()) for m in _HEADING.finditer(text)]
+
+
 def headings(text: str) -> list[tuple[int, str]]:
     """(offset, title) of markdown headings and chapter lines such as 「第一回　灵根育孕源流出」.
 
     >>> headings("# 总则\\n正文\\n第二章 细则\\n")
     [(0, '总则'), (8, '第二章 细则')]
     """
-    return [(m.start(), (m.group("md") or m.group("cn")).strip()) for m in _HEADING.finditer(text)]
+    return [(offset, title) for offset, _, title in outline(text)]
+
+
+def check_chunking(chunk_size: int, overlap: int) -> None:
+    """Raise InputError (one line, naming the flags) for sizes the splitter cannot cut with.
+
+    >>> check_chunking(500, 50)
+    >>> check_chunking(500, 600)
+    Traceback (most recent call last):
+    ...
+    agents.errors.InputError: --overlap 600 must be at least 0 and less than --chunk-size 500
+    """
+    if chunk_size < 1:
+        raise InputError(f"--chunk-size {chunk_size} must be at least 1")
+    if not 0 <= overlap < chunk_size:
+        raise InputError(f"--overlap {overlap} must be at least 0 and less than --chunk-size {chunk_size}")
 
 
 def _splitter(chunk_size: int, overlap: int):

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     record INTEGER, section INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL, tokens TEXT NOT NULL,
     vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (root_id, rel);
+CREATE TABLE IF NOT EXISTS bad_lines (root_id INTEGER NOT NULL, rel TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bad_lines_by_file ON bad_lines (root_id, rel);
 """
 
 
@@ -91,6 +93,17 @@ class Store:
     def roots(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY id")]
 
+    def drop_root(self, path: str) -> tuple[int, int]:
+        """Forget a folder: its files, chunks and bad lines; return how many (files, chunks) went."""
+        row = self.db.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return 0, 0
+        files = self.db.execute("DELETE FROM files WHERE root_id = ?", row).rowcount
+        chunks = self.db.execute("DELETE FROM chunks WHERE root_id = ?", row).rowcount
+        self.db.execute("DELETE FROM bad_lines WHERE root_id = ?", row)
+        self.db.execute("DELETE FROM roots WHERE id = ?", row)
+        return files, chunks
+
     def files(self, root_id: int) -> dict[str, FileRow]:
         rows = self.db.execute(
             "SELECT rel, size, mtime_ns, sha256, n_chunks, status FROM files WHERE root_id = ?", (root_id,))
@@ -102,10 +115,22 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?)", (root_id, rel, row.size, row.mtime_ns, row.sha256, row.n_chunks, row.status))
 
     def delete_file(self, root_id: int, rel: str) -> int:
-        """Drop a file and its chunks; return how many chunks went."""
+        """Drop a file, its chunks and its bad lines; return how many chunks went."""
         removed = self.delete_chunks(root_id, rel)
         self.db.execute("DELETE FROM files WHERE root_id = ? AND rel = ?", (root_id, rel))
+        self.put_bad_lines(root_id, rel, [])
         return removed
+
+    def put_bad_lines(self, root_id: int, rel: str, reasons: list[str]) -> None:
+        """Replace the bad lines remembered for a JSONL/CSV file ("line 3: invalid JSON (…)")."""
+        self.db.execute("DELETE FROM bad_lines WHERE root_id = ? AND rel = ?", (root_id, rel))
+        self.db.executemany("INSERT INTO bad_lines (root_id, rel, reason) VALUES (?, ?, ?)",
+                            [(root_id, rel, reason) for reason in reasons])
+
+    def bad_lines(self, root_id: int) -> list[tuple[str, str]]:
+        """(rel, reason) of the bad lines remembered for one root's files, in the order they were found."""
+        return self.db.execute("SELECT rel, reason FROM bad_lines WHERE root_id = ? ORDER BY rel, rowid",
+                               (root_id,)).fetchall()
 
     # -- chunks -----------------------------------------------------------------------------
     def delete_chunks(self, root_id: int, rel: str) -> int:

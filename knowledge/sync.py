@@ -48,10 +48,20 @@ class BuildProgress:
 
     @property
     def eta_seconds(self) -> float | None:
-        """Seconds left, from the bytes read so far (None before there is a rate)."""
-        if self.bytes_done <= 0 or self.seconds <= 0:
+        """Seconds left, from the bytes read so far; None (unknown) before 1% of them, where start-up
+        (listing, hashing, loading the segmenter) would be extrapolated to the whole build: an 8-byte
+        first file said 'ETA 1h49m' for a build of two seconds.
+
+        >>> BuildProgress(1, 9, 8, 300_000, 0, 0.17).eta_seconds is None
+        True
+        >>> BuildProgress(5, 9, 150_000, 300_000, 100, 2.0).eta_seconds, BuildProgress(9, 9, 10, 10, 1, 0.1).eta_seconds
+        (2.0, 0.0)
+        """
+        if self.bytes_done >= self.bytes_total:
+            return 0.0
+        if self.seconds <= 0 or self.bytes_done < self.bytes_total / 100:
             return None
-        return max(0.0, (self.bytes_total - self.bytes_done) * self.seconds / self.bytes_done)
+        return (self.bytes_total - self.bytes_done) * self.seconds / self.bytes_done
 
 
 Progress = Callable[[BuildProgress], None]
@@ -72,6 +82,7 @@ class BuildReport:
     skipped: list[Skipped] = field(default_factory=list)
     empty: list[Skipped] = field(default_factory=list)
     bad_lines: list[Skipped] = field(default_factory=list)
+    folders_dropped: list[Skipped] = field(default_factory=list)  # other folders of the index, gone since
     seconds: float = 0.0
 
     @property
@@ -80,7 +91,9 @@ class BuildReport:
 
     @property
     def touched(self) -> bool:
-        return bool(self.added or self.changed or self.deleted)
+        """Whether the index's content changed: files added, changed or deleted, or chunks dropped (a file
+        now over the size guard, or no longer readable)."""
+        return bool(self.added or self.changed or self.deleted or self.chunks_deleted)
 
 
 def file_sha256(path: Path) -> str:
@@ -98,13 +111,14 @@ class _Writer:
         self.store, self.embedder, self.root_id, self.prefix = store, embedder, root_id, prefix
         self.batch_size = batch_size
         self.chunks: list[tuple[str, Chunk]] = []
-        self.files: list[tuple[str, FileRow]] = []
+        self.files: list[tuple[str, FileRow, list[str]]] = []
         self.since_commit = 0
         self.embedded = 0
 
-    def add_file(self, rel: str, row: FileRow, chunks: list[Chunk]) -> None:
+    def add_file(self, rel: str, row: FileRow, chunks: list[Chunk], bad_lines: list[str]) -> None:
+        """Queue a file's chunks, its manifest row and its bad lines (written together)."""
         self.chunks.extend((rel, c) for c in chunks)
-        self.files.append((rel, row))
+        self.files.append((rel, row, bad_lines))
         if len(self.chunks) >= self.batch_size:
             self.flush()
 
@@ -126,8 +140,9 @@ class _Writer:
     def flush(self) -> None:
         for start in range(0, len(self.chunks), self.batch_size):
             self.insert(self.chunks[start:start + self.batch_size])
-        for rel, row in self.files:
+        for rel, row, bad_lines in self.files:
             self.store.put_file(self.root_id, rel, row)
+            self.store.put_bad_lines(self.root_id, rel, bad_lines)
         self.chunks, self.files = [], []
 
     def commit(self) -> None:
@@ -157,19 +172,27 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
     report = BuildReport(root=str(root), skipped=list(skipped))
     root_id = store.root_id(str(root))
     known = store.files(root_id)
+    remembered: dict[str, list[str]] = {}  # the bad lines of files not read again are reported as found before
+    for rel, reason in store.bad_lines(root_id):
+        remembered.setdefault(rel, []).append(reason)
     limit = int(max_file_mb * 1024 * 1024) if max_file_mb else None
     todo: list[tuple[FileEntry, str, bool]] = []
     for entry in entries:
         row = known.get(entry.rel)
+        if row and not row.sha256:
+            row = None  # never read (over an earlier build's size guard): this build's guard decides
         if limit is not None and entry.size > limit:
-            report.skipped.append(Skipped(entry.rel, f"{entry.size / 1048576:.1f} MB is over the size guard "
-                                                     f"({max_file_mb:g} MB; raise it with --max-file-mb)"))
-            if row:
+            reason = (f"{entry.size / 1048576:.1f} MB is over the size guard ({max_file_mb:g} MB; "
+                      f"raise it with --max-file-mb)")
+            report.skipped.append(Skipped(entry.rel, reason))
+            if entry.rel in known:
                 report.chunks_deleted += store.delete_file(root_id, entry.rel)
+            # remembered without a hash (not read), so `kb stats` lists it among the files not indexed
+            store.put_file(root_id, entry.rel, FileRow(entry.size, entry.mtime_ns, "", 0, reason))
             continue
         if row and row.size == entry.size and row.mtime_ns == entry.mtime_ns:
             report.unchanged += 1
-            _report_status(report, entry.rel, row.status)
+            _report_status(report, entry.rel, row.status, remembered.get(entry.rel, []))
             continue
         try:
             sha = file_sha256(entry.path)
@@ -181,7 +204,7 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
         if row and row.sha256 == sha:  # touched but identical: just remember the new mtime
             store.put_file(root_id, entry.rel, FileRow(entry.size, entry.mtime_ns, sha, row.n_chunks, row.status))
             report.unchanged += 1
-            _report_status(report, entry.rel, row.status)
+            _report_status(report, entry.rel, row.status, remembered.get(entry.rel, []))
             continue
         todo.append((entry, sha, row is None))
     present = {e.rel for e in entries}
@@ -199,8 +222,7 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
             report.chunks_added += n_chunks
             report.added += is_new
             report.changed += not is_new
-            report.bad_lines.extend(Skipped(entry.rel, p) for p in problems)
-            _report_status(report, entry.rel, status)
+            _report_status(report, entry.rel, status, problems)
             if writer.since_commit >= commit_every:
                 writer.commit()
             tracker.file_done(entry, n_chunks)
@@ -256,15 +278,15 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
         return FileRow(entry.size, entry.mtime_ns, sha, n, status)
 
     if entry.size == 0:
-        writer.files.append((entry.rel, row(0, "empty file")))
+        writer.add_file(entry.rel, row(0, "empty file"), [], [])
         return 0, "empty file"
     if entry.size <= STREAM_THRESHOLD:
         try:
             chunks = list(index_chunks(iter_entry(entry, fields, problems), chunk_size=chunk_size, overlap=overlap))
         except (Unreadable, OSError) as exc:
-            return _unread(writer, entry, exc, row(0, str(exc)))
+            return _unread(writer, entry, exc, row(0, str(exc)), problems)
         status = "ok" if chunks else empty_reason(entry, fields)
-        writer.add_file(entry.rel, row(len(chunks), status), chunks)
+        writer.add_file(entry.rel, row(len(chunks), status), chunks, problems)
         return len(chunks), status
     # A big file streams: commit what is queued, then write it on its own, rolled back if it fails midway.
     writer.commit()
@@ -282,24 +304,26 @@ def _process(writer: _Writer, entry: FileEntry, sha: str, chunk_size: int, overl
     except (Unreadable, OSError) as exc:
         writer.store.rollback()
         writer.store.delete_chunks(writer.root_id, entry.rel)
-        return _unread(writer, entry, exc, row(0, str(exc)))
-    writer.files.append((entry.rel, row(count, "ok" if count else empty_reason(entry, fields))))
+        return _unread(writer, entry, exc, row(0, str(exc)), problems)
+    writer.add_file(entry.rel, row(count, "ok" if count else empty_reason(entry, fields)), [], problems)
     writer.commit()
     return count, "ok" if count else empty_reason(entry, fields)
 
 
-def _unread(writer: _Writer, entry: FileEntry, exc: Exception, failed: FileRow) -> tuple[int, str]:
-    """A file that gave no chunks because reading it failed. An Unreadable one (corrupt, undecodable) is
-    remembered with its reason until it changes; an OSError (permissions, gone since listed) leaves no
-    manifest row, so the next build tries it again."""
+def _unread(writer: _Writer, entry: FileEntry, exc: Exception, failed: FileRow,
+            bad_lines: list[str]) -> tuple[int, str]:
+    """A file that gave no chunks because reading it failed. An Unreadable one (corrupt, undecodable, a
+    JSONL with no good line) is remembered with its reason and bad lines until it changes; an OSError
+    (permissions, gone since listed) leaves no manifest row, so the next build tries it again."""
     if isinstance(exc, Unreadable):
-        writer.files.append((entry.rel, failed))
+        writer.add_file(entry.rel, failed, [], bad_lines)
         return 0, failed.status
     writer.store.delete_file(writer.root_id, entry.rel)
     return 0, cannot_read(exc)
 
 
-def _report_status(report: BuildReport, rel: str, status: str) -> None:
+def _report_status(report: BuildReport, rel: str, status: str, bad_lines: list[str]) -> None:
+    report.bad_lines.extend(Skipped(rel, reason) for reason in bad_lines)
     if status == "ok":
         return
     (report.empty if status.startswith("empty") else report.skipped).append(Skipped(rel, status))

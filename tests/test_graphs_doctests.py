@@ -1,4 +1,4 @@
-"""The docstring examples in the agents, graphs and finetune modules are real and stay true."""
+"""The docstring examples in the agents, graphs and finetune modules (and docqa's) are real and stay true."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ MODULES = ["agents.errors", "agents.asker", "agents.answerer", "agents.responder
            "agents.schemas", "agents.structured", "agents.llm_wire", "agents.usage", "graphs.state", "graphs.qa", "graphs.persona",
            "graphs.dialogue", "graphs.registry", "graphs.rundir", "graphs.execute", "graphs.ray_dedup", "graphs.config",
            "finetune.data", "finetune.formats", "finetune.config_gen", "finetune.spec", "finetune.validate",
-           "finetune.card", "finetune.preference", "finetune.presets"]
+           "finetune.card", "finetune.preference", "finetune.presets",
+           "recipes.docqa.corpus", "recipes.docqa.tags", "recipes.docqa.items"]
 
 
 @pytest.mark.parametrize("name", MODULES)

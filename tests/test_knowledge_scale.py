@@ -60,16 +60,38 @@ def test_chunks_keep_chapter_boundaries_and_retrieval_diversifies(tmp_path: Path
 
 
 def test_the_size_guard_skips_a_big_file_and_says_so(tmp_path: Path) -> None:
+    """The file left out is said by the build and, later, by `kb stats` (it was not listed there at all)."""
     folder = write_corpus(tmp_path / "f", {"small.txt": "花果山水帘洞。"})
     (folder / "big.txt").write_text("取经路上。" * 80_000, encoding="utf-8")  # 1.2 MB
     index = tmp_path / "idx"
+    guard = "big.txt: 1.1 MB is over the size guard (1 MB; raise it with --max-file-mb)"
     result = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash",
                                  "--max-file-mb", "1"])
     assert result.exit_code == 0, result.output
-    assert "1 added" in result.stdout and "skipped big.txt: 1.1 MB is over the size guard (1 MB; raise it with " \
-                                         "--max-file-mb)" in result.stderr
+    assert "1 added" in result.stdout and f"skipped {guard}" in result.stderr
+    stats = runner.invoke(app, ["stats", "--index", str(index)])
+    assert f"not indexed {guard}" in stats.stderr, stats.output
+    assert "2 (1 with text)" in stats.stdout
+    same = runner.invoke(app, ["build", str(folder), "--index", str(index), "--max-file-mb", "1"])
+    assert "0 added, 0 changed, 0 deleted, 1 unchanged" in same.stdout and f"skipped {guard}" in same.stderr
     again = runner.invoke(app, ["build", str(folder), "--index", str(index), "--max-file-mb", "2"])
     assert again.exit_code == 0 and "1 added, 0 changed, 0 deleted, 1 unchanged" in again.stdout
+    after = json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)
+    assert after["files_not_indexed"] == [] and after["files_with_text"] == 2
+
+
+def test_search_after_a_build_that_only_dropped_chunks(tmp_path: Path) -> None:
+    """A build whose only change was dropping a file's chunks (now over the size guard) left the BM25 cache
+    as it was: the next `kb search` was a KeyError traceback on a chunk no longer in the store."""
+    folder = write_corpus(tmp_path / "f", {"small.txt": "花果山水帘洞，美猴王在此称王。"})
+    (folder / "big.txt").write_text("取经路上。" * 80_000, encoding="utf-8")  # 1.2 MB
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    guarded = runner.invoke(app, ["build", str(folder), "--index", str(index), "--max-file-mb", "1"])
+    assert "0 added, 0 changed, 0 deleted, 1 unchanged; 0 chunks indexed" in guarded.stdout, guarded.output
+    found = runner.invoke(app, ["search", "取经路上 水帘洞", "--index", str(index), "-k", "3", "--json"])
+    assert found.exit_code == 0, found.output
+    assert [p["chunk_id"] for p in json.loads(found.stdout)["passages"]] == ["f/small.txt#0"]
 
 
 def test_build_progress_lines_off_a_terminal(tmp_path: Path) -> None:
@@ -84,6 +106,19 @@ def test_build_progress_lines_off_a_terminal(tmp_path: Path) -> None:
     quiet = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx2"), "--embedder", "hash"])
     finals = [line for line in quiet.stderr.splitlines() if line.startswith("kb build:")]
     assert finals and finals[-1].startswith(f"kb build: {len(CORPUS)}/{len(CORPUS)} files")  # the last one always
+
+
+def test_progress_lines_give_no_eta_from_a_first_tiny_file(tmp_path: Path) -> None:
+    """Piped, `kb build` extrapolated its first file to the whole folder: an 8-byte file first said
+    'ETA 1h49m' for a build of two seconds. Until 1% of the bytes are read it says 'ETA ?'."""
+    folder = write_corpus(tmp_path / "f", {"a.txt": "花果山。"})  # 12 bytes, read first
+    (folder / "b.txt").write_text("取经路上遇到妖怪。" * 20_000, encoding="utf-8")  # 540 kB
+    result = runner.invoke(app, ["build", str(folder), "--index", str(tmp_path / "idx"), "--embedder", "hash",
+                                 "--progress-every", "0"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("kb build:")]
+    assert lines[0].startswith("kb build: 1/2 files") and lines[0].endswith("ETA ?"), lines
+    assert lines[-1].startswith("kb build: 2/2 files") and lines[-1].endswith("ETA 0s"), lines
 
 
 def test_a_streamed_big_file_reports_progress_inside_the_file_and_is_searchable(tmp_path: Path, monkeypatch) -> None:

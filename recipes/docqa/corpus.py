@@ -22,7 +22,7 @@ from typing import Any
 from agents.errors import InputError
 from knowledge.loaders import cannot_read, empty_reason, iter_entry, nested, scan_folder
 from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable, field_flags
-from knowledge.splitter import RETRIEVAL_SIZE, headings, index_chunks
+from knowledge.splitter import RETRIEVAL_SIZE, Chunk, headings, index_chunks, outline
 from knowledge.sync import file_sha256
 
 log = logging.getLogger(__name__)
@@ -70,14 +70,47 @@ def chunk_questions(length: int, chars_per_question: int, most: int) -> int:
     return max(1, min(most, round(length / chars_per_question)))
 
 
+FRONT_MATTER = re.compile(r"---\n(.*?)\n---[ \t]*(?:\n|$)", re.S)  # a Markdown file's YAML header (Hugo, Jekyll)
+
+
 def first_line_title(text: str) -> str | None:
-    """A plain-text document's title: its first line, when short and not a sentence.
+    """A plain-text document's title: its first line, when short, not a sentence and not a heading (a
+    Markdown file's YAML header is not a first line: its `title:` is the title).
 
     >>> first_line_title("保修条款\\n\\n本产品整机保修一年。"), first_line_title("本产品整机保修一年。")
     ('保修条款', None)
+    >>> first_line_title("# 第一章 安装\\n主机应固定在橱柜内侧。")
+    >>> first_line_title("---\\ntitle: 安装指南\\n---\\n正文。"), first_line_title("---\\ndate: 2024\\n---\\n\\n保修条款\\n正文。")
+    ('安装指南', '保修条款')
     """
+    if front := FRONT_MATTER.match(text.lstrip()):
+        named = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", front.group(1), re.M)
+        return named.group(1) if named else first_line_title(text.lstrip()[front.end():])
     line = text.strip().split("\n", 1)[0].strip()
-    return line if 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") else None
+    short = 0 < len(line) <= 20 and not any(p in line for p in "。！？；，,.") and any(c.isalnum() for c in line)
+    return line if short and not headings(line) else None
+
+
+def document_title(chunks: list[Chunk], name: str) -> str:
+    """A document's title: its first heading when no other heading ranks as high (a `# 手册` over `##`
+    sections, a Word title over its headings), else its short first line, else `name` (the file's).
+    Sibling headings (「第一章」「第二章」, or several `#`) are sections, not the title.
+
+    >>> from knowledge.splitter import index_chunks
+    >>> from knowledge.readers import Document
+    >>> def title(text): return document_title(list(index_chunks([Document(text, "a.md")])), "a")
+    >>> title("# 手册\\n## 安装\\n装好。\\n## 滤芯\\n换好。"), title("第一章 总则\\n适用。\\n第二章 保修\\n一年。")
+    ('手册', 'a')
+    >>> title("售后条例\\n\\n第一章 总则\\n适用。\\n第二章 保修\\n一年。"), title("第一章 保修\\n保修一年。")
+    ('售后条例', '第一章 保修')
+    """
+    marks = {(c.record, c.start + offset): (level, heading)  # overlapping chunks see a heading twice
+             for c in chunks for offset, level, heading in outline(c.text)}
+    levels = [level for _, (level, _) in sorted(marks.items())]
+    if levels and all(level > levels[0] for level in levels[1:]):
+        return min(marks.items())[1][1]
+    fallback = None if marks else next((c.title for c in chunks if c.title), None)  # a JSON record's title
+    return fallback or first_line_title(chunks[0].text) or name
 
 
 def index_roots(index_dir: Path, asked: list[str] | None = None, where: str = "--text-field",
@@ -149,10 +182,7 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overla
             if not chunks:
                 corpus.skip(empty_reason(entry, tuple(text_fields)), source)
                 continue
-            # the first heading: a chunk's title is the heading of its section, not of the document
-            title = next((h for c in chunks for _, h in headings(c.text)), None) \
-                or next((c.title for c in chunks if c.title), None) or first_line_title(chunks[0].text) \
-                or Path(entry.rel).stem
+            title = document_title(chunks, Path(entry.rel).stem)
             for c in chunks:
                 corpus.chunks.append(DocChunk(
                     hash=chunk_hash(source, c.text), chunk_id=f"{source}#{c.chunk_index}", source=source,

@@ -21,7 +21,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from agents.errors import ConfigError
+from agents.errors import ConfigError, InputError, json_problem
 from agents.schemas import WorkItem
 from graphs.config import MAX_RUN_ITEMS, too_many_items
 from recipes.docqa.corpus import Corpus, DocChunk, chunk_questions
@@ -72,12 +72,12 @@ def plan_items(corpus: Corpus, config: Any, tree: dict[str, list[str]], labels: 
     the user added to tags.yaml, or a new document's) is asked about first."""
     plan = ItemPlan(total_chunks=len(corpus.chunks), files_skipped={r: len(files) for r, files in corpus.files_skipped.items()})
     usable: list[DocChunk] = []
-    seen: set[str] = set()
+    seen: set[str] = set()  # chunk texts: a file and its copy (手册.pdf, 手册(1).pdf) are asked about once
     for chunk in corpus.chunks:
-        if chunk.hash in seen or any(u.text == chunk.text for u in usable[-50:]):
+        if chunk.text in seen:
             plan.skipped["duplicate"] += 1
             continue
-        seen.add(chunk.hash)
+        seen.add(chunk.text)
         if len(chunk.text.strip()) < config.min_chunk_chars:
             plan.skipped["too_short"] += 1
             continue
@@ -182,9 +182,27 @@ def chunk_accounting(plan: ItemPlan, finished: dict[str, str], sources_of: dict[
             "files_skipped": plan.files_skipped}
 
 
+def read_items(path: Path) -> dict[str, list[str]] | None:
+    """An earlier plan's record (items.json: items, chunks, tags), None on a first run; a damaged one is a
+    one-line InputError."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(data, dict) else "not a JSON object"
+    except json.JSONDecodeError as exc:
+        problem = json_problem(exc, line=True)
+    except UnicodeDecodeError as exc:
+        problem = str(exc)
+    if problem is not None:
+        raise InputError(f"{path}: not the record docqa writes ({problem}); delete it and run again "
+                         f"(finished items are skipped all the same)")
+    return data
+
+
 def remember_items(plan: ItemPlan, path: Path) -> None:
     """Record the run's items, chunks and tags (items.json), so the next run knows what is new."""
-    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    old = read_items(path) or {}
     data = {"items": sorted(set(old.get("items", [])) | {i.id for i in plan.items}),
             "chunks": sorted(set(old.get("chunks", [])) | plan.planned_chunks | plan.seen_chunks),
             "tags": sorted(set(old.get("tags", [])) | plan.seen_tags)}
@@ -195,16 +213,17 @@ def remember_items(plan: ItemPlan, path: Path) -> None:
 
 def known_tags(path: Path) -> set[str] | None:
     """The tags an earlier plan of this run had (items.json), None on a first run."""
-    return set(json.loads(path.read_text(encoding="utf-8")).get("tags", [])) if path.is_file() else None
+    old = read_items(path)
+    return set(old.get("tags", [])) if old is not None else None
 
 
 def keep_incremental(plan: ItemPlan, path: Path) -> None:
     """On a rerun, new items only for new or changed chunks (and new tags): an item over chunks and
     tags the run already had, that the earlier plan did not hold, is left out — growing the corpus
     shifts the proportions, and that must not make old chunks ask new questions."""
-    if not path.is_file():
+    old = read_items(path)
+    if old is None:
         return
-    old = json.loads(path.read_text(encoding="utf-8"))
     items, chunks, tags = set(old.get("items", [])), set(old.get("chunks", [])), set(old.get("tags", []))
 
     def old_material(item: WorkItem) -> bool:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from rich.console import Console
 
+from agents.docqa import ANGLES
 from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
 from graphs.config import KnowledgeRecipeConfig, Strict
@@ -58,13 +59,21 @@ class DocQAConfig(KnowledgeRecipeConfig):
     mix: Mix = Field(default_factory=Mix)
     max_items: int | None = Field(default=None, ge=0, description="Total items; default: every chunk question.")
     chars_per_question: int = Field(default=250, gt=0)
-    max_questions_per_chunk: int = Field(default=3, ge=1)
+    max_questions_per_chunk: int = Field(default=3, ge=1, description="Each from another angle: at most one per angle.")
     min_chunk_chars: int = Field(default=40, ge=0)
     questions_per_tag: int = Field(default=2, ge=0, description="At most; the mix says how many.")
     ga_pairs: list[GAPairConfig] = Field(default_factory=list, description="Empty: the model proposes ga_count.")
     ga_count: int = Field(default=4, ge=1)
     tags: dict[str, list[str]] = Field(default_factory=dict, description="A starting tag tree (level 1 → level 2).")
     multi_turn: MultiTurn = Field(default_factory=MultiTurn)
+
+    @field_validator("max_questions_per_chunk")
+    @classmethod
+    def one_per_angle(cls, value: int) -> int:
+        if value > len(ANGLES):  # a sixth question would ask from an angle already used: a duplicate, paid for
+            raise ValueError(f"at most {len(ANGLES)}: each question of a chunk asks from another angle "
+                             f"({'、'.join(ANGLES)})")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -115,6 +124,8 @@ class DocQA(Recipe):
         self._corpus, self._tags = corpus, (tree, labels)
         known = known_tags(run_dir / ITEMS_FILE) if run_dir is not None else None
         self._plan = plan_items(corpus, config, tree, labels, ga_count, known)
+        if not self._plan.items:  # before any LLM call, and said in the dry run too
+            raise nothing_to_ask(self._plan, config)
         if run_dir is not None:
             keep_incremental(self._plan, run_dir / ITEMS_FILE)
         return iter(self._plan.items)
@@ -195,6 +206,19 @@ class DocQA(Recipe):
                           "(the model's label did not parse)", highlight=False)
 
 
+def nothing_to_ask(plan: ItemPlan, config: DocQAConfig) -> InputError:
+    """The one line for a corpus and a config that make no work item: why each kind has none."""
+    why = [f"{kind} 0 ({reason})" for kind, reason in plan.none_because.items()]
+    if config.max_items == 0:
+        why.append("max_items is 0")
+    if not any(config.mix.model_dump().values()):
+        why.append("every share of mix is 0")
+    short = f" (shorter than min_chunk_chars, {config.min_chunk_chars} characters)"
+    skipped = ", ".join(f"{reason} {n}{short if reason == 'too_short' else ''}"
+                        for reason, n in plan.skipped.most_common())
+    return InputError(f"nothing to ask: {'; '.join(why)}" + (f"; chunks skipped: {skipped}" if skipped else ""))
+
+
 def no_text_error(corpus: Corpus) -> InputError:
     """The one line for folders that gave no chunk: what was skipped, and what to do about it."""
     why = ", ".join(f"{len(files)} {reason}" for reason, files in corpus.skipped_by_count())
@@ -211,7 +235,8 @@ def skip_report(corpus: Corpus, most: int = 5) -> list[str]:
         shown = ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
         hint = " — name the fields that hold text with --text-field" \
             if reason.startswith("empty: no text in fields") else ""
-        noun = "folder" if reason == "hidden folder" or reason.startswith("cannot list folder") else "file"
+        noun = "folder" if reason == "hidden folder" or reason.startswith(("cannot list folder", "zaoshu's own")) \
+            else "file"
         lines.append(f"[yellow]skipped[/] {len(paths)} {noun}{'s' if len(paths) > 1 else ''} ({reason}{hint}): {shown}")
     skipped = {path for paths in corpus.files_skipped.values() for path in paths}
     for path, problem in corpus.bad_lines[:30]:

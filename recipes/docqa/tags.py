@@ -44,14 +44,22 @@ def heading_tag(chunk: DocChunk) -> str:
 
 
 def derive_tree(chunks: list[DocChunk]) -> dict[str, list[str]]:
-    """Level 1: each document's title (its first heading, else its file name); level 2: its headings."""
+    """Level 1: each document's title (its first heading, else its file name); level 2: its headings, in
+    the document's order (a chunk's own tag is the last of the short sections it holds, so it comes after
+    the headings inside it).
+
+    >>> from recipes.docqa.corpus import DocChunk
+    >>> c = DocChunk("h", "d/a.md#0", "d/a.md", "/d/a.md", "s", 0, "正文", "滤芯", "手册", ["手册", "安装", "滤芯"])
+    >>> derive_tree([c])
+    {'手册': ['安装', '滤芯']}
+    """
     tree: dict[str, list[str]] = {}
     for chunk in chunks:
-        add_path(tree, heading_tag(chunk))
         level1 = _short(chunk.doc_title)
         for inner in chunk.inner:
             if _short(inner) != level1:
                 add_path(tree, f"{level1}/{_short(inner)}")
+        add_path(tree, heading_tag(chunk))
     return tree
 
 
@@ -83,9 +91,15 @@ def read_tags(path: Path) -> tuple[dict[str, list[str]], dict[str, str]] | None:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise not_valid_yaml(path, exc) from None
+    expected = "expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag)"
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {expected}")
+    if unknown := [str(key) for key in data if key not in ("tree", "chunks")]:  # e.g. the tree without `tree:`
+        raise InputError(f"{path}: unknown key {', '.join(map(repr, unknown))}: {expected}; "
+                         f"put level-1 tags under 'tree:'")
     tree, chunks = data.get("tree") or {}, data.get("chunks") or {}
     if not isinstance(tree, dict) or not isinstance(chunks, dict):
-        raise InputError(f"{path}: expected 'tree' (level-1 tag → list of level-2 tags) and 'chunks' (id → tag)")
+        raise InputError(f"{path}: {expected}")
     clean: dict[str, list[str]] = {}
     for level1, level2s in tree.items():
         if level2s is not None and not isinstance(level2s, list):
