@@ -23,7 +23,6 @@ import pickle
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +150,15 @@ class ItemWorker:
     async def usage_now(self) -> tuple[str, dict[str, Any]]:
         return self.id, self.usage.as_dict()
 
+    async def stop_calls(self) -> None:
+        """The run's spending cap is reached: start no LLM call (`Usage.cap`). Calls in flight finish and
+        count; their items end at their next call (`SpendingCapReached`, redone on resume) or are done."""
+        self.usage.cap = _reached
+
+
+def _reached(usage: Usage) -> bool:
+    return True
+
 
 class _Slot:
     """The driver's side of one worker: items in flight on it, the batch to send, the poll loop."""
@@ -167,7 +175,9 @@ class WorkerPool:
 
     Items sent in one turn of the driver's event loop go to a worker as one batch; one poll per
     worker brings back every item finished meanwhile. A worker's death fails its items in flight
-    with `WorkerDied`, and `invoke` sends them again (to any worker).
+    with `WorkerDied`, and `invoke` sends them again (to any worker). The run's spending cap
+    (`usage.cap`, set by the Runner for `--budget`) is checked on each poll's usage: once reached,
+    every worker starts no call (`ItemWorker.stop_calls`), as the clients of a local run do.
     """
 
     def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None):
@@ -178,6 +188,7 @@ class WorkerPool:
         self.dedup = dedup or RunDedup(None, None)
         self._by_worker: dict[str, dict[str, Any]] = {}
         self._flush_soon = False
+        self._capped = False
 
     @property
     def busy(self) -> list[int]:
@@ -253,6 +264,10 @@ class WorkerPool:
                 for name, value in fields.items():
                     setattr(total, name, getattr(total, name) + value)
         self.usage.roles = roles
+        if not self._capped and self.usage.cap is not None and self.usage.cap(self.usage):
+            self._capped = True
+            for worker_handle in self.workers:
+                worker_handle.stop_calls.remote()
 
     def collect(self) -> None:
         """Last usage from every live worker (items that failed reported none)."""
@@ -311,11 +326,9 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
     last check before a sample is written (graphs.ray_dedup). `checkpoint(runner)`, as in the local
     run, keeps stats.json current as items finish (their worker's usage has come back with them).
-    The workers' clients do not see the driver's `usage` as they call, so `--budget` is checked as
-    items finish (the driver learns their usage then), not before each call."""
+    The workers' clients do not see the driver's `usage` as they call: `--budget` is checked as their
+    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`)."""
     from graphs.runner import Runner, install_signal_handlers
-
-    options = replace(options, budget_per_call=False)
 
     setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,

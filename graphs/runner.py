@@ -12,7 +12,7 @@
   (`Usage.cap`). Items in flight finish the calls they have started (their cost is real, and
   counted), then end at their next call, cut short and redone next time like interrupted items,
   or are done. So the run spends at most the cap plus the calls in flight. (With Ray the calls
-  happen in the workers: there the budget is checked as items finish, `budget_per_call=False`.)
+  happen in the workers: the pool checks `Usage.cap` as their usage comes back and stops their calls.)
 - `checkpoint()`, when given, is called after every item is recorded (execute.py keeps stats.json
   current with it, so a `kill -9` leaves the session's counts and spending behind).
 """
@@ -95,9 +95,6 @@ class RunOptions:
     concurrency: int = 8
     target: int | None = None
     budget: Budget | None = None
-    #: False where the LLM calls happen outside this process (Ray workers): the budget is then checked
-    #: as items finish, and the items in flight are cancelled when it is reached
-    budget_per_call: bool = True
     max_consecutive_failures: int = 5
     fail_fast: int = 10  # pause when the first K items are all rejected for one reason; 0 = off
 
@@ -142,12 +139,9 @@ class Runner:
         return budget is not None and budget.reached(self.usage)
 
     def _stop_for_budget(self) -> None:
-        """No new item starts. Per call (local): items in flight are not cancelled; the clients refuse
-        their next call (`Usage.cap`), so each ends there, cut short, or is done. Otherwise (Ray) they
-        are cancelled, as by Ctrl-C."""
-        if not self.options.budget_per_call:
-            self.request_stop("budget")
-        elif self._stop_reason is None:
+        """No new item starts. Items in flight are not cancelled; the clients refuse their next call
+        (`Usage.cap`), so each ends there, cut short, or is done."""
+        if self._stop_reason is None:
             self._stop_reason = "budget"
             log.info("stopping: budget reached; items in flight end at their next call")
 
@@ -161,7 +155,7 @@ class Runner:
         self.observer.run_started(self)
         if self._target_reached():
             self.request_stop("target", f"target of {self.options.target} accepted samples already reached")
-        if self.options.budget is not None and self.options.budget_per_call:
+        if self.options.budget is not None:
             self.usage.cap = self.options.budget.reached
         workers = [asyncio.create_task(self._worker(pending)) for _ in range(max(1, self.options.concurrency))]
         stop_waiter = asyncio.create_task(self._stopped.wait())

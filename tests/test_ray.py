@@ -148,6 +148,24 @@ def test_a_ray_run_stopped_by_its_budget_says_what_stats_json_says_it_spent(tmp_
     assert f"budget 1000 tokens reached: this run has spent {spent:,} tokens" in result.stdout
 
 
+def test_a_ray_run_stopped_by_its_budget_counts_every_call_the_server_answered(tmp_path, cluster):
+    """Starts spread by the RPM, so the budget is reached while other items are half done. The workers
+    kept calling until they were killed, and the calls in flight then were answered (and billed) but
+    counted nowhere: 6,247 tokens served, 4,508 in stats.json. Now, as in a local run, the workers
+    start no call once the run's spending reaches the cap, and the calls in flight finish and count."""
+    with FakeOpenAI(reply=reply, latency=0.6) as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server, roles=4, rpm=240), "--out", "run", "--ray",
+                                      "--ray-address", cluster, "--workers", "2", "--budget", "1k tokens"))
+        served = sum(r.tokens for r in server.requests)
+        answered = sum(1 for r in server.requests if r.tokens)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text(encoding="utf-8"))
+    assert stats["status"] == "budget"
+    assert stats["input_tokens"] + stats["output_tokens"] == served
+    assert sum(u["calls"] for u in stats["usage_by_role"].values()) == answered < 24  # 12 items × 2 calls
+    assert f"this run has spent {served:,} tokens" in result.stdout
+
+
 def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, cluster):
     from graphs.cli import summarize_run
 
