@@ -95,5 +95,11 @@ def join_cluster(address: str | None) -> tuple[Any, bool]:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=False)
     except ConnectionError as exc:  # `auto` with no cluster running, a cluster that went away meanwhile
+        cause = exc.__cause__  # an AuthenticationError, or a RuntimeError carrying its traceback as text
+        if isinstance(cause, getattr(ray.exceptions, "AuthenticationError", ())) or "InvalidAuthToken" in str(cause):
+            # Ray sends this machine's token to an address named outright only when told to
+            raise InputError(f"the Ray cluster at {address} asks for its auth token: set RAY_AUTH_MODE=token, "
+                             "with the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
+                             "RAY_AUTH_TOKEN") from None
         raise InputError(f"--ray-address {address}: {str(exc).splitlines()[0]}") from None
     return ray, True

@@ -278,6 +278,23 @@ def test_a_worker_without_an_endpoint_is_one_line_and_exit_1(tmp_path, cluster):
     assert "Traceback" not in result.stderr
 
 
+def test_a_cluster_that_asks_for_its_token_says_so_in_one_line(tmp_path, cluster):
+    """A new Ray cluster wants a token (~/.ray/auth_token), and Ray sends it to an address named outright
+    only with RAY_AUTH_MODE=token: the run said 'Failed to connect to Ray cluster at …', no reason given."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the test cluster was started without token authentication")
+    quick = {k: v for k, v in env().items() if k != "RAY_AUTH_MODE"} | {"RAY_gcs_server_port_wait_time_s": "1"}
+    result = subprocess.run(recipe(tmp_path, tianji_yaml(tmp_path, llm={"base_url": "http://127.0.0.1:9/v1",
+                                                                         "model": "fake-model"}),
+                                   "--out", "run", "--ray", "--ray-address", cluster),
+                            cwd=tmp_path, env=quick, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: the Ray cluster at {cluster} asks for its auth token: set RAY_AUTH_MODE=token, with the "
+        "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+    assert "Traceback" not in result.stderr
+
+
 def test_an_error_in_a_worker_stops_the_run_as_it_would_locally(tmp_path, cluster):
     """A 401 inside a worker comes back as the same fatal error: the run stops, exit 1, nothing recorded."""
     with FakeOpenAI(reply=reply, api_key="sk-the-only-good-key") as server:
