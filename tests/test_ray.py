@@ -214,6 +214,28 @@ def test_kb_build_on_ray_writes_the_index_a_local_build_writes(tmp_path, cluster
     assert answers[0] == answers[1] and len(answers[0]["passages"]) == 3
 
 
+def test_kb_build_rebuild_on_ray_keeps_the_index_when_the_cluster_refuses(tmp_path, cluster):
+    """`--rebuild` deleted the index before joining the cluster: a cluster that refused (here: it wants its
+    auth token) left the user with no index at all. It is replaced only once the cluster has embedded."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the test cluster was started without token authentication")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    docs.joinpath("第1回.txt").write_text("孙悟空拜须菩提祖师学艺，习得七十二般变化与筋斗云。" * 20, encoding="utf-8")
+    cli = [sys.executable, "-m", "zaoshu_cli", "kb"]
+    assert run(tmp_path, [*cli, "build", "docs", "--index", "idx", "--embedder", "hash"]).returncode == 0
+    before = sorted(p.name for p in (tmp_path / "idx").iterdir())
+    refused = {k: v for k, v in env().items() if k != "RAY_AUTH_MODE"} | {"RAY_gcs_server_port_wait_time_s": "1"}
+    result = subprocess.run([*cli, "build", "docs", "--index", "idx", "--embedder", "hash", "--rebuild", "--ray",
+                             "--ray-address", cluster], cwd=tmp_path, env=refused, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "asks for its auth token" in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == before
+    found = run(tmp_path, [*cli, "search", "孙悟空学了什么本事？", "-k", "1", "--json", "--index", "idx"])
+    assert found.returncode == 0 and len(json.loads(found.stdout)["passages"]) == 1
+
+
 def test_a_429_seen_by_one_worker_halves_every_workers_share(cluster):
     """Two workers' gates over one budget of 32 requests in flight: 16 each, held locally; a 429 at one
     reaches the other through the pacing actor within its sync interval."""
