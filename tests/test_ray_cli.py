@@ -117,6 +117,24 @@ def test_an_unreachable_cluster_stops_kb_build_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr and seconds < 60
 
 
+@pytest.mark.parametrize("flags, line", [
+    (["--workers", "2"], "--workers, --gpus and --ray-address need --ray"),
+    (["--gpus", "1"], "--workers, --gpus and --ray-address need --ray"),
+    (["--ray-address", "auto"], "--workers, --gpus and --ray-address need --ray"),
+    (["--ray", "--workers", "0"], "Invalid value for '--workers'"),
+    (["--ray", "--gpus", "-1"], "Invalid value for '--gpus'")])
+def test_kb_builds_ray_flags_are_refused_where_they_do_nothing(tmp_path, flags, line):
+    """`kb build --gpus 1` without --ray built on the CPU here, silently; --workers 0 meant every CPU and
+    --workers -1 one worker. The recipe command refuses the same flags: so does kb build, and builds nothing."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    docs.joinpath("a.txt").write_text("孙悟空拜须菩提祖师学艺。" * 20, encoding="utf-8")
+    result, _ = run(tmp_path, "-m", "zaoshu_cli", "kb", "build", "docs", "--index", "idx", "--embedder", "hash", *flags)
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert line in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "idx").exists()
+
+
 @pytest.mark.parametrize("flag", ["--trace", "--interactive"])
 def test_trace_and_interactive_say_why_they_need_a_local_run(tmp_path, flag):
     result, _ = run(tmp_path, "-m", "recipes.tianji", "--config", str(tianji_yaml(tmp_path)), "--out", "run",
