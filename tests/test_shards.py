@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from graphs.rundir import read_ledger, shard_of
@@ -134,3 +135,36 @@ def test_a_sharded_runs_stats_carry_the_usage_per_role_summed_over_its_shards(tm
     assert accepted == 6 and stats["per_accepted"]["all"]["calls"] == round(calls / accepted, 3)
     card = (tmp_path / "run/DATASET_CARD.md").read_text(encoding="utf-8")
     assert "没有记录各角色的用量" not in card and f"| critic | {roles['critic']['calls']} |" in card
+
+
+def test_runs_show_and_list_count_a_shard_that_is_running_or_was_killed(tmp_path):
+    """The run's own stats.json is the shards' sum as of the last shard that ended: with shard 2 killed
+    mid-run, `runs show` said 'status completed  accepted 4' over ledgers holding 7 samples. Readers now sum
+    the shards' stats.json (each kept current as its items finish) when they read."""
+    with FakeOpenAI(reply=reply, latency=0.3) as server:
+        config = tianji_yaml(tmp_path, roles=[{"name": n, "relation": r} for n, r in
+                                              [("奶奶", "elder"), ("同事", "peer"), ("爷爷", "elder"), ("朋友", "peer")]],
+                             llm={"base_url": server.base_url, "model": "fake-model"})
+        (tmp_path / "runs/tianji").mkdir(parents=True)
+        out = "runs/tianji/big"
+        assert sh(tmp_path, "--config", str(config), "--out", out, "--shard", "1/2").returncode == 0
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+        proc = subprocess.Popen([sys.executable, "-m", "recipes.tianji", "--config", str(config), "--out", out,
+                                 "--shard", "2/2", "--concurrency", "1"], cwd=tmp_path,
+                                env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ledger = tmp_path / out / "shards/2-of-2/accepted.jsonl"
+        deadline = time.monotonic() + 60
+        while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.6)  # one stats interval (graphs.execute.CHECKPOINT_S)
+        proc.kill()
+        proc.wait(timeout=30)
+    accepted = len(ids(tmp_path / out))
+    shown = json.loads(zaoshu(tmp_path, "runs", "show", out, "--json").stdout)
+    assert shown["stats"]["accepted"] == shown["lines"]["accepted"] == accepted
+    assert shown["stats"]["shards"] == {"1-of-2": "completed", "2-of-2": "stopped"}
+    text = zaoshu(tmp_path, "runs", "show", out).stdout.splitlines()[0]
+    assert text.startswith(f"{out}  status mixed (1-of-2 completed, 2-of-2 stopped)  accepted {accepted}  ")
+    listed = json.loads(zaoshu(tmp_path, "runs", "list", "--json").stdout)
+    assert [(r["run"], r["accepted"]) for r in listed] == [("big", accepted)]
