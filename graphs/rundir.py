@@ -312,7 +312,8 @@ def read_run_stats(run_dir: Path) -> dict[str, Any]:
 def shard_stats(run_dir: Path) -> dict[str, Any]:
     """The stats of a sharded run: the shards' counts, tokens, cost, usage per role and failures summed,
     the cache share and per-accepted figures recomputed from the sums; `shards` holds each shard's status,
-    `stopped` for one that says it is running but whose process is gone (killed)."""
+    `stopped` for one that says it is running but whose process is gone (killed), `not started` for one
+    of the n that has no folder yet (the run is not whole until every shard has run)."""
     found = {}
     for p in shard_dirs(run_dir):
         if (p / "stats.json").is_file():
@@ -336,9 +337,11 @@ def shard_stats(run_dir: Path) -> dict[str, Any]:
     for s in shards:
         codes.update(s.get("rejected_by_code") or {})
     merged["rejected_by_code"] = dict(codes.most_common())
-    statuses = {s.get("status") for s in shards}
+    n = int(next(iter(found)).rsplit("-", 1)[1])
+    merged["shards"] = {f"{i}-of-{n}": found.get(f"{i}-of-{n}", {"status": "not started"}).get("status")
+                        for i in range(1, n + 1)}
+    statuses = set(merged["shards"].values())
     merged["status"] = statuses.pop() if len(statuses) == 1 else "mixed"
-    merged["shards"] = {name: s.get("status") for name, s in found.items()}
     merged["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
     merged.update(per_accepted(merged))  # shares and per-sample figures from the sums, not averaged
     return merged

@@ -168,3 +168,14 @@ def test_runs_show_and_list_count_a_shard_that_is_running_or_was_killed(tmp_path
     assert text.startswith(f"{out}  status mixed (1-of-2 completed, 2-of-2 stopped)  accepted {accepted}  ")
     listed = json.loads(zaoshu(tmp_path, "runs", "list", "--json").stdout)
     assert [(r["run"], r["accepted"]) for r in listed] == [("big", accepted)]
+
+
+def test_a_run_whose_other_shards_have_not_run_is_not_shown_completed(tmp_path):
+    """Shard 1/2 alone made the run 'status completed' in runs show and runs list: half its items had not run."""
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        assert sh(tmp_path, "--config", str(config), "--out", "run", "--limit", "4", "--shard", "1/2").returncode == 0
+    shown = json.loads(zaoshu(tmp_path, "runs", "show", "run", "--json").stdout)
+    assert shown["stats"]["shards"] == {"1-of-2": "completed", "2-of-2": "not started"}
+    assert zaoshu(tmp_path, "runs", "show", "run").stdout.startswith(
+        "run  status mixed (1-of-2 completed, 2-of-2 not started)  accepted ")
