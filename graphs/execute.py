@@ -57,6 +57,11 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         from agents.errors import InputError
 
         raise InputError("--workers and --ray-address need --ray")
+    if request.shard and request.fresh and request.out is None:  # the other shards could not find it
+        from agents.errors import InputError
+
+        raise InputError("--fresh with --shard starts a new run folder for this shard alone: name the run's "
+                         "folder with --out, the same for every shard")
     if request.ray:  # a wrong or unreachable --ray-address is one line before anything is built
         from knowledge.ray_cluster import check_address
 

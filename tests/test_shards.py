@@ -179,3 +179,12 @@ def test_a_run_whose_other_shards_have_not_run_is_not_shown_completed(tmp_path):
     assert shown["stats"]["shards"] == {"1-of-2": "completed", "2-of-2": "not started"}
     assert zaoshu(tmp_path, "runs", "show", "run").stdout.startswith(
         "run  status mixed (1-of-2 completed, 2-of-2 not started)  accepted ")
+
+
+def test_fresh_shards_without_out_are_refused_before_they_split_a_run_in_two(tmp_path):
+    """`--shard 1/2 --fresh` then `--shard 2/2 --fresh` made two run folders, each 'completed' with half the items."""
+    result = sh(tmp_path, "--config", str(tianji_yaml(tmp_path)), "--shard", "1/2", "--fresh")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: --fresh with --shard starts a new run folder for this shard alone: "
+                                     "name the run's folder with --out, the same for every shard")
+    assert not (tmp_path / "runs").exists()
