@@ -141,7 +141,9 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
             _write_stats(run, usage, None, config.recipe, print_, started=started, status="running",
                          currency=settings.for_role("asker").currency, earlier=earlier, failed=runner.failed)
 
-        if request.ray:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
+        if request.ray and not todo:
+            console.print("ray: nothing to run, no worker started", highlight=False)
+        if request.ray and todo:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
             from graphs.ray_runner import run_on_ray
 
             outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx,

@@ -103,6 +103,18 @@ def ray_run_until_two_accepted(tmp_path, cluster, yaml_path, out: str, concurren
     return proc
 
 
+def test_a_ray_run_with_nothing_left_to_run_starts_no_worker(tmp_path, cluster):
+    """Resuming a finished run with --ray started the workers and the pacing actor (10-20 s) to run 0 items."""
+    with FakeOpenAI(reply=reply) as server:
+        yaml_path = config(tmp_path, server)
+        assert run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--limit", "2")).returncode == 0
+        again = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--limit", "2", "--ray",
+                                     "--ray-address", cluster, "--workers", "2"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "(0 of 2 items to run)" in again.stdout and "ray: nothing to run, no worker started" in again.stdout
+    assert "workers ×" not in again.stdout and len(finished_ids(tmp_path / "run")) == 2
+
+
 def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster):
     with FakeOpenAI(reply=reply, latency=0.4) as server:
         yaml_path = config(tmp_path, server, roles=4)
