@@ -97,7 +97,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
 
     run = RunDir(ledger_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
     if budget is not None:  # a cap on the whole run, as --target counts the run's accepted samples
-        budget = budget.over(run.read_stats())
+        budget = budget.over(run.read_stats(), shard=shard and f"{shard[0]}/{shard[1]}")
     try:
         todo = [item for item in all_items if item.id not in run.finished]
         console.print(f"[bold]{recipe.name}[/] → {ledger_path}  ({len(todo)} of {len(all_items)} items to run)")

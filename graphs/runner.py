@@ -53,6 +53,7 @@ class Budget:
     amount: float
     unit: str  # "tokens" or a currency symbol
     earlier: float = 0.0  # what the run's earlier sessions spent, in `unit`
+    shard: str | None = None  # "2/4": the cap counts this shard of a sharded run (each counts its own)
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -64,11 +65,13 @@ class Budget:
         unit = {"元": "¥", "yuan": "¥", "usd": "$", "token": "tokens"}.get(unit, unit)
         return cls(amount, unit)
 
-    def over(self, stats: dict) -> Budget:
-        """This cap over the whole run: what stats.json (the run's earlier sessions) says was spent counts."""
+    def over(self, stats: dict, shard: str | None = None) -> Budget:
+        """This cap over the whole run (or `shard`): what its stats.json (earlier sessions) says was spent counts."""
         if self.unit == "tokens":
-            return replace(self, earlier=float(stats.get("input_tokens", 0) + stats.get("output_tokens", 0)))
-        return replace(self, earlier=float(stats.get("cost", 0.0)))
+            earlier = float(stats.get("input_tokens", 0) + stats.get("output_tokens", 0))
+        else:
+            earlier = float(stats.get("cost", 0.0))
+        return replace(self, earlier=earlier, shard=shard)
 
     def spent(self, usage: Usage) -> float:
         return self.earlier + (usage.input_tokens + usage.output_tokens if self.unit == "tokens" else usage.cost)
@@ -79,8 +82,11 @@ class Budget:
 
     def stop_message(self, usage: Usage) -> str:
         """What a run stopped by this cap says, once its last call is counted."""
-        return (f"budget {self} reached: this run has spent {self.spent_text(usage)}, earlier sessions "
-                f"included; the command below goes on without a cap, add --budget above that to keep one")
+        spent = (f"this run has spent {self.spent_text(usage)}, earlier sessions included" if self.shard is None else
+                 f"shard {self.shard} has spent {self.spent_text(usage)}, its earlier sessions included "
+                 "(each shard counts its own)")
+        return (f"budget {self} reached: {spent}; the command below goes on without a cap, add --budget above "
+                "that to keep one")
 
     def spent_text(self, usage: Usage) -> str:
         spent = self.spent(usage)

@@ -132,9 +132,9 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>/<run-name>/)."),
         fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming the last one."),
         budget: Optional[str] = typer.Option(
-            None, help="Stop once the run (earlier sessions included) has spent this: 5¥, $2, 200k tokens. No LLM "
-                       "call starts past it (calls in flight finish); with --ray it is checked as the workers "
-                       "report their spending (as items finish)."),
+            None, help="Stop once the run (earlier sessions included; with --shard, the shard) has spent this: 5¥, "
+                       "$2, 200k tokens. No LLM call starts past it (calls in flight finish); with --ray it is "
+                       "checked as the workers report their spending (as items finish)."),
         interactive: bool = typer.Option(False, "--interactive", help="Review each accepted sample by hand."),
         config: Optional[Path] = typer.Option(None, help="Use this YAML instead of the recipe's own."),
         fsync_every: int = typer.Option(20, min=0, help="fsync the ledgers every N records (0: leave it to the OS)."),

@@ -188,3 +188,17 @@ def test_fresh_shards_without_out_are_refused_before_they_split_a_run_in_two(tmp
     assert result.stderr.strip() == ("error: --fresh with --shard starts a new run folder for this shard alone: "
                                      "name the run's folder with --out, the same for every shard")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_shards_budget_stop_says_it_counts_the_shard(tmp_path):
+    """A shard's --budget counts what that shard spent; its stop message said 'this run has spent', a figure
+    far below what runs show says the run spent."""
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        assert sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "1/2").returncode == 0
+        capped = sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "2/2", "--budget", "1 tokens")
+    assert capped.returncode == 0, capped.stderr
+    part = json.loads((tmp_path / "run/shards/2-of-2/stats.json").read_text(encoding="utf-8"))
+    spent = part["input_tokens"] + part["output_tokens"]
+    assert (f"budget 1 tokens reached: shard 2/2 has spent {spent:,} tokens, its earlier sessions included "
+            "(each shard counts its own)") in capped.stdout
