@@ -283,9 +283,10 @@ class WorkerPool:
 @contextmanager
 def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | None = None,
                 address: str | None = None, name: str = "run", console: Console | None = None,
-                dedup: RunDedup | None = None) -> Iterator[WorkerPool]:
+                dedup: RunDedup | None = None, items: int | None = None) -> Iterator[WorkerPool]:
     """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
-    started when none is running and `address` is None. `concurrency` items in flight over all workers."""
+    started when none is running and `address` is None. `concurrency` items in flight over all workers;
+    no more workers than that, or than `items` (to run), since each builds its own clients."""
     from knowledge.ray_cluster import join_cluster
 
     ray, started_here = join_cluster(address)
@@ -293,7 +294,7 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        n = max(1, workers or min(MAX_WORKERS, cpus))
+        n = max(1, min(workers or min(MAX_WORKERS, cpus), concurrency, items or concurrency))
         per_worker = math.ceil(concurrency / n)
         pacing_name = f"zaoshu-pacing-{name}-{uuid.uuid4().hex[:8]}"
         pacing = PacingActor.options(max_concurrency=10_000, name=pacing_name, namespace=NAMESPACE).remote()
@@ -308,8 +309,10 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
             if errors:  # a worker could not build its Context: the user's mistake, said once
                 raise errors[0]
             if console is not None:
+                fewer = (f" (--workers {workers}: no more workers than items to run or in flight)"
+                         if workers and n < workers else "")
                 console.print(f"ray: {n} workers × {per_worker} items in flight on {cpus} CPUs "
-                              f"({ray.get_runtime_context().gcs_address})", highlight=False)
+                              f"({ray.get_runtime_context().gcs_address}){fewer}", highlight=False)
             yield pool
         finally:
             pool.collect()
@@ -333,8 +336,8 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
     setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
                      address=request.ray_address, name=run.path.name, console=console,
-                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None))
-                     ) as pool:
+                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None)),
+                     items=sum(1 for item in items if item.id not in run.finished)) as pool:
 
         async def main() -> RunOutcome:
             runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke,

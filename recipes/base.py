@@ -156,7 +156,8 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         ray: bool = typer.Option(False, "--ray", help="Run the items in Ray actors (pip install 'zaoshu[ray]')."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 "
                                                              "[default: start a local one]."),
-        workers: Optional[int] = typer.Option(None, min=1, help="Ray worker actors [default: CPUs, at most 8]."),
+        workers: Optional[int] = typer.Option(None, min=1, help="Ray worker actors [default: CPUs, at most 8; never "
+                                                                 "more than the items to run or in flight]."),
         knowledge: Optional[list[Path]] = typer.Option(None, "--knowledge", help="A folder of your documents "
                                                        "(repeatable); replaces the YAML's knowledge folders.",
                                                        hidden=not qa),

@@ -115,6 +115,18 @@ def test_a_ray_run_with_nothing_left_to_run_starts_no_worker(tmp_path, cluster):
     assert "workers ×" not in again.stdout and len(finished_ids(tmp_path / "run")) == 2
 
 
+def test_no_more_workers_start_than_items_or_items_in_flight(tmp_path, cluster):
+    """`--workers 8` for 2 items started 8 workers, each building its clients, 6 of them for nothing."""
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server), "--out", "run", "--limit", "2", "--ray",
+                                      "--ray-address", cluster, "--workers", "8"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("ray: "))
+    assert line.startswith("ray: 2 workers × 4 items in flight on 2 CPUs (")
+    assert line.endswith(") (--workers 8: no more workers than items to run or in flight)")
+    assert len(finished_ids(tmp_path / "run")) == 2
+
+
 def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster):
     with FakeOpenAI(reply=reply, latency=0.4) as server:
         yaml_path = config(tmp_path, server, roles=4)
