@@ -147,7 +147,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
             from graphs.ray_runner import run_on_ray
 
             outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx,
-                                 checkpoint)
+                                 checkpoint, run_root=run_path.parent)  # not a shard folder's parent
         else:
             graph = GRAPHS[recipe.graph]().compile()
             outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console,

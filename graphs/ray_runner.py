@@ -52,7 +52,9 @@ class RecipeSetup:
         self.recipe = recipe
         self.config_data = config.model_dump(mode="json", exclude_unset=True)
         self.config_source = str(config.source)
-        self.request, self.run_root, self.accepted_path = request, str(run_root), str(accepted_path)
+        # absolute: a worker starts in the cluster's folder, not the driver's (the run folder is shared)
+        self.request, self.run_root, self.accepted_path = request, str(Path(run_root).resolve()), str(
+            Path(accepted_path).resolve())
 
     def __call__(self, pacing_for: Any) -> tuple[Any, Any, Usage]:
         from graphs.config import load_recipe_config
@@ -324,16 +326,18 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
 
 def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, items: list[WorkItem],
-               console: Console, ctx: Any = None, checkpoint: Callable[[Any], None] | None = None) -> RunOutcome:
+               console: Console, ctx: Any = None, checkpoint: Callable[[Any], None] | None = None,
+               *, run_root: Path) -> RunOutcome:
     """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray.
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
     last check before a sample is written (graphs.ray_dedup). `checkpoint(runner)`, as in the local
     run, keeps stats.json current as items finish (their worker's usage has come back with them).
     The workers' clients do not see the driver's `usage` as they call: `--budget` is checked as their
-    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`)."""
+    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`). `run_root`:
+    the folder that holds the run's folder (a knowledge recipe's default index is there), for a shard too."""
     from graphs.runner import Runner, install_signal_handlers
 
-    setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
+    setup = RecipeSetup(recipe, config, request, run_root, run.accepted_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
                      address=request.ray_address, name=run.path.name, console=console,
                      dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None)),

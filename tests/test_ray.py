@@ -13,9 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 ray = pytest.importorskip("ray")
 
@@ -125,6 +127,29 @@ def test_no_more_workers_start_than_items_or_items_in_flight(tmp_path, cluster):
     assert line.startswith("ray: 2 workers × 4 items in flight on 2 CPUs (")
     assert line.endswith(") (--workers 8: no more workers than items to run or in flight)")
     assert len(finished_ids(tmp_path / "run")) == 2
+
+
+def test_the_workers_of_a_ray_shard_read_the_runs_index_wherever_they_start(tmp_path, cluster):
+    """A knowledge recipe's index is <runs root>/index by default. The workers took the shard folder's
+    parent (RUN/shards) for that root, as a path relative to the driver's folder but resolved in theirs
+    (the cluster's): each built a second index in <cluster's folder>/RUN/shards/index, and read the run's
+    accepted samples for dedup from a file that was not there."""
+    from tests.test_answerer_backends import recipe_yaml as wulewule_yaml, small_folder
+
+    worker_cwd = Path(ray.get(ray.remote(lambda: os.getcwd()).remote()))
+    out = f"sub-{uuid.uuid4().hex[:8]}/big"  # relative, as a user types it
+    with FakeOpenAI(reply=reply) as server:
+        yaml_path = wulewule_yaml(tmp_path, small_folder(tmp_path), llm={"base_url": server.base_url,
+                                                                        "model": "fake-model"})
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        del data["index_dir"]  # the default: <runs root>/index, beside the run folders
+        yaml_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        result = run(tmp_path, [sys.executable, "-m", "recipes.wulewule", "--config", str(yaml_path), "--out", out,
+                                "--shard", "1/1", "--ray", "--ray-address", cluster, "--workers", "1"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    root = out.split("/")[0]
+    assert (tmp_path / root / "index").is_dir() and not (tmp_path / out / "shards/index").exists()
+    assert worker_cwd == tmp_path or not (worker_cwd / root).exists()
 
 
 def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster):
