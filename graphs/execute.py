@@ -44,7 +44,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
     from graphs.registry import GRAPHS, calls_per_item
-    from graphs.rundir import RunDir, check_shards, merge_shard_stats, resolve_run_dir, shard_of, shard_path
+    from graphs.rundir import (RunDir, check_shards, merge_shard_stats, read_ledger, resolve_run_dir, shard_of,
+                               shard_path)
     from graphs.runner import Budget, RunOptions
 
     console = console or make_console()
@@ -111,7 +112,9 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         recipe.prepare(config, run_path, console)
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
-        ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+        # the dedupers know every sample the run accepted, the other shards' included
+        ctx = build_context(config, settings, services, usage=usage,
+                            accepted=read_ledger(run_path, "accepted.jsonl", []))
         # the roles this recipe's graph calls (tianji: responder and critic), all of them when nothing is left to run
         called = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
         roles = [role for role in ROLES if role in called] or list(ROLES)
@@ -147,7 +150,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
             from graphs.ray_runner import run_on_ray
 
             outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx,
-                                 checkpoint, run_root=run_path.parent)  # not a shard folder's parent
+                                 checkpoint, run_path=run_path)  # the run's folder, not a shard's
         else:
             graph = GRAPHS[recipe.graph]().compile()
             outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console,

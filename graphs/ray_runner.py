@@ -48,27 +48,27 @@ class RecipeSetup:
     config (plain data) and that machine's settings. Any picklable `setup(pacing_for) -> (graph, ctx,
     usage)` will do (benchmarks/bench_ray.py passes its own)."""
 
-    def __init__(self, recipe: Any, config: Any, request: Any, run_root: Path, accepted_path: Path):
+    def __init__(self, recipe: Any, config: Any, request: Any, run_path: Path):
         self.recipe = recipe
         self.config_data = config.model_dump(mode="json", exclude_unset=True)
         self.config_source = str(config.source)
         # absolute: a worker starts in the cluster's folder, not the driver's (the run folder is shared)
-        self.request, self.run_root, self.accepted_path = request, str(Path(run_root).resolve()), str(
-            Path(accepted_path).resolve())
+        self.request, self.run_path = request, str(Path(run_path).resolve())
 
     def __call__(self, pacing_for: Any) -> tuple[Any, Any, Usage]:
         from graphs.config import load_recipe_config
         from graphs.registry import GRAPHS
-        from graphs.ledger import read_jsonl
+        from graphs.rundir import read_ledger
         from graphs.session import build_context, build_services, resolve_settings
 
         config = load_recipe_config(self.config_data, self.recipe.config_model, Path(self.config_source))
         config.set_source(Path(self.config_source))
         settings = resolve_settings(config, self.request)  # this machine's environment: keys stay here
-        services = build_services(config, settings, Path(self.run_root), Console(file=io.StringIO()))
+        services = build_services(config, settings, Path(self.run_path).parent, Console(file=io.StringIO()))
         usage = Usage()
-        ctx = build_context(config, settings, services, usage=usage, accepted=read_jsonl(Path(self.accepted_path)),
-                            pacing_for=pacing_for)
+        # every sample the run accepted, its other shards' included (as the driver's dedupers know them)
+        ctx = build_context(config, settings, services, usage=usage,
+                            accepted=read_ledger(Path(self.run_path), "accepted.jsonl", []), pacing_for=pacing_for)
         return GRAPHS[self.recipe.graph]().compile(), ctx, usage
 
 
@@ -327,17 +327,17 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
 def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, items: list[WorkItem],
                console: Console, ctx: Any = None, checkpoint: Callable[[Any], None] | None = None,
-               *, run_root: Path) -> RunOutcome:
+               *, run_path: Path) -> RunOutcome:
     """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray.
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
     last check before a sample is written (graphs.ray_dedup). `checkpoint(runner)`, as in the local
     run, keeps stats.json current as items finish (their worker's usage has come back with them).
     The workers' clients do not see the driver's `usage` as they call: `--budget` is checked as their
-    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`). `run_root`:
-    the folder that holds the run's folder (a knowledge recipe's default index is there), for a shard too."""
+    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`). `run_path`:
+    the run's folder, for a shard too (its parent holds a knowledge recipe's default index)."""
     from graphs.runner import Runner, install_signal_handlers
 
-    setup = RecipeSetup(recipe, config, request, run_root, run.accepted_path)
+    setup = RecipeSetup(recipe, config, request, run_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
                      address=request.ray_address, name=run.path.name, console=console,
                      dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None)),

@@ -135,9 +135,6 @@ class RunDir:
     def fail(self, record: dict[str, Any]) -> None:
         self._ledger(self.failed_path).append(record)
 
-    def accepted_samples(self) -> Iterator[dict[str, Any]]:
-        return read_jsonl(self.accepted_path)
-
     def write_config(self, data: dict[str, Any]) -> None:
         _atomic_write(self.config_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 

@@ -202,3 +202,26 @@ def test_a_shards_budget_stop_says_it_counts_the_shard(tmp_path):
     spent = part["input_tokens"] + part["output_tokens"]
     assert (f"budget 1 tokens reached: shard 2/2 has spent {spent:,} tokens, its earlier sessions included "
             "(each shard counts its own)") in capped.stdout
+
+
+def test_a_shard_dedups_against_what_the_runs_other_shards_accepted(tmp_path):
+    """Six variants of one cell and a model that writes the same greeting each time: one process accepts the
+    first and rejects five DUPLICATE. Shard 2/2, run after 1/2, knew only its own samples and accepted the
+    same greeting again, so the run exported it twice."""
+    from tests.fake_openai import ChatRequest
+
+    def same_greeting(req: ChatRequest):
+        if "- text" in req.system and "祝福语" in req.text:
+            return {"text": "奶奶，在生日这个特别的日子里，我想认真地对您说一声祝福，愿您身体健康、精神饱满，"
+                            "每一天都过得踏实又舒心；有空我们一起吃顿饭，好好聊聊天。"}
+        return reply(req)
+
+    with FakeOpenAI(reply=same_greeting) as server:
+        config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"],
+                             variants_per_cell=6, llm={"base_url": server.base_url, "model": "fake-model"})
+        for shard in ("1/2", "2/2"):
+            result = sh(tmp_path, "--config", str(config), "--out", "run", "--shard", shard, "--concurrency", "1")
+            assert result.returncode == 0, result.stderr
+    assert len(ids(tmp_path / "run")) == 1
+    rejected = list(read_ledger(tmp_path / "run", "rejected.jsonl"))
+    assert len(rejected) == 5 and {tuple(r["codes"]) for r in rejected} == {("DUPLICATE",)}
