@@ -168,6 +168,9 @@ def test_runs_show_and_list_count_a_shard_that_is_running_or_was_killed(tmp_path
     assert text.startswith(f"{out}  status mixed (1-of-2 completed, 2-of-2 stopped)  accepted {accepted}  ")
     listed = json.loads(zaoshu(tmp_path, "runs", "list", "--json").stdout)
     assert [(r["run"], r["accepted"]) for r in listed] == [("big", accepted)]
+    assert zaoshu(tmp_path, "card", out).returncode == 0  # its usage table counted shard 1 alone
+    card = (tmp_path / out / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert f"| critic | {shown['stats']['usage_by_role']['critic']['calls']} |" in card
 
 
 def test_a_run_whose_other_shards_have_not_run_is_not_shown_completed(tmp_path):
