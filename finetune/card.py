@@ -99,11 +99,12 @@ def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | Non
 def read_facts(run_dir: Path) -> RunFacts:
     """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder."""
     from finetune.export import read_records, read_run_samples
-    from graphs.rundir import run_ledgers
+    from graphs.rundir import read_run_stats, run_ledgers, shard_dirs
 
     run_dir = Path(run_dir)
     samples, bad = read_run_samples(run_dir)  # every shard; a folder that is not a run is refused
-    stats = _read_json(run_dir / "stats.json")
+    # a sharded run's: its shards' summed now, one still running (or killed) included
+    stats = read_run_stats(run_dir) if shard_dirs(run_dir) else _read_json(run_dir / "stats.json")
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
                      accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad])

@@ -31,15 +31,23 @@ def graph_show(name: str = typer.Argument(..., help="qa | dialogue | persona")) 
 
 
 def _run_dirs(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.glob("*/*/stats.json"))
+    """Runs under `root`: folders with a stats.json, their own or a shard's (the first shard may still run)."""
+    own = {p.parent for p in root.glob("*/*/stats.json")}
+    return sorted(own | {p.parents[2] for p in root.glob("*/*/shards/*/stats.json")})
 
 
 def run_status(run: Path, stats: dict, *, long: bool = True) -> str:
     """stats.json's status, except that a run no live process holds is not `preparing` or `running`: its
-    process was killed (stats.json is kept current while a run goes, so its counts stand)."""
+    process was killed (stats.json is kept current while a run goes, so its counts stand). A sharded
+    run's shards are checked one by one (graphs.rundir.shard_stats); `mixed` names each shard's."""
     from graphs.rundir import lock_held
 
     status = stats.get("status", "?")
+    shards = stats.get("shards")
+    if shards is not None:
+        if status == "mixed" and long:
+            return "mixed (" + ", ".join(f"{name} {each}" for name, each in shards.items()) + ")"
+        return status
     if status in ("preparing", "running") and not lock_held(run):
         return "stopped (its process ended without closing; rerun to resume)" if long else "stopped"
     return status
@@ -48,10 +56,11 @@ def run_status(run: Path, stats: dict, *, long: bool = True) -> str:
 @runs_app.command("list")
 def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--json")) -> None:
     """One line per run: recipe, name, status, accepted / rejected / failed, tokens, cost."""
+    from graphs.rundir import read_run_stats
+
     runs = _run_dirs(root)
     if as_json:
-        rows = [{"recipe": r.parent.name, "run": r.name, **json.loads((r / "stats.json").read_text(encoding="utf-8"))}
-                for r in runs]
+        rows = [{"recipe": r.parent.name, "run": r.name, **read_run_stats(r)} for r in runs]
         console.print_json(json.dumps(rows, ensure_ascii=False))
         return
     if not runs:
@@ -61,7 +70,7 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
     for column in ("recipe", "run", "status", "accepted", "rejected", "failed", "tokens in/out", "cost", "duration"):
         table.add_column(column)
     for run in runs:
-        s = json.loads((run / "stats.json").read_text(encoding="utf-8"))
+        s = read_run_stats(run)
         table.add_row(run.parent.name, run.name, run_status(run, s, long=False), str(s.get("accepted", 0)),
                       str(s.get("rejected", 0)), str(s.get("failed", 0)),
                       f"{s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}",
@@ -74,9 +83,9 @@ def summarize_run(run: Path) -> dict:
     that can be read (`lines`: how many, per ledger); `skipped` names each one that cannot (e.g. a last line
     torn by a crash), as export does. `stats` is stats.json, {} for a folder without one (a merge's)."""
     from graphs.ledger import BadLine
-    from graphs.rundir import read_ledger
+    from graphs.rundir import read_ledger, read_run_stats
 
-    stats = json.loads((run / "stats.json").read_text(encoding="utf-8")) if (run / "stats.json").exists() else {}
+    stats = read_run_stats(run)
     codes: Counter[str] = Counter()
     lines = {"accepted": 0, "rejected": 0}
     by_field: dict[str, Counter[str]] = {}

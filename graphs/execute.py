@@ -44,7 +44,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
     from graphs.registry import GRAPHS, calls_per_item
-    from graphs.rundir import RunDir, check_shards, merge_shard_stats, resolve_run_dir, shard_of, shard_path
+    from graphs.rundir import (RunDir, check_shards, merge_shard_stats, read_ledger, resolve_run_dir, shard_of,
+                               shard_path)
     from graphs.runner import Budget, RunOptions
 
     console = console or make_console()
@@ -57,6 +58,11 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         from agents.errors import InputError
 
         raise InputError("--workers and --ray-address need --ray")
+    if request.shard and request.fresh and request.out is None:  # the other shards could not find it
+        from agents.errors import InputError
+
+        raise InputError("--fresh with --shard starts a new run folder for this shard alone: name the run's "
+                         "folder with --out, the same for every shard")
     if request.ray:  # a wrong or unreachable --ray-address is one line before anything is built
         from knowledge.ray_cluster import check_address
 
@@ -92,7 +98,7 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
 
     run = RunDir(ledger_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
     if budget is not None:  # a cap on the whole run, as --target counts the run's accepted samples
-        budget = budget.over(run.read_stats())
+        budget = budget.over(run.read_stats(), shard=shard and f"{shard[0]}/{shard[1]}")
     try:
         todo = [item for item in all_items if item.id not in run.finished]
         console.print(f"[bold]{recipe.name}[/] → {ledger_path}  ({len(todo)} of {len(all_items)} items to run)")
@@ -106,7 +112,9 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         recipe.prepare(config, run_path, console)
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
-        ctx = build_context(config, settings, services, usage=usage, accepted=run.accepted_samples())
+        # the dedupers know every sample the run accepted, the other shards' included
+        ctx = build_context(config, settings, services, usage=usage,
+                            accepted=read_ledger(run_path, "accepted.jsonl", []))
         # the roles this recipe's graph calls (tianji: responder and critic), all of them when nothing is left to run
         called = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
         roles = [role for role in ROLES if role in called] or list(ROLES)
@@ -136,11 +144,13 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
             _write_stats(run, usage, None, config.recipe, print_, started=started, status="running",
                          currency=settings.for_role("asker").currency, earlier=earlier, failed=runner.failed)
 
-        if request.ray:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
+        if request.ray and not todo:
+            console.print("ray: nothing to run, no worker started", highlight=False)
+        if request.ray and todo:  # the same items and ledgers; the graph runs in Ray actors, each with its own Context
             from graphs.ray_runner import run_on_ray
 
             outcome = run_on_ray(recipe, config, request, run, usage, options, tracer, all_items, console, ctx,
-                                 checkpoint)
+                                 checkpoint, run_path=run_path)  # the run's folder, not a shard's
         else:
             graph = GRAPHS[recipe.graph]().compile()
             outcome = asyncio.run(_run(graph, ctx, run, usage, options, tracer, all_items, request, console,

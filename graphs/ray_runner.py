@@ -23,7 +23,6 @@ import pickle
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +48,27 @@ class RecipeSetup:
     config (plain data) and that machine's settings. Any picklable `setup(pacing_for) -> (graph, ctx,
     usage)` will do (benchmarks/bench_ray.py passes its own)."""
 
-    def __init__(self, recipe: Any, config: Any, request: Any, run_root: Path, accepted_path: Path):
+    def __init__(self, recipe: Any, config: Any, request: Any, run_path: Path):
         self.recipe = recipe
         self.config_data = config.model_dump(mode="json", exclude_unset=True)
         self.config_source = str(config.source)
-        self.request, self.run_root, self.accepted_path = request, str(run_root), str(accepted_path)
+        # absolute: a worker starts in the cluster's folder, not the driver's (the run folder is shared)
+        self.request, self.run_path = request, str(Path(run_path).resolve())
 
     def __call__(self, pacing_for: Any) -> tuple[Any, Any, Usage]:
         from graphs.config import load_recipe_config
         from graphs.registry import GRAPHS
-        from graphs.ledger import read_jsonl
+        from graphs.rundir import read_ledger
         from graphs.session import build_context, build_services, resolve_settings
 
         config = load_recipe_config(self.config_data, self.recipe.config_model, Path(self.config_source))
         config.set_source(Path(self.config_source))
         settings = resolve_settings(config, self.request)  # this machine's environment: keys stay here
-        services = build_services(config, settings, Path(self.run_root), Console(file=io.StringIO()))
+        services = build_services(config, settings, Path(self.run_path).parent, Console(file=io.StringIO()))
         usage = Usage()
-        ctx = build_context(config, settings, services, usage=usage, accepted=read_jsonl(Path(self.accepted_path)),
-                            pacing_for=pacing_for)
+        # every sample the run accepted, its other shards' included (as the driver's dedupers know them)
+        ctx = build_context(config, settings, services, usage=usage,
+                            accepted=read_ledger(Path(self.run_path), "accepted.jsonl", []), pacing_for=pacing_for)
         return GRAPHS[self.recipe.graph]().compile(), ctx, usage
 
 
@@ -151,6 +152,15 @@ class ItemWorker:
     async def usage_now(self) -> tuple[str, dict[str, Any]]:
         return self.id, self.usage.as_dict()
 
+    async def stop_calls(self) -> None:
+        """The run's spending cap is reached: start no LLM call (`Usage.cap`). Calls in flight finish and
+        count; their items end at their next call (`SpendingCapReached`, redone on resume) or are done."""
+        self.usage.cap = _reached
+
+
+def _reached(usage: Usage) -> bool:
+    return True
+
 
 class _Slot:
     """The driver's side of one worker: items in flight on it, the batch to send, the poll loop."""
@@ -167,7 +177,9 @@ class WorkerPool:
 
     Items sent in one turn of the driver's event loop go to a worker as one batch; one poll per
     worker brings back every item finished meanwhile. A worker's death fails its items in flight
-    with `WorkerDied`, and `invoke` sends them again (to any worker).
+    with `WorkerDied`, and `invoke` sends them again (to any worker). The run's spending cap
+    (`usage.cap`, set by the Runner for `--budget`) is checked on each poll's usage: once reached,
+    every worker starts no call (`ItemWorker.stop_calls`), as the clients of a local run do.
     """
 
     def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None):
@@ -178,6 +190,7 @@ class WorkerPool:
         self.dedup = dedup or RunDedup(None, None)
         self._by_worker: dict[str, dict[str, Any]] = {}
         self._flush_soon = False
+        self._capped = False
 
     @property
     def busy(self) -> list[int]:
@@ -253,6 +266,10 @@ class WorkerPool:
                 for name, value in fields.items():
                     setattr(total, name, getattr(total, name) + value)
         self.usage.roles = roles
+        if not self._capped and self.usage.cap is not None and self.usage.cap(self.usage):
+            self._capped = True
+            for worker_handle in self.workers:
+                worker_handle.stop_calls.remote()
 
     def collect(self) -> None:
         """Last usage from every live worker (items that failed reported none)."""
@@ -268,9 +285,10 @@ class WorkerPool:
 @contextmanager
 def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | None = None,
                 address: str | None = None, name: str = "run", console: Console | None = None,
-                dedup: RunDedup | None = None) -> Iterator[WorkerPool]:
+                dedup: RunDedup | None = None, items: int | None = None) -> Iterator[WorkerPool]:
     """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
-    started when none is running and `address` is None. `concurrency` items in flight over all workers."""
+    started when none is running and `address` is None. `concurrency` items in flight over all workers;
+    no more workers than that, or than `items` (to run), since each builds its own clients."""
     from knowledge.ray_cluster import join_cluster
 
     ray, started_here = join_cluster(address)
@@ -278,7 +296,7 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        n = max(1, workers or min(MAX_WORKERS, cpus))
+        n = max(1, min(workers or min(MAX_WORKERS, cpus), concurrency, items or concurrency))
         per_worker = math.ceil(concurrency / n)
         pacing_name = f"zaoshu-pacing-{name}-{uuid.uuid4().hex[:8]}"
         pacing = PacingActor.options(max_concurrency=10_000, name=pacing_name, namespace=NAMESPACE).remote()
@@ -293,8 +311,10 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
             if errors:  # a worker could not build its Context: the user's mistake, said once
                 raise errors[0]
             if console is not None:
+                fewer = (f" (--workers {workers}: no more workers than items to run or in flight)"
+                         if workers and n < workers else "")
                 console.print(f"ray: {n} workers × {per_worker} items in flight on {cpus} CPUs "
-                              f"({ray.get_runtime_context().gcs_address})", highlight=False)
+                              f"({ray.get_runtime_context().gcs_address}){fewer}", highlight=False)
             yield pool
         finally:
             pool.collect()
@@ -306,22 +326,22 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
 
 
 def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, items: list[WorkItem],
-               console: Console, ctx: Any = None, checkpoint: Callable[[Any], None] | None = None) -> RunOutcome:
+               console: Console, ctx: Any = None, checkpoint: Callable[[Any], None] | None = None,
+               *, run_path: Path) -> RunOutcome:
     """The Ray counterpart of graphs.execute's local run: same Runner, same ledgers, workers in Ray.
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
     last check before a sample is written (graphs.ray_dedup). `checkpoint(runner)`, as in the local
     run, keeps stats.json current as items finish (their worker's usage has come back with them).
-    The workers' clients do not see the driver's `usage` as they call, so `--budget` is checked as
-    items finish (the driver learns their usage then), not before each call."""
+    The workers' clients do not see the driver's `usage` as they call: `--budget` is checked as their
+    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`). `run_path`:
+    the run's folder, for a shard too (its parent holds a knowledge recipe's default index)."""
     from graphs.runner import Runner, install_signal_handlers
 
-    options = replace(options, budget_per_call=False)
-
-    setup = RecipeSetup(recipe, config, request, Path(run.path).parent, run.accepted_path)
+    setup = RecipeSetup(recipe, config, request, run_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
                      address=request.ray_address, name=run.path.name, console=console,
-                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None))
-                     ) as pool:
+                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None)),
+                     items=sum(1 for item in items if item.id not in run.finished)) as pool:
 
         async def main() -> RunOutcome:
             runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke,

@@ -135,9 +135,6 @@ class RunDir:
     def fail(self, record: dict[str, Any]) -> None:
         self._ledger(self.failed_path).append(record)
 
-    def accepted_samples(self) -> Iterator[dict[str, Any]]:
-        return read_jsonl(self.accepted_path)
-
     def write_config(self, data: dict[str, Any]) -> None:
         _atomic_write(self.config_path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 
@@ -290,11 +287,37 @@ def read_ledger(run_dir: Path, name: str, bad: list[BadLine] | None = None) -> I
 
 
 def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
-    """stats.json of a sharded run: the shards' counts, tokens, cost, usage per role and failures summed,
-    the cache share and per-accepted figures recomputed from the sums; written at the run's top so
-    `runs list`, the dataset card and a resume find it."""
-    found = {p.name: json.loads((p / "stats.json").read_text(encoding="utf-8"))
-             for p in shard_dirs(run_dir) if (p / "stats.json").is_file()}
+    """`shard_stats`, written at the run's top as its stats.json (as a shard ends) so a resume and the
+    dataset card find it."""
+    merged = shard_stats(run_dir)
+    if merged:
+        tmp = Path(run_dir) / f"stats.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(merged, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(tmp, Path(run_dir) / "stats.json")
+    return merged
+
+
+def read_run_stats(run_dir: Path) -> dict[str, Any]:
+    """A run's stats.json, {} when it has none; for a sharded run the shards' stats summed now
+    (`shard_stats`): the run's own copy leaves out what a shard still running, or killed, has done."""
+    if shard_dirs(run_dir):
+        return shard_stats(run_dir)
+    path = Path(run_dir) / "stats.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def shard_stats(run_dir: Path) -> dict[str, Any]:
+    """The stats of a sharded run: the shards' counts, tokens, cost, usage per role and failures summed,
+    the cache share and per-accepted figures recomputed from the sums; `shards` holds each shard's status,
+    `stopped` for one that says it is running but whose process is gone (killed), `not started` for one
+    of the n that has no folder yet (the run is not whole until every shard has run)."""
+    found = {}
+    for p in shard_dirs(run_dir):
+        if (p / "stats.json").is_file():
+            stats = json.loads((p / "stats.json").read_text(encoding="utf-8"))
+            if stats.get("status") in ("preparing", "running") and not lock_held(p):
+                stats["status"] = "stopped"
+            found[p.name] = stats
     shards = list(found.values())
     if not shards:
         return {}
@@ -311,14 +334,13 @@ def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
     for s in shards:
         codes.update(s.get("rejected_by_code") or {})
     merged["rejected_by_code"] = dict(codes.most_common())
-    statuses = {s.get("status") for s in shards}
+    n = int(next(iter(found)).rsplit("-", 1)[1])
+    merged["shards"] = {f"{i}-of-{n}": found.get(f"{i}-of-{n}", {"status": "not started"}).get("status")
+                        for i in range(1, n + 1)}
+    statuses = set(merged["shards"].values())
     merged["status"] = statuses.pop() if len(statuses) == 1 else "mixed"
-    merged["shards"] = {name: s.get("status") for name, s in found.items()}
     merged["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
     merged.update(per_accepted(merged))  # shares and per-sample figures from the sums, not averaged
-    tmp = Path(run_dir) / f"stats.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(merged, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, Path(run_dir) / "stats.json")
     return merged
 
 

@@ -12,7 +12,7 @@
   (`Usage.cap`). Items in flight finish the calls they have started (their cost is real, and
   counted), then end at their next call, cut short and redone next time like interrupted items,
   or are done. So the run spends at most the cap plus the calls in flight. (With Ray the calls
-  happen in the workers: there the budget is checked as items finish, `budget_per_call=False`.)
+  happen in the workers: the pool checks `Usage.cap` as their usage comes back and stops their calls.)
 - `checkpoint()`, when given, is called after every item is recorded (execute.py keeps stats.json
   current with it, so a `kill -9` leaves the session's counts and spending behind).
 """
@@ -53,6 +53,7 @@ class Budget:
     amount: float
     unit: str  # "tokens" or a currency symbol
     earlier: float = 0.0  # what the run's earlier sessions spent, in `unit`
+    shard: str | None = None  # "2/4": the cap counts this shard of a sharded run (each counts its own)
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -64,11 +65,13 @@ class Budget:
         unit = {"元": "¥", "yuan": "¥", "usd": "$", "token": "tokens"}.get(unit, unit)
         return cls(amount, unit)
 
-    def over(self, stats: dict) -> Budget:
-        """This cap over the whole run: what stats.json (the run's earlier sessions) says was spent counts."""
+    def over(self, stats: dict, shard: str | None = None) -> Budget:
+        """This cap over the whole run (or `shard`): what its stats.json (earlier sessions) says was spent counts."""
         if self.unit == "tokens":
-            return replace(self, earlier=float(stats.get("input_tokens", 0) + stats.get("output_tokens", 0)))
-        return replace(self, earlier=float(stats.get("cost", 0.0)))
+            earlier = float(stats.get("input_tokens", 0) + stats.get("output_tokens", 0))
+        else:
+            earlier = float(stats.get("cost", 0.0))
+        return replace(self, earlier=earlier, shard=shard)
 
     def spent(self, usage: Usage) -> float:
         return self.earlier + (usage.input_tokens + usage.output_tokens if self.unit == "tokens" else usage.cost)
@@ -79,8 +82,11 @@ class Budget:
 
     def stop_message(self, usage: Usage) -> str:
         """What a run stopped by this cap says, once its last call is counted."""
-        return (f"budget {self} reached: this run has spent {self.spent_text(usage)}, earlier sessions "
-                f"included; the command below goes on without a cap, add --budget above that to keep one")
+        spent = (f"this run has spent {self.spent_text(usage)}, earlier sessions included" if self.shard is None else
+                 f"shard {self.shard} has spent {self.spent_text(usage)}, its earlier sessions included "
+                 "(each shard counts its own)")
+        return (f"budget {self} reached: {spent}; the command below goes on without a cap, add --budget above "
+                "that to keep one")
 
     def spent_text(self, usage: Usage) -> str:
         spent = self.spent(usage)
@@ -95,9 +101,6 @@ class RunOptions:
     concurrency: int = 8
     target: int | None = None
     budget: Budget | None = None
-    #: False where the LLM calls happen outside this process (Ray workers): the budget is then checked
-    #: as items finish, and the items in flight are cancelled when it is reached
-    budget_per_call: bool = True
     max_consecutive_failures: int = 5
     fail_fast: int = 10  # pause when the first K items are all rejected for one reason; 0 = off
 
@@ -142,12 +145,9 @@ class Runner:
         return budget is not None and budget.reached(self.usage)
 
     def _stop_for_budget(self) -> None:
-        """No new item starts. Per call (local): items in flight are not cancelled; the clients refuse
-        their next call (`Usage.cap`), so each ends there, cut short, or is done. Otherwise (Ray) they
-        are cancelled, as by Ctrl-C."""
-        if not self.options.budget_per_call:
-            self.request_stop("budget")
-        elif self._stop_reason is None:
+        """No new item starts. Items in flight are not cancelled; the clients refuse their next call
+        (`Usage.cap`), so each ends there, cut short, or is done."""
+        if self._stop_reason is None:
             self._stop_reason = "budget"
             log.info("stopping: budget reached; items in flight end at their next call")
 
@@ -161,7 +161,7 @@ class Runner:
         self.observer.run_started(self)
         if self._target_reached():
             self.request_stop("target", f"target of {self.options.target} accepted samples already reached")
-        if self.options.budget is not None and self.options.budget_per_call:
+        if self.options.budget is not None:
             self.usage.cap = self.options.budget.reached
         workers = [asyncio.create_task(self._worker(pending)) for _ in range(max(1, self.options.concurrency))]
         stop_waiter = asyncio.create_task(self._stopped.wait())

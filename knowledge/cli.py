@@ -94,8 +94,8 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
           max_file_mb: float = MaxFileOpt, progress_every: float = ProgressEveryOpt,
           ray: bool = typer.Option(False, "--ray", help="Embed with Ray Data across a cluster (zaoshu[ray])."),
           ray_address: str | None = typer.Option(None, help="auto | ray://HOST:10001 [default: a local cluster]."),
-          workers: int | None = typer.Option(None, help="Ray embedding workers [default: the cluster's CPUs]."),
-          gpus: float = typer.Option(0.0, help="GPUs per Ray embedding worker (e.g. 1).")) -> None:
+          workers: int | None = typer.Option(None, min=1, help="Ray embedding workers [default: the cluster's CPUs]."),
+          gpus: float = typer.Option(0.0, min=0.0, help="GPUs per Ray embedding worker (e.g. 1).")) -> None:
     """Create an index from FOLDER, or bring it up to date (only new or changed files are indexed).
 
     With the weak offline model no dense index is built (BM25 only); building again once a real model
@@ -105,6 +105,10 @@ def build(folder: Path = typer.Argument(..., help="Folder of documents (searched
     from knowledge.index import DB_FILE, KnowledgeBase, has_vectors
     from knowledge.loaders import check_folder
 
+    if not ray and (workers is not None or gpus or ray_address is not None):
+        from agents.errors import InputError
+
+        raise InputError("--workers, --gpus and --ray-address need --ray")
     check_folder(folder)  # before any model is loaded or downloaded
     if ray:  # knowledge/ray_build.py: the same index, the embedding done on the cluster
         from knowledge.ray_build import build_on_ray

@@ -69,14 +69,15 @@ class PrecomputedEmbedder:
         return np.stack(found).astype(np.float32) if found else np.zeros((0, 0), np.float32)
 
 
-def pending_texts(folder: Path, index: Path, *, chunk_size: int, overlap: int,
+def pending_texts(folder: Path, index: Path | None, *, chunk_size: int, overlap: int,
                   text_fields: Sequence[str]) -> list[str]:
-    """The chunk texts a build of `folder` into `index` will embed (files new or changed since the index)."""
+    """The chunk texts a build of `folder` into `index` will embed (files new or changed since the index;
+    every file when `index` is None, a rebuild)."""
     from knowledge.index import DB_FILE
     from knowledge.store import Store
 
     known: dict[str, Any] = {}
-    if (index / DB_FILE).exists():
+    if index is not None and (index / DB_FILE).exists():
         store = Store(index / DB_FILE)
         try:
             known = store.files(store.root_id(str(Path(folder).expanduser().resolve())))
@@ -120,16 +121,15 @@ def embed_on_ray(texts: list[str], spec: str | None, *, workers: int | None, gpu
 def build_on_ray(folder: Path, index: Path, spec: str | None, *, address: str | None, workers: int | None,
                  gpus: float, chunk_size: int, overlap: int, text_fields: Sequence[str], rebuild: bool,
                  progress=None):
-    """The local `KnowledgeBase.build`, with the embedding done on a Ray cluster first."""
+    """The local `KnowledgeBase.build`, with the embedding done on a Ray cluster first. With `rebuild`
+    the index is replaced only once the cluster has embedded: a cluster that fails leaves it as it was."""
     from knowledge.index import DB_FILE, KnowledgeBase, remove_index
     from knowledge.ray_cluster import check_address, join_cluster
 
     check_address(address)  # before any work: a wrong address is one line, at once
     check_chunking(chunk_size, overlap)
 
-    if rebuild:
-        remove_index(index)
-    if spec is None and (index / DB_FILE).exists():
+    if spec is None and not rebuild and (index / DB_FILE).exists():
         from knowledge.store import Store
 
         store = Store(index / DB_FILE)
@@ -139,13 +139,16 @@ def build_on_ray(folder: Path, index: Path, spec: str | None, *, address: str | 
             store.close()
     inner = load_embedder(spec)
     spec = spec or inner.name
-    texts = pending_texts(folder, index, chunk_size=chunk_size, overlap=overlap, text_fields=text_fields)
+    texts = pending_texts(folder, None if rebuild else index, chunk_size=chunk_size, overlap=overlap,
+                          text_fields=text_fields)
     ray, started_here = join_cluster(address)
     try:
         vectors = embed_on_ray(texts, spec, workers=workers, gpus=gpus)
     finally:
         if started_here:
             ray.shutdown()
+    if rebuild:
+        remove_index(index)
     embedder = PrecomputedEmbedder(inner, vectors)
     kb = KnowledgeBase.build(folder, index, embedder, progress=progress, chunk_size=chunk_size, overlap=overlap,
                              text_fields=text_fields)

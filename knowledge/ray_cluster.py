@@ -4,8 +4,9 @@
 
 `--ray-address` takes `auto` (the cluster this machine belongs to), `local` (a new one here),
 `ray://HOST:PORT` (Ray Client, port 10001 by default) or `HOST:PORT` (the head's GCS, port 6379).
-Anything else is refused at once; a HOST:PORT that does not answer within `PROBE_S` is refused
-before Ray tries (Ray itself retries an unreachable GCS for minutes). Used by the Ray runner
+Anything else is refused at once; a HOST:PORT that does not answer within `PROBE_S`, or answers but
+not as gRPC (HTTP/2) does — the dashboard's port, a web server — is refused before Ray tries (Ray
+itself retries an unreachable GCS for minutes, and a port that is not one for ~13 minutes). Used by the Ray runner
 (graphs/ray_runner.py) and `zaoshu kb build --ray` (knowledge/ray_build.py).
 
 >>> parse_address("ray://head.example:10001")
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import socket
 from typing import Any
@@ -29,6 +31,9 @@ from typing import Any
 from agents.errors import InputError
 
 PROBE_S = 5.0
+#: HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (the GCS, Ray Client) answers with
+#: its own SETTINGS frame (byte 3, the frame type, is 4); a web server, a database or the dashboard does not.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 _ADDRESS = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
 
 
@@ -47,13 +52,33 @@ def check_address(address: str | None, timeout: float = PROBE_S) -> None:
         return
     scheme, host, port = parse_address(address)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        conn = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         why = exc.strerror or str(exc) or exc.__class__.__name__
         raise InputError(f"cannot reach the Ray cluster at {address}: {why} "
                          f"(is `ray start --head` running there, and the port open?)") from None
+    with conn:
+        why = None if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") else _not_grpc(conn)
+    if why:
+        raise InputError(f"{address} is not a Ray cluster: {why} (the head's GCS port is 6379 by default, "
+                         "Ray Client's 10001; the dashboard's 8265 is neither)")
     if scheme and importlib.util.find_spec("grpc") is None:
         raise InputError(f"--ray-address {address} uses Ray Client: pip install 'ray[client]'")
+
+
+def _not_grpc(conn: socket.socket) -> str | None:
+    """Why the server on `conn` is not a gRPC server, or None when it answers HTTP/2's preface as one does
+    (with TLS, `RAY_USE_TLS=1`, the caller does not ask)."""
+    head = b""
+    try:
+        conn.sendall(H2_PREFACE)
+        while len(head) < 9 and (part := conn.recv(9 - len(head))):
+            head += part
+    except TimeoutError:
+        return f"no answer within {conn.gettimeout():g} s"
+    except OSError as exc:
+        return exc.strerror or str(exc) or exc.__class__.__name__
+    return None if len(head) == 9 and head[3] == 4 else "it answers, but not as a Ray cluster's gRPC port does"
 
 
 def join_cluster(address: str | None) -> tuple[Any, bool]:
@@ -70,5 +95,11 @@ def join_cluster(address: str | None) -> tuple[Any, bool]:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=False)
     except ConnectionError as exc:  # `auto` with no cluster running, a cluster that went away meanwhile
+        cause = exc.__cause__  # an AuthenticationError, or a RuntimeError carrying its traceback as text
+        if isinstance(cause, getattr(ray.exceptions, "AuthenticationError", ())) or "InvalidAuthToken" in str(cause):
+            # Ray sends this machine's token to an address named outright only when told to
+            raise InputError(f"the Ray cluster at {address} asks for its auth token: set RAY_AUTH_MODE=token, "
+                             "with the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
+                             "RAY_AUTH_TOKEN") from None
         raise InputError(f"--ray-address {address}: {str(exc).splitlines()[0]}") from None
     return ray, True

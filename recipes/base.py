@@ -133,8 +133,9 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<recipe>/<run-name>/)."),
         fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming the last one."),
         budget: Optional[str] = typer.Option(
-            None, help="Stop once the run (earlier sessions included) has spent this: 5¥, $2, 200k tokens. No LLM "
-                       "call starts past it (calls in flight finish); with --ray it is checked as items finish."),
+            None, help="Stop once the run (earlier sessions included; with --shard, the shard) has spent this: 5¥, "
+                       "$2, 200k tokens. No LLM call starts past it (calls in flight finish); with --ray it is "
+                       "checked as the workers report their spending (as items finish)."),
         interactive: bool = typer.Option(False, "--interactive", help="Review each accepted sample by hand."),
         config: Optional[Path] = typer.Option(None, help="Use this YAML instead of the recipe's own."),
         fsync_every: int = typer.Option(20, min=0, help="fsync the ledgers every N records (0: leave it to the OS)."),
@@ -156,7 +157,8 @@ def recipe_app(recipe: Recipe, doc: str) -> typer.Typer:
         ray: bool = typer.Option(False, "--ray", help="Run the items in Ray actors (pip install 'zaoshu[ray]')."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 "
                                                              "[default: start a local one]."),
-        workers: Optional[int] = typer.Option(None, min=1, help="Ray worker actors [default: CPUs, at most 8]."),
+        workers: Optional[int] = typer.Option(None, min=1, help="Ray worker actors [default: CPUs, at most 8; never "
+                                                                 "more than the items to run or in flight]."),
         knowledge: Optional[list[Path]] = typer.Option(None, "--knowledge", help="A folder of your documents "
                                                        "(repeatable); replaces the YAML's knowledge folders.",
                                                        hidden=not qa),

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 ray = pytest.importorskip("ray")
 
@@ -103,6 +105,53 @@ def ray_run_until_two_accepted(tmp_path, cluster, yaml_path, out: str, concurren
     return proc
 
 
+def test_a_ray_run_with_nothing_left_to_run_starts_no_worker(tmp_path, cluster):
+    """Resuming a finished run with --ray started the workers and the pacing actor (10-20 s) to run 0 items."""
+    with FakeOpenAI(reply=reply) as server:
+        yaml_path = config(tmp_path, server)
+        assert run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--limit", "2")).returncode == 0
+        again = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--limit", "2", "--ray",
+                                     "--ray-address", cluster, "--workers", "2"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "(0 of 2 items to run)" in again.stdout and "ray: nothing to run, no worker started" in again.stdout
+    assert "workers ×" not in again.stdout and len(finished_ids(tmp_path / "run")) == 2
+
+
+def test_no_more_workers_start_than_items_or_items_in_flight(tmp_path, cluster):
+    """`--workers 8` for 2 items started 8 workers, each building its clients, 6 of them for nothing."""
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server), "--out", "run", "--limit", "2", "--ray",
+                                      "--ray-address", cluster, "--workers", "8"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("ray: "))
+    assert line.startswith("ray: 2 workers × 4 items in flight on 2 CPUs (")
+    assert line.endswith(") (--workers 8: no more workers than items to run or in flight)")
+    assert len(finished_ids(tmp_path / "run")) == 2
+
+
+def test_the_workers_of_a_ray_shard_read_the_runs_index_wherever_they_start(tmp_path, cluster):
+    """A knowledge recipe's index is <runs root>/index by default. The workers took the shard folder's
+    parent (RUN/shards) for that root, as a path relative to the driver's folder but resolved in theirs
+    (the cluster's): each built a second index in <cluster's folder>/RUN/shards/index, and read the run's
+    accepted samples for dedup from a file that was not there."""
+    from tests.test_answerer_backends import recipe_yaml as wulewule_yaml, small_folder
+
+    worker_cwd = Path(ray.get(ray.remote(lambda: os.getcwd()).remote()))
+    out = f"sub-{uuid.uuid4().hex[:8]}/big"  # relative, as a user types it
+    with FakeOpenAI(reply=reply) as server:
+        yaml_path = wulewule_yaml(tmp_path, small_folder(tmp_path), llm={"base_url": server.base_url,
+                                                                        "model": "fake-model"})
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        del data["index_dir"]  # the default: <runs root>/index, beside the run folders
+        yaml_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        result = run(tmp_path, [sys.executable, "-m", "recipes.wulewule", "--config", str(yaml_path), "--out", out,
+                                "--shard", "1/1", "--ray", "--ray-address", cluster, "--workers", "1"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    root = out.split("/")[0]
+    assert (tmp_path / root / "index").is_dir() and not (tmp_path / out / "shards/index").exists()
+    assert worker_cwd == tmp_path or not (worker_cwd / root).exists()
+
+
 def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, cluster):
     with FakeOpenAI(reply=reply, latency=0.4) as server:
         yaml_path = config(tmp_path, server, roles=4)
@@ -146,6 +195,24 @@ def test_a_ray_run_stopped_by_its_budget_says_what_stats_json_says_it_spent(tmp_
     spent = stats["input_tokens"] + stats["output_tokens"]
     assert stats["status"] == "budget" and spent >= 1000
     assert f"budget 1000 tokens reached: this run has spent {spent:,} tokens" in result.stdout
+
+
+def test_a_ray_run_stopped_by_its_budget_counts_every_call_the_server_answered(tmp_path, cluster):
+    """Starts spread by the RPM, so the budget is reached while other items are half done. The workers
+    kept calling until they were killed, and the calls in flight then were answered (and billed) but
+    counted nowhere: 6,247 tokens served, 4,508 in stats.json. Now, as in a local run, the workers
+    start no call once the run's spending reaches the cap, and the calls in flight finish and count."""
+    with FakeOpenAI(reply=reply, latency=0.6) as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server, roles=4, rpm=240), "--out", "run", "--ray",
+                                      "--ray-address", cluster, "--workers", "2", "--budget", "1k tokens"))
+        served = sum(r.tokens for r in server.requests)
+        answered = sum(1 for r in server.requests if r.tokens)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text(encoding="utf-8"))
+    assert stats["status"] == "budget"
+    assert stats["input_tokens"] + stats["output_tokens"] == served
+    assert sum(u["calls"] for u in stats["usage_by_role"].values()) == answered < 24  # 12 items × 2 calls
+    assert f"this run has spent {served:,} tokens" in result.stdout
 
 
 def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, cluster):
@@ -194,6 +261,28 @@ def test_kb_build_on_ray_writes_the_index_a_local_build_writes(tmp_path, cluster
     query = [*cli, "search", "孙悟空学了什么本事？", "-k", "3", "--json"]
     answers = [json.loads(run(tmp_path, [*query, "--index", index]).stdout) for index in ("local", "remote")]
     assert answers[0] == answers[1] and len(answers[0]["passages"]) == 3
+
+
+def test_kb_build_rebuild_on_ray_keeps_the_index_when_the_cluster_refuses(tmp_path, cluster):
+    """`--rebuild` deleted the index before joining the cluster: a cluster that refused (here: it wants its
+    auth token) left the user with no index at all. It is replaced only once the cluster has embedded."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the test cluster was started without token authentication")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    docs.joinpath("第1回.txt").write_text("孙悟空拜须菩提祖师学艺，习得七十二般变化与筋斗云。" * 20, encoding="utf-8")
+    cli = [sys.executable, "-m", "zaoshu_cli", "kb"]
+    assert run(tmp_path, [*cli, "build", "docs", "--index", "idx", "--embedder", "hash"]).returncode == 0
+    before = sorted(p.name for p in (tmp_path / "idx").iterdir())
+    refused = {k: v for k, v in env().items() if k != "RAY_AUTH_MODE"} | {"RAY_gcs_server_port_wait_time_s": "1"}
+    result = subprocess.run([*cli, "build", "docs", "--index", "idx", "--embedder", "hash", "--rebuild", "--ray",
+                             "--ray-address", cluster], cwd=tmp_path, env=refused, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "asks for its auth token" in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == before
+    found = run(tmp_path, [*cli, "search", "孙悟空学了什么本事？", "-k", "1", "--json", "--index", "idx"])
+    assert found.returncode == 0 and len(json.loads(found.stdout)["passages"]) == 1
 
 
 def test_a_429_seen_by_one_worker_halves_every_workers_share(cluster):
@@ -257,6 +346,23 @@ def test_a_worker_without_an_endpoint_is_one_line_and_exit_1(tmp_path, cluster):
                                   "--workers", "1"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: no LLM endpoint configured for role")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_cluster_that_asks_for_its_token_says_so_in_one_line(tmp_path, cluster):
+    """A new Ray cluster wants a token (~/.ray/auth_token), and Ray sends it to an address named outright
+    only with RAY_AUTH_MODE=token: the run said 'Failed to connect to Ray cluster at …', no reason given."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the test cluster was started without token authentication")
+    quick = {k: v for k, v in env().items() if k != "RAY_AUTH_MODE"} | {"RAY_gcs_server_port_wait_time_s": "1"}
+    result = subprocess.run(recipe(tmp_path, tianji_yaml(tmp_path, llm={"base_url": "http://127.0.0.1:9/v1",
+                                                                         "model": "fake-model"}),
+                                   "--out", "run", "--ray", "--ray-address", cluster),
+                            cwd=tmp_path, env=quick, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: the Ray cluster at {cluster} asks for its auth token: set RAY_AUTH_MODE=token, with the "
+        "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
     assert "Traceback" not in result.stderr
 
 

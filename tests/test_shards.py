@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from graphs.rundir import read_ledger, shard_of
@@ -134,3 +135,96 @@ def test_a_sharded_runs_stats_carry_the_usage_per_role_summed_over_its_shards(tm
     assert accepted == 6 and stats["per_accepted"]["all"]["calls"] == round(calls / accepted, 3)
     card = (tmp_path / "run/DATASET_CARD.md").read_text(encoding="utf-8")
     assert "没有记录各角色的用量" not in card and f"| critic | {roles['critic']['calls']} |" in card
+
+
+def test_runs_show_and_list_count_a_shard_that_is_running_or_was_killed(tmp_path):
+    """The run's own stats.json is the shards' sum as of the last shard that ended: with shard 2 killed
+    mid-run, `runs show` said 'status completed  accepted 4' over ledgers holding 7 samples. Readers now sum
+    the shards' stats.json (each kept current as its items finish) when they read."""
+    with FakeOpenAI(reply=reply, latency=0.3) as server:
+        config = tianji_yaml(tmp_path, roles=[{"name": n, "relation": r} for n, r in
+                                              [("奶奶", "elder"), ("同事", "peer"), ("爷爷", "elder"), ("朋友", "peer")]],
+                             llm={"base_url": server.base_url, "model": "fake-model"})
+        (tmp_path / "runs/tianji").mkdir(parents=True)
+        out = "runs/tianji/big"
+        assert sh(tmp_path, "--config", str(config), "--out", out, "--shard", "1/2").returncode == 0
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+        proc = subprocess.Popen([sys.executable, "-m", "recipes.tianji", "--config", str(config), "--out", out,
+                                 "--shard", "2/2", "--concurrency", "1"], cwd=tmp_path,
+                                env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ledger = tmp_path / out / "shards/2-of-2/accepted.jsonl"
+        deadline = time.monotonic() + 60
+        while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.6)  # one stats interval (graphs.execute.CHECKPOINT_S)
+        proc.kill()
+        proc.wait(timeout=30)
+    accepted = len(ids(tmp_path / out))
+    shown = json.loads(zaoshu(tmp_path, "runs", "show", out, "--json").stdout)
+    assert shown["stats"]["accepted"] == shown["lines"]["accepted"] == accepted
+    assert shown["stats"]["shards"] == {"1-of-2": "completed", "2-of-2": "stopped"}
+    text = zaoshu(tmp_path, "runs", "show", out).stdout.splitlines()[0]
+    assert text.startswith(f"{out}  status mixed (1-of-2 completed, 2-of-2 stopped)  accepted {accepted}  ")
+    listed = json.loads(zaoshu(tmp_path, "runs", "list", "--json").stdout)
+    assert [(r["run"], r["accepted"]) for r in listed] == [("big", accepted)]
+    assert zaoshu(tmp_path, "card", out).returncode == 0  # its usage table counted shard 1 alone
+    card = (tmp_path / out / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert f"| critic | {shown['stats']['usage_by_role']['critic']['calls']} |" in card
+
+
+def test_a_run_whose_other_shards_have_not_run_is_not_shown_completed(tmp_path):
+    """Shard 1/2 alone made the run 'status completed' in runs show and runs list: half its items had not run."""
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        assert sh(tmp_path, "--config", str(config), "--out", "run", "--limit", "4", "--shard", "1/2").returncode == 0
+    shown = json.loads(zaoshu(tmp_path, "runs", "show", "run", "--json").stdout)
+    assert shown["stats"]["shards"] == {"1-of-2": "completed", "2-of-2": "not started"}
+    assert zaoshu(tmp_path, "runs", "show", "run").stdout.startswith(
+        "run  status mixed (1-of-2 completed, 2-of-2 not started)  accepted ")
+
+
+def test_fresh_shards_without_out_are_refused_before_they_split_a_run_in_two(tmp_path):
+    """`--shard 1/2 --fresh` then `--shard 2/2 --fresh` made two run folders, each 'completed' with half the items."""
+    result = sh(tmp_path, "--config", str(tianji_yaml(tmp_path)), "--shard", "1/2", "--fresh")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: --fresh with --shard starts a new run folder for this shard alone: "
+                                     "name the run's folder with --out, the same for every shard")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_shards_budget_stop_says_it_counts_the_shard(tmp_path):
+    """A shard's --budget counts what that shard spent; its stop message said 'this run has spent', a figure
+    far below what runs show says the run spent."""
+    with FakeOpenAI(reply=reply) as server:
+        config = tianji_yaml(tmp_path, llm={"base_url": server.base_url, "model": "fake-model"})
+        assert sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "1/2").returncode == 0
+        capped = sh(tmp_path, "--config", str(config), "--out", "run", "--shard", "2/2", "--budget", "1 tokens")
+    assert capped.returncode == 0, capped.stderr
+    part = json.loads((tmp_path / "run/shards/2-of-2/stats.json").read_text(encoding="utf-8"))
+    spent = part["input_tokens"] + part["output_tokens"]
+    assert (f"budget 1 tokens reached: shard 2/2 has spent {spent:,} tokens, its earlier sessions included "
+            "(each shard counts its own)") in capped.stdout
+
+
+def test_a_shard_dedups_against_what_the_runs_other_shards_accepted(tmp_path):
+    """Six variants of one cell and a model that writes the same greeting each time: one process accepts the
+    first and rejects five DUPLICATE. Shard 2/2, run after 1/2, knew only its own samples and accepted the
+    same greeting again, so the run exported it twice."""
+    from tests.fake_openai import ChatRequest
+
+    def same_greeting(req: ChatRequest):
+        if "- text" in req.system and "祝福语" in req.text:
+            return {"text": "奶奶，在生日这个特别的日子里，我想认真地对您说一声祝福，愿您身体健康、精神饱满，"
+                            "每一天都过得踏实又舒心；有空我们一起吃顿饭，好好聊聊天。"}
+        return reply(req)
+
+    with FakeOpenAI(reply=same_greeting) as server:
+        config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"],
+                             variants_per_cell=6, llm={"base_url": server.base_url, "model": "fake-model"})
+        for shard in ("1/2", "2/2"):
+            result = sh(tmp_path, "--config", str(config), "--out", "run", "--shard", shard, "--concurrency", "1")
+            assert result.returncode == 0, result.stderr
+    assert len(ids(tmp_path / "run")) == 1
+    rejected = list(read_ledger(tmp_path / "run", "rejected.jsonl"))
+    assert len(rejected) == 5 and {tuple(r["codes"]) for r in rejected} == {("DUPLICATE",)}
