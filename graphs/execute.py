@@ -96,13 +96,15 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     try:
         todo = [item for item in all_items if item.id not in run.finished]
         console.print(f"[bold]{recipe.name}[/] → {ledger_path}  ({len(todo)} of {len(all_items)} items to run)")
+        # before the folder is marked as this configuration's run: a missing --huixiangdou-url, key or knowledge
+        # folder stops here and leaves no run behind, so the same command with the flag fixed starts it
+        services = build_services(config, settings, run_path.parent, console)
         resolved = {"recipe": config.model_dump(mode="json", exclude_unset=True),
                     "settings": settings.masked_dump(), "flags": request.dump()}
         run.write_config(resolved)
         if shard is not None:  # the run's own copy, for readers of the whole run (the dataset card)
             RunDir(run_path, lock=False).write_config(resolved)
         earlier = _write_stats(run, None, None, config.recipe, print_, started=time.time(), status="preparing")
-        services = build_services(config, settings, run_path.parent, console)
         recipe.prepare(config, run_path, console)
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs

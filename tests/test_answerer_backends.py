@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from graphs.ledger import read_jsonl
@@ -152,3 +153,23 @@ def test_huixiangdou_without_a_url_is_one_clear_error(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: the huixiangdou answerer needs its server: --huixiangdou-url URL (or answerer.huixiangdou_url in "
         "the recipe YAML)"]
+
+
+FIXED = [(["--answerer", "huixiangdou"], "needs its server: --huixiangdou-url URL", ["--answerer", "huixiangdou",
+                                                                                      "--huixiangdou-url", "{hxd}"]),
+         (["--knowledge", "missing"], "Knowledge folder not found", [])]
+
+
+@pytest.mark.parametrize("wrong, said, fixed", FIXED)
+def test_a_run_stopped_by_a_wrong_flag_starts_in_the_same_folder_once_the_flag_is_fixed(tmp_path, wrong, said, fixed):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answers = [{"step": [{"state": "success", "response": text, "refs": ["棍法.md"]}]}
+               for text in ("天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "定身法能让敌人短暂停下，是天命人较早学会的法术。")]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, a) for a in answers]) as hxd:
+        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", *wrong)
+        assert first.returncode == 1 and said in first.stderr
+        second = run_recipe(tmp_path, server, "--config", str(config), "--out", "run",
+                            *[arg.format(hxd=hxd.url) for arg in fixed])
+    assert second.returncode == 0, second.stderr  # it said: holds a run made with another configuration
+    assert "(2 of 2 items to run)" in second.stdout
+    assert len([r for f in ("accepted.jsonl", "rejected.jsonl") for r in read_jsonl(tmp_path / "run" / f)]) == 2
