@@ -19,8 +19,10 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError
 from agents.settings import LLMFields
@@ -98,6 +100,17 @@ class AnswererConfig(Strict):
     backend: Literal["rag", "huixiangdou"] = "rag"
     huixiangdou_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:23333")
     web_fallback: Literal["off", "serper", "ddgs"] = "off"
+
+    @field_validator("huixiangdou_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (`localhost:1` or `ftp://x` used to fail every item, one by one)."""
+        if value is None or not value.strip():
+            return None  # the huixiangdou answerer then says it needs one
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("http_url", "It should be an http:// or https:// URL, e.g. http://127.0.0.1:23333")
+        return value.strip()
 
 
 class CriticConfig(Strict):

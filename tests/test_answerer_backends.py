@@ -173,3 +173,16 @@ def test_a_run_stopped_by_a_wrong_flag_starts_in_the_same_folder_once_the_flag_i
     assert second.returncode == 0, second.stderr  # it said: holds a run made with another configuration
     assert "(2 of 2 items to run)" in second.stdout
     assert len([r for f in ("accepted.jsonl", "rejected.jsonl") for r in read_jsonl(tmp_path / "run" / f)]) == 2
+
+
+@pytest.mark.parametrize("url", ["localhost:23333", "ftp://x", "http://"])
+def test_a_huixiangdou_url_that_is_not_http_is_one_line_before_any_call(tmp_path, url):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", url)
+        assert not server.requests  # every item used to ask its question, then fail: Request URL is missing …
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip().splitlines() == [
+        f"error: Invalid value for '--huixiangdou-url': {url!r}. It should be an http:// or https:// URL, e.g. "
+        f"http://127.0.0.1:23333"]
