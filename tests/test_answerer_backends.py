@@ -186,3 +186,17 @@ def test_a_huixiangdou_url_that_is_not_http_is_one_line_before_any_call(tmp_path
     assert result.stderr.strip().splitlines() == [
         f"error: Invalid value for '--huixiangdou-url': {url!r}. It should be an http:// or https:// URL, e.g. "
         f"http://127.0.0.1:23333"]
+
+
+def test_a_question_huixiangdou_declines_is_rejected_with_its_state(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    state = "internal error"
+    with FakeOpenAI(reply=reply) as server, \
+            FakeHuixiangDou([Reply(200, {"step": [{"state": state, "response": "", "refs": []}]})]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url)
+    assert result.returncode == 0, result.stderr
+    records = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
+    assert len(records) == 2  # it said UNANSWERABLE and nothing more: the knowledge base seemed to blame
+    assert {(tuple(r["codes"]), r["raw"], r["sample"]["meta"]["huixiangdou_state"]) for r in records} == \
+        {(("UNANSWERABLE",), "HuixiangDou did not answer: internal error", state)}
