@@ -94,7 +94,8 @@ class RichTracer(RunObserver):
             self.trace_file.flush()
         if self.trace:
             text = " ".join(f"{k}={_short(v)}" for k, v in data.items())
-            self.console.print(f"[dim]{item.id[:8]}[/] [cyan]{event}[/] {text}", highlight=False, markup=True)
+            # text, not markup: a question may hold 「[b]」 or 「[/b]」
+            self.console.print(Text.assemble((item.id[:8], "dim"), " ", (event, "cyan"), " ", text), highlight=False)
 
     def item_event(self, item: WorkItem, mode: str, chunk: Any) -> None:
         if mode == "custom" and isinstance(chunk, dict):

@@ -144,3 +144,22 @@ def test_the_terminal_review_shows_a_sample_as_written_brackets_and_all(tmp_path
     assert "问 祝[b]同事[/]生日" in result.stdout
     assert "unregistered type" not in result.stderr  # the checkpoints hold our own types: no LangGraph warning
     assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_the_trace_shows_the_steps_as_written_brackets_and_all(tmp_path):
+    """A trace line is text, not rich markup: 「[b]…[/]」 in a question was swallowed, and 「[/b]」 failed the
+    item with a MarkupError."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    roles = [{"name": "[b]同事[/]", "relation": "peer"}, {"name": "同事[/b]", "relation": "peer"}]
+    config = tianji_yaml(tmp_path, roles=roles, scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", "--trace",
+                     "--trace-file", "trace.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "MarkupError" not in result.stdout + result.stderr and not (tmp_path / "run/failed.jsonl").exists()
+    assert "ask question=祝[b]同事[/]生日" in result.stdout  # as written, on a piped stdout too
+    assert "ask question=祝同事[/b]生日" in result.stdout
+    events = (tmp_path / "trace.jsonl").read_text(encoding="utf-8")
+    assert "祝[b]同事[/]生日" in events and "祝同事[/b]生日" in events
