@@ -114,7 +114,14 @@ class ConsoleReviewer:
         self.console = console
 
     async def review(self, sample: dict[str, Any]) -> ReviewDecision:
-        return await asyncio.to_thread(self._ask, sample)
+        try:
+            return await asyncio.to_thread(self._ask, sample)
+        except EOFError:  # Ctrl-D, or answers piped from a file ran out: the review stays open for the next run
+            from agents.errors import InputError
+
+            self.console.print()  # end the prompt's line
+            raise InputError("no more input at the review prompt: rerun the same command to review the rest "
+                             "(the sample waiting for a review is asked again, not written again)") from None
 
     def _ask(self, sample: dict[str, Any]) -> ReviewDecision:
         from rich.markup import escape

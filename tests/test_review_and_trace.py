@@ -163,3 +163,24 @@ def test_the_trace_shows_the_steps_as_written_brackets_and_all(tmp_path):
     assert "ask question=祝同事[/b]生日" in result.stdout
     events = (tmp_path / "trace.jsonl").read_text(encoding="utf-8")
     assert "祝[b]同事[/]生日" in events and "祝同事[/b]生日" in events
+
+
+def test_a_review_whose_input_ends_stops_the_run_in_one_line_and_asks_again_next_time(tmp_path):
+    """stdin closed (Ctrl-D, or answers piped from a file) at the review prompt: every item waiting for a
+    review failed with an EOFError traceback; now the run stops and the rerun asks for the open review."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日", "春节"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive",
+                                "--concurrency", "1")
+        first = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+        calls = len(server.requests)
+        second = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+        assert len(server.requests) == calls  # the open review is asked again, not written again
+    assert first.returncode == 1 and "Traceback" not in first.stdout + first.stderr
+    assert "no more input at the review prompt" in first.stdout
+    assert not (tmp_path / "run/failed.jsonl").exists()
+    assert second.returncode == 0, second.stderr
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 2
