@@ -130,7 +130,7 @@ class ConsoleReviewer:
 
         # a sample is text, not markup: 「[/]」 in an answer would stop the review with a MarkupError
         body = "\n\n".join(f"[bold]问[/] {escape(t['input'])}\n[bold]答[/] {escape(t['output'])}" for t in sample["turns"])
-        self.console.print(Panel(body, title=f"review {sample['id']}",
+        self.console.print(Panel(body, title=f"review {sample['id']}", expand=False,  # piped: the console is WIDE
                                  subtitle=escape(str(sample.get("meta", {}).get("aspect", "")))))
         while True:
             # \[ : a literal bracket, not rich markup (which showed "ccept / eject / dit")

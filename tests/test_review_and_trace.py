@@ -184,3 +184,20 @@ def test_a_review_whose_input_ends_stops_the_run_in_one_line_and_asks_again_next
     assert not (tmp_path / "run/failed.jsonl").exists()
     assert second.returncode == 0, second.stderr
     assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 2
+
+
+def test_the_terminal_review_panel_is_as_wide_as_its_text_on_a_piped_stdout(tmp_path):
+    """Off a terminal the console is 10,000 columns wide (lines stay whole): the review panel filled all of
+    them, every border line 10,000 characters."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive")
+        result = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
+    panel = [line for line in result.stdout.splitlines() if line[:1] in "╭│╰"]
+    assert any(sample["turns"][0]["output"] in line for line in panel)
+    assert max(map(len, panel)) < 2 * len(sample["turns"][0]["output"]) + 10
