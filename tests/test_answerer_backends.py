@@ -200,3 +200,21 @@ def test_a_question_huixiangdou_declines_is_rejected_with_its_state(tmp_path):
     assert len(records) == 2  # it said UNANSWERABLE and nothing more: the knowledge base seemed to blame
     assert {(tuple(r["codes"]), r["raw"], r["sample"]["meta"]["huixiangdou_state"]) for r in records} == \
         {(("UNANSWERABLE",), "HuixiangDou did not answer: internal error", state)}
+
+
+def test_runs_show_counts_where_the_answers_came_from(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    declined = {"step": [{"state": "Topics unrelated to the knowledge base.", "response": "", "refs": []}]}
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer), Reply(200, declined)]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url, "--concurrency", "1")
+    assert result.returncode == 0, result.stderr
+    show = [sys.executable, "-m", "zaoshu_cli", "runs", "show", "run"]
+    shown = json.loads(subprocess.run([*show, "--json"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                      capture_output=True, text=True, timeout=60).stdout)
+    assert shown["by"]["retrieval"] == {"huixiangdou (accepted)": 1}  # it was not shown anywhere
+    assert shown["codes"] == {"UNANSWERABLE": 1}
+    table = subprocess.run(show, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                           text=True, timeout=60).stdout
+    assert "by retrieval" in table and "huixiangdou (accepted)" in table
