@@ -218,3 +218,32 @@ def test_runs_show_counts_where_the_answers_came_from(tmp_path):
     table = subprocess.run(show, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                            text=True, timeout=60).stdout
     assert "by retrieval" in table and "huixiangdou (accepted)" in table
+
+
+class ShapedSerper(FakeSerper):
+    """A server at ZAOSHU_SERPER_BASE_URL that answers 200 with JSON that is not Serper's."""
+
+    def __init__(self, body):
+        super().__init__([], key="serper-test-key")
+        self.body = body
+
+    def handle(self, path, headers, payload):
+        return Reply(200, self.body)
+
+
+@pytest.mark.parametrize("body", [["a list"], {"organic": "nope"}, {"organic": ["no dict"]}])
+def test_a_search_reply_that_is_not_serpers_fails_the_item_with_one_line(tmp_path, body):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server, ShapedSerper(body) as serper:
+        run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        never_answerable(tmp_path / "index")
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--web-fallback", "serper",
+                            env={"ZAOSHU_SERPER_BASE_URL": serper.url, "SERPER_API_KEY": "serper-test-key"})
+    assert result.returncode == 0 and "Traceback" not in result.stderr  # AttributeError: 'list' object has no …
+    failed = list(read_jsonl(tmp_path / "run/failed.jsonl"))
+    if body == {"organic": ["no dict"]}:  # nothing usable in it: no answer from the web
+        assert not failed and [r["codes"] for r in read_jsonl(tmp_path / "run/rejected.jsonl")] == [["UNANSWERABLE"]] * 2
+        return
+    assert len(failed) == 2
+    assert all(r["error"].startswith("WebSearchError: Serper reply has an unknown shape (check ZAOSHU_SERPER_BASE_URL)")
+               for r in failed)
