@@ -247,3 +247,14 @@ def test_a_search_reply_that_is_not_serpers_fails_the_item_with_one_line(tmp_pat
     assert len(failed) == 2
     assert all(r["error"].startswith("WebSearchError: Serper reply has an unknown shape (check ZAOSHU_SERPER_BASE_URL)")
                for r in failed)
+
+
+def test_the_huixiangdou_endpoints_own_url_works_as_the_server_url(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer)]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url + "/huixiangdou_inference/", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert [r["path"] for r in hxd.requests] == ["/huixiangdou_inference"]  # it was …/huixiangdou_inference twice: 404
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
