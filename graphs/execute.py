@@ -63,6 +63,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         check_address(request.ray_address)
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
+    if request.trace_file is not None and not request.dry_run:  # one line before the run folder, not a traceback after
+        from graphs.observer import open_trace_file
+
+        open_trace_file(request.trace_file).close()
     budget = Budget.parse(request.budget) if request.budget else None
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)

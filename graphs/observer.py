@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from graphs.outcome import ItemResult, RunOutcome, RunView
 
 
+def open_trace_file(path: Path):
+    """`--trace-file PATH` opened for appending, its folder made; a path that cannot be written is one line
+    (`InputError`), not a traceback."""
+    from agents.errors import InputError
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--trace-file {path}: cannot write there ({exc.strerror or exc})") from None
+
+
 class RunObserver:
     """Does nothing; subclasses render progress or record events."""
 
@@ -55,7 +67,7 @@ class RichTracer(RunObserver):
         self.console = console or make_console()
         self.total = total
         self.trace = trace
-        self.trace_file = open(trace_file, "a", encoding="utf-8") if trace_file else None
+        self.trace_file = open_trace_file(trace_file) if trace_file else None
         self.wants_events = trace or trace_file is not None
         self.currency = currency
         self.runner: RunView | None = None

@@ -201,3 +201,19 @@ def test_the_terminal_review_panel_is_as_wide_as_its_text_on_a_piped_stdout(tmp_
     panel = [line for line in result.stdout.splitlines() if line[:1] in "╭│╰"]
     assert any(sample["turns"][0]["output"] in line for line in panel)
     assert max(map(len, panel)) < 2 * len(sample["turns"][0]["output"]) + 10
+
+
+def test_a_trace_file_in_a_new_folder_is_written_and_one_that_cannot_be_is_one_line(tmp_path):
+    """A missing folder, or a folder given as the file, ended the run in a FileNotFoundError (IsADirectoryError)
+    traceback, after the run folder and its exports were made."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        made = run(tmp_path, server, "--config", str(config), "--out", "run", "--trace-file", "traces/a/t.jsonl")
+        refused = run(tmp_path, server, "--config", str(config), "--out", "run2", "--trace-file", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    assert "accepted" in (tmp_path / "traces/a/t.jsonl").read_text(encoding="utf-8")
+    assert refused.returncode == 1 and not (tmp_path / "run2").exists()
+    assert refused.stderr.strip() == f"error: --trace-file {tmp_path}: cannot write there (Is a directory)"
