@@ -18,10 +18,10 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError
@@ -70,6 +70,17 @@ def fits_a_run(key: str, value: int, data: dict[str, Any], **sizes: Callable[[An
     if problem := too_many_items(key, value, max(cells, 1), what):
         raise ValueError(problem)
     return value
+
+
+def _turn_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 1 <= low <= high:
+        raise PydanticCustomError("turn_range", "Input should be a range [low, high] with 1 ≤ low ≤ high, e.g. [2, 4]")
+    return value
+
+
+#: A recipe's [low, high] turns per dialogue: [4, 2] crashed the item listing (randint), [0, 0] made no turn at all.
+TurnRange = Annotated[tuple[int, int], AfterValidator(_turn_range)]
 
 
 class Strict(BaseModel):
