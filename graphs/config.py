@@ -75,7 +75,8 @@ def fits_a_run(key: str, value: int, data: dict[str, Any], **sizes: Callable[[An
 def _turn_range(value: tuple[int, int]) -> tuple[int, int]:
     low, high = value
     if not 1 <= low <= high:
-        raise PydanticCustomError("turn_range", "Input should be a range [low, high] with 1 ≤ low ≤ high, e.g. [2, 4]")
+        raise PydanticCustomError("turn_range",
+                                  "Input should be a range [low, high] with 1 ≤ low ≤ high, e.g. [2, 4]")
     return value
 
 
@@ -120,7 +121,8 @@ class AnswererConfig(Strict):
             return None  # the huixiangdou answerer then says it needs one
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PydanticCustomError("http_url", "It should be an http:// or https:// URL, e.g. http://127.0.0.1:23333")
+            raise PydanticCustomError("http_url",
+                                      "Input should be an http:// or https:// URL, e.g. http://127.0.0.1:23333")
         return value.strip()
 
 

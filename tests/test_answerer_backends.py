@@ -184,7 +184,7 @@ def test_a_huixiangdou_url_that_is_not_http_is_one_line_before_any_call(tmp_path
         assert not server.requests  # every item used to ask its question, then fail: Request URL is missing …
     assert result.returncode == 1 and not (tmp_path / "run").exists()
     assert result.stderr.strip().splitlines() == [
-        f"error: Invalid value for '--huixiangdou-url': {url!r}. It should be an http:// or https:// URL, e.g. "
+        f"error: Invalid value for '--huixiangdou-url': {url!r}. Input should be an http:// or https:// URL, e.g. "
         f"http://127.0.0.1:23333"]
 
 
