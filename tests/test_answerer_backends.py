@@ -258,3 +258,20 @@ def test_the_huixiangdou_endpoints_own_url_works_as_the_server_url(tmp_path):
     assert result.returncode == 0, result.stderr
     assert [r["path"] for r in hxd.requests] == ["/huixiangdou_inference"]  # it was …/huixiangdou_inference twice: 404
     assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_the_dry_run_plans_no_answerer_call_when_huixiangdou_answers(tmp_path):
+    """HuixiangDou writes the answers (the answerer model only revisions), yet the plan priced an answerer call
+    per turn."""
+    from tests.test_cost import plan_calls
+
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    args = ["--config", str(config), "--answerer", "huixiangdou"]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer)]) as hxd:
+        plan = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url, "--dry-run")
+        done = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url, "--out", "run", "--limit", "1")
+        answerer_calls = [r for r in server.requests if "- answer" in r.system]
+    assert plan.returncode == 0 and done.returncode == 0, plan.stderr + done.stderr
+    assert plan_calls(plan.stdout) == {"asker": 2, "answerer": 0, "critic": 2, "total": 4}
+    assert not answerer_calls and len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
