@@ -152,6 +152,9 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
     for key, value in overrides.items():
         data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
     config = load_recipe_config(data, recipe.config_model, path, request.flag_keys())
+    if request.huixiangdou_url is not None and config.answerer.backend != "huixiangdou":  # it went unused
+        raise InputError(f"--huixiangdou-url is the server of --answerer huixiangdou, but the answerer is "
+                         f"{config.answerer.backend}: add --answerer huixiangdou")
     config.set_source(path)
     return config
 

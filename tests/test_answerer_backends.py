@@ -275,3 +275,14 @@ def test_the_dry_run_plans_no_answerer_call_when_huixiangdou_answers(tmp_path):
     assert plan.returncode == 0 and done.returncode == 0, plan.stderr + done.stderr
     assert plan_calls(plan.stdout) == {"asker": 2, "answerer": 0, "critic": 2, "total": 4}
     assert not answerer_calls and len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_a_huixiangdou_url_without_the_huixiangdou_answerer_is_one_line(tmp_path):
+    """The URL alone was ignored: the run built our index and answered from it, never asking the server."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, "答")]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--huixiangdou-url", hxd.url)
+        assert not server.requests and not hxd.requests
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip() == ("error: --huixiangdou-url is the server of --answerer huixiangdou, but the "
+                                     "answerer is rag: add --answerer huixiangdou")
