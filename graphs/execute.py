@@ -197,7 +197,7 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
 
         checkpoints = review_checkpoints(run.checkpoints_path)
         saver = await checkpoints.__aenter__()
-        review_graph = build_review_graph(graph).compile(checkpointer=saver)
+        review_graph = build_review_graph(graph, tracer).compile(checkpointer=saver)
         invoke = ReviewInvoker(review_graph, ConsoleReviewer(console), ctx)
     runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke,
                     checkpoint=checkpoint and (lambda: checkpoint(runner)))

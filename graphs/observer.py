@@ -49,6 +49,20 @@ class RunObserver:
     def run_finished(self, runner: RunView, outcome: RunOutcome) -> None: ...
 
 
+async def invoke_observed(graph: Any, item: WorkItem, ctx: Any, observer: RunObserver | None) -> dict[str, Any]:
+    """Run one item through `graph`; its steps go to `observer` when it wants them (`--trace`, `--trace-file`).
+    Returns the final state."""
+    if observer is None or not observer.wants_events:
+        return await graph.ainvoke({"item": item}, context=ctx)
+    final: dict[str, Any] = {}
+    async for mode, chunk in graph.astream({"item": item}, context=ctx, stream_mode=["updates", "custom", "values"]):
+        if mode == "values":
+            final = chunk
+        else:
+            observer.item_event(item, mode, chunk)
+    return final
+
+
 class _StatsColumn(ProgressColumn):
     def __init__(self, tracer: RichTracer):
         super().__init__()

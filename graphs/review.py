@@ -51,11 +51,13 @@ class ReviewState(TypedDict, total=False):
     result: dict[str, Any]
 
 
-def build_review_graph(item_graph) -> StateGraph:
-    """Wrap a compiled item graph: generate (the whole item graph) → review (interrupt)."""
+def build_review_graph(item_graph, observer: Any = None) -> StateGraph:
+    """Wrap a compiled item graph: generate (the whole item graph, its steps shown to `observer`, as a run
+    without review shows them) → review (interrupt)."""
+    from graphs.observer import invoke_observed
 
     async def generate(state: ReviewState, runtime: Runtime) -> dict[str, Any]:
-        final = await item_graph.ainvoke({"item": state["item"]}, context=runtime.context)
+        final = await invoke_observed(item_graph, state["item"], runtime.context, observer)
         keys = ("status", "sample", "verdict", "reject_codes", "raw", "attempts")
         return {"result": {k: plain(final.get(k)) for k in keys}}
 

@@ -217,3 +217,20 @@ def test_a_trace_file_in_a_new_folder_is_written_and_one_that_cannot_be_is_one_l
     assert "accepted" in (tmp_path / "traces/a/t.jsonl").read_text(encoding="utf-8")
     assert refused.returncode == 1 and not (tmp_path / "run2").exists()
     assert refused.stderr.strip() == f"error: --trace-file {tmp_path}: cannot write there (Is a directory)"
+
+
+def test_an_interactive_run_traces_every_step(tmp_path):
+    """--interactive --trace showed only 'accepted' per item: the agent steps were not traced, nor written to
+    --trace-file."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive", "--trace",
+                                "--trace-file", "trace.jsonl")
+        result = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["event"] for line in (tmp_path / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {"ask", "respond", "critique", "accepted"} <= set(events)
+    assert "ask question=祝奶奶生日" in result.stdout and "critique decision=accept" in result.stdout
