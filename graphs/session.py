@@ -26,6 +26,7 @@ from typing import Any, Iterator, Optional, Protocol
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from agents.context import Context
 from agents.errors import ConfigError, InputError, not_valid_yaml
@@ -227,6 +228,12 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files_with_text', '?')} files"
                   f"{f', {without_text} not indexed' if without_text else ''} "
                   f"({stats.get('embedder', {}).get('name', kb.embedder.name)})", highlight=False)
+    ours = {str(Path(f).expanduser().resolve()) for f in folders}
+    if others := [root for root in stats.get("roots", []) if root not in ours]:  # an earlier run's, `zaoshu kb add`
+        console.print(f"[yellow]warning:[/] the index {escape(str(index_dir))} also holds the documents of "
+                      f"{escape(', '.join(others))}, not among this run's knowledge folders: they answer too. To "
+                      f"answer from {escape(', '.join(sorted(ours)))} alone, give the recipe YAML an index_dir of "
+                      f"its own", highlight=False, soft_wrap=True)
     return SerialKnowledgeBase(kb)
 
 

@@ -286,3 +286,21 @@ def test_a_huixiangdou_url_without_the_huixiangdou_answerer_is_one_line(tmp_path
     assert result.returncode == 1 and not (tmp_path / "run").exists()
     assert result.stderr.strip() == ("error: --huixiangdou-url is the server of --answerer huixiangdou, but the "
                                      "answerer is rag: add --answerer huixiangdou")
+
+
+def test_an_index_holding_another_folder_is_said_when_knowledge_names_a_different_one(tmp_path):
+    """--knowledge mydocs answered from the recipe's own documents too, left in the shared index by an earlier
+    run, and not a word said."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "tea.md").write_text("# 茶\n\n龙井茶产于杭州西湖一带，是中国十大名茶之一。\n", encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        mixed = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "0",
+                           "--knowledge", str(mine))
+    assert first.returncode == 0 and "also holds" not in first.stdout
+    assert mixed.returncode == 0, mixed.stderr
+    assert (f"warning: the index {tmp_path / 'index'} also holds the documents of {tmp_path / 'kb'}, not among this "
+            f"run's knowledge folders: they answer too. To answer from {mine} alone, give the recipe YAML an "
+            f"index_dir of its own") in mixed.stdout
