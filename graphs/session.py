@@ -252,7 +252,7 @@ def build_services(config: RecipeConfig, settings: Settings, run_root: Path, con
         if not answerer.huixiangdou_url:
             raise ConfigError("the huixiangdou answerer needs its server: --huixiangdou-url URL "
                               "(or answerer.huixiangdou_url in the recipe YAML)")
-        services["huixiangdou"] = HuixiangDouClient(answerer.huixiangdou_url)
+        services["huixiangdou"] = HuixiangDouClient(answerer.huixiangdou_url, timeout=settings.huixiangdou_timeout)
         console.print(f"answerer: HuixiangDou at {answerer.huixiangdou_url}", highlight=False)
     else:
         services["kb"] = build_knowledge(config, settings, run_root, console)

@@ -304,3 +304,21 @@ def test_an_index_holding_another_folder_is_said_when_knowledge_names_a_differen
     assert (f"warning: the index {tmp_path / 'index'} also holds the documents of {tmp_path / 'kb'}, not among this "
             f"run's knowledge folders: they answer too. To answer from {mine} alone, give the recipe YAML an "
             f"index_dir of its own") in mixed.stdout
+
+
+def test_the_huixiangdou_timeout_is_a_setting_a_resumed_run_may_change(tmp_path):
+    """A slow server (a local LLM behind HuixiangDou) failed every item after a fixed 120 s: nothing set it. An
+    environment setting, not a YAML key, so that the rerun with a longer wait resumes the same run."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    args = ["--config", str(config), "--out", "run", "--limit", "1", "--answerer", "huixiangdou"]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer, delay=1.5)]) as hxd:
+        short = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url,
+                           env={"ZAOSHU_HUIXIANGDOU_TIMEOUT": "0.5"})
+        longer = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url,
+                            env={"ZAOSHU_HUIXIANGDOU_TIMEOUT": "10"})
+    assert short.returncode == 0 and longer.returncode == 0, short.stderr + longer.stderr
+    [failed] = read_jsonl(tmp_path / "run/failed.jsonl")
+    assert failed["error"] == (f"HuixiangDouError: HuixiangDou at {hxd.url}/huixiangdou_inference did not answer "
+                               f"within 0.5 s")
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
