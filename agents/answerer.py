@@ -201,8 +201,8 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
     emit(runtime, "retrieved", item.id, mode=mode, sources=[[p.source, p.score] for p in passages])
     meta = {"retrieval": mode, "sources": old_sources + source_records(passages, turn, mode)}
-    if mode == "web":
-        meta["urls"] = [p.source for p in passages]
+    if mode == "web":  # every turn's pages: a follow-up's search adds to the first turn's
+        meta["urls"] = list(dict.fromkeys([*(state.get("meta") or {}).get("urls", []), *(p.source for p in passages)]))
     return {**update, "passages": passages, "retrieval": mode,
             "meta": {**update.get("meta", {}), **meta}, "outcome": None}
 

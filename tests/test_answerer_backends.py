@@ -322,3 +322,34 @@ def test_the_huixiangdou_timeout_is_a_setting_a_resumed_run_may_change(tmp_path)
     assert failed["error"] == (f"HuixiangDouError: HuixiangDou at {hxd.url}/huixiangdou_inference did not answer "
                                f"within 0.5 s")
     assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_a_follow_up_answered_from_other_pages_keeps_every_turns_urls(tmp_path):
+    """meta.urls held only the last turn's pages: the first turn's were dropped from it."""
+    from tests.recipe_replies import FOLLOWUPS
+
+    pages = {"first": {"title": "棍法", "link": "https://example.com/staff",
+                       "snippet": "天命人的棍法分为劈棍、立棍和戳棍三种姿态。每种姿态都有各自的重击和连招方式。"},
+             "follow": {"title": "连招", "link": "https://example.com/combo",
+                        "snippet": "连招需要在敌人的攻击间隙里打出。蓄满棍势的重击可以造成大量伤害。"}}
+
+    class FollowUpSerper(FakeSerper):
+        def handle(self, path, headers, payload):
+            self.organic = [pages["follow" if any(f in payload["q"] for f in FOLLOWUPS) else "first"]]  # by turn
+            return super().handle(path, headers, payload)
+
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**data, "multi_turn": {"every": 1, "turns": [2, 2]}}, allow_unicode=True),
+                      encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server, FollowUpSerper([], key="serper-test-key") as serper:
+        run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        never_answerable(tmp_path / "index")
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--web-fallback", "serper",
+                            env={"ZAOSHU_SERPER_BASE_URL": serper.url, "SERPER_API_KEY": "serper-test-key"})
+    assert result.returncode == 0, result.stderr
+    sample = next(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    assert len(sample["turns"]) == 2 and sample["meta"]["retrieval"] == "web"
+    assert [(s["turn"], s["url"]) for s in sample["meta"]["sources"]] == \
+        [(0, "https://example.com/staff"), (1, "https://example.com/combo")]
+    assert sample["meta"]["urls"] == ["https://example.com/staff", "https://example.com/combo"]
