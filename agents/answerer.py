@@ -195,7 +195,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         passages = await search.search(query, ctx.top_k)
         mode = "web" if passages else "none"
     if mode == "none" and (ctx.kb is not None or ctx.huixiangdou is not None or search is not None):
-        if declined is not None:  # its state ("internal error", "Topics unrelated …") says whether to look at the server
+        if declined is not None:  # its state ("internal error", "Topics unrelated …"): look at the server or not
             return rejected([ReasonCode.UNANSWERABLE], raw=f"HuixiangDou did not answer: {declined}",
                             meta={"retrieval": "none", "huixiangdou_state": declined})
         return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
