@@ -171,7 +171,7 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     if item.get("chunk") and (turn == 0 or ctx.kb is None):
         passages, mode = [_chunk_passage(item)], "chunk"
     elif ctx.huixiangdou is not None:
-        reply = await ctx.huixiangdou.aask(question)
+        reply = await ctx.huixiangdou.aask(query)  # a follow-up with the question before it: no history there
         if reply.ok:
             from agents.schemas import Passage
 

@@ -354,3 +354,34 @@ def test_a_follow_up_answered_from_other_pages_keeps_every_turns_urls(tmp_path):
     assert [(s["turn"], s["url"]) for s in sample["meta"]["sources"]] == \
         [(0, "https://example.com/staff"), (1, "https://example.com/combo")]
     assert sample["meta"]["urls"] == ["https://example.com/staff", "https://example.com/combo"]
+
+
+class TopicHuixiangDou(FakeHuixiangDou):
+    """Like HuixiangDou's pipeline: a question without a topic of its knowledge base is declined."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def handle(self, path, headers, payload):
+        if "棍法" not in payload["text"]:
+            return Reply(200, {"step": [{"state": "The question does not have a topic. It might be a meaningless "
+                                                  "sentence.", "response": "", "refs": []}]})
+        return Reply(200, {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。"
+                                                                      if len(self.requests) == 1 else
+                                     "劈棍重在连击，立棍可以躲开地面攻击，戳棍擅长远距离突刺。", "refs": ["棍法.md"]}]})
+
+
+def test_huixiangdou_gets_a_follow_up_with_the_question_before_it(tmp_path):
+    """The server keeps no history: 「还有别的相关细节吗？」 alone has no topic, so it declined and the whole
+    two-turn item, its accepted first turn included, was rejected as UNANSWERABLE."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**data, "aspects": ["棍法类型"], "multi_turn": {"every": 1, "turns": [2, 2]}},
+                                     allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server, TopicHuixiangDou() as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url)
+    assert result.returncode == 0, result.stderr
+    [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
+    first, follow = (turn["input"] for turn in sample["turns"])
+    assert [r["json"]["text"] for r in hxd.requests] == [first, f"{first} {follow}"]
