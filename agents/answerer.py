@@ -167,10 +167,11 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     passages: list[Any] = []
     mode = "none"
     update: dict[str, Any] = {}
+    declined: str | None = None  # why HuixiangDou gave no answer (its reply's state), for the rejection
     if item.get("chunk") and (turn == 0 or ctx.kb is None):
         passages, mode = [_chunk_passage(item)], "chunk"
     elif ctx.huixiangdou is not None:
-        reply = await ctx.huixiangdou.aask(question)
+        reply = await ctx.huixiangdou.aask(query)  # a follow-up with the question before it: no history there
         if reply.ok:
             from agents.schemas import Passage
 
@@ -180,7 +181,8 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
             update = {"draft": reply.answer.strip(), "draft_reasoning": None, "attempts": state.get("attempts", 0) + 1,
                       "meta": {"models": {"answerer": "huixiangdou"}, "huixiangdou_refs": refs}}
         else:
-            log.info("item %s: HuixiangDou did not answer (%s)", item.id, reply.state)
+            declined = reply.state if reply.state != "success" else "an empty answer"
+            log.info("item %s: HuixiangDou did not answer (%s)", item.id, declined)
     elif ctx.kb is not None:
         found = await asyncio.to_thread(ctx.kb.retrieve, query, ctx.top_k)  # off the event loop
         if ctx.kb.is_answerable(found):
@@ -193,11 +195,14 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         passages = await search.search(query, ctx.top_k)
         mode = "web" if passages else "none"
     if mode == "none" and (ctx.kb is not None or ctx.huixiangdou is not None or search is not None):
+        if declined is not None:  # its state ("internal error", "Topics unrelated …"): look at the server or not
+            return rejected([ReasonCode.UNANSWERABLE], raw=f"HuixiangDou did not answer: {declined}",
+                            meta={"retrieval": "none", "huixiangdou_state": declined})
         return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
     emit(runtime, "retrieved", item.id, mode=mode, sources=[[p.source, p.score] for p in passages])
     meta = {"retrieval": mode, "sources": old_sources + source_records(passages, turn, mode)}
-    if mode == "web":
-        meta["urls"] = [p.source for p in passages]
+    if mode == "web":  # every turn's pages: a follow-up's search adds to the first turn's
+        meta["urls"] = list(dict.fromkeys([*(state.get("meta") or {}).get("urls", []), *(p.source for p in passages)]))
     return {**update, "passages": passages, "retrieval": mode,
             "meta": {**update.get("meta", {}), **meta}, "outcome": None}
 

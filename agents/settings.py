@@ -205,6 +205,8 @@ class Settings(BaseSettings, LLMFields):
         default=None, validation_alias=AliasChoices("serper_api_key", "SERPER_API_KEY", "ZAOSHU_SERPER_API_KEY"),
         description="Serper web-search key (SERPER_API_KEY).")
     serper_base_url: str | None = Field(default=None, description="Serper base URL (ZAOSHU_SERPER_BASE_URL).")
+    huixiangdou_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for one HuixiangDou answer "
+                                       "(ZAOSHU_HUIXIANGDOU_TIMEOUT); a local LLM behind it may need minutes.")
 
     def for_role(self, role: str) -> LLMConfig:
         """Merge: role override > shared fields > preset > defaults."""

@@ -79,9 +79,10 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
 
 
 def summarize_run(run: Path) -> dict:
-    """Counts by reason code and by aspect / persona / scene / style / emotion / area, over the ledger lines
-    that can be read (`lines`: how many, per ledger); `skipped` names each one that cannot (e.g. a last line
-    torn by a crash), as export does. `stats` is stats.json, {} for a folder without one (a merge's)."""
+    """Counts by reason code and by aspect / persona / scene / style / emotion / area / answer source (QA
+    `retrieval`), over the ledger lines that can be read (`lines`: how many, per ledger); `skipped` names each
+    one that cannot (e.g. a last line torn by a crash), as export does. `stats` is stats.json, {} for a folder
+    without one (a merge's)."""
     from graphs.ledger import BadLine
     from graphs.rundir import read_ledger, read_run_stats
 
@@ -90,7 +91,8 @@ def summarize_run(run: Path) -> dict:
     lines = {"accepted": 0, "rejected": 0}
     by_field: dict[str, Counter[str]] = {}
     skipped: list[BadLine] = []
-    fields = ("aspect", "role", "scene", "style", "emotion", "area", "item_kind", "tag")
+    # retrieval: where a QA answer came from (kb, web, huixiangdou, chunk, none)
+    fields = ("aspect", "role", "scene", "style", "emotion", "area", "item_kind", "tag", "retrieval")
     for status in ("accepted", "rejected"):  # every shard of the run
         for record in read_ledger(run, f"{status}.jsonl", skipped):
             lines[status] += 1
@@ -138,7 +140,7 @@ def stale_samples(records) -> dict[str, int] | None:
 @runs_app.command("show")
 def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tianji/20261121-101500"),
               as_json: bool = typer.Option(False, "--json")) -> None:
-    """Counts by reason code and by aspect / scene / style, tokens, cost, duration."""
+    """Counts by reason code and by aspect / scene / style / answer source, tokens, cost, duration."""
     from agents.usage import calls
     from graphs.rundir import run_ledgers
 

@@ -18,9 +18,11 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError
 from agents.settings import LLMFields
@@ -70,6 +72,18 @@ def fits_a_run(key: str, value: int, data: dict[str, Any], **sizes: Callable[[An
     return value
 
 
+def _turn_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 1 <= low <= high:
+        raise PydanticCustomError("turn_range",
+                                  "Input should be a range [low, high] with 1 ≤ low ≤ high, e.g. [2, 4]")
+    return value
+
+
+#: A recipe's [low, high] turns per dialogue: [4, 2] crashed the item listing (randint), [0, 0] made no turn at all.
+TurnRange = Annotated[tuple[int, int], AfterValidator(_turn_range)]
+
+
 class Strict(BaseModel):
     """A YAML block: unknown keys are refused."""
 
@@ -98,6 +112,18 @@ class AnswererConfig(Strict):
     backend: Literal["rag", "huixiangdou"] = "rag"
     huixiangdou_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:23333")
     web_fallback: Literal["off", "serper", "ddgs"] = "off"
+
+    @field_validator("huixiangdou_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (`localhost:1` or `ftp://x` used to fail every item, one by one)."""
+        if value is None or not value.strip():
+            return None  # the huixiangdou answerer then says it needs one
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("http_url",
+                                      "Input should be an http:// or https:// URL, e.g. http://127.0.0.1:23333")
+        return value.strip()
 
 
 class CriticConfig(Strict):

@@ -69,6 +69,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         check_address(request.ray_address)
     config = load_config(recipe, request)
     settings = resolve_settings(config, request)
+    if request.trace_file is not None and not request.dry_run:  # one line before the run folder, not a traceback after
+        from graphs.observer import open_trace_file
+
+        open_trace_file(request.trace_file).close()
     budget = Budget.parse(request.budget) if request.budget else None
     print_ = fingerprint(config)
     run_path = resolve_run_dir(Path("runs"), recipe.name, request.out, request.fresh, print_)
@@ -102,13 +106,15 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     try:
         todo = [item for item in all_items if item.id not in run.finished]
         console.print(f"[bold]{recipe.name}[/] → {ledger_path}  ({len(todo)} of {len(all_items)} items to run)")
+        # before the folder is marked as this configuration's run: a missing --huixiangdou-url, key or knowledge
+        # folder stops here and leaves no run behind, so the same command with the flag fixed starts it
+        services = build_services(config, settings, run_path.parent, console)
         resolved = {"recipe": config.model_dump(mode="json", exclude_unset=True),
                     "settings": settings.masked_dump(), "flags": request.dump()}
         run.write_config(resolved)
         if shard is not None:  # the run's own copy, for readers of the whole run (the dataset card)
             RunDir(run_path, lock=False).write_config(resolved)
         earlier = _write_stats(run, None, None, config.recipe, print_, started=time.time(), status="preparing")
-        services = build_services(config, settings, run_path.parent, console)
         recipe.prepare(config, run_path, console)
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
@@ -201,7 +207,7 @@ async def _run(graph, ctx, run, usage, options, tracer, items, request: RunReque
 
         checkpoints = review_checkpoints(run.checkpoints_path)
         saver = await checkpoints.__aenter__()
-        review_graph = build_review_graph(graph).compile(checkpointer=saver)
+        review_graph = build_review_graph(graph, tracer).compile(checkpointer=saver)
         invoke = ReviewInvoker(review_graph, ConsoleReviewer(console), ctx)
     runner = Runner(graph, ctx, run, usage, options, tracer, invoke=invoke,
                     checkpoint=checkpoint and (lambda: checkpoint(runner)))

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from graphs.outcome import ItemResult, RunOutcome, RunView
 
 
+def open_trace_file(path: Path):
+    """`--trace-file PATH` opened for appending, its folder made; a path that cannot be written is one line
+    (`InputError`), not a traceback."""
+    from agents.errors import InputError
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--trace-file {path}: cannot write there ({exc.strerror or exc})") from None
+
+
 class RunObserver:
     """Does nothing; subclasses render progress or record events."""
 
@@ -35,6 +47,20 @@ class RunObserver:
     def item_failed(self, item: WorkItem, error: str) -> None: ...
     def item_cancelled(self, item: WorkItem) -> None: ...
     def run_finished(self, runner: RunView, outcome: RunOutcome) -> None: ...
+
+
+async def invoke_observed(graph: Any, item: WorkItem, ctx: Any, observer: RunObserver | None) -> dict[str, Any]:
+    """Run one item through `graph`; its steps go to `observer` when it wants them (`--trace`, `--trace-file`).
+    Returns the final state."""
+    if observer is None or not observer.wants_events:
+        return await graph.ainvoke({"item": item}, context=ctx)
+    final: dict[str, Any] = {}
+    async for mode, chunk in graph.astream({"item": item}, context=ctx, stream_mode=["updates", "custom", "values"]):
+        if mode == "values":
+            final = chunk
+        else:
+            observer.item_event(item, mode, chunk)
+    return final
 
 
 class _StatsColumn(ProgressColumn):
@@ -55,7 +81,7 @@ class RichTracer(RunObserver):
         self.console = console or make_console()
         self.total = total
         self.trace = trace
-        self.trace_file = open(trace_file, "a", encoding="utf-8") if trace_file else None
+        self.trace_file = open_trace_file(trace_file) if trace_file else None
         self.wants_events = trace or trace_file is not None
         self.currency = currency
         self.runner: RunView | None = None
@@ -94,7 +120,8 @@ class RichTracer(RunObserver):
             self.trace_file.flush()
         if self.trace:
             text = " ".join(f"{k}={_short(v)}" for k, v in data.items())
-            self.console.print(f"[dim]{item.id[:8]}[/] [cyan]{event}[/] {text}", highlight=False, markup=True)
+            # text, not markup: a question may hold 「[b]」 or 「[/b]」
+            self.console.print(Text.assemble((item.id[:8], "dim"), " ", (event, "cyan"), " ", text), highlight=False)
 
     def item_event(self, item: WorkItem, mode: str, chunk: Any) -> None:
         if mode == "custom" and isinstance(chunk, dict):

@@ -84,9 +84,11 @@ def build_qa_graph() -> StateGraph:
 
 
 def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, int]:
-    """Model calls per role for one item in the best case (no revision, no re-ask)."""
+    """Model calls per role for one item in the best case (no revision, no re-ask). A HuixiangDou server
+    answers by itself: the answerer model then writes only revisions."""
     turns = 1 + int(item.get("followups") or 0)
-    return {"asker": turns, "answerer": turns, "critic": turns}
+    huixiangdou = ctx is not None and (ctx.recipe.get("answerer") or {}).get("backend") == "huixiangdou"
+    return {"asker": turns, "answerer": 0 if huixiangdou else turns, "critic": turns}
 
 
 def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:

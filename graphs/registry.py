@@ -38,5 +38,9 @@ def render_examples(item: WorkItem, ctx: Context) -> dict[str, str]:
 
 def calls_per_item(item: WorkItem, ctx: Context | None = None) -> dict[str, Any]:
     """Best-case model calls per role for one item (for cost estimates); `ctx`: the run's, when a graph's
-    count depends on it (an excluded role × scene, a dialogue's turns)."""
-    return _MODULES[item.graph].calls_per_item(item, ctx)
+    count depends on it (an excluded role × scene, a dialogue's turns). With `judge: off` the critic applies
+    its rules only: no critic call."""
+    calls = _MODULES[item.graph].calls_per_item(item, ctx)
+    if ctx is not None and getattr(ctx, "judge", "on") == "off" and "critic" in calls:
+        calls = {**calls, "critic": 0}
+    return calls

@@ -51,11 +51,13 @@ class ReviewState(TypedDict, total=False):
     result: dict[str, Any]
 
 
-def build_review_graph(item_graph) -> StateGraph:
-    """Wrap a compiled item graph: generate (the whole item graph) → review (interrupt)."""
+def build_review_graph(item_graph, observer: Any = None) -> StateGraph:
+    """Wrap a compiled item graph: generate (the whole item graph, its steps shown to `observer`, as a run
+    without review shows them) → review (interrupt)."""
+    from graphs.observer import invoke_observed
 
     async def generate(state: ReviewState, runtime: Runtime) -> dict[str, Any]:
-        final = await item_graph.ainvoke({"item": state["item"]}, context=runtime.context)
+        final = await invoke_observed(item_graph, state["item"], runtime.context, observer)
         keys = ("status", "sample", "verdict", "reject_codes", "raw", "attempts")
         return {"result": {k: plain(final.get(k)) for k in keys}}
 
@@ -114,7 +116,14 @@ class ConsoleReviewer:
         self.console = console
 
     async def review(self, sample: dict[str, Any]) -> ReviewDecision:
-        return await asyncio.to_thread(self._ask, sample)
+        try:
+            return await asyncio.to_thread(self._ask, sample)
+        except EOFError:  # Ctrl-D, or answers piped from a file ran out: the review stays open for the next run
+            from agents.errors import InputError
+
+            self.console.print()  # end the prompt's line
+            raise InputError("no more input at the review prompt: rerun the same command to review the rest "
+                             "(the sample waiting for a review is asked again, not written again)") from None
 
     def _ask(self, sample: dict[str, Any]) -> ReviewDecision:
         from rich.markup import escape
@@ -123,7 +132,7 @@ class ConsoleReviewer:
 
         # a sample is text, not markup: 「[/]」 in an answer would stop the review with a MarkupError
         body = "\n\n".join(f"[bold]问[/] {escape(t['input'])}\n[bold]答[/] {escape(t['output'])}" for t in sample["turns"])
-        self.console.print(Panel(body, title=f"review {sample['id']}",
+        self.console.print(Panel(body, title=f"review {sample['id']}", expand=False,  # piped: the console is WIDE
                                  subtitle=escape(str(sample.get("meta", {}).get("aspect", "")))))
         while True:
             # \[ : a literal bracket, not rich markup (which showed "ccept / eject / dit")

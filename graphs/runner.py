@@ -33,7 +33,7 @@ from agents.llm_errors import LLMError, LLMFatalError
 from agents.schemas import ReasonCode
 from agents.usage import SpendingCapReached
 from graphs.failfast import FailFast, line_of, pause_message
-from graphs.observer import RunObserver
+from graphs.observer import RunObserver, invoke_observed
 from graphs.outcome import ItemResult, RunOutcome, StopReason
 from graphs.rundir import RunDir
 from graphs.state import WorkItem
@@ -192,16 +192,7 @@ class Runner:
             await self._process(item)
 
     async def _invoke(self, item: WorkItem) -> dict[str, Any]:
-        if not self.observer.wants_events:
-            return await self.graph.ainvoke({"item": item}, context=self.ctx)
-        final: dict[str, Any] = {}
-        async for mode, chunk in self.graph.astream({"item": item}, context=self.ctx,
-                                                     stream_mode=["updates", "custom", "values"]):
-            if mode == "values":
-                final = chunk
-            else:
-                self.observer.item_event(item, mode, chunk)
-        return final
+        return await invoke_observed(self.graph, item, self.ctx, self.observer)
 
     async def _process(self, item: WorkItem) -> None:
         self.observer.item_started(item)

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Optional, Protocol
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from agents.context import Context
 from agents.errors import ConfigError, InputError, not_valid_yaml
@@ -152,6 +153,9 @@ def load_config(recipe: RecipeLike, request: RunRequest) -> RecipeConfig:
     for key, value in overrides.items():
         data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
     config = load_recipe_config(data, recipe.config_model, path, request.flag_keys())
+    if request.huixiangdou_url is not None and config.answerer.backend != "huixiangdou":  # it went unused
+        raise InputError(f"--huixiangdou-url is the server of --answerer huixiangdou, but the answerer is "
+                         f"{config.answerer.backend}: add --answerer huixiangdou")
     config.set_source(path)
     return config
 
@@ -225,6 +229,12 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files_with_text', '?')} files"
                   f"{f', {without_text} not indexed' if without_text else ''} "
                   f"({stats.get('embedder', {}).get('name', kb.embedder.name)})", highlight=False)
+    ours = {str(Path(f).expanduser().resolve()) for f in folders}
+    if others := [root for root in stats.get("roots", []) if root not in ours]:  # an earlier run's, `zaoshu kb add`
+        console.print(f"[yellow]warning:[/] the index {escape(str(index_dir))} also holds the documents of "
+                      f"{escape(', '.join(others))}, not among this run's knowledge folders: they answer too. To "
+                      f"answer from {escape(', '.join(sorted(ours)))} alone, give the recipe YAML an index_dir of "
+                      f"its own", highlight=False, soft_wrap=True)
     return SerialKnowledgeBase(kb)
 
 
@@ -243,7 +253,7 @@ def build_services(config: RecipeConfig, settings: Settings, run_root: Path, con
         if not answerer.huixiangdou_url:
             raise ConfigError("the huixiangdou answerer needs its server: --huixiangdou-url URL "
                               "(or answerer.huixiangdou_url in the recipe YAML)")
-        services["huixiangdou"] = HuixiangDouClient(answerer.huixiangdou_url)
+        services["huixiangdou"] = HuixiangDouClient(answerer.huixiangdou_url, timeout=settings.huixiangdou_timeout)
         console.print(f"answerer: HuixiangDou at {answerer.huixiangdou_url}", highlight=False)
     else:
         services["kb"] = build_knowledge(config, settings, run_root, console)

@@ -19,6 +19,7 @@ import httpx
 from agents.errors import ServiceError
 
 SUCCESS = "success"
+ENDPOINT = "/huixiangdou_inference"
 _REFS = re.compile(r"^\s*\*\*References:\*\*\s*\r?\n((?:\s*\*\s.*\r?\n)*)\s*", re.MULTILINE)
 
 
@@ -63,10 +64,12 @@ def parse_reply(body: str) -> HuixiangDouReply:
 
 
 class HuixiangDouClient:
-    """`ask` (sync) and `aask` (async) one question; `base_url` like http://127.0.0.1:23333."""
+    """`ask` (sync) and `aask` (async) one question; `base_url` like http://127.0.0.1:23333, or the endpoint's
+    own URL (http://127.0.0.1:23333/huixiangdou_inference, as HuixiangDou's docs show it)."""
 
     def __init__(self, base_url: str, timeout: float = 120.0) -> None:
-        self.url = base_url.rstrip("/") + "/huixiangdou_inference"
+        base = base_url.rstrip("/")
+        self.url = base if base.endswith(ENDPOINT) else base + ENDPOINT
         self.timeout = timeout
 
     def ask(self, text: str, image: str = "") -> HuixiangDouReply:

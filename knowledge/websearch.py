@@ -75,12 +75,15 @@ class SerperSearch:
             data: dict[str, Any] = response.json()
         except ValueError as exc:
             raise WebSearchError(f"Serper replied with invalid JSON: {response.text[:80]!r}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("organic") or [], list):  # not Serper's answer
+            raise WebSearchError(f"Serper reply has an unknown shape (check ZAOSHU_SERPER_BASE_URL): "
+                                 f"{response.text[:80]!r}")
         items = []
-        box = data.get("answerBox") or {}
+        box = data.get("answerBox") if isinstance(data.get("answerBox"), dict) else {}
         if box.get("link") and (box.get("answer") or box.get("snippet")):
             items.append((box.get("title", ""), box["link"], box.get("answer") or box.get("snippet")))
         for hit in data.get("organic") or []:
-            if hit.get("link"):
+            if isinstance(hit, dict) and hit.get("link"):
                 items.append((hit.get("title", ""), hit["link"], hit.get("snippet", "")))
         return [_passage(rank, *item, provider="web") for rank, item in enumerate(items[:k], 1)]
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from graphs.ledger import read_jsonl
@@ -152,3 +153,235 @@ def test_huixiangdou_without_a_url_is_one_clear_error(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: the huixiangdou answerer needs its server: --huixiangdou-url URL (or answerer.huixiangdou_url in "
         "the recipe YAML)"]
+
+
+FIXED = [(["--answerer", "huixiangdou"], "needs its server: --huixiangdou-url URL", ["--answerer", "huixiangdou",
+                                                                                      "--huixiangdou-url", "{hxd}"]),
+         (["--knowledge", "missing"], "Knowledge folder not found", [])]
+
+
+@pytest.mark.parametrize("wrong, said, fixed", FIXED)
+def test_a_run_stopped_by_a_wrong_flag_starts_in_the_same_folder_once_the_flag_is_fixed(tmp_path, wrong, said, fixed):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answers = [{"step": [{"state": "success", "response": text, "refs": ["棍法.md"]}]}
+               for text in ("天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "定身法能让敌人短暂停下，是天命人较早学会的法术。")]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, a) for a in answers]) as hxd:
+        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", *wrong)
+        assert first.returncode == 1 and said in first.stderr
+        second = run_recipe(tmp_path, server, "--config", str(config), "--out", "run",
+                            *[arg.format(hxd=hxd.url) for arg in fixed])
+    assert second.returncode == 0, second.stderr  # it said: holds a run made with another configuration
+    assert "(2 of 2 items to run)" in second.stdout
+    assert len([r for f in ("accepted.jsonl", "rejected.jsonl") for r in read_jsonl(tmp_path / "run" / f)]) == 2
+
+
+@pytest.mark.parametrize("url", ["localhost:23333", "ftp://x", "http://"])
+def test_a_huixiangdou_url_that_is_not_http_is_one_line_before_any_call(tmp_path, url):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", url)
+        assert not server.requests  # every item used to ask its question, then fail: Request URL is missing …
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip().splitlines() == [
+        f"error: Invalid value for '--huixiangdou-url': {url!r}. Input should be an http:// or https:// URL, e.g. "
+        f"http://127.0.0.1:23333"]
+
+
+def test_a_question_huixiangdou_declines_is_rejected_with_its_state(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    state = "internal error"
+    with FakeOpenAI(reply=reply) as server, \
+            FakeHuixiangDou([Reply(200, {"step": [{"state": state, "response": "", "refs": []}]})]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url)
+    assert result.returncode == 0, result.stderr
+    records = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
+    assert len(records) == 2  # it said UNANSWERABLE and nothing more: the knowledge base seemed to blame
+    assert {(tuple(r["codes"]), r["raw"], r["sample"]["meta"]["huixiangdou_state"]) for r in records} == \
+        {(("UNANSWERABLE",), "HuixiangDou did not answer: internal error", state)}
+
+
+def test_runs_show_counts_where_the_answers_came_from(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    declined = {"step": [{"state": "Topics unrelated to the knowledge base.", "response": "", "refs": []}]}
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer), Reply(200, declined)]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url, "--concurrency", "1")
+    assert result.returncode == 0, result.stderr
+    show = [sys.executable, "-m", "zaoshu_cli", "runs", "show", "run"]
+    shown = json.loads(subprocess.run([*show, "--json"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                      capture_output=True, text=True, timeout=60).stdout)
+    assert shown["by"]["retrieval"] == {"huixiangdou (accepted)": 1}  # it was not shown anywhere
+    assert shown["codes"] == {"UNANSWERABLE": 1}
+    table = subprocess.run(show, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                           text=True, timeout=60).stdout
+    assert "by retrieval" in table and "huixiangdou (accepted)" in table
+
+
+class ShapedSerper(FakeSerper):
+    """A server at ZAOSHU_SERPER_BASE_URL that answers 200 with JSON that is not Serper's."""
+
+    def __init__(self, body):
+        super().__init__([], key="serper-test-key")
+        self.body = body
+
+    def handle(self, path, headers, payload):
+        return Reply(200, self.body)
+
+
+@pytest.mark.parametrize("body", [["a list"], {"organic": "nope"}, {"organic": ["no dict"]}])
+def test_a_search_reply_that_is_not_serpers_fails_the_item_with_one_line(tmp_path, body):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server, ShapedSerper(body) as serper:
+        run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        never_answerable(tmp_path / "index")
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--web-fallback", "serper",
+                            env={"ZAOSHU_SERPER_BASE_URL": serper.url, "SERPER_API_KEY": "serper-test-key"})
+    assert result.returncode == 0 and "Traceback" not in result.stderr  # AttributeError: 'list' object has no …
+    failed = list(read_jsonl(tmp_path / "run/failed.jsonl"))
+    if body == {"organic": ["no dict"]}:  # nothing usable in it: no answer from the web
+        rejected = [r["codes"] for r in read_jsonl(tmp_path / "run/rejected.jsonl")]
+        assert not failed and rejected == [["UNANSWERABLE"]] * 2
+        return
+    assert len(failed) == 2
+    assert all(r["error"].startswith("WebSearchError: Serper reply has an unknown shape (check ZAOSHU_SERPER_BASE_URL)")
+               for r in failed)
+
+
+def test_the_huixiangdou_endpoints_own_url_works_as_the_server_url(tmp_path):
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer)]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url + "/huixiangdou_inference/", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert [r["path"] for r in hxd.requests] == ["/huixiangdou_inference"]  # it was …/huixiangdou_inference twice: 404
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_the_dry_run_plans_no_answerer_call_when_huixiangdou_answers(tmp_path):
+    """HuixiangDou writes the answers (the answerer model only revisions), yet the plan priced an answerer call
+    per turn."""
+    from tests.test_cost import plan_calls
+
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    args = ["--config", str(config), "--answerer", "huixiangdou"]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer)]) as hxd:
+        plan = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url, "--dry-run")
+        done = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url, "--out", "run", "--limit", "1")
+        answerer_calls = [r for r in server.requests if "- answer" in r.system]
+    assert plan.returncode == 0 and done.returncode == 0, plan.stderr + done.stderr
+    assert plan_calls(plan.stdout) == {"asker": 2, "answerer": 0, "critic": 2, "total": 4}
+    assert not answerer_calls and len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_a_huixiangdou_url_without_the_huixiangdou_answerer_is_one_line(tmp_path):
+    """The URL alone was ignored: the run built our index and answered from it, never asking the server."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, "答")]) as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--huixiangdou-url", hxd.url)
+        assert not server.requests and not hxd.requests
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip() == ("error: --huixiangdou-url is the server of --answerer huixiangdou, but the "
+                                     "answerer is rag: add --answerer huixiangdou")
+
+
+def test_an_index_holding_another_folder_is_said_when_knowledge_names_a_different_one(tmp_path):
+    """--knowledge mydocs answered from the recipe's own documents too, left in the shared index by an earlier
+    run, and not a word said."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "tea.md").write_text("# 茶\n\n龙井茶产于杭州西湖一带，是中国十大名茶之一。\n", encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        mixed = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "0",
+                           "--knowledge", str(mine))
+    assert first.returncode == 0 and "also holds" not in first.stdout
+    assert mixed.returncode == 0, mixed.stderr
+    assert (f"warning: the index {tmp_path / 'index'} also holds the documents of {tmp_path / 'kb'}, not among this "
+            f"run's knowledge folders: they answer too. To answer from {mine} alone, give the recipe YAML an "
+            f"index_dir of its own") in mixed.stdout
+
+
+def test_the_huixiangdou_timeout_is_a_setting_a_resumed_run_may_change(tmp_path):
+    """A slow server (a local LLM behind HuixiangDou) failed every item after a fixed 120 s: nothing set it. An
+    environment setting, not a YAML key, so that the rerun with a longer wait resumes the same run."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    answer = {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。", "refs": []}]}
+    args = ["--config", str(config), "--out", "run", "--limit", "1", "--answerer", "huixiangdou"]
+    with FakeOpenAI(reply=reply) as server, FakeHuixiangDou([Reply(200, answer, delay=1.5)]) as hxd:
+        short = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url,
+                           env={"ZAOSHU_HUIXIANGDOU_TIMEOUT": "0.5"})
+        longer = run_recipe(tmp_path, server, *args, "--huixiangdou-url", hxd.url,
+                            env={"ZAOSHU_HUIXIANGDOU_TIMEOUT": "10"})
+    assert short.returncode == 0 and longer.returncode == 0, short.stderr + longer.stderr
+    [failed] = read_jsonl(tmp_path / "run/failed.jsonl")
+    assert failed["error"] == (f"HuixiangDouError: HuixiangDou at {hxd.url}/huixiangdou_inference did not answer "
+                               f"within 0.5 s")
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_a_follow_up_answered_from_other_pages_keeps_every_turns_urls(tmp_path):
+    """meta.urls held only the last turn's pages: the first turn's were dropped from it."""
+    from tests.recipe_replies import FOLLOWUPS
+
+    pages = {"first": {"title": "棍法", "link": "https://example.com/staff",
+                       "snippet": "天命人的棍法分为劈棍、立棍和戳棍三种姿态。每种姿态都有各自的重击和连招方式。"},
+             "follow": {"title": "连招", "link": "https://example.com/combo",
+                        "snippet": "连招需要在敌人的攻击间隙里打出。蓄满棍势的重击可以造成大量伤害。"}}
+
+    class FollowUpSerper(FakeSerper):
+        def handle(self, path, headers, payload):
+            self.organic = [pages["follow" if any(f in payload["q"] for f in FOLLOWUPS) else "first"]]  # by turn
+            return super().handle(path, headers, payload)
+
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**data, "multi_turn": {"every": 1, "turns": [2, 2]}}, allow_unicode=True),
+                      encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server, FollowUpSerper([], key="serper-test-key") as serper:
+        run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        never_answerable(tmp_path / "index")
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--web-fallback", "serper",
+                            env={"ZAOSHU_SERPER_BASE_URL": serper.url, "SERPER_API_KEY": "serper-test-key"})
+    assert result.returncode == 0, result.stderr
+    sample = next(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    assert len(sample["turns"]) == 2 and sample["meta"]["retrieval"] == "web"
+    assert [(s["turn"], s["url"]) for s in sample["meta"]["sources"]] == \
+        [(0, "https://example.com/staff"), (1, "https://example.com/combo")]
+    assert sample["meta"]["urls"] == ["https://example.com/staff", "https://example.com/combo"]
+
+
+class TopicHuixiangDou(FakeHuixiangDou):
+    """Like HuixiangDou's pipeline: a question without a topic of its knowledge base is declined."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def handle(self, path, headers, payload):
+        if "棍法" not in payload["text"]:
+            return Reply(200, {"step": [{"state": "The question does not have a topic. It might be a meaningless "
+                                                  "sentence.", "response": "", "refs": []}]})
+        return Reply(200, {"step": [{"state": "success", "response": "天命人的棍法有劈棍、立棍和戳棍三种姿态，各有不同的连招。"
+                                                                      if len(self.requests) == 1 else
+                                     "劈棍重在连击，立棍可以躲开地面攻击，戳棍擅长远距离突刺。", "refs": ["棍法.md"]}]})
+
+
+def test_huixiangdou_gets_a_follow_up_with_the_question_before_it(tmp_path):
+    """The server keeps no history: 「还有别的相关细节吗？」 alone has no topic, so it declined and the whole
+    two-turn item, its accepted first turn included, was rejected as UNANSWERABLE."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**data, "aspects": ["棍法类型"], "multi_turn": {"every": 1, "turns": [2, 2]}},
+                                     allow_unicode=True), encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server, TopicHuixiangDou() as hxd:
+        result = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--answerer", "huixiangdou",
+                            "--huixiangdou-url", hxd.url)
+    assert result.returncode == 0, result.stderr
+    [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
+    first, follow = (turn["input"] for turn in sample["turns"])
+    assert [r["json"]["text"] for r in hxd.requests] == [first, f"{first} {follow}"]

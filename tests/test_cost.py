@@ -244,3 +244,25 @@ def test_json_mode_per_role_from_the_recipe_yaml(tmp_path):
     sent = {("critic" if "- decision" in r.system else "responder", (r.body.get("response_format") or {}).get("type"))
             for r in server.requests}
     assert sent == {("responder", "json_schema"), ("critic", None)}
+
+
+def plan_calls(stdout: str) -> dict[str, int]:
+    """role → calls, from the dry run's table."""
+    rows = [line.strip("│ ").split("│") for line in stdout.splitlines() if line.startswith("│")]
+    return {cells[0].strip(): int(cells[1].strip().replace(",", "")) for cells in rows}
+
+
+def test_the_dry_run_plans_no_critic_call_with_the_judge_off(tmp_path):
+    """--judge off: the critic applies its rules and calls no model, yet the plan priced a critic call per item."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    config = tianji_yaml(tmp_path)
+    with FakeOpenAI(reply=reply) as server:
+        plan = run(tmp_path, server, "--config", str(config), "--dry-run", "--judge", "off")
+        done = run(tmp_path, server, "--config", str(config), "--out", "run", "--judge", "off")
+        sent = len(server.requests)
+    assert plan.returncode == 0 and done.returncode == 0, plan.stderr + done.stderr
+    assert plan_calls(plan.stdout) == {"asker": 0, "responder": 6, "critic": 0, "total": 6}
+    assert sent == 6  # what the run did
+    assert "models: responder fake-model" in done.stdout and "critic fake-model" not in done.stdout

@@ -675,3 +675,16 @@ def test_a_fresh_run_started_in_the_same_second_as_another_gets_its_own_folder(t
     made = tmp_path / re.search(r"→ (runs/tianji/\S+)", result.stdout).group(1)
     assert made not in taken and "(2 of 2 items to run)" in result.stdout and (made / "stats.json").exists()
     assert all((folder / "accepted.jsonl").read_text(encoding="utf-8") == '{"id": "theirs"}\n' for folder in taken)
+
+
+@pytest.mark.parametrize("recipe, changes, key", [
+    ("wulewule", {"multi_turn": {"every": 1, "turns": [4, 2]}}, "multi_turn.turns"),  # a ValueError traceback
+    ("emollm", {"turns": [5, 2]}, "turns"),  # one line, but once the run folder was made: fixing it was refused
+])
+def test_a_turn_range_upside_down_is_one_line_before_the_run_folder(tmp_path, recipe, changes, key):
+    config = recipe_yaml(tmp_path, recipe, **changes)
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "1", recipe=recipe)
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip() == (f"error: {config}: key '{key}': Input should be a range [low, high] with "
+                                     f"1 ≤ low ≤ high, e.g. [2, 4]")

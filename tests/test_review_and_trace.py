@@ -144,3 +144,93 @@ def test_the_terminal_review_shows_a_sample_as_written_brackets_and_all(tmp_path
     assert "问 祝[b]同事[/]生日" in result.stdout
     assert "unregistered type" not in result.stderr  # the checkpoints hold our own types: no LangGraph warning
     assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 1
+
+
+def test_the_trace_shows_the_steps_as_written_brackets_and_all(tmp_path):
+    """A trace line is text, not rich markup: 「[b]…[/]」 in a question was swallowed, and 「[/b]」 failed the
+    item with a MarkupError."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    roles = [{"name": "[b]同事[/]", "relation": "peer"}, {"name": "同事[/b]", "relation": "peer"}]
+    config = tianji_yaml(tmp_path, roles=roles, scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "run", "--trace",
+                     "--trace-file", "trace.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "MarkupError" not in result.stdout + result.stderr and not (tmp_path / "run/failed.jsonl").exists()
+    assert "ask question=祝[b]同事[/]生日" in result.stdout  # as written, on a piped stdout too
+    assert "ask question=祝同事[/b]生日" in result.stdout
+    events = (tmp_path / "trace.jsonl").read_text(encoding="utf-8")
+    assert "祝[b]同事[/]生日" in events and "祝同事[/b]生日" in events
+
+
+def test_a_review_whose_input_ends_stops_the_run_in_one_line_and_asks_again_next_time(tmp_path):
+    """stdin closed (Ctrl-D, or answers piped from a file) at the review prompt: every item waiting for a
+    review failed with an EOFError traceback; now the run stops and the rerun asks for the open review."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日", "春节"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive",
+                                "--concurrency", "1")
+        first = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+        calls = len(server.requests)
+        second = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+        assert len(server.requests) == calls  # the open review is asked again, not written again
+    assert first.returncode == 1 and "Traceback" not in first.stdout + first.stderr
+    assert "no more input at the review prompt" in first.stdout
+    assert not (tmp_path / "run/failed.jsonl").exists()
+    assert second.returncode == 0, second.stderr
+    assert len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) == 2
+
+
+def test_the_terminal_review_panel_is_as_wide_as_its_text_on_a_piped_stdout(tmp_path):
+    """Off a terminal the console is 10,000 columns wide (lines stay whole): the review panel filled all of
+    them, every border line 10,000 characters."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive")
+        result = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    [sample] = read_jsonl(tmp_path / "run/accepted.jsonl")
+    panel = [line for line in result.stdout.splitlines() if line[:1] in "╭│╰"]
+    assert any(sample["turns"][0]["output"] in line for line in panel)
+    assert max(map(len, panel)) < 2 * len(sample["turns"][0]["output"]) + 10
+
+
+def test_a_trace_file_in_a_new_folder_is_written_and_one_that_cannot_be_is_one_line(tmp_path):
+    """A missing folder, or a folder given as the file, ended the run in a FileNotFoundError (IsADirectoryError)
+    traceback, after the run folder and its exports were made."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import run, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        made = run(tmp_path, server, "--config", str(config), "--out", "run", "--trace-file", "traces/a/t.jsonl")
+        refused = run(tmp_path, server, "--config", str(config), "--out", "run2", "--trace-file", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    assert "accepted" in (tmp_path / "traces/a/t.jsonl").read_text(encoding="utf-8")
+    assert refused.returncode == 1 and not (tmp_path / "run2").exists()
+    assert refused.stderr.strip() == f"error: --trace-file {tmp_path}: cannot write there (Is a directory)"
+
+
+def test_an_interactive_run_traces_every_step(tmp_path):
+    """--interactive --trace showed only 'accepted' per item: the agent steps were not traced, nor written to
+    --trace-file."""
+    from tests.recipe_replies import reply
+    from tests.test_recipe_cli import command, tianji_yaml
+
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        cmd, env, cwd = command(tmp_path, server, "--config", str(config), "--out", "run", "--interactive", "--trace",
+                                "--trace-file", "trace.jsonl")
+        result = subprocess.run(cmd, cwd=cwd, env=env, input="a\n", capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["event"] for line in (tmp_path / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {"ask", "respond", "critique", "accepted"} <= set(events)
+    assert "ask question=祝奶奶生日" in result.stdout and "critique decision=accept" in result.stdout

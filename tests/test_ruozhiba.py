@@ -1,6 +1,7 @@
 """The ruozhiba recipe on the real 240 COIG-CQIA rows, on bad rows, and its optional critic pass."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,11 @@ def test_cli_critic_against_a_local_openai_compatible_server(bad_file, tmp_path,
     assert "fake-judge" in (tmp_path / "c/config.resolved.yaml").read_text(encoding="utf-8")
     assert json.loads((tmp_path / "c/stats.json").read_text(encoding="utf-8"))["critic"] == {
         "judged": 3, "flagged": 1, "errors": 0}
+
+
+def test_an_error_goes_to_stderr_so_a_redirected_stdout_does_not_hide_it(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "recipes.ruozhiba", "--input", str(tmp_path / "missing.jsonl"),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 1 and result.stdout == ""  # it was on stdout
+    assert result.stderr.strip() == f"error: input file not found: {tmp_path / 'missing.jsonl'}"

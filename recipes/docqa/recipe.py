@@ -21,7 +21,7 @@ from rich.console import Console
 from agents.docqa import ANGLES
 from agents.errors import ConfigError, InputError, not_valid_yaml
 from agents.schemas import WorkItem
-from graphs.config import KnowledgeRecipeConfig, Strict
+from graphs.config import KnowledgeRecipeConfig, Strict, TurnRange
 from knowledge.loaders import check_folder
 from recipes.base import Recipe
 from recipes.docqa.corpus import Corpus, index_roots, scan_corpus
@@ -50,7 +50,7 @@ class GAPairConfig(Strict):
 
 class MultiTurn(Strict):
     every: int = Field(default=0, ge=0, description="Every n-th item grows follow-ups (0: none).")
-    turns: tuple[int, int] = (2, 3)
+    turns: TurnRange = (2, 3)
 
 
 class DocQAConfig(KnowledgeRecipeConfig):

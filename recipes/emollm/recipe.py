@@ -13,7 +13,7 @@ from rich.console import Console
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import RecipeConfig, Strict, fits_a_run
+from graphs.config import RecipeConfig, Strict, TurnRange, fits_a_run
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -54,7 +54,7 @@ class EmoLLMConfig(RecipeConfig):
     emotions: list[str] = Field(min_length=1)
     counsellor_system_prompt: str | None = None
     seeker_instruction: str | None = None
-    turns: tuple[int, int] = (3, 6)
+    turns: TurnRange = (3, 6)
     counsellor_few_shot: list[Exchange] = Field(default_factory=list)
     few_shot_k: int = Field(default=3, ge=0)
     dialogues_per_scene: int = Field(default=1, ge=1, description="Dialogues per area × emotion cell.")

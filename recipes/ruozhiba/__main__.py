@@ -87,8 +87,8 @@ def main(
     console = make_console(highlight=False, soft_wrap=True)
     try:
         _run(console, input_path, out, run_name, fmt, split, seed, system, critic, config)
-    except ZaoshuError as exc:
-        console.print(f"[red]error: {escape(str(exc))}[/]")
+    except ZaoshuError as exc:  # on stderr, as every zaoshu command says it: `> log` must not hide it
+        make_console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
 
 

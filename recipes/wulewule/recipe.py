@@ -11,14 +11,14 @@ from rich.console import Console
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import KnowledgeRecipeConfig, Strict, fits_a_run
+from graphs.config import KnowledgeRecipeConfig, Strict, TurnRange, fits_a_run
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
 
 class MultiTurn(Strict):
     every: int = Field(default=0, ge=0, description="Every n-th question of an aspect grows follow-ups (0: none).")
-    turns: tuple[int, int] = (2, 4)
+    turns: TurnRange = (2, 4)
 
 
 class Pretrain(Strict):
