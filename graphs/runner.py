@@ -255,19 +255,20 @@ class Runner:
 
 
 def install_signal_handlers(runner: Runner, on_force=None) -> None:
-    """First Ctrl-C (or SIGTERM): stop cleanly — in-flight items are redone on resume.
-    Second Ctrl-C: flush the ledgers and leave at once."""
+    """First Ctrl-C (or SIGTERM): stop cleanly — in-flight items are redone on resume; the stop names the
+    signal (a `kill` or a shutdown is not a Ctrl-C). Second one: flush the ledgers and leave at once."""
     import os
     import signal
 
     loop = asyncio.get_running_loop()
     presses = 0
 
-    def on_signal() -> None:
+    def on_signal(sig: signal.Signals) -> None:
         nonlocal presses
         presses += 1
         if presses == 1:
-            runner.request_stop("interrupted", "stopped by Ctrl-C")
+            runner.request_stop("interrupted", "stopped by Ctrl-C" if sig == signal.SIGINT
+                                else f"stopped by {sig.name} (a kill, or the machine shutting down)")
             return
         runner.run_dir.close()
         if on_force is not None:
@@ -275,4 +276,4 @@ def install_signal_handlers(runner: Runner, on_force=None) -> None:
         os._exit(130)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)

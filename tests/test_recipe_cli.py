@@ -4,6 +4,7 @@ a reply cut at max_tokens, a misspelt YAML key — all through the recipe comman
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -521,6 +522,22 @@ def test_calls_cancelled_in_flight_at_a_stop_are_counted_and_said(tmp_path):
             "and their tokens are not in the counts or cost") in done.stdout
     shown = zaoshu("runs", "show", str(tmp_path / "run"))
     assert f"{cancelled} LLM calls cancelled in flight (stops, Ctrl-C): possibly billed" in shown.stdout
+
+
+def test_a_sigterm_stops_cleanly_and_is_named_not_called_a_ctrl_c(tmp_path):
+    """`kill PID` (or a shutdown, a scheduler's timeout) stops a run as Ctrl-C does, and says so: the
+    closing line read 'stopped by Ctrl-C' though nobody pressed a key."""
+    config = tianji_yaml(tmp_path)
+    with FakeOpenAI(reply=reply, latency=0.3) as server:
+        proc = started_until(tmp_path, server, config,
+                             lambda: len(list(read_jsonl(tmp_path / "run/accepted.jsonl"))) >= 1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: stopped by SIGTERM (a kill, or the machine shutting down)" in out
+    assert "Ctrl-C" not in out and "resume with: python -m recipes.tianji" in out
+    stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
+    assert stats["status"] == "interrupted" and stats["accepted"] == len(list(read_jsonl(tmp_path / "run/accepted.jsonl")))
 
 
 def test_a_killed_session_leaves_its_spending_and_counts_in_stats(tmp_path):
