@@ -110,8 +110,10 @@ PROMPT_INPUTS: dict[str, frozenset[str]] = {
     "JUDGE_DIALOGUE_PROMPT": frozenset({"area", "emotion", "system", "dialogue"}),
 }
 
-#: The code recorded when the judge rejects or revises without naming one.
-DEFAULT_CODE = {"qa": ReasonCode.UNGROUNDED, "persona": ReasonCode.STYLE_MISMATCH, "dialogue": ReasonCode.PERSONA_DRIFT}
+#: The code recorded when the judge rejects or revises without naming one, per graph (agents.schemas.GraphName;
+#: docqa's answers are grounded in the user's documents, as qa's in the index).
+DEFAULT_CODE = {"qa": ReasonCode.UNGROUNDED, "docqa": ReasonCode.UNGROUNDED, "persona": ReasonCode.STYLE_MISMATCH,
+                "dialogue": ReasonCode.PERSONA_DRIFT}
 
 
 def fill(ctx: Context, name: str, **values: Any) -> str:

@@ -4,12 +4,14 @@ real nodes and graphs with fake models."""
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 from langgraph.runtime import Runtime
 
 from agents import critic, judge
 from agents.errors import ConfigError
-from agents.schemas import ReasonCode, Turn
+from agents.schemas import GraphName, ReasonCode, Turn
 from agents.settings import load_settings
 from agents.context import Context
 from graphs.dialogue import build_dialogue_graph
@@ -88,6 +90,18 @@ async def test_the_judge_reject_stays_a_reject():
     clients = fake_clients(critic=[scored("reject", ("UNANSWERABLE",), grounding=0.1)])
     out = await critic.critique_answer(qa_state(), run(Context(clients=clients)))
     assert out["status"] == "rejected" and out["reject_codes"] == [ReasonCode.UNANSWERABLE]
+
+
+@pytest.mark.parametrize("graph", typing.get_args(GraphName))
+async def test_a_reject_naming_no_code_gets_its_graphs_default_on_every_graph(graph):
+    """The 0.5B model's judge rejected a docqa answer with reason_codes [] and the item failed with
+    KeyError: 'docqa' (no default code for the document recipe's graph); every graph has one now."""
+    item = WorkItem.for_recipe("docqa" if graph == "docqa" else "wulewule", graph, key={"n": 1}, payload={})
+    assert graph in critic.DEFAULT_CODE
+    if graph == "docqa":  # its answers go through the QA critic
+        clients = fake_clients(critic=[scored("reject", grounding=0.1)])
+        out = await critic.critique_answer(qa_state(item=item), run(Context(clients=clients)))
+        assert out["status"] == "rejected" and out["reject_codes"] == [ReasonCode.UNGROUNDED]
 
 
 async def test_a_bare_noun_phrase_never_reaches_the_judge():
