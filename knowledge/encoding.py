@@ -46,7 +46,7 @@ codecs.register_error(CUT_END, _cut_end)
 def detect_encoding(sample: bytes) -> str:
     """Return a Python codec name for `sample` (the first bytes of a file) or raise UndecodableError.
 
-    Order: BOM → NUL bytes mean binary → strict UTF-8 (a character cut at the sample's end is fine)
+    Order: BOM → NUL bytes: UTF-16 without a BOM when the sample reads as text in it, else binary → strict UTF-8 (a character cut at the sample's end is fine)
     → GB18030 vs Big5 by how common the decoded hanzi are → another encoding only when
     charset-normalizer recognises a language in it.
     """
@@ -54,6 +54,8 @@ def detect_encoding(sample: bytes) -> str:
         if sample.startswith(bom):
             return name
     if b"\x00" in sample:
+        if utf16 := _utf16_without_bom(sample):
+            return utf16
         raise UndecodableError("binary file (contains NUL bytes)")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
@@ -69,8 +71,30 @@ def detect_encoding(sample: bytes) -> str:
 
     best = from_bytes(sample, cp_exclusion=_NO_BOM_EXCLUDED).best()
     if best is None or best.coherence == 0:  # no language recognised: random bytes "decode" as cp125x
-        raise UndecodableError("undecodable text (not UTF-8, UTF-16 with BOM, GB18030/GBK or Big5)")
+        raise UndecodableError("undecodable text (not UTF-8, UTF-16, GB18030/GBK or Big5)")
     return best.encoding
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the sample decodes in it to text: some exporters write UTF-16 with
+    no BOM, and its NUL bytes (ASCII, and hanzi such as 一 U+4E00) made it "binary". Text means at least
+    95 % of the characters are hanzi, CJK or full-width punctuation, or printable ASCII and whitespace:
+    binary data decoded as UTF-16 is spread over the whole range (a third of it hanzi at most).
+
+    >>> _utf16_without_bom("第一回\\r\\n灵根孕育源流出。".encode("utf-16-le")), _utf16_without_bom(b"\\x89PNG\\x00\\x00")
+    ('utf-16-le', None)
+    """
+    best, best_share = None, 0.95
+    for encoding in ("utf-16-le", "utf-16-be"):
+        try:
+            text = codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+        except UnicodeDecodeError:  # a lone surrogate
+            continue
+        textual = sum(c in "\t\r\n" or " " <= c <= "~" or "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
+                      or "\uff00" <= c <= "\uffef" for c in text)
+        if text and textual / len(text) >= best_share:
+            best, best_share = encoding, textual / len(text)
+    return best
 
 
 def _decodes(sample: bytes, encoding: str) -> bool:

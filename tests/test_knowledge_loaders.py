@@ -25,6 +25,7 @@ def _texts(report) -> dict[str, str]:
 @pytest.mark.parametrize("encoding, text", [
     ("utf-8", TEXT), ("utf-8-sig", TEXT), ("gb18030", TEXT), ("gbk", TEXT),
     ("utf-16", TEXT), ("big5", TRAD),
+    ("utf-16-le", TEXT), ("utf-16-be", TEXT), ("utf-16-le", "Sun Wukong, 孙悟空 (Monkey King)."),  # no BOM: was "binary"
 ])
 def test_each_text_encoding_is_decoded(tmp_path: Path, encoding: str, text: str) -> None:
     (tmp_path / "a.txt").write_bytes(f"{text}\n第二行。".encode(encoding))
