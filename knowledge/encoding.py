@@ -46,9 +46,9 @@ codecs.register_error(CUT_END, _cut_end)
 def detect_encoding(sample: bytes) -> str:
     """Return a Python codec name for `sample` (the first bytes of a file) or raise UndecodableError.
 
-    Order: BOM → NUL bytes: UTF-16 without a BOM when the sample reads as text in it, else binary → strict UTF-8 (a character cut at the sample's end is fine)
-    → GB18030 vs Big5 by how common the decoded hanzi are → another encoding only when
-    charset-normalizer recognises a language in it.
+    Order: BOM → NUL bytes: UTF-16 without a BOM when the sample reads as text in it, else binary
+    → strict UTF-8 (a character cut at the sample's end is fine) → GB18030 vs Big5 by how common the
+    decoded hanzi are → another encoding only when charset-normalizer recognises a language in it.
     """
     for bom, name in _BOMS:
         if sample.startswith(bom):
