@@ -288,7 +288,8 @@ class KnowledgeBase:
     # -- retrieval ---------------------------------------------------------------------------
     def retrieve(self, query: str, k: int = 5, *, candidates: int | None = None) -> list[Passage]:
         """The k best passages by weighted reciprocal-rank fusion, at most one per section until every
-        section among the best had its turn (then the rest), reranked when a reranker is configured.
+        section among the best had its turn (then the rest), no two with the same text, reranked when a
+        reranker is configured.
 
         Each passage carries `scores`: "bm25" (words), "bigram", "char", "section" (its section's fused rank
         score), "dense" (cosine, when the index has vectors), "fused", and "rerank" with a reranker.
@@ -316,11 +317,20 @@ class KnowledgeBase:
                     fused[i] += w["dense"] / (RRF_K + rank)
         order = np.argsort(-fused, kind="stable")[: pool * 4]
         order = [i for i in order if fused[i] > 0]
-        chosen = diversify(order, lexical.section_of, pool if self.reranker else k)
+        want = pool if self.reranker else k
+        # twice as many: a chunk whose text a better one has (a copied file, 手册.pdf and 手册(1).pdf) is left
+        # out, and the next one takes its place; the first `want` are those diversify(…, want) would give
+        chosen = diversify(order, lexical.section_of, 2 * want)
         rows = self.store.chunks_by_id([int(lexical.ids[i]) for i in chosen], self.dim)
-        passages = []
+        passages: list[Passage] = []
+        texts: set[str] = set()
         for i in chosen:
             row = rows[int(lexical.ids[i])]
+            if row.text in texts:
+                continue
+            if len(passages) == want:
+                break
+            texts.add(row.text)
             scores = {name: round(float(ranks[name][i]), 6) for name in ("bm25", "bigram", "char", "section")}
             scores["fused"] = round(float(fused[i]), 6)
             if row.vector is not None:

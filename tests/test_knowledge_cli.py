@@ -43,6 +43,20 @@ def test_search_json_and_table(built: tuple[Path, Path]) -> None:
     assert "xiyou/fangcun.md#0" in table.stdout and "拜师学艺" in table.stdout and "fused" in table.stdout
 
 
+def test_a_copied_file_takes_one_place_in_the_results_not_two(tmp_path: Path) -> None:
+    """手册.pdf next to 手册(1).pdf: every passage of the copy came right after its original, so `kb search`
+    (and the answerer's top k) showed each text twice and half as many different passages."""
+    folder = write_corpus(tmp_path / "xiyou")
+    (folder / "huoyanshan(1).txt").write_text(CORPUS["sub/huoyanshan.txt"], encoding="utf-8")
+    index = tmp_path / "idx"
+    assert runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+    result = runner.invoke(app, ["search", "孙悟空借芭蕉扇", "--index", str(index), "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    passages = json.loads(result.stdout)["passages"]
+    assert len(passages) == 3 and len({p["text"] for p in passages}) == 3
+    assert passages[0]["text"] == CORPUS["sub/huoyanshan.txt"]  # the best text still comes first, once
+
+
 def test_rebuild_noop_add_stats_calibrate(built: tuple[Path, Path], tmp_path: Path) -> None:
     folder, index = built
     again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
