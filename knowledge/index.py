@@ -326,10 +326,10 @@ class KnowledgeBase:
         texts: set[str] = set()
         for i in chosen:
             row = rows[int(lexical.ids[i])]
-            if row.text in texts:
-                continue
             if len(passages) == want:
                 break
+            if row.text in texts:
+                continue
             texts.add(row.text)
             scores = {name: round(float(ranks[name][i]), 6) for name in ("bm25", "bigram", "char", "section")}
             scores["fused"] = round(float(fused[i]), 6)
