@@ -30,6 +30,13 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 RECORD_SUFFIXES = {".json", ".jsonl", ".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | RECORD_SUFFIXES | {".pdf", ".docx", ".html", ".htm"}
 DEFAULT_TEXT_FIELDS = ("text", "content", "output")
+# The version of each suffix's reader. Bump it when a fix changes what a reader gives for a file it read
+# before: the next build reads that suffix's unchanged files again (knowledge.sync), so an existing index
+# picks up the fix without --rebuild. An index that recorded no versions was read by version 1.
+# 2: text cut in its last character, UTF-16 without a BOM; Word tables in place and the Title style; CSV
+#    delimiters; bad lines of JSON/JSONL/CSV kept apart from the good ones.
+READER_VERSIONS = {".txt": 2, ".md": 2, ".markdown": 2, ".json": 2, ".jsonl": 2, ".csv": 2, ".docx": 2,
+                   ".pdf": 1, ".html": 1, ".htm": 1}
 # Formats people keep documents in that are not read, and what to turn them into.
 SAVE_AS = {".doc": "save it as .docx (Word or LibreOffice)", ".wps": "save it as .docx (WPS or LibreOffice)",
            ".xls": "save the sheet as .csv", ".xlsx": "save the sheet as .csv", ".ppt": "save it as .pdf",

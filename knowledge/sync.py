@@ -2,7 +2,8 @@
 
 Work is committed in batches; a file's chunks and its manifest row land in the same transaction, so an
 interrupted build leaves whole files only and the next build resumes where it stopped.
-Unchanged files are recognised by (size, mtime) without reading them, then by SHA-256.
+Unchanged files are recognised by (size, mtime) without reading them, then by SHA-256; an unchanged
+file is read again when its suffix's reader is newer than the one that read it (readers.READER_VERSIONS).
 Chunks are embedded only when the index has a dense model (`dense=True`); otherwise only their words
 are stored for BM25, and a later build with a real model embeds them then (`KnowledgeBase.build`).
 """
@@ -21,13 +22,14 @@ import numpy as np
 from knowledge.bm25 import tokenize
 from knowledge.embeddings import Embedder
 from knowledge.loaders import FileEntry, Skipped, cannot_read, empty_reason, iter_entry, scan_folder
-from knowledge.readers import STREAM_THRESHOLD, Document, Unreadable
+from knowledge.readers import READER_VERSIONS, STREAM_THRESHOLD, Document, Unreadable
 from knowledge.splitter import Chunk, index_chunks
 from knowledge.store import FileRow, Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_MB = 100.0
+READERS_META = "readers"  # {folder: the READER_VERSIONS that read its files}
 
 
 @dataclass
@@ -76,6 +78,7 @@ class BuildReport:
     changed: int = 0
     deleted: int = 0
     unchanged: int = 0
+    reread: dict[str, int] = field(default_factory=dict)  # unchanged files read again by a newer reader, by suffix
     chunks_added: int = 0
     chunks_deleted: int = 0
     chunks_embedded: int = 0
@@ -93,7 +96,7 @@ class BuildReport:
     def touched(self) -> bool:
         """Whether the index's content changed: files added, changed or deleted, or chunks dropped (a file
         now over the size guard, or no longer readable)."""
-        return bool(self.added or self.changed or self.deleted or self.chunks_deleted)
+        return bool(self.added or self.changed or self.deleted or self.chunks_deleted or self.reread)
 
 
 def file_sha256(path: Path) -> str:
@@ -176,7 +179,12 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
     for rel, reason in store.bad_lines(root_id):
         remembered.setdefault(rel, []).append(reason)
     limit = int(max_file_mb * 1024 * 1024) if max_file_mb else None
-    todo: list[tuple[FileEntry, str, bool]] = []
+    read_by = store.get_meta(READERS_META, {}).get(str(root), {})
+    newer = {suffix for suffix, version in READER_VERSIONS.items() if read_by.get(suffix, 1) < version}
+    if newer and not known:  # a new folder: all its files are read by these readers, in this build or the next
+        _record_readers(store, root)
+        newer = set()
+    todo: list[tuple[FileEntry, str, str]] = []  # (file, its hash, "new" | "changed" | "reread")
     for entry in entries:
         row = known.get(entry.rel)
         if row and not row.sha256:
@@ -190,7 +198,8 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
             # remembered without a hash (not read), so `kb stats` lists it among the files not indexed
             store.put_file(root_id, entry.rel, FileRow(entry.size, entry.mtime_ns, "", 0, reason))
             continue
-        if row and row.size == entry.size and row.mtime_ns == entry.mtime_ns:
+        reread = row is not None and entry.path.suffix.lower() in newer
+        if row and row.size == entry.size and row.mtime_ns == entry.mtime_ns and not reread:
             report.unchanged += 1
             _report_status(report, entry.rel, row.status, remembered.get(entry.rel, []))
             continue
@@ -201,12 +210,17 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
             if row:
                 report.chunks_deleted += store.delete_file(root_id, entry.rel)
             continue
+        if row and row.sha256 == sha and reread:
+            suffix = entry.path.suffix.lower()
+            report.reread[suffix] = report.reread.get(suffix, 0) + 1
+            todo.append((entry, sha, "reread"))
+            continue
         if row and row.sha256 == sha:  # touched but identical: just remember the new mtime
             store.put_file(root_id, entry.rel, FileRow(entry.size, entry.mtime_ns, sha, row.n_chunks, row.status))
             report.unchanged += 1
             _report_status(report, entry.rel, row.status, remembered.get(entry.rel, []))
             continue
-        todo.append((entry, sha, row is None))
+        todo.append((entry, sha, "changed" if row else "new"))
     present = {e.rel for e in entries}
     for rel in sorted(set(known) - present):
         report.chunks_deleted += store.delete_file(root_id, rel)
@@ -215,13 +229,13 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
     writer = _Writer(store, embedder, root_id, root.name, batch_size)
     tracker = _Tracker(progress, len(todo), sum(e.size for e, _, _ in todo), started)
     try:
-        for entry, sha, is_new in todo:
+        for entry, sha, why in todo:
             report.chunks_deleted += store.delete_chunks(root_id, entry.rel)
             problems: list[str] = []
             n_chunks, status = _process(writer, entry, sha, chunk_size, overlap, text_fields, problems, tracker)
             report.chunks_added += n_chunks
-            report.added += is_new
-            report.changed += not is_new
+            report.added += why == "new"
+            report.changed += why == "changed"
             _report_status(report, entry.rel, status, problems)
             if writer.since_commit >= commit_every:
                 writer.commit()
@@ -229,6 +243,8 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
         writer.flush()
         if report.touched:
             store.bump_generation()
+        if newer:  # only now: an interrupted build reads the rest, and again those already read
+            _record_readers(store, root)
         store.commit()
     except BaseException:
         store.rollback()  # files not yet committed are redone by the next build
@@ -238,6 +254,10 @@ def sync_folder(store: Store, embedder: Embedder | None, folder: str | Path, *, 
     log.info("synced %s: +%d ~%d -%d files, %d chunks in %.1f s", root, report.added, report.changed,
              report.deleted, report.chunks_added, report.seconds)
     return report
+
+
+def _record_readers(store: Store, root: Path) -> None:
+    store.set_meta(READERS_META, {**store.get_meta(READERS_META, {}), str(root): READER_VERSIONS})
 
 
 class _Tracker:

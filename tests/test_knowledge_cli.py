@@ -407,3 +407,34 @@ def test_calibrate_with_no_passage_per_question_is_a_usage_error(built: tuple[Pa
                                  "--bad", str(tmp_path / "bad.txt"), "-k", "0"])
     assert result.exit_code == 2 and "Invalid value for '-k'" in result.output, result.output
     assert json.loads(runner.invoke(app, ["stats", "--index", str(index), "--json"]).stdout)["answerability"] is None
+
+
+def test_an_index_made_by_an_older_reader_is_read_again_without_rebuild(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index from before a reader fix kept what the old reader made of a file (a ';' CSV read as one
+    column, so 'empty'), and `kb build` said '… unchanged' until the user thought of --rebuild."""
+    from knowledge import readers
+    from knowledge.store import Store
+    folder = write_corpus(tmp_path / "xiyou")
+    (folder / "places.csv").write_text("text;note\n火焰山在西牛贺洲，八百里火焰;地理\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    with monkeypatch.context() as old:  # the zaoshu before READER_VERSIONS: ',' only, no versions recorded
+        old.setattr(readers, "_delimiter", lambda line: ",")
+        first = runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"])
+        assert first.exit_code == 0 and "empty   places.csv" in first.stderr, first.output
+        store = Store(index / "kb.sqlite")
+        store.db.execute("DELETE FROM meta WHERE key = 'readers'")
+        store.commit()
+        store.close()
+
+    again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert again.exit_code == 0, again.output
+    assert "0 added, 0 changed, 0 deleted, 0 unchanged; 7 chunks indexed" in again.stdout
+    assert "re-read 7 unchanged files (.csv 1, .md 1, .txt 5): this zaoshu reads them better" in again.stderr
+    assert "places.csv" not in again.stderr  # not empty any more
+    found = runner.invoke(app, ["search", "八百里火焰", "--index", str(index), "-k", "1", "--json"])
+    assert json.loads(found.stdout)["passages"][0]["chunk_id"] == "xiyou/places.csv#0"
+
+    third = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert "0 added, 0 changed, 0 deleted, 7 unchanged; 0 chunks indexed" in third.stdout
+    assert "re-read" not in third.stderr
