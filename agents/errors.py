@@ -1,5 +1,8 @@
 """Errors a user can act on. The CLI prints each as one red line and exits 1 (no traceback)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class ZaoshuError(Exception):
     """Base for every error whose message alone tells the user what went wrong and what to do."""
@@ -60,3 +63,24 @@ def json_problem(exc: ValueError, *, line: bool = False) -> str:
         return str(exc)
     where = f"line {lineno}, column {colno}" if line else f"column {colno}"
     return f"{msg.removesuffix(' at')} at {where}"
+
+
+def pydantic_problem(error: Mapping[str, Any]) -> str:
+    """The message of one of pydantic's `errors()`, without the "Value error, " it puts before the words
+    of a validator's own ValueError (those are already written for the reader).
+
+    >>> from pydantic import BaseModel, field_validator
+    >>> class Angles(BaseModel):
+    ...     n: int
+    ...     @field_validator("n")
+    ...     def _at_most_5(cls, n): raise ValueError("at most 5 angles")
+    >>> try: Angles(n=9)
+    ... except ValueError as exc: print(pydantic_problem(exc.errors()[0]))
+    at most 5 angles
+    >>> try: Angles(n="x")
+    ... except ValueError as exc: print(pydantic_problem(exc.errors()[0]))
+    Input should be a valid integer, unable to parse string as an integer
+    """
+    if error.get("type") == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return error["msg"]

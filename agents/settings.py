@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agents.errors import ConfigError
+from agents.errors import ConfigError, pydantic_problem
 
 Role = Literal["asker", "answerer", "responder", "critic"]
 ROLES: tuple[Role, ...] = ("asker", "answerer", "responder", "critic")
@@ -317,7 +317,7 @@ def invalid(exc: ValidationError, where: str) -> str:
     error = exc.errors()[0]
     name = ".".join(str(part) for part in error["loc"])
     place = where.format(name=name, NAME="__".join(str(part).upper() for part in error["loc"]))
-    return f"{place}={error['input']!r}: {error['msg']}"
+    return f"{place}={error['input']!r}: {pydantic_problem(error)}"
 
 
 def _has_key(data: Mapping[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from agents.errors import pydantic_problem
 from agents.llm import ChatClient, Message
 from agents.llm_wire import split_think
 from agents.schemas import ReasonCode
@@ -96,7 +97,7 @@ def schema_fields(schema: type[BaseModel]) -> str:
 
 def _describe(error: Exception) -> str:
     if isinstance(error, ValidationError):
-        parts = [f"{'.'.join(map(str, e['loc'])) or '根'}: {e['msg']}" for e in error.errors()[:5]]
+        parts = [f"{'.'.join(map(str, e['loc'])) or '根'}: {pydantic_problem(e)}" for e in error.errors()[:5]]
         return "; ".join(parts)
     return str(error)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.errors import InputError
+from agents.errors import InputError, pydantic_problem
 from agents.llm_wire import split_think
 from agents.schemas import Sample, Turn
 
@@ -352,7 +352,7 @@ def from_record(record: Any, fmt: str | None = None, *, recipe: str = "imported"
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "record"
-            raise InputError(f"invalid Sample: {where}: {first['msg']}") from exc
+            raise InputError(f"invalid Sample: {where}: {pydantic_problem(first)}") from exc
     readers = {"xtuner": from_xtuner, "pretrain": from_xtuner, "openai": from_openai,
                "sharegpt": from_sharegpt, "alpaca": from_alpaca, "text": from_text}
     if fmt not in readers:

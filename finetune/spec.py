@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from agents.errors import InputError
+from graphs.config import describe
 from finetune import data as data_io
 from finetune.presets import get_preset, resolve_family
 
@@ -60,6 +61,10 @@ class TrainSpec(BaseModel):
         return self.batch_size * self.accumulative_counts * self.max_length
 
 
+# The TrainSpec fields `zaoshu finetune config` sets whose flag is not the field's name with dashes.
+FLAGS = {"accumulative_counts": "--accumulation", "max_epochs": "--epochs", "pack_to_max_length": "--pack"}
+
+
 def build_spec(
     *,
     preset: str,
@@ -105,5 +110,6 @@ def build_spec(
             evaluation_inputs=data_io.sample_inputs(eval_records, n_eval_inputs),
             quantization="lora" if cpu_smoke else "qlora", cpu_smoke=cpu_smoke, **fields,
         )
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise InputError(f"invalid training settings: {exc}") from None
+    except ValidationError as exc:  # a flag's value: one line naming the flag, not pydantic's four
+        flags = {name: FLAGS.get(name, "--" + name.replace("_", "-")) for name in overrides}
+        raise InputError(describe(exc, TrainSpec, "training settings", flags)) from None

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from agents.errors import InputError
+from agents.errors import InputError, pydantic_problem
 from agents.settings import LLMFields
 
 
@@ -221,7 +221,7 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str | Path,
     loc = [str(part) for part in error["loc"]]
     where = ".".join(loc)
     if where in (flags or {}):
-        return f"Invalid value for '{flags[where]}': {error['input']!r}. {error['msg']}"
+        return f"Invalid value for '{flags[where]}': {error['input']!r}. {pydantic_problem(error)}"
     if error["type"] == "extra_forbidden":
         valid = keys_at(model, error["loc"][:-1])
         near = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
@@ -229,7 +229,7 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str | Path,
             f" (valid keys: {', '.join(sorted(valid))})"
         return f"{source}: unknown key '{where}'{hint}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: key '{where}': {error['msg']}{more}"
+    return f"{source}: key '{where}': {pydantic_problem(error)}{more}"
 
 
 def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.errors import InputError
+from agents.errors import InputError, pydantic_problem
 from graphs.ledger import BadLine, cut_torn_tail, jsonl_lines
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def review_entries(path: Path, bad: list[BadLine] | None = None) -> Iterator[Rev
         except ValidationError as exc:
             first = exc.errors()[0]  # e.g. {"loc": ("action",), "msg": "Input should be 'accept', …"}
             field = ".".join(map(str, first["loc"]))
-            reason = f"not a review entry ({field + ': ' if field else ''}{first['msg']})"
+            reason = f"not a review entry ({field + ': ' if field else ''}{pydantic_problem(first)})"
             if bad is None:
                 raise InputError(f"{path}:{number}: {reason}") from None
             bad.append(BadLine(number, reason, path))

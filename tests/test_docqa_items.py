@@ -215,7 +215,7 @@ def test_more_questions_per_chunk_than_angles_is_one_line(tmp_path):
                                       "chars_per_question: 20\nmax_questions_per_chunk: 8\n", encoding="utf-8")
     result = run("recipes.docqa", "--config", "q.yaml", "--dry-run", cwd=tmp_path)
     assert result.returncode == 1, result.stdout
-    assert result.stderr.strip() == ("error: q.yaml: key 'max_questions_per_chunk': Value error, at most 5: each "
+    assert result.stderr.strip() == ("error: q.yaml: key 'max_questions_per_chunk': at most 5: each "
                                      "question of a chunk asks from another angle (关键事实与细节、原因、目的或原理、"
                                      "具体做法或步骤、条件、限制与例外、比较与区别)")
 

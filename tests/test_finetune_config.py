@@ -221,3 +221,20 @@ def test_the_commands_a_missing_file_message_suggests_run_as_printed(tmp_path):
         assert isinstance(result.exception, InputError), result.output
         command = str(result.exception).split("`")[1]
         assert shlex.split(command)[shlex.split(command).index(option) + 1].startswith(str(folder)), command
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--lr", "-1", "Invalid value for '--lr': -1.0. Input should be greater than 0"),
+    ("--warmup-ratio", "1", "Invalid value for '--warmup-ratio': 1.0. Input should be less than 1"),
+    ("--epochs", "0", "Invalid value for '--epochs': 0. Input should be greater than 0"),
+])
+def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, flag, value, expected):
+    """`--lr -1` printed pydantic's four lines: 'invalid training settings: 1 validation error for TrainSpec',
+    the field, the message with its [type=…], and a link."""
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    model = fake_model(tmp_path, "internlm2")
+    result = CliRunner().invoke(app, ["config", "--preset", "internlm2-chat-1.8b", "--model", str(model),
+                                      "--data", str(data), "--out", str(tmp_path / "a.py"), flag, value])
+    assert isinstance(result.exception, InputError)  # the root CLI prints it as one red line
+    assert str(result.exception) == expected
+    assert not (tmp_path / "a.py").exists()

@@ -302,7 +302,7 @@ def test_a_style_no_wish_can_meet_is_one_line_before_any_call(tmp_path, change, 
     with FakeOpenAI(reply=reply) as server:
         result = run(tmp_path, server, "--config", str(config), "--out", "run")
     assert result.returncode == 1 and len(server.requests) == 0
-    assert result.stderr.strip() == f"error: {config}: key 'styles.正常': Value error, {message}"
+    assert result.stderr.strip() == f"error: {config}: key 'styles.正常': {message}"
     assert not (tmp_path / "run").exists()
 
 
@@ -360,7 +360,7 @@ def test_more_items_than_a_run_can_hold_is_one_line_at_once(tmp_path, name, key,
     path = recipe_yaml(tmp_path, name, **{key: 100_000_000})
     result = run(tmp_path, CLOSED, "--config", str(path), "--dry-run", recipe=name, timeout=20)  # it answers in ~2 s
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: {path}: key '{key}': Value error, {problem}"
+    assert result.stderr.strip() == f"error: {path}: key '{key}': {problem}"
     assert not (tmp_path / "runs").exists()
 
 
