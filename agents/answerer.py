@@ -195,6 +195,8 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         passages = await search.search(query, ctx.top_k)
         mode = "web" if passages else "none"
     if mode == "none" and (ctx.kb is not None or ctx.huixiangdou is not None or search is not None):
+        if turn > 0:
+            return another_followup(ctx, state, question, declined)
         if declined is not None:  # its state ("internal error", "Topics unrelated …"): look at the server or not
             return rejected([ReasonCode.UNANSWERABLE], raw=f"HuixiangDou did not answer: {declined}",
                             meta={"retrieval": "none", "huixiangdou_state": declined})
@@ -205,6 +207,19 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         meta["urls"] = list(dict.fromkeys([*(state.get("meta") or {}).get("urls", []), *(p.source for p in passages)]))
     return {**update, "passages": passages, "retrieval": mode,
             "meta": {**update.get("meta", {}), **meta}, "outcome": None}
+
+
+def another_followup(ctx: Context, state: dict[str, Any], question: str, declined: str | None) -> dict[str, Any]:
+    """A follow-up nothing answers: the asker writes another (shown this one to avoid), up to
+    `max_revisions` times; then the item is UNANSWERABLE. Its accepted turns do not make it lost at once."""
+    tried = [*(state.get("meta") or {}).get("unanswerable_followups", []), question]
+    meta: dict[str, Any] = {"unanswerable_followups": tried}
+    if declined is not None:
+        meta["huixiangdou_state"] = declined
+    if len(tried) <= ctx.max_revisions:
+        log.info("item %s: follow-up %r is unanswerable; asking another", item_of(state).id, question)
+        return {"outcome": "revise", "meta": meta}
+    return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none", **meta})
 
 
 def answer_messages(ctx: Context, state: dict[str, Any]) -> tuple[list[dict[str, str]], str]:

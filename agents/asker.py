@@ -93,6 +93,13 @@ FOLLOWUP_PROMPT = """下面是用户与关于「{topic}」的助手的对话。�
 {conversation}
 </conversation>"""
 
+UNANSWERED_FOLLOWUPS = """
+
+下面这些追问在资料里找不到答案，请换一个方向追问，不要再问它们：
+<unanswered>
+{questions}
+</unanswered>"""
+
 SCENE_OPENING_PROMPT = """请模仿真实用户，写一句请 AI 帮忙写祝福语的话。
 要求：口语化，像在聊天框里随手打的字，一句话，不超过 30 个字，要写明对象、场景和风格；
 对象：{role}；场景：{scene}；想要的风格：{style}。
@@ -229,17 +236,22 @@ def topic_of(ctx: Context, item: Any) -> str:
 def question_prompt(ctx: Context, item: Any, turns: list[Any], extra_avoid: list[str],
                     context_passages: list[Any]) -> tuple[str, str]:
     """(prompt name, rendered prompt) for the next question of a QA item; `context_passages`: the
-    passages its aspect's questions are asked from (a follow-up in an aspect sees them again)."""
+    passages its aspect's questions are asked from (a follow-up in an aspect sees them again).
+    `extra_avoid`: for a first question, questions to avoid besides those asked; for a follow-up, the
+    follow-ups nothing answered (said after the prompt, which a recipe may have replaced)."""
     context = "\n\n".join(p.text[:400] for p in context_passages) or "（无）"
     if turns:
         conversation = transcript(turns)
         overrides = ctx.recipe.get("prompts") or {}
         own_followup = "FOLLOWUP_PROMPT" in overrides and "FOLLOWUP_BY_ASPECT_PROMPT" not in overrides
         if item.get("aspect") and not item.get("chunk") and not own_followup:  # a recipe's own follow-up prompt wins
-            return "FOLLOWUP_BY_ASPECT_PROMPT", fill(ctx, "FOLLOWUP_BY_ASPECT_PROMPT", topic=topic_of(ctx, item),
-                                                     aspect=item.get("aspect"), context=context,
-                                                     conversation=conversation)
-        return "FOLLOWUP_PROMPT", fill(ctx, "FOLLOWUP_PROMPT", topic=topic_of(ctx, item), conversation=conversation)
+            name, prompt = "FOLLOWUP_BY_ASPECT_PROMPT", fill(
+                ctx, "FOLLOWUP_BY_ASPECT_PROMPT", topic=topic_of(ctx, item), aspect=item.get("aspect"),
+                context=context, conversation=conversation)
+        else:
+            name, prompt = "FOLLOWUP_PROMPT", fill(ctx, "FOLLOWUP_PROMPT", topic=topic_of(ctx, item),
+                                                   conversation=conversation)
+        return name, prompt + (UNANSWERED_FOLLOWUPS.format(questions=tagged(extra_avoid, "q")) if extra_avoid else "")
     earlier = ctx.asked.get(item.get("aspect") or "", [])[-ctx.asked_shown:] if ctx.asked_shown else []
     avoid = tagged(list(dict.fromkeys([*(item.get("avoid") or []), *earlier, *extra_avoid])), "q")
     if item.get("chunk"):
@@ -254,7 +266,7 @@ async def ask_question(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     item = item_of(state)
     turns = list(state.get("turns") or [])
     meta = state.get("meta") or {}
-    extra_avoid = list(meta.get("duplicate_questions") or [])
+    extra_avoid = list(meta.get("unanswerable_followups" if turns else "duplicate_questions") or [])
     passages = []
     if not turns and not item.get("chunk") and ctx.kb is not None:
         passages = ctx.kb.retrieve(f"{topic_of(ctx, item)} {item.get('aspect') or ''}", 3)

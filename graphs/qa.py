@@ -2,13 +2,15 @@
 
 ```
 ask ─► retrieve ─► answer ─► critique ─┬─► answer      (revise, at most ctx.max_revisions)
- ▲         └─(HuixiangDou answered)──►─┤
+ ▲ ▲       ├─(HuixiangDou answered)──►─┤
+ │ └───────┘ (unanswerable follow-up)  │
  └──────── (follow-ups left) ◄─────────┼─► dedup ─► finish
                                        └─► finish      (reject)
 ```
 
 One item → at most one sample. `payload["followups"]` (0 = single turn) asks that many follow-up
-questions after the first accepted answer, each answered with a fresh retrieval.
+questions after the first accepted answer, each answered with a fresh retrieval. A follow-up that
+nothing answers is asked again differently (at most ctx.max_revisions times), not the end of the item.
 
 >>> calls_per_item(WorkItem(id="x", recipe="wulewule", graph="qa", key={}, payload={"followups": 2}))
 {'asker': 3, 'answerer': 3, 'critic': 3}
@@ -32,9 +34,11 @@ def route_after_ask(state: QAState) -> Literal["retrieve", "ask", "finish"]:
     return "ask" if state.get("outcome") == "revise" else "retrieve"
 
 
-def route_after_retrieve(state: QAState) -> Literal["answer", "critique", "finish"]:
+def route_after_retrieve(state: QAState) -> Literal["answer", "critique", "ask", "finish"]:
     if state.get("status") == "rejected":
         return "finish"
+    if state.get("outcome") == "revise":  # a follow-up nothing answers: another one
+        return "ask"
     return "critique" if state.get("draft") else "answer"
 
 

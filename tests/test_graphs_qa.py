@@ -156,6 +156,45 @@ async def test_follow_ups_make_a_multi_turn_sample_with_the_system_prompt_once()
     assert sorted({s["turn"] for s in out["sample"].meta["sources"]}) == [0, 1]
 
 
+class TopicKB(FakeKB):
+    """Answers only what its one passage is about: a query without 黑熊精's 黑风 finds nothing."""
+
+    def retrieve(self, query, k=5):
+        self.queries.append(query)
+        return self.passages[:k] if "黑风" in query.split()[-1] or "宝物" in query else []
+
+
+FOLLOWUP_ITEM = WorkItem.for_recipe("wulewule", "qa", key={"aspect": "主要角色", "n": 3},
+                                    payload={"aspect": "主要角色", "followups": 1})
+
+
+async def test_an_unanswerable_follow_up_is_asked_again_and_the_first_turn_is_kept():
+    """A follow-up the knowledge base could not answer rejected the whole item as UNANSWERABLE, its
+    accepted first turn with it."""
+    clients = fake_clients(asker=[question("黑风洞在哪里？"), question("他最喜欢吃什么？"), question("他守护的宝物是什么？")],
+                           answerer=[answer("黑风洞在黑风山上。"), answer("他守护着锦斓袈裟这件宝物。")],
+                           critic=[verdict("accept")])
+    out = await run(context(clients, kb=TopicKB([passage(KB_TEXT, index=2, score=0.032)])), FOLLOWUP_ITEM)
+    assert out["status"] == "accepted"
+    assert [t.input for t in out["sample"].turns] == ["黑风洞在哪里？", "他守护的宝物是什么？"]
+    assert out["sample"].meta["unanswerable_followups"] == ["他最喜欢吃什么？"]
+    again = clients["asker"].prompts()[2]  # the asker is told which follow-up found nothing
+    assert "找不到答案" in again and "<q>他最喜欢吃什么？</q>" in again
+    assert "找不到答案" not in clients["asker"].prompts()[1]
+    assert len(clients["answerer"].calls) == 2  # nothing was answered without passages
+
+
+async def test_a_follow_up_left_unanswerable_after_the_re_asks_rejects_the_item():
+    clients = fake_clients(asker=[question("黑风洞在哪里？"), question("他最喜欢吃什么？"), question("他几岁了？"),
+                                  question("他的师父是谁？")],
+                           answerer=[answer("黑风洞在黑风山上。")], critic=[verdict("accept")])
+    out = await run(context(clients, kb=TopicKB([passage(KB_TEXT, index=2, score=0.032)]), max_revisions=2),
+                    FOLLOWUP_ITEM)
+    assert out["status"] == "rejected" and out["reject_codes"] == [ReasonCode.UNANSWERABLE]
+    assert out["sample"].meta["unanswerable_followups"] == ["他最喜欢吃什么？", "他几岁了？", "他的师父是谁？"]
+    assert len(clients["asker"].calls) == 4 and len(clients["answerer"].calls) == 1
+
+
 async def test_a_duplicate_answer_is_rejected_with_the_earlier_id():
     questions, answers = Deduper(), Deduper()
     first = fake_clients(asker=[question("黑熊精住在哪里？")], answerer=[answer("黑熊精盘踞在黑风山的黑风洞。")],
