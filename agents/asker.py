@@ -95,10 +95,12 @@ FOLLOWUP_PROMPT = """下面是用户与关于「{topic}」的助手的对话。�
 
 UNANSWERED_FOLLOWUPS = """
 
-下面这些追问在资料里找不到答案，请换一个方向追问，不要再问它们：
+这些追问在资料里找不到答案，不要再问：
 <unanswered>
 {questions}
-</unanswered>"""
+</unanswered>
+
+请换一个方向，提出一个新的追问。"""
 
 SCENE_OPENING_PROMPT = """请模仿真实用户，写一句请 AI 帮忙写祝福语的话。
 要求：口语化，像在聊天框里随手打的字，一句话，不超过 30 个字，要写明对象、场景和风格；
