@@ -15,6 +15,7 @@ import sys
 import time
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -100,6 +101,9 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
             console.print(f"[yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
         return 0
 
+    # a cluster that cannot be joined (`auto` with none running, an auth token asked for) stops the run
+    # before its folder is made: it left one 'preparing' for ever, and the next command resumed it
+    started_ray = _join_ray(request.ray_address, ledger_path, all_items) if request.ray else None
     run = RunDir(ledger_path, fsync_every=request.fsync_every)  # takes the folder's lock, or says who holds it
     if budget is not None:  # a cap on the whole run, as --target counts the run's accepted samples
         budget = budget.over(run.read_stats(), shard=shard and f"{shard[0]}/{shard[1]}")
@@ -168,7 +172,23 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         recipe.after_run(config, run_path, console)
     finally:
         run.close()
+        if started_ray is not None:
+            started_ray.shutdown()
     return _report(outcome, recipe.name, run_path, console, stats, ledger_path, cancelled=usage.cancelled)
+
+
+def _join_ray(address: str | None, ledger_path: Path, items: list) -> Any:
+    """Join (or start) the Ray cluster when some item is left to run; the `ray` module when the cluster was
+    started here (the caller shuts it down), else None. The workers then find Ray initialised."""
+    from graphs.rundir import RunDir
+    from knowledge.ray_cluster import join_cluster
+
+    finished = RunDir(ledger_path, lock=False).finished if ledger_path.exists() else set()
+    if all(item.id in finished for item in items):
+        return None
+
+    ray, started_here = join_cluster(address)
+    return ray if started_here else None
 
 
 #: Seconds between two writes of stats.json while a run goes.

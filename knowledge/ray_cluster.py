@@ -101,5 +101,8 @@ def join_cluster(address: str | None) -> tuple[Any, bool]:
             raise InputError(f"the Ray cluster at {address} asks for its auth token: set RAY_AUTH_MODE=token, "
                              "with the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
                              "RAY_AUTH_TOKEN") from None
+        if address == "auto" and "Could not find any running Ray instance" in str(exc):
+            raise InputError("--ray-address auto: no Ray cluster is running on this machine: start one with "
+                             "`ray start --head`, or leave out --ray-address for a local cluster") from None
         raise InputError(f"--ray-address {address}: {str(exc).splitlines()[0]}") from None
     return ray, True
