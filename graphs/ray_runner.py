@@ -113,10 +113,14 @@ class ItemWorker:
     async def ready(self) -> ZaoshuError | None:
         return self.error
 
-    async def submit(self, items: list[WorkItem], accepted: list[tuple[str, str | None, str]] = ()) -> None:
+    async def submit(self, items: list[WorkItem], accepted: list[tuple[str, str | None, str]] = (),
+                     capped: bool = False) -> None:
         """Start `items`; `accepted` = (id, question, answer) the run accepted since the last batch, so
-        this worker's dedupers know what the other workers made."""
+        this worker's dedupers know what the other workers made; `capped`: the run's spending cap is
+        reached (a worker restarted since `stop_calls` has not heard it)."""
         learn_accepted(self.ctx, accepted)
+        if capped:
+            await self.stop_calls()
         for item in items:
             task = asyncio.create_task(self._run(item))
             self.tasks.add(task)
@@ -229,7 +233,8 @@ class WorkerPool:
         for slot in self.slots:
             if slot.outbox or news:
                 batch, slot.outbox = slot.outbox, []
-                slot.handle.submit.remote(batch, news)  # a lost batch shows as the worker's death in poll
+                # a lost batch shows as the worker's death in poll
+                slot.handle.submit.remote(batch, news, self._capped)
             if slot.pump is None and slot.waiting:
                 slot.pump = asyncio.ensure_future(self._pump(slot))
 

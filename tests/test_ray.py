@@ -7,6 +7,7 @@ second Ray driver that joins it with `--ray-address`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -399,3 +400,35 @@ def test_a_duplicate_made_on_another_worker_is_rejected_as_in_one_process(tmp_pa
     assert len(accepted) == 1 and len(rejected) == 5
     assert {tuple(r["codes"]) for r in rejected} == {("DUPLICATE",)}
     assert {r["sample"]["meta"]["duplicate_of"] for r in rejected} == {accepted[0]["id"]}
+
+
+def test_a_worker_restarted_after_the_budget_is_reached_starts_no_call():
+    """The cap reached, every worker was told to start no call; a worker that died and came back after
+    that had not heard it, and the items sent again to it ran their calls past the budget."""
+    from agents.usage import Usage
+    from graphs.ray_runner import ItemWorker, WorkerPool
+    from graphs.state import WorkItem
+
+    class Handle:
+        def __init__(self):
+            self.sent = []
+            self.submit = type("M", (), {"remote": lambda _, *args: self.sent.append(("submit", args))})()
+            self.stop_calls = type("M", (), {"remote": lambda _: self.sent.append(("stop_calls", ()))})()
+
+    usage = Usage()
+    usage.cap = lambda u: u.input_tokens + u.output_tokens >= 1000
+    first, restarted = Handle(), Handle()
+    pool = WorkerPool(ray, [first, restarted], usage)
+    pool._count("w0", {"responder": {"calls": 3, "input_tokens": 900, "output_tokens": 150}})
+    assert ("stop_calls", ()) in first.sent and ("stop_calls", ()) in restarted.sent
+
+    restarted.sent.clear()  # Ray brought it back: a new ItemWorker, without the cap
+    item = WorkItem.for_recipe("tianji", "persona", key={"role": "奶奶"})
+    pool.slots[1].outbox.append(item)
+    pool._flush()
+    assert restarted.sent == [("submit", ([item], [], True))]
+
+    worker = ItemWorker.__new__(ItemWorker)  # its side: a capped batch caps its calls before it starts them
+    worker.ctx, worker.usage, worker.tasks, worker.graph = None, Usage(), set(), None
+    asyncio.run(worker.submit([], [], True))
+    assert worker.usage.cap is not None and worker.usage.cap(worker.usage)
