@@ -202,11 +202,22 @@ async def retrieve(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
                             meta={"retrieval": "none", "huixiangdou_state": declined})
         return rejected([ReasonCode.UNANSWERABLE], meta={"retrieval": "none"})
     emit(runtime, "retrieved", item.id, mode=mode, sources=[[p.source, p.score] for p in passages])
-    meta = {"retrieval": mode, "sources": old_sources + source_records(passages, turn, mode)}
+    meta = {"retrieval": every_mode(state, mode), "sources": old_sources + source_records(passages, turn, mode)}
     if mode == "web":  # every turn's pages: a follow-up's search adds to the first turn's
         meta["urls"] = list(dict.fromkeys([*(state.get("meta") or {}).get("urls", []), *(p.source for p in passages)]))
     return {**update, "passages": passages, "retrieval": mode,
             "meta": {**update.get("meta", {}), **meta}, "outcome": None}
+
+
+def every_mode(state: dict[str, Any], mode: str) -> str:
+    """`meta.retrieval` of an item: where its turns' passages came from, in the order first used (kb+web:
+    the first turn from the knowledge base, a follow-up from the web).
+
+    >>> every_mode({"meta": {"retrieval": "kb"}, "turns": [object()]}, "web"), every_mode({}, "kb")
+    ('kb+web', 'kb')
+    """
+    earlier = (state.get("meta") or {}).get("retrieval") if state.get("turns") else None
+    return "+".join(dict.fromkeys([*(earlier.split("+") if earlier and earlier != "none" else []), mode]))
 
 
 def another_followup(ctx: Context, state: dict[str, Any], question: str, declined: str | None) -> dict[str, Any]:

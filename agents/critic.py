@@ -232,7 +232,8 @@ def judged(ctx: Context, state: dict[str, Any], verdict: Verdict, update: dict[s
     """Decide on the judge's verdict after the score gate (`gate`); the gate's reason goes to meta."""
     plain = Verdict.model_validate(verdict.model_dump(include=set(Verdict.model_fields)))
     gated, why = gate(ctx, plain, judge)
-    return decide(ctx, state, gated, meta={**update, **(why or {})}, commit=commit, counter=counter)
+    return decide(ctx, state, gated, meta={**update, "judge": ctx.judge, **(why or {})}, commit=commit,
+                  counter=counter)
 
 
 def rules_only(ctx: Context, state: dict[str, Any], *, commit: bool = True) -> dict[str, Any]:

@@ -37,6 +37,7 @@ async def test_accept_path_produces_a_grounded_sample_with_meta():
     assert sample.turns == [Turn(input="黑熊精住在哪里？", output="黑熊精盘踞在黑风山的黑风洞。")]
     meta = sample.meta
     assert meta["aspect"] == "主要角色" and meta["retrieval"] == "kb" and meta["attempts"] == 1
+    assert meta["judge"] == "on"  # how it was judged (was recorded only for judge: off)
     assert [s["chunk_id"] for s in meta["sources"]] == ["wulewule/01_概览.md#2"]
     assert meta["sources"][0]["scores"]["fused"] == 0.032
     assert meta["models"] == {"asker": "fake-asker", "answerer": "fake-answerer", "critic": "fake-critic"}
@@ -182,6 +183,20 @@ async def test_an_unanswerable_follow_up_is_asked_again_and_the_first_turn_is_ke
     assert "找不到答案" in again and "<q>他最喜欢吃什么？</q>" in again
     assert "找不到答案" not in clients["asker"].prompts()[1]
     assert len(clients["answerer"].calls) == 2  # nothing was answered without passages
+
+
+async def test_retrieval_names_every_turns_source_not_the_last_ones():
+    """A first turn from the knowledge base and a follow-up from the web said retrieval: web, so `runs show`
+    counted the sample as a web answer."""
+    clients = fake_clients(asker=[question("黑风洞在哪里？"), question("他最喜欢吃什么？")],
+                           answerer=[answer("黑风洞在黑风山上。"), answer("网上说他爱吃素斋。")],
+                           critic=[verdict("accept")])
+    search = FakeSearch([web_result("https://example.com/heixiong", "黑熊精爱吃素斋。")])
+    out = await run(context(clients, kb=TopicKB([passage(KB_TEXT, index=2, score=0.032)]), search=search),
+                    FOLLOWUP_ITEM)
+    assert out["status"] == "accepted"
+    assert out["sample"].meta["retrieval"] == "kb+web"
+    assert [(s["turn"], s["origin"]) for s in out["sample"].meta["sources"]] == [(0, "kb"), (1, "web")]
 
 
 async def test_a_follow_up_left_unanswerable_after_the_re_asks_rejects_the_item():
