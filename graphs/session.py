@@ -219,10 +219,13 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     index_dir = config.path(config.index_dir) if config.index_dir else run_root / "index"
     embedding = embed_config(settings)
     named = config.embedder if config.embedder not in (None, "auto") else None
+    # the recipe's own index (no index_dir given) holds its knowledge folders and no others: a folder taken
+    # out of the YAML is dropped from it, where it went on answering
     kb = KnowledgeBase.build(folders[0], index_dir, named, embed_config=embedding, text_fields=config.text_fields,
-                             reranker=load_reranker("auto", cache_dir=embedding.cache_dir))
+                             reranker=load_reranker("auto", cache_dir=embedding.cache_dir),
+                             keep=None if config.index_dir else folders)
     reports = [kb.last_report, *(kb.add(folder) for folder in folders[1:])]
-    for gone in (item for report in reports for item in report.folders_dropped):  # moved, renamed, deleted
+    for gone in (item for report in reports for item in report.folders_dropped):  # gone, or out of the YAML
         console.print(f"index {index_dir}: dropped {gone.path}: {gone.reason}", highlight=False)
     stats = kb.stats()
     without_text = len(stats.get("files_not_indexed", []))  # empty or unreadable: no chunk comes from them

@@ -71,8 +71,10 @@ class KnowledgeBase:
               progress: Progress | None = None, chunk_size: int = RETRIEVAL_SIZE[0], overlap: int = RETRIEVAL_SIZE[1],
               text_fields: Iterable[str] | None = None, rebuild: bool = False,
               hnsw_threshold: int = vectors.HNSW_THRESHOLD, max_file_mb: float | None = DEFAULT_MAX_FILE_MB,
-              embed_config: EmbedConfig | None = None, **options: Any) -> KnowledgeBase:
+              embed_config: EmbedConfig | None = None, keep: Iterable[str | Path] | None = None,
+              **options: Any) -> KnowledgeBase:
         """Create the index (or update it incrementally) from `folder`; `kb.last_report` says what changed.
+        `keep`: the folders this index is for (`folder` among them); the index's other folders are dropped.
 
         An existing index keeps its embedding model and chunk sizes; asking for others needs `rebuild=True`,
         except that an index without vectors (built with the weak fallback) takes a real model: every
@@ -111,7 +113,7 @@ class KnowledgeBase:
                                         "dense": kb.weights["dense"] > 0})
             store.commit()
         filled = kb.fill_vectors(progress)
-        kb.last_report = kb._sync(folder, progress, max_file_mb)
+        kb.last_report = kb._sync(folder, progress, max_file_mb, keep)
         kb.last_report.chunks_embedded += filled
         return kb
 
@@ -176,11 +178,16 @@ class KnowledgeBase:
         """True when the index keeps dense vectors (a real model); False for a lexical-only index."""
         return bool(self.store.get_meta("embedder").get("dense"))
 
-    def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None) -> BuildReport:
+    def _sync(self, folder: str | Path, progress: Progress | None, max_file_mb: float | None,
+              keep: Iterable[str | Path] | None = None) -> BuildReport:
         """Sync `folder`, and drop the folders of the index that are gone (moved, renamed, deleted): their
-        chunks would be searched, and a moved folder's files found twice."""
+        chunks would be searched, and a moved folder's files found twice. With `keep`, drop the folders not
+        in it too."""
         root = Path(folder).expanduser().resolve()
-        dropped = {path: self.store.drop_root(path) for path in self.store.roots() if not Path(path).is_dir()}
+        kept = None if keep is None else {str(Path(f).expanduser().resolve()) for f in keep}
+        why = {path: "the folder is gone" if not Path(path).is_dir() else "not among the knowledge folders now"
+               for path in self.store.roots() if not Path(path).is_dir() or (kept is not None and path not in kept)}
+        dropped = {path: (reason, self.store.drop_root(path)) for path, reason in why.items()}
         if dropped:
             self.store.bump_generation()
             self.store.commit()
@@ -193,9 +200,9 @@ class KnowledgeBase:
         report = sync_folder(self.store, self.embedder if self.has_vectors else None, folder,
                              chunk_size=settings["chunk_size"], overlap=settings["overlap"],
                              text_fields=tuple(settings["text_fields"]), progress=progress, max_file_mb=max_file_mb)
-        for path, (files, chunks) in dropped.items():
-            report.folders_dropped.append(Skipped(path, f"the folder is gone: its {files} files ({chunks} chunks) "
-                                                        f"are dropped from the index"))
+        for path, (reason, (files, chunks)) in dropped.items():
+            report.folders_dropped.append(Skipped(path, f"{reason}: its {files} files ({chunks} chunks) are dropped "
+                                                        f"from the index"))
             report.chunks_deleted += chunks
         if report.touched or (self.has_vectors and self._faiss_stale()):
             self._faiss, self._lexical_index = None, None

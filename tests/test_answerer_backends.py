@@ -38,7 +38,7 @@ class TopicSerper(FakeSerper):
 def recipe_yaml(tmp_path: Path, folder: Path, **changes) -> Path:
     config = yaml.safe_load((REPO / "recipes/wulewule/wulewule.yaml").read_text(encoding="utf-8"))
     config.update(knowledge_folder=str(folder), embedder="hash", aspects=["棍法类型", "天命人法术类型"],
-                  questions_per_aspect=1, multi_turn={"every": 0}, index_dir=str(tmp_path / "index"), **changes)
+                  questions_per_aspect=1, multi_turn={"every": 0}, **{"index_dir": str(tmp_path / "index"), **changes})
     path = tmp_path / "wulewule.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
@@ -305,6 +305,28 @@ def test_an_index_holding_another_folder_is_said_when_knowledge_names_a_differen
     assert (f"warning: the index {tmp_path / 'index'} also holds the documents of {tmp_path / 'kb'}, not among this "
             f"run's knowledge folders: they answer too. To answer from {mine} alone, give the recipe YAML an "
             f"index_dir of its own") in mixed.stdout
+
+
+def test_the_recipes_own_index_holds_its_knowledge_folders_and_no_others(tmp_path):
+    """Without an index_dir, the index is the recipe's: a folder taken out of the YAML (or replaced with
+    --knowledge) went on answering from it, with only a warning."""
+    from knowledge.index import KnowledgeBase
+
+    config = recipe_yaml(tmp_path, small_folder(tmp_path), index_dir=None)
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "tea.md").write_text("# 茶\n\n龙井茶产于杭州西湖一带，是中国十大名茶之一。\n", encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
+        mine_only = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "0",
+                               "--knowledge", str(mine))
+    assert first.returncode == 0 and mine_only.returncode == 0, mine_only.stderr
+    assert (f"index index: dropped {tmp_path / 'kb'}: not among the knowledge folders now: its 1 "
+            f"files (1 chunks) are dropped from the index") in mine_only.stdout
+    assert "also holds" not in mine_only.stdout
+    with KnowledgeBase.open(tmp_path / "index") as kb:
+        assert kb.store.roots() == [str(mine)]
+        assert [p.source for p in kb.retrieve("古建筑 玉皇庙", k=3)] == ["mydocs/tea.md"]
 
 
 def test_the_huixiangdou_timeout_is_a_setting_a_resumed_run_may_change(tmp_path):
