@@ -289,19 +289,25 @@ def test_a_huixiangdou_url_without_the_huixiangdou_answerer_is_one_line(tmp_path
                                      "answerer is rag: add --answerer huixiangdou")
 
 
-def test_an_index_holding_another_folder_is_said_when_knowledge_names_a_different_one(tmp_path):
-    """--knowledge mydocs answered from the recipe's own documents too, left in the shared index by an earlier
-    run, and not a word said."""
-    config = recipe_yaml(tmp_path, small_folder(tmp_path))
+def then_my_docs(tmp_path: Path, **changes) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess, Path]:
+    """A run on the recipe's folder, then one with `--knowledge mydocs` (a note on tea): both, and mydocs."""
+    config = recipe_yaml(tmp_path, small_folder(tmp_path), **changes)
     mine = tmp_path / "mydocs"
     mine.mkdir()
     (mine / "tea.md").write_text("# 茶\n\n龙井茶产于杭州西湖一带，是中国十大名茶之一。\n", encoding="utf-8")
     with FakeOpenAI(reply=reply) as server:
         first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
-        mixed = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "0",
-                           "--knowledge", str(mine))
-    assert first.returncode == 0 and "also holds" not in first.stdout
-    assert mixed.returncode == 0, mixed.stderr
+        then = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "0",
+                          "--knowledge", str(mine))
+    assert first.returncode == 0 and then.returncode == 0, then.stderr
+    return first, then, mine
+
+
+def test_an_index_holding_another_folder_is_said_when_knowledge_names_a_different_one(tmp_path):
+    """--knowledge mydocs answered from the recipe's own documents too, left in the shared index by an earlier
+    run, and not a word said."""
+    first, mixed, mine = then_my_docs(tmp_path)
+    assert "also holds" not in first.stdout
     assert (f"warning: the index {tmp_path / 'index'} also holds the documents of {tmp_path / 'kb'}, not among this "
             f"run's knowledge folders: they answer too. To answer from {mine} alone, give the recipe YAML an "
             f"index_dir of its own") in mixed.stdout
@@ -312,15 +318,7 @@ def test_the_recipes_own_index_holds_its_knowledge_folders_and_no_others(tmp_pat
     --knowledge) went on answering from it, with only a warning."""
     from knowledge.index import KnowledgeBase
 
-    config = recipe_yaml(tmp_path, small_folder(tmp_path), index_dir=None)
-    mine = tmp_path / "mydocs"
-    mine.mkdir()
-    (mine / "tea.md").write_text("# 茶\n\n龙井茶产于杭州西湖一带，是中国十大名茶之一。\n", encoding="utf-8")
-    with FakeOpenAI(reply=reply) as server:
-        first = run_recipe(tmp_path, server, "--config", str(config), "--out", "run0", "--limit", "0")
-        mine_only = run_recipe(tmp_path, server, "--config", str(config), "--out", "run", "--limit", "0",
-                               "--knowledge", str(mine))
-    assert first.returncode == 0 and mine_only.returncode == 0, mine_only.stderr
+    _, mine_only, mine = then_my_docs(tmp_path, index_dir=None)
     assert (f"index index: dropped {tmp_path / 'kb'}: not among the knowledge folders now: its 1 "
             f"files (1 chunks) are dropped from the index") in mine_only.stdout
     assert "also holds" not in mine_only.stdout
