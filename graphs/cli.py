@@ -91,7 +91,7 @@ def summarize_run(run: Path) -> dict:
     lines = {"accepted": 0, "rejected": 0}
     by_field: dict[str, Counter[str]] = {}
     skipped: list[BadLine] = []
-    # retrieval: where a QA answer came from (kb, web, huixiangdou, chunk, none)
+    # retrieval: where a QA answer came from (kb, web, huixiangdou, chunk, none; kb+web when its turns differ)
     fields = ("aspect", "role", "scene", "style", "emotion", "area", "item_kind", "tag", "retrieval")
     for status in ("accepted", "rejected"):  # every shard of the run
         for record in read_ledger(run, f"{status}.jsonl", skipped):
