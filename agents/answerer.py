@@ -222,7 +222,7 @@ def every_mode(state: dict[str, Any], mode: str) -> str:
 
 def another_followup(ctx: Context, state: dict[str, Any], question: str, declined: str | None) -> dict[str, Any]:
     """A follow-up nothing answers: the asker writes another (shown this one to avoid), up to
-    `max_revisions` times; then the item is UNANSWERABLE. Its accepted turns do not make it lost at once."""
+    `max_revisions` times, and only then is the item UNANSWERABLE: one such follow-up lost its accepted turns."""
     tried = [*(state.get("meta") or {}).get("unanswerable_followups", []), question]
     meta: dict[str, Any] = {"unanswerable_followups": tried}
     if declined is not None:
