@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from agents.errors import output_folder
 from agents.schemas import Sample
 from graphs.ledger import BadLine
 
@@ -260,8 +261,7 @@ def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -
     from finetune import card_plots
 
     facts = read_facts(Path(run_dir))
-    out_dir = Path(out) if out is not None else Path(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_folder(Path(out)) if out is not None else Path(run_dir)
     plots = card_plots.Plots(font=str(card_plots.cjk_font() or ""))
     turns = [len(s.turns) for s in facts.accepted]
     inputs = [len(t.input) for s in facts.accepted for t in s.turns]

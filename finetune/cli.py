@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 
 from agents.console import make_console
-from agents.errors import InputError
+from agents.errors import InputError, output_file
 
 app = typer.Typer(help="Fine-tune with XTuner: setup, config, validate, train, convert, merge, chat, eval.",
                   no_args_is_help=True)
@@ -92,8 +92,7 @@ def config(
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, save_steps=save_steps,
         evaluation_freq=evaluation_freq,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_config(spec), encoding="utf-8")
+    output_file(out, example="config.py").write_text(render_config(spec), encoding="utf-8")
     console.print(f"wrote {out}: {spec.family} → template {spec.prompt_template}, "
                   f"{'LoRA fp32 (CPU smoke)' if spec.cpu_smoke else 'QLoRA 4-bit'}, {tokens_comment(spec)}")
 

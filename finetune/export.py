@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agents.errors import InputError
+from agents.errors import InputError, output_file, output_folder
 from agents.schemas import Sample
 from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record,
                               preference_format, to_format)
@@ -314,7 +314,9 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
             seen.add(key)
             merged.append(sample)
     if target.name == "accepted.jsonl":
+        output_folder(target.parent)
         _refuse_a_recipe_run(target.parent)
+    output_file(target, example="accepted.jsonl")
     report.written = write_records(target, (s.model_dump(mode="json") for s in merged))
     log.info("merged %d inputs into %s: %d written, %d duplicates", len(inputs), target, report.written, report.duplicates)
     return report

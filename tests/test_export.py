@@ -365,3 +365,24 @@ def test_with_reasoning_for_pretraining_is_a_one_line_error(run, capsys):
     assert zaoshu("export", run, "--format", "pretrain", "--with-reasoning") == 1
     assert "--with-reasoning does nothing for --format pretrain" in capsys.readouterr().err
     assert not (run / "exports" / "pretrain").exists()
+
+
+@pytest.mark.parametrize("command", ["card", "merge"])
+def test_an_out_that_is_a_file_is_one_line_and_leaves_the_file(run, tmp_path, command, capsys):
+    """`--out notes.txt` (a file) or a folder under it was a FileExistsError traceback."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("我的笔记\n", encoding="utf-8")
+    assert zaoshu(command, run, "--out", notes) == 1
+    err = capsys.readouterr().err
+    assert f"error: --out {notes} is a file, not a folder" in " ".join(err.split()) and "Traceback" not in err
+    assert zaoshu(command, run, "--out", notes / "sub") == 1
+    assert f"error: --out {notes / 'sub'}: {notes} is a file, not a folder" in " ".join(capsys.readouterr().err.split())
+    assert notes.read_text(encoding="utf-8") == "我的笔记\n"
+
+
+def test_merge_into_a_folder_named_like_a_jsonl_file_is_one_line(run, tmp_path, capsys):
+    folder = tmp_path / "merged.jsonl"
+    folder.mkdir()
+    assert zaoshu("merge", run, "--out", folder) == 1
+    assert f"error: --out {folder} is a folder; give a file path" in " ".join(capsys.readouterr().err.split())
+    assert list(folder.parent.glob(".merged.jsonl.*")) == []  # no temporary file left beside it

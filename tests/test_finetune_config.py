@@ -238,3 +238,19 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, flag, value, exp
     assert isinstance(result.exception, InputError)  # the root CLI prints it as one red line
     assert str(result.exception) == expected
     assert not (tmp_path / "a.py").exists()
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_cli_config_out_that_cannot_be_a_file_is_one_line(tmp_path, where, capsys):
+    """`--out` naming a folder (IsADirectoryError) or a path under a file (FileExistsError) was a traceback."""
+    from tests.test_reasoning import zaoshu
+
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    out = tmp_path if where == "folder" else data / "cfg.py"
+    code = zaoshu("finetune", "config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"),
+                  "--data", data, "--out", out)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "Traceback" not in err
+    assert (f"error: --out {out} is a folder; give a file path, e.g. {out / 'config.py'}" if where == "folder"
+            else f"error: --out {out}: {data} is a file, not a folder") in err
+    assert len(data.read_text(encoding="utf-8").splitlines()) == 3
