@@ -254,3 +254,18 @@ def test_cli_config_out_that_cannot_be_a_file_is_one_line(tmp_path, where, capsy
     assert (f"error: --out {out} is a folder; give a file path, e.g. {out / 'config.py'}" if where == "folder"
             else f"error: --out {out}: {data} is a file, not a folder") in err
     assert len(data.read_text(encoding="utf-8").splitlines()) == 3
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--warmup-ratio", "--lora-dropout"])
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_cli_config_refuses_a_number_that_is_not_finite(tmp_path, flag, value, capsys):
+    """`--lr inf` wrote `lr = inf`, a NameError when XTuner loaded the config at `finetune train`."""
+    from tests.test_reasoning import zaoshu
+
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    out = tmp_path / "cfg.py"
+    code = zaoshu("finetune", "config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"),
+                  "--data", data, "--out", out, flag, value)
+    assert code == 1
+    assert capsys.readouterr().err.strip() == f"error: Invalid value for '{flag}': {value}. Input should be a finite number"
+    assert not out.exists()
