@@ -46,10 +46,21 @@ class ValidationReport(BaseModel):
         return [f"{self.unit} {w['line']}: {w['reason']}" for w in self.warnings]
 
 
-def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
-    """Validate `data` against `config` with XTuner's code in the environment of `python`."""
+def _has_lines(data: Path, what: str, fmt: str) -> None:
+    """InputError for a file that is missing or holds nothing but blank lines (or an empty JSON array)."""
+    from finetune.export import read_records
+
     if not data.is_file():
         raise InputError(f"data file {data} does not exist")
+    records, bad = read_records(data)
+    if not records and not bad:
+        raise InputError(f"{data} holds no {what}: nothing to validate; export a run first "
+                         f"(`zaoshu export RUN --format {fmt}`)")
+
+
+def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
+    """Validate `data` against `config` with XTuner's code in the environment of `python`."""
+    _has_lines(data, "records", "xtuner")
     if not config.is_file():
         raise InputError(f"config {config} does not exist: write one with "
                          f"`zaoshu finetune config … --out {shlex.quote(str(config))}`")
@@ -69,8 +80,7 @@ def validate_preference_file(data: Path, tokenizer: Path, python: Path, max_leng
                              timeout: float = 3600) -> ValidationReport:
     """Validate an `xtuner-dpo` export with XTuner's preference loader and tokenizer (`tokenizer`: a model
     or tokenizer folder with a chat template) in the environment of `python`."""
-    if not data.is_file():
-        raise InputError(f"data file {data} does not exist")
+    _has_lines(data, "pairs", "xtuner-dpo")
     with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(

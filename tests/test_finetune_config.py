@@ -269,3 +269,23 @@ def test_cli_config_refuses_a_number_that_is_not_finite(tmp_path, flag, value, c
     assert code == 1
     assert capsys.readouterr().err.strip() == f"error: Invalid value for '{flag}': {value}. Input should be a finite number"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command,content,said", [
+    ("validate", "\n\n", "records"), ("validate", "[]", "records"), ("validate-dpo", "", "pairs")])
+def test_validate_an_empty_file_says_it_is_empty(tmp_path, monkeypatch, capsys, command, content, said):
+    """An empty export said 'error: train.jsonl: 0 of 0 records are bad: fix them (or re-export)'."""
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    data = tmp_path / ("train.json" if content == "[]" else "train.jsonl")
+    data.write_text(content, encoding="utf-8")
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text("", encoding="utf-8")
+    args = ["--config", cfg] if command == "validate" else ["--tokenizer", tmp_path]
+    assert zaoshu("finetune", command, data, *args) == 1
+    fmt = "xtuner" if command == "validate" else "xtuner-dpo"
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data} holds no {said}: nothing to validate; export a run first (`zaoshu export RUN --format {fmt}`)")
