@@ -82,11 +82,14 @@ class RunFacts:
 def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | None, str]:
     """Every chunk id of the run's knowledge index, or None with the reason it is unknown."""
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else config
-    index_dir = recipe.get("index_dir") if isinstance(recipe, dict) else None
-    if not index_dir:
+    recipe = recipe if isinstance(recipe, dict) else {}
+    if index_dir := recipe.get("index_dir"):
+        db = Path(index_dir)
+        db = db if db.is_absolute() else run_dir / db
+    elif recipe.get("knowledge_folder"):  # the recipe's own index, beside its runs (graphs.session.build_knowledge)
+        db = run_dir.parent / "index"
+    else:
         return None, "the run's config names no knowledge index (index_dir)"
-    db = Path(index_dir)
-    db = db if db.is_absolute() else run_dir / db
     db = db / "kb.sqlite"
     if not db.is_file():
         return None, f"the knowledge index {db.parent} is not there any more"

@@ -171,3 +171,17 @@ def test_card_names_the_file_of_each_unreadable_line_of_a_sharded_run(tmp_path):
     card = (tmp_path / "run/DATASET_CARD.md").read_text(encoding="utf-8")
     listed = [line.removeprefix("- 无法读取的行：") for line in card.splitlines() if line.startswith("- 无法读取的行：")]
     assert sorted(line.split(" (")[0] for line in listed) == torn
+
+
+def test_the_card_of_a_run_on_the_recipes_own_index_counts_its_coverage(tmp_path, monkeypatch):
+    """A recipe run with no index_dir builds its index beside the run (runs/<recipe>/index); its card said
+    the knowledge coverage was unknown, "the run's config names no knowledge index (index_dir)"."""
+    from knowledge.index import KnowledgeBase
+
+    run = run_wulewule(tmp_path, monkeypatch, index_dir=False)
+    assert zaoshu("card", run) == 0
+    with KnowledgeBase.open(tmp_path / "index") as kb:
+        total = kb.stats()["chunks"]
+    used = {src["chunk_id"] for s in accepted(run) for src in s["meta"].get("sources") or []}
+    card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert f"- 知识覆盖率：样本引用了知识库 {total} 个片段中的 {len(used)} 个（{len(used) / total:.1%}）" in card
