@@ -51,6 +51,7 @@ class RunFacts:
     accepted: list[Sample]
     rejected_codes: Counter = field(default_factory=Counter)
     revised_codes: Counter = field(default_factory=Counter)
+    pairs: int = 0  # the dpo pairs `zaoshu export --format dpo` writes: a sent-back draft against its accepted turn
     rejected: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +104,7 @@ def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | Non
 def read_facts(run_dir: Path) -> RunFacts:
     """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder."""
     from finetune.export import read_records, read_run_samples
+    from finetune.preference import preference_pairs
     from graphs.rundir import read_run_stats, run_ledgers, shard_dirs
 
     run_dir = Path(run_dir)
@@ -122,6 +124,7 @@ def read_facts(run_dir: Path) -> RunFacts:
         for draft in s.meta.get("drafts") or []:
             if isinstance(draft, dict) and draft.get("decision") != "accept":
                 facts.revised_codes.update(str(c) for c in draft.get("codes") or [])
+    facts.pairs = len(preference_pairs(samples))
     chunks, why = _index_chunks(config, run_dir)
     used = {src.get("chunk_id") for s in samples for src in s.meta.get("sources") or [] if isinstance(src, dict)}
     if chunks is None:
@@ -174,7 +177,7 @@ def _header(facts: RunFacts, license: str) -> str:
     qa = any(s.meta.get("graph", s.kind) == "qa" for s in facts.accepted)  # a greeting is a qa-kind sample too
     tasks = ["text-generation"] + (["question-answering"] if qa else [])
     tags = ["zaoshu", "synthetic", "sft"] + (["dialogue"] if "dialogue" in kinds else [])
-    if facts.revised_codes:  # drafts the critic sent back, and their accepted revisions: preference data
+    if facts.pairs:  # drafts the critic sent back, and their accepted revisions: preference data
         tags += ["dpo", "kto"]
     if any(t.reasoning for s in facts.accepted for t in s.turns):
         tags.append("reasoning")
@@ -198,7 +201,6 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     n = len(facts.accepted)
     turns = sum(len(s.turns) for s in facts.accepted)
     with_reasoning = sum(1 for s in facts.accepted for t in s.turns if t.reasoning)
-    drafts_back = sum(facts.revised_codes.values())
     img = {name: path.name for name, path in plots.files.items()}
     out = [_header(facts, license), f"# {facts.recipe} · {facts.name}\n",
            f"由 zaoshu（造数）生成并经过质检的中文微调数据：**{n}** 条样本、**{turns}** 轮对话"
@@ -226,8 +228,8 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     else:
         out.append(f"- 知识覆盖率：样本引用了知识库 {facts.chunks_total} 个片段中的 {facts.chunks_used} 个"
                    f"（{facts.coverage:.1%}）")
-    out.append(f"- 退回后改好的草稿：{drafts_back} 份" + ("，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）"
-                                                   if drafts_back else "：没有可导出的偏好数据"))
+    out.append(f"- 退回后改好的草稿：{facts.pairs} 份" + ("，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）"
+                                                    if facts.pairs else "：没有可导出的偏好数据"))
     if "card_quality" in img:
         out.append(f"\n![近似重复率与知识覆盖率]({img['card_quality']})\n")
     out.append("## 成本\n")
@@ -247,7 +249,7 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     out.append("\n## 使用\n")
     out.append("```bash\nzaoshu export RUN --format xtuner --split 0.9      # XTuner 对话格式\n"
                "zaoshu export RUN --format sharegpt --with-reasoning  # LLaMA-Factory，带 <think> 推理\n"
-               + ("zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n" if drafts_back else "")
+               + ("zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n" if facts.pairs else "")
                + "```\n")
     problems = [f"{name}: {m}" for name, ms in plots.missing_glyphs.items() for m in ms[:3]]
     if problems or facts.bad_lines or not plots.font:

@@ -185,3 +185,16 @@ def test_the_card_of_a_run_on_the_recipes_own_index_counts_its_coverage(tmp_path
     used = {src["chunk_id"] for s in accepted(run) for src in s["meta"].get("sources") or []}
     card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert f"- 知识覆盖率：样本引用了知识库 {total} 个片段中的 {len(used)} 个（{len(used) / total:.1%}）" in card
+
+
+def test_the_cards_count_of_fixed_drafts_is_the_dpo_export_s(tmp_path, monkeypatch, capsys):
+    """The card counted the reason codes of sent-back drafts (a draft later accepted word for word counted,
+    a draft with two codes twice) and said they export as preference data: 8, where `--format dpo` wrote 6."""
+    run = run_wulewule(tmp_path, monkeypatch)
+    assert zaoshu("export", run, "--format", "dpo") == 0
+    written = len((run / "exports" / "dpo" / "all.jsonl").read_text(encoding="utf-8").splitlines())
+    sent_back = sum(d["decision"] != "accept" for s in accepted(run) for d in s["meta"]["drafts"])
+    assert 0 < written < sent_back  # this run has drafts that are no pair
+    assert zaoshu("card", run) == 0
+    card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert f"- 退回后改好的草稿：{written} 份，可导出为偏好数据" in card
