@@ -51,6 +51,7 @@ class RunFacts:
     accepted: list[Sample]
     rejected_codes: Counter = field(default_factory=Counter)
     revised_codes: Counter = field(default_factory=Counter)
+    review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
     pairs: int = 0  # the dpo pairs `zaoshu export --format dpo` writes: a sent-back draft against its accepted turn
     rejected: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
@@ -102,18 +103,22 @@ def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | Non
 
 
 def read_facts(run_dir: Path) -> RunFacts:
-    """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder."""
+    """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder; the reviewer's
+    decisions in review.jsonl apply, as `zaoshu export` applies them."""
     from finetune.export import read_records, read_run_samples
     from finetune.preference import preference_pairs
+    from graphs.review_ledger import apply_review
     from graphs.rundir import read_run_stats, run_ledgers, shard_dirs
 
     run_dir = Path(run_dir)
     samples, bad = read_run_samples(run_dir)  # every shard; a folder that is not a run is refused
+    samples, review = apply_review(run_dir, samples, bad)
     # a sharded run's: its shards' summed now, one still running (or killed) included
     stats = read_run_stats(run_dir) if shard_dirs(run_dir) else _read_json(run_dir / "stats.json")
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
-                     accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad])
+                     accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad],
+                     review=review)
     for path in run_ledgers(run_dir, "rejected.jsonl"):
         records, bad_json = read_records(path)
         facts.bad_lines += [_in_run(b, run_dir) for b in bad_json]
@@ -206,6 +211,9 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
            f"由 zaoshu（造数）生成并经过质检的中文微调数据：**{n}** 条样本、**{turns}** 轮对话"
            f"（{with_reasoning} 轮带推理过程）。运行状态：{facts.stats.get('status', '未知')}；"
            f"被拒绝 {facts.rejected} 条，全部记录在 `rejected.jsonl`。\n"]
+    if any(facts.review.values()):
+        out.append("人工审阅（`review.jsonl`，已计入上面的样本数）：修改 {edited} 条，审阅者拒绝 {dropped} 条，"
+                   "从被拒绝的样本中收回 {added} 条。\n".format(**facts.review))
     out.append("## 组成\n")
     if "card_samples_by_field" in img:
         out.append(f"![按字段统计的样本数]({img['card_samples_by_field']})\n")

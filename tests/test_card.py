@@ -198,3 +198,23 @@ def test_the_cards_count_of_fixed_drafts_is_the_dpo_export_s(tmp_path, monkeypat
     assert zaoshu("card", run) == 0
     card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert f"- 退回后改好的草稿：{written} 份，可导出为偏好数据" in card
+
+
+def test_the_card_counts_the_samples_export_writes_after_review(tmp_path, capsys):
+    """With review.jsonl rejecting 2 of 12 samples, `zaoshu export` wrote 10 records and the card said 12."""
+    from agents.schemas import Sample, Turn
+    from graphs.review_ledger import ReviewEntry
+
+    samples = [Sample(id=f"s{i:02d}", recipe="demo", kind="qa", turns=[Turn(input=f"问{i}", output=f"答{i}。")],
+                      meta={"aspect": "甲" if i < 6 else "乙"}) for i in range(12)]
+    (tmp_path / "accepted.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in samples), encoding="utf-8")
+    review = [ReviewEntry(id="s00", action="reject", reason="UNGROUNDED", rev=1, base_rev=0),
+              ReviewEntry(id="s01", action="reject", reason="UNGROUNDED", rev=1, base_rev=0),
+              ReviewEntry(id="s07", action="edit", turn=0, output="改过的答案。", rev=1, base_rev=0)]
+    (tmp_path / "review.jsonl").write_text("".join(e.model_dump_json() + "\n" for e in review), encoding="utf-8")
+    assert zaoshu("export", tmp_path) == 0
+    assert "all: 10 records" in capsys.readouterr().out
+    assert zaoshu("card", tmp_path) == 0
+    card = (tmp_path / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "**10** 条样本" in card and "- 方面（aspect）：2 个取值，乙 6、甲 4" in card
+    assert "人工审阅（`review.jsonl`，已计入上面的样本数）：修改 1 条，审阅者拒绝 2 条，从被拒绝的样本中收回 0 条。" in card
