@@ -284,6 +284,8 @@ def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -
     card_plots.plot_rejections(plots, out_dir, (facts.rejected_codes + facts.revised_codes).most_common())
     card_plots.plot_quality(plots, out_dir, [("近似重复率", facts.duplicate_rate), ("知识覆盖率", facts.coverage)])
     card_plots.plot_usage(plots, out_dir, facts.stats.get("usage_by_role") or {}, facts.stats.get("currency", ""))
+    for name in set(card_plots.PLOT_NAMES) - set(plots.files):  # an earlier card's, in this folder
+        (out_dir / f"{name}.png").unlink(missing_ok=True)
     path = out_dir / CARD_FILE
     path.write_text(render_card(facts, plots, license), encoding="utf-8")
     log.info("dataset card: %s (%d plots)", path, len(plots.files))

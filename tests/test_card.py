@@ -218,3 +218,26 @@ def test_the_card_counts_the_samples_export_writes_after_review(tmp_path, capsys
     card = (tmp_path / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert "**10** 条样本" in card and "- 方面（aspect）：2 个取值，乙 6、甲 4" in card
     assert "人工审阅（`review.jsonl`，已计入上面的样本数）：修改 1 条，审阅者拒绝 2 条，从被拒绝的样本中收回 0 条。" in card
+
+
+def test_a_second_card_in_the_same_folder_lists_only_its_own_plots(tmp_path, capsys):
+    """`zaoshu card a --out docs` then `zaoshu card b --out docs`: b has no rejection, yet its line listed
+    a's card_rejections.png, left in docs/ beside a card that does not show it."""
+    from agents.schemas import Sample, Turn
+
+    def make_run(name: str, rejected: str) -> Path:
+        run = tmp_path / name
+        run.mkdir()
+        sample = Sample(id=name, recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")], meta={"aspect": "甲"})
+        (run / "accepted.jsonl").write_text(sample.model_dump_json() + "\n", encoding="utf-8")
+        (run / "rejected.jsonl").write_text(rejected, encoding="utf-8")
+        return run
+
+    docs = tmp_path / "docs"
+    assert zaoshu("card", make_run("a", '{"id": "r1", "codes": ["UNGROUNDED"]}\n'), "--out", docs) == 0
+    assert "card_rejections.png" in capsys.readouterr().out
+    assert zaoshu("card", make_run("b", ""), "--out", docs) == 0
+    listed = " ".join(capsys.readouterr().out.split())
+    assert "card_rejections" not in listed and "card_rejections" not in (docs / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert not (docs / "card_rejections.png").exists()
+    assert f"(plots: {', '.join(sorted(p.name for p in docs.glob('card_*.png')))})" in listed
