@@ -386,3 +386,23 @@ def test_merge_into_a_folder_named_like_a_jsonl_file_is_one_line(run, tmp_path, 
     assert zaoshu("merge", run, "--out", folder) == 1
     assert f"error: --out {folder} is a folder; give a file path" in " ".join(capsys.readouterr().err.split())
     assert list(folder.parent.glob(".merged.jsonl.*")) == []  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--format", "dpo", "--balance", "aspect"], "--balance does nothing for --format dpo"),
+    (["--format", "xtuner", "--skip-artifacts"], "--skip-artifacts does nothing for --format xtuner"),
+    (["--per-tag", "3"], "--per-tag 3 does nothing without --balance FIELD (e.g. --balance tag)"),
+])
+def test_an_export_flag_the_format_ignores_is_one_line(run, args, said, capsys):
+    """`--format dpo --balance aspect` wrote every pair, unbalanced, and said nothing (so did --skip-artifacts
+    for a sample format, and --per-tag without --balance)."""
+    assert zaoshu("export", run, *args) == 1
+    assert capsys.readouterr().err.startswith(f"error: {said}")
+    assert not (run / "exports").exists()
+
+
+def test_per_tag_with_balance_still_draws_and_defaults_to_50(run, capsys):
+    assert zaoshu("export", run, "--balance", "aspect", "--per-tag", "2") == 0
+    assert "all: 4 records" in capsys.readouterr().out
+    assert zaoshu("export", run, "--balance", "aspect") == 0
+    assert "at most 50 for each of 2 values" in capsys.readouterr().out
