@@ -111,7 +111,7 @@ def read_facts(run_dir: Path) -> RunFacts:
     from graphs.rundir import read_run_stats, run_ledgers, shard_dirs
 
     run_dir = Path(run_dir)
-    samples, bad = read_run_samples(run_dir)  # every shard; a folder that is not a run is refused
+    samples, bad = read_run_samples(run_dir, "card")  # every shard; a folder that is not a run is refused
     samples, review = apply_review(run_dir, samples, bad)
     # a sharded run's: its shards' summed now, one still running (or killed) included
     stats = read_run_stats(run_dir) if shard_dirs(run_dir) else _read_json(run_dir / "stats.json")

@@ -121,15 +121,16 @@ class ExportReport:
     balanced: str = ""  # with --balance: what was kept of what
 
 
-def accepted_paths(run_dir: Path) -> list[Path]:
+def accepted_paths(run_dir: Path, command: str = "export") -> list[Path]:
     """The accepted.jsonl files of a run: its own, or one per shard (`--shard i/n`); none for a run that
-    accepted nothing. A folder is a run by its ledgers or stats.json, its own or a shard's."""
+    accepted nothing. A folder is a run by its ledgers or stats.json, its own or a shard's; `command`
+    (export, card) is the one the error for a file names."""
     from graphs.rundir import LEDGERS, run_ledgers
 
     run_dir = Path(run_dir)
     if run_dir.is_file():
-        raise InputError(f"{run_dir} is a file, and export reads a run folder (runs/<recipe>/<run-name>/): "
-                         f"zaoshu merge {run_dir} --out FOLDER, then export FOLDER")
+        raise InputError(f"{run_dir} is a file, and {command} reads a run folder (runs/<recipe>/<run-name>/): "
+                         f"zaoshu merge {run_dir} --out FOLDER, then zaoshu {command} FOLDER")
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
     if not any(run_ledgers(run_dir, name) for name in (*LEDGERS, "stats.json")):
@@ -138,11 +139,11 @@ def accepted_paths(run_dir: Path) -> list[Path]:
     return run_ledgers(run_dir, "accepted.jsonl")
 
 
-def read_run_samples(run_dir: Path) -> tuple[list[Sample], list[BadLine]]:
+def read_run_samples(run_dir: Path, command: str = "export") -> tuple[list[Sample], list[BadLine]]:
     """Every accepted Sample of a run, all shards read as one run; unusable lines become `BadLine`s."""
     samples: list[Sample] = []
     bad: list[BadLine] = []
-    for path in accepted_paths(run_dir):
+    for path in accepted_paths(run_dir, command):
         more, more_bad = read_samples(path)
         samples += more
         bad += more_bad

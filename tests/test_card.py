@@ -241,3 +241,13 @@ def test_a_second_card_in_the_same_folder_lists_only_its_own_plots(tmp_path, cap
     assert "card_rejections" not in listed and "card_rejections" not in (docs / "DATASET_CARD.md").read_text(encoding="utf-8")
     assert not (docs / "card_rejections.png").exists()
     assert f"(plots: {', '.join(sorted(p.name for p in docs.glob('card_*.png')))})" in listed
+
+
+def test_card_of_a_file_names_the_card_command(tmp_path, capsys):
+    """`zaoshu card runs/x/accepted.jsonl` said "export reads a run folder … then export FOLDER"."""
+    data = tmp_path / "accepted.jsonl"
+    data.write_text("", encoding="utf-8")
+    assert zaoshu("card", data) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data} is a file, and card reads a run folder (runs/<recipe>/<run-name>/): "
+        f"zaoshu merge {data} --out FOLDER, then zaoshu card FOLDER")
