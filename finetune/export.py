@@ -31,7 +31,7 @@ from agents.errors import InputError, output_file, output_folder
 from agents.schemas import Sample
 from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record,
                               preference_format, to_format)
-from graphs.ledger import BadLine, jsonl_lines
+from graphs.ledger import NOT_UTF8, BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +55,22 @@ def read_records(path: Path) -> tuple[list[tuple[int, Any]], list[BadLine]]:
         return list(enumerate(data, start=1)), []
     bad: list[BadLine] = []
     return list(jsonl_lines(path, bad)), bad
+
+
+def refuse_non_utf8(path: Path, bad: Sequence[BadLine]) -> None:
+    """InputError when lines of `path` are not UTF-8 (a file saved as GBK, say): every reader after this one,
+    XTuner's included, reads UTF-8, so the whole file wants converting rather than its lines skipping.
+
+    >>> refuse_non_utf8(Path("t.jsonl"), [BadLine(1, "not UTF-8 text"), BadLine(3, "not UTF-8 text")])
+    Traceback (most recent call last):
+    agents.errors.InputError: t.jsonl: lines 1, 3 are not UTF-8 text; convert the file, e.g. `iconv -f gbk -t utf-8 t.jsonl > t.utf8.jsonl`
+    """
+    lines = [b.line for b in bad if b.reason == NOT_UTF8]
+    if lines:
+        shown = ", ".join(map(str, lines[:10])) + ("…" if len(lines) > 10 else "")
+        raise InputError(f"{path}: line{'s' if len(lines) > 1 else ''} {shown} {'are' if len(lines) > 1 else 'is'} "
+                         f"not UTF-8 text; convert the file, e.g. `iconv -f gbk -t utf-8 {path} > "
+                         f"{path.with_suffix('.utf8' + path.suffix)}`")
 
 
 def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample], list[BadLine]]:

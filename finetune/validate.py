@@ -47,12 +47,13 @@ class ValidationReport(BaseModel):
 
 
 def _has_lines(data: Path, what: str, fmt: str) -> None:
-    """InputError for a file that is missing or holds nothing but blank lines (or an empty JSON array)."""
-    from finetune.export import read_records
+    """InputError for a file that is missing, not UTF-8, or holds nothing but blank lines (or an empty JSON array)."""
+    from finetune.export import read_records, refuse_non_utf8
 
     if not data.is_file():
         raise InputError(f"data file {data} does not exist")
     records, bad = read_records(data)
+    refuse_non_utf8(data, bad)  # XTuner's reader stops at the first such line, blaming the config
     if not records and not bad:
         raise InputError(f"{data} holds no {what}: nothing to validate; export a run first "
                          f"(`zaoshu export RUN --format {fmt}`)")

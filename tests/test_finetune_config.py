@@ -289,3 +289,27 @@ def test_validate_an_empty_file_says_it_is_empty(tmp_path, monkeypatch, capsys, 
     fmt = "xtuner" if command == "validate" else "xtuner-dpo"
     assert " ".join(capsys.readouterr().err.split()) == (
         f"error: {data} holds no {said}: nothing to validate; export a run first (`zaoshu export RUN --format {fmt}`)")
+
+
+@pytest.mark.parametrize("command", ["config", "validate"])
+def test_a_gbk_file_is_named_not_utf8(tmp_path, monkeypatch, capsys, command):
+    """A training file saved as GBK: config said it 'holds no XTuner or OpenAI records: export it with …',
+    validate said 'the validator could not run with cfg.py: UnicodeDecodeError …', blaming the config."""
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    data = tmp_path / "train.jsonl"
+    data.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in xtuner_records(3)).encode("gbk"))
+    cfg = tmp_path / "cfg.py"
+    if command == "config":
+        args = ["config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"), "--data", data, "--out", cfg]
+    else:
+        cfg.write_text("", encoding="utf-8")
+        args = ["validate", data, "--config", cfg]
+    assert zaoshu("finetune", *args) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data}: lines 1, 2, 3 are not UTF-8 text; convert the file, e.g. "
+        f"`iconv -f gbk -t utf-8 {data} > {tmp_path / 'train.utf8.jsonl'}`")
+    assert command == "validate" or not cfg.exists()
