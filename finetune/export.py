@@ -320,6 +320,8 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
         if any(path.resolve() == target.resolve() for path in paths):
             raise InputError(f"the merge output {target} is also an input; choose another --out")
         samples, bad = read_run_samples(source) if source.is_dir() else read_samples(source)
+        if not source.is_dir():
+            refuse_non_utf8(source, bad)  # a file saved as GBK, say: converted, none of its lines is lost
         report.read[str(source)] = len(samples)
         if bad:
             report.bad_lines[str(source)] = bad
@@ -330,6 +332,8 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
                 continue
             seen.add(key)
             merged.append(sample)
+    if not merged:  # a wrong input (a GBK file, an empty run) must not empty an earlier merge
+        raise InputError(f"no usable sample in {', '.join(map(str, inputs))}: nothing to merge; {target} is left as it was")
     if target.name == "accepted.jsonl":
         output_folder(target.parent)
         _refuse_a_recipe_run(target.parent)

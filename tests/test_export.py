@@ -406,3 +406,22 @@ def test_per_tag_with_balance_still_draws_and_defaults_to_50(run, capsys):
     assert "all: 4 records" in capsys.readouterr().out
     assert zaoshu("export", run, "--balance", "aspect") == 0
     assert "at most 50 for each of 2 values" in capsys.readouterr().out
+
+
+def test_a_merge_that_reads_nothing_leaves_the_earlier_merge(run, tmp_path, capsys):
+    """`zaoshu merge notes_gbk.jsonl --out merged` (a GBK file, or a run that accepted nothing) said
+    'wrote 0 samples to merged/accepted.jsonl': the 10 samples merged there before were gone."""
+    merged = tmp_path / "merged"
+    assert zaoshu("merge", run, "--out", merged) == 0
+    before = (merged / "accepted.jsonl").read_bytes()
+    gbk = tmp_path / "notes.jsonl"
+    gbk.write_bytes((json.dumps({"instruction": "问", "output": "答。"}, ensure_ascii=False) + "\n").encode("gbk"))
+    empty = write_run(tmp_path / "runs" / "demo" / "r0", [])
+    capsys.readouterr()
+    assert zaoshu("merge", gbk, "--out", merged) == 1
+    assert capsys.readouterr().err.strip() == (f"error: {gbk}: line 1 is not UTF-8 text; convert the file, e.g. "
+                                               f"`iconv -f gbk -t utf-8 {gbk} > {tmp_path / 'notes.utf8.jsonl'}`")
+    assert zaoshu("merge", empty, "--out", merged) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: no usable sample in {empty}: nothing to merge; {merged / 'accepted.jsonl'} is left as it was")
+    assert (merged / "accepted.jsonl").read_bytes() == before
