@@ -187,7 +187,7 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
 
         samples, review = apply_review(run_dir, samples, bad)
     if not samples:
-        why = (" (no line of accepted.jsonl is usable)" if bad
+        why = (f" (no line of accepted.jsonl is usable: {bad[0]}{'; …' if len(bad) > 1 else ''})" if bad
                else " (the reviewer rejected them)" if review.get("dropped") else "")
         raise InputError(f"{run_dir} has no accepted samples{why}: nothing to export as {fmt}")
     note = ""

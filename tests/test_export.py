@@ -425,3 +425,14 @@ def test_a_merge_that_reads_nothing_leaves_the_earlier_merge(run, tmp_path, caps
     assert " ".join(capsys.readouterr().err.split()) == (
         f"error: no usable sample in {empty}: nothing to merge; {merged / 'accepted.jsonl'} is left as it was")
     assert (merged / "accepted.jsonl").read_bytes() == before
+
+
+def test_a_run_with_no_usable_line_says_why(tmp_path, capsys):
+    """accepted.jsonl saved as GBK: the error said only 'no line of accepted.jsonl is usable', not why."""
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = "".join(s.model_dump_json() + "\n" for s in make_samples(2))
+    (run / "accepted.jsonl").write_bytes(lines.replace("问题", "問題").encode("gbk"))
+    assert zaoshu("export", run) == 1
+    assert capsys.readouterr().err.strip() == (f"error: {run} has no accepted samples (no line of accepted.jsonl "
+                                               f"is usable: line 1: not UTF-8 text; …): nothing to export as xtuner")
