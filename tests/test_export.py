@@ -436,3 +436,22 @@ def test_a_run_with_no_usable_line_says_why(tmp_path, capsys):
     assert zaoshu("export", run) == 1
     assert capsys.readouterr().err.strip() == (f"error: {run} has no accepted samples (no line of accepted.jsonl "
                                                f"is usable: line 1: not UTF-8 text; …): nothing to export as xtuner")
+
+
+def test_a_preference_split_puts_pairs_on_both_sides(tmp_path, capsys):
+    """2 of 10 samples have a sent-back draft: `--format dpo --split 0.9` split all 10 samples, and the
+    one test sample had no pair: 'test: 0 records' (an empty test file)."""
+    from agents.schemas import draft_context
+
+    samples = make_samples(10)
+    for s in (samples[2], samples[3]):  # samples[1] is the test side of an all-sample split (seed 42)
+        turn = s.turns[0]
+        s.meta["drafts"] = [{"turn": 0, "text": "以下是回答：" + turn.output, "decision": "revise",
+                             "codes": ["PREAMBLE"], "by": "rules", "context": draft_context([], turn.input)}]
+    run = write_run(tmp_path / "run", samples)
+    for fmt in ("dpo", "xtuner-dpo"):
+        assert zaoshu("export", run, "--format", fmt, "--split", "0.9") == 0
+        assert [len(read_jsonl(run / "exports" / fmt / f"{side}.jsonl")) for side in ("train", "test")] == [1, 1]
+    assert zaoshu("export", run, "--format", "kto", "--split", "0.9") == 0
+    kto = [read_jsonl(run / "exports" / "kto" / f"{side}.jsonl") for side in ("train", "test")]
+    assert len(kto[0]) + len(kto[1]) == 12 and all(kto)
