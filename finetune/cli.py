@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 
 from agents.console import make_console
-from agents.errors import InputError, output_file
+from agents.errors import InputError, output_file, output_folder
 
 app = typer.Typer(help="Fine-tune with XTuner: setup, config, validate, train, convert, merge, chat, eval.",
                   no_args_is_help=True)
@@ -223,7 +223,7 @@ def evaluate(
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server serving both models."),
     base_name: Optional[str] = typer.Option(None, help="Served name of the base model (with --base-url)."),
     tuned_name: Optional[str] = typer.Option(None, help="Served name of the fine-tuned model (with --base-url)."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate the first N questions only."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate the first N questions only."),
     max_new_tokens: int = typer.Option(256),
     venv: Path = VENV,
 ) -> None:
@@ -233,6 +233,7 @@ def evaluate(
     from finetune.evaluate import EndpointAnswerer, LocalAnswerer, load_items, run_eval, write_report
     from finetune.judge import make_llm_judge
 
+    output_folder(out)  # before the answering and judging: a file in the way lost them all at the end
     items = load_items(test, limit)
     settings = load_settings()
     judge = make_llm_judge(make_client(settings.for_role("critic").require_endpoint()))
