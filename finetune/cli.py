@@ -228,7 +228,7 @@ def evaluate(
     venv: Path = VENV,
 ) -> None:
     """Answer the test split with the base and the fine-tuned model, judge both, write the before/after table."""
-    from agents.llm import make_client
+    from agents.llm import close_clients, make_client
     from agents.settings import load_settings
     from finetune.evaluate import EndpointAnswerer, LocalAnswerer, load_items, run_eval, write_report
     from finetune.judge import make_llm_judge
@@ -236,14 +236,16 @@ def evaluate(
     output_folder(out)  # before the answering and judging: a file in the way lost them all at the end
     items = load_items(test, limit)
     settings = load_settings()
-    judge = make_llm_judge(make_client(settings.for_role("critic").require_endpoint()))
+    clients = {"judge": make_client(settings.for_role("critic").require_endpoint())}
+    judge = make_llm_judge(clients["judge"])
     if base_url:
         if not (base_name and tuned_name):
             raise InputError("with --base-url, name both served models: --base-name BASE --tuned-name TUNED")
         role = settings.for_role("answerer")
         endpoint = {"base_url": base_url, "api_key": role.api_key, "preset": None}
-        base = EndpointAnswerer(make_client(role.model_copy(update={**endpoint, "model": base_name})), max_new_tokens)
-        after = EndpointAnswerer(make_client(role.model_copy(update={**endpoint, "model": tuned_name})), max_new_tokens)
+        clients["base"] = make_client(role.model_copy(update={**endpoint, "model": base_name}))
+        clients["tuned"] = make_client(role.model_copy(update={**endpoint, "model": tuned_name}))
+        base, after = EndpointAnswerer(clients["base"], max_new_tokens), EndpointAnswerer(clients["tuned"], max_new_tokens)
     else:
         if model is None or (adapter is None and tuned is None):
             raise InputError("name the models: --model BASE with --adapter ADAPTER or --tuned MERGED (or use --base-url)")
@@ -254,7 +256,14 @@ def evaluate(
         base = LocalAnswerer(python, model, template, max_new_tokens=max_new_tokens)
         after = LocalAnswerer(python, tuned or model, template, adapter=None if tuned else adapter,
                               max_new_tokens=max_new_tokens)
-    report = asyncio.run(run_eval(items, base, after, judge))
+
+    async def evaluate_and_close():  # closed: aiohttp printed "Unclosed connector" for each client at exit
+        try:
+            return await run_eval(items, base, after, judge)
+        finally:
+            await close_clients(clients)
+
+    report = asyncio.run(evaluate_and_close())
     md, js = write_report(report, out)
     console.print(report.markdown())
     console.print(f"wrote {md} and {js}")

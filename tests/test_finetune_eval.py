@@ -112,3 +112,26 @@ def test_eval_limit_below_one_is_refused(tmp_path, monkeypatch, capsys, limit):
         assert zaoshu(*eval_args(tmp_path, server, "--out", tmp_path / "ev", "--limit", limit)) == 2
         assert server.requests == []
     assert "Invalid value for '--limit'" in capsys.readouterr().err and not (tmp_path / "ev").exists()
+
+
+def test_eval_closes_its_clients(tmp_path):
+    """Each eval against a server ended with aiohttp's 'Unclosed connector' / 'Unclosed client session'
+    lines on stderr, one set per client."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.fake_openai import FakeOpenAI
+    from tests.recipe_replies import reply
+
+    repo = Path(__file__).resolve().parents[1]
+    with FakeOpenAI(reply=reply) as server:
+        env = {**os.environ, "ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "judge",
+               "ZAOSHU_API_KEY": "sk-test-not-a-real-key-0000", "PYTHONPATH": str(repo)}
+        args = [str(a) for a in eval_args(tmp_path, server, "--out", tmp_path / "ev")]
+        proc = subprocess.run([sys.executable, "-m", "zaoshu_cli", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {tmp_path / 'ev' / 'eval.md'}" in " ".join(proc.stdout.split())
+    assert "Unclosed" not in proc.stderr, proc.stderr
