@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agents.errors import InputError
+from finetune.formats import preference_format
 
 SCRIPT = Path(__file__).resolve().parent / "xtuner_validate.py"
 
@@ -46,7 +47,7 @@ class ValidationReport(BaseModel):
         return [f"{self.unit} {w['line']}: {w['reason']}" for w in self.warnings]
 
 
-def _has_lines(data: Path, what: str, fmt: str) -> None:
+def _has_lines(data: Path, what: str, fmt: str) -> list:
     """InputError for a file that is missing, not UTF-8, or holds nothing but blank lines (or an empty JSON array)."""
     from finetune.export import read_records, refuse_non_utf8
 
@@ -57,11 +58,19 @@ def _has_lines(data: Path, what: str, fmt: str) -> None:
     if not records and not bad:
         raise InputError(f"{data} holds no {what}: nothing to validate; export a run first "
                          f"(`zaoshu export RUN --format {fmt}`)")
+    return [record for _, record in records]
 
 
 def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
     """Validate `data` against `config` with XTuner's code in the environment of `python`."""
-    _has_lines(data, "records", "xtuner")
+    records = _has_lines(data, "records", "xtuner")
+    pairs = {preference_format(record) for record in records}
+    if pairs == {"xtuner-dpo"}:  # the validator called every pair "neither format: regenerate the config"
+        raise InputError(f"{data} holds preference pairs (xtuner-dpo), not SFT records: check them with "
+                         f"`zaoshu finetune validate-dpo {shlex.quote(str(data))} --tokenizer MODEL_DIR`")
+    if pairs == {"dpo"}:
+        raise InputError(f"{data} holds LLaMA-Factory preference pairs (dpo), which XTuner does not read: "
+                         f"export the run with --format xtuner-dpo for XTuner's DPO, or --format xtuner for SFT")
     if not config.is_file():
         raise InputError(f"config {config} does not exist: write one with "
                          f"`zaoshu finetune config … --out {shlex.quote(str(config))}`")

@@ -313,3 +313,27 @@ def test_a_gbk_file_is_named_not_utf8(tmp_path, monkeypatch, capsys, command):
         f"error: {data}: lines 1, 2, 3 are not UTF-8 text; convert the file, e.g. "
         f"`iconv -f gbk -t utf-8 {data} > {tmp_path / 'train.utf8.jsonl'}`")
     assert command == "validate" or not cfg.exists()
+
+
+@pytest.mark.parametrize("fmt,said", [
+    ("xtuner-dpo", "holds preference pairs (xtuner-dpo), not SFT records: check them with "
+                   "`zaoshu finetune validate-dpo {data} --tokenizer MODEL_DIR`"),
+    ("dpo", "holds LLaMA-Factory preference pairs (dpo), which XTuner does not read: export the run with "
+            "--format xtuner-dpo for XTuner's DPO, or --format xtuner for SFT")])
+def test_validate_a_preference_file_points_to_the_right_check(tmp_path, monkeypatch, capsys, fmt, said):
+    """`finetune validate exports/xtuner-dpo/all.jsonl --config cfg.py`: every pair was 'record is neither
+    format but the config expects xtuner: regenerate the config' — the config was not the problem."""
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    pair = ({"prompt": [{"role": "user", "content": "问"}], "chosen": [{"role": "assistant", "content": "好。"}],
+             "rejected": [{"role": "assistant", "content": "坏。"}]} if fmt == "xtuner-dpo" else
+            {"conversations": [{"from": "human", "value": "问"}], "chosen": {"from": "gpt", "value": "好。"},
+             "rejected": {"from": "gpt", "value": "坏。"}})
+    data = write_jsonl(tmp_path / "all.jsonl", [pair, pair])
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text("", encoding="utf-8")
+    assert zaoshu("finetune", "validate", data, "--config", cfg) == 1
+    assert " ".join(capsys.readouterr().err.split()) == f"error: {data} " + said.format(data=data)
