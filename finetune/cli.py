@@ -148,10 +148,9 @@ def train(
 ) -> None:
     """`python -m xtuner.tools.train` with the XTuner environment; its logs stream, its exit code is ours."""
     from finetune.runner import stream, train_command
+    from finetune.validate import require_config
 
-    if not config_path.is_file():
-        raise InputError(f"config {config_path} does not exist: write one with "
-                         f"`zaoshu finetune config … --out {shlex.quote(str(config_path))}`")
+    require_config(config_path)
     code = stream(train_command(_python(venv), config_path, work_dir, deepspeed=deepspeed, resume=resume, seed=seed), _echo)
     _exit_on_failure(code, "training")
 

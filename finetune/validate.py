@@ -61,6 +61,16 @@ def _has_lines(data: Path, what: str, fmt: str) -> list:
     return [record for _, record in records]
 
 
+def require_config(config: Path) -> None:
+    """InputError unless `config` is a file (an XTuner config from `zaoshu finetune config`)."""
+    if config.is_dir():
+        raise InputError(f"config {config} is a folder: give the .py file `zaoshu finetune config … --out` wrote "
+                         f"(e.g. {config / 'config.py'})")
+    if not config.is_file():
+        raise InputError(f"config {config} does not exist: write one with "
+                         f"`zaoshu finetune config … --out {shlex.quote(str(config))}`")
+
+
 def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
     """Validate `data` against `config` with XTuner's code in the environment of `python`."""
     records = _has_lines(data, "records", "xtuner")
@@ -71,9 +81,7 @@ def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600)
     if pairs == {"dpo"}:
         raise InputError(f"{data} holds LLaMA-Factory preference pairs (dpo), which XTuner does not read: "
                          f"export the run with --format xtuner-dpo for XTuner's DPO, or --format xtuner for SFT")
-    if not config.is_file():
-        raise InputError(f"config {config} does not exist: write one with "
-                         f"`zaoshu finetune config … --out {shlex.quote(str(config))}`")
+    require_config(config)
     with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(

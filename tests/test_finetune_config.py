@@ -337,3 +337,13 @@ def test_validate_a_preference_file_points_to_the_right_check(tmp_path, monkeypa
     cfg.write_text("", encoding="utf-8")
     assert zaoshu("finetune", "validate", data, "--config", cfg) == 1
     assert " ".join(capsys.readouterr().err.split()) == f"error: {data} " + said.format(data=data)
+
+
+def test_train_given_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    """`zaoshu finetune train work_dirs/run` (a folder) said 'config work_dirs/run does not exist'."""
+    from tests.test_reasoning import zaoshu
+
+    assert zaoshu("finetune", "train", tmp_path) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: config {tmp_path} is a folder: give the .py file `zaoshu finetune config … --out` wrote "
+        f"(e.g. {tmp_path / 'config.py'})")
