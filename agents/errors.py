@@ -1,6 +1,7 @@
 """Errors a user can act on. The CLI prints each as one red line and exits 1 (no traceback)."""
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -84,3 +85,62 @@ def pydantic_problem(error: Mapping[str, Any]) -> str:
     if error.get("type") == "value_error" and "error" in error.get("ctx", {}):
         return str(error["ctx"]["error"])
     return error["msg"]
+
+
+
+def _file_above(path: Path, flag: str) -> None:
+    """InputError when a folder above `path` is a file: nothing can be written under it."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InputError(f"{flag} {path}: {blocker} is a file, not a folder")
+
+
+def _make_folder(path: Path, flag: str, given: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{flag} {given}: cannot make the folder {path} ({exc.strerror})") from None
+
+
+def output_folder(path: Path, flag: str = "--out") -> Path:
+    """Make `path` (and its parents) a folder to write into; InputError naming `flag` when a file is in the way.
+
+    >>> import tempfile; tmp = Path(tempfile.mkdtemp()); (tmp / "a.txt").write_text("x")
+    1
+    >>> output_folder(tmp / "new" / "cards") == tmp / "new" / "cards"
+    True
+    >>> try: output_folder(tmp / "a.txt")
+    ... except InputError as exc: print(str(exc).replace(str(tmp), "T"))
+    --out T/a.txt is a file, not a folder; give a folder (it is made if missing)
+    >>> try: output_folder(tmp / "a.txt" / "cards")
+    ... except InputError as exc: print(str(exc).replace(str(tmp), "T"))
+    --out T/a.txt/cards: T/a.txt is a file, not a folder
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{flag} {path} is a file, not a folder; give a folder (it is made if missing)")
+    _file_above(path, flag)
+    _make_folder(path, flag, path)
+    return path
+
+
+def output_file(path: Path, flag: str = "--out", example: str = "out.jsonl") -> Path:
+    """Make the folder of `path`, a file to write; InputError naming `flag` when `path` is a folder or a file
+    stands where a folder above it should be.
+
+    >>> import tempfile; tmp = Path(tempfile.mkdtemp())
+    >>> try: output_file(tmp, example="cfg.py")
+    ... except InputError as exc: print(str(exc).replace(str(tmp), "T"))
+    --out T is a folder; give a file path, e.g. T/cfg.py
+    >>> (tmp / "a.txt").write_text("x")
+    1
+    >>> try: output_file(tmp / "a.txt" / "cfg.py")
+    ... except InputError as exc: print(str(exc).replace(str(tmp), "T"))
+    --out T/a.txt/cfg.py: T/a.txt is a file, not a folder
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a folder; give a file path, e.g. {path / example}")
+    _file_above(path, flag)
+    _make_folder(path.parent, flag, path)
+    return path

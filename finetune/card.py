@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from agents.errors import output_folder
 from agents.schemas import Sample
 from graphs.ledger import BadLine
 
@@ -50,6 +51,8 @@ class RunFacts:
     accepted: list[Sample]
     rejected_codes: Counter = field(default_factory=Counter)
     revised_codes: Counter = field(default_factory=Counter)
+    review: dict[str, int] = field(default_factory=dict)  # review.jsonl: samples edited / dropped / added
+    pairs: int = 0  # the dpo pairs `zaoshu export --format dpo` writes: a sent-back draft against its accepted turn
     rejected: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -81,11 +84,14 @@ class RunFacts:
 def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | None, str]:
     """Every chunk id of the run's knowledge index, or None with the reason it is unknown."""
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else config
-    index_dir = recipe.get("index_dir") if isinstance(recipe, dict) else None
-    if not index_dir:
+    recipe = recipe if isinstance(recipe, dict) else {}
+    if index_dir := recipe.get("index_dir"):
+        db = Path(index_dir)
+        db = db if db.is_absolute() else run_dir / db
+    elif recipe.get("knowledge_folder"):  # the recipe's own index, beside its runs (graphs.session.build_knowledge)
+        db = run_dir.parent / "index"
+    else:
         return None, "the run's config names no knowledge index (index_dir)"
-    db = Path(index_dir)
-    db = db if db.is_absolute() else run_dir / db
     db = db / "kb.sqlite"
     if not db.is_file():
         return None, f"the knowledge index {db.parent} is not there any more"
@@ -97,17 +103,22 @@ def _index_chunks(config: dict[str, Any], run_dir: Path) -> tuple[set[str] | Non
 
 
 def read_facts(run_dir: Path) -> RunFacts:
-    """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder."""
+    """Read accepted.jsonl, rejected.jsonl, stats.json and config.resolved.yaml of a run folder; the reviewer's
+    decisions in review.jsonl apply, as `zaoshu export` applies them."""
     from finetune.export import read_records, read_run_samples
+    from finetune.preference import preference_pairs
+    from graphs.review_ledger import apply_review
     from graphs.rundir import read_run_stats, run_ledgers, shard_dirs
 
     run_dir = Path(run_dir)
-    samples, bad = read_run_samples(run_dir)  # every shard; a folder that is not a run is refused
+    samples, bad = read_run_samples(run_dir, "card")  # every shard; a folder that is not a run is refused
+    samples, review = apply_review(run_dir, samples, bad)
     # a sharded run's: its shards' summed now, one still running (or killed) included
     stats = read_run_stats(run_dir) if shard_dirs(run_dir) else _read_json(run_dir / "stats.json")
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
-                     accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad])
+                     accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad],
+                     review=review)
     for path in run_ledgers(run_dir, "rejected.jsonl"):
         records, bad_json = read_records(path)
         facts.bad_lines += [_in_run(b, run_dir) for b in bad_json]
@@ -118,6 +129,7 @@ def read_facts(run_dir: Path) -> RunFacts:
         for draft in s.meta.get("drafts") or []:
             if isinstance(draft, dict) and draft.get("decision") != "accept":
                 facts.revised_codes.update(str(c) for c in draft.get("codes") or [])
+    facts.pairs = len(preference_pairs(samples))
     chunks, why = _index_chunks(config, run_dir)
     used = {src.get("chunk_id") for s in samples for src in s.meta.get("sources") or [] if isinstance(src, dict)}
     if chunks is None:
@@ -170,7 +182,7 @@ def _header(facts: RunFacts, license: str) -> str:
     qa = any(s.meta.get("graph", s.kind) == "qa" for s in facts.accepted)  # a greeting is a qa-kind sample too
     tasks = ["text-generation"] + (["question-answering"] if qa else [])
     tags = ["zaoshu", "synthetic", "sft"] + (["dialogue"] if "dialogue" in kinds else [])
-    if facts.revised_codes:  # drafts the critic sent back, and their accepted revisions: preference data
+    if facts.pairs:  # drafts the critic sent back, and their accepted revisions: preference data
         tags += ["dpo", "kto"]
     if any(t.reasoning for s in facts.accepted for t in s.turns):
         tags.append("reasoning")
@@ -194,12 +206,14 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     n = len(facts.accepted)
     turns = sum(len(s.turns) for s in facts.accepted)
     with_reasoning = sum(1 for s in facts.accepted for t in s.turns if t.reasoning)
-    drafts_back = sum(facts.revised_codes.values())
     img = {name: path.name for name, path in plots.files.items()}
     out = [_header(facts, license), f"# {facts.recipe} · {facts.name}\n",
            f"由 zaoshu（造数）生成并经过质检的中文微调数据：**{n}** 条样本、**{turns}** 轮对话"
            f"（{with_reasoning} 轮带推理过程）。运行状态：{facts.stats.get('status', '未知')}；"
            f"被拒绝 {facts.rejected} 条，全部记录在 `rejected.jsonl`。\n"]
+    if any(facts.review.values()):
+        out.append("人工审阅（`review.jsonl`，已计入上面的样本数）：修改 {edited} 条，审阅者拒绝 {dropped} 条，"
+                   "从被拒绝的样本中收回 {added} 条。\n".format(**facts.review))
     out.append("## 组成\n")
     if "card_samples_by_field" in img:
         out.append(f"![按字段统计的样本数]({img['card_samples_by_field']})\n")
@@ -222,8 +236,8 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     else:
         out.append(f"- 知识覆盖率：样本引用了知识库 {facts.chunks_total} 个片段中的 {facts.chunks_used} 个"
                    f"（{facts.coverage:.1%}）")
-    out.append(f"- 退回后改好的草稿：{drafts_back} 份" + ("，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）"
-                                                   if drafts_back else "：没有可导出的偏好数据"))
+    out.append(f"- 退回后改好的草稿：{facts.pairs} 份" + ("，可导出为偏好数据（`zaoshu export RUN --format dpo|kto|xtuner-dpo`）"
+                                                    if facts.pairs else "：没有可导出的偏好数据"))
     if "card_quality" in img:
         out.append(f"\n![近似重复率与知识覆盖率]({img['card_quality']})\n")
     out.append("## 成本\n")
@@ -243,7 +257,7 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     out.append("\n## 使用\n")
     out.append("```bash\nzaoshu export RUN --format xtuner --split 0.9      # XTuner 对话格式\n"
                "zaoshu export RUN --format sharegpt --with-reasoning  # LLaMA-Factory，带 <think> 推理\n"
-               + ("zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n" if drafts_back else "")
+               + ("zaoshu export RUN --format dpo --skip-artifacts     # 偏好数据对\n" if facts.pairs else "")
                + "```\n")
     problems = [f"{name}: {m}" for name, ms in plots.missing_glyphs.items() for m in ms[:3]]
     if problems or facts.bad_lines or not plots.font:
@@ -260,8 +274,7 @@ def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -
     from finetune import card_plots
 
     facts = read_facts(Path(run_dir))
-    out_dir = Path(out) if out is not None else Path(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_folder(Path(out)) if out is not None else Path(run_dir)
     plots = card_plots.Plots(font=str(card_plots.cjk_font() or ""))
     turns = [len(s.turns) for s in facts.accepted]
     inputs = [len(t.input) for s in facts.accepted for t in s.turns]
@@ -271,6 +284,8 @@ def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -
     card_plots.plot_rejections(plots, out_dir, (facts.rejected_codes + facts.revised_codes).most_common())
     card_plots.plot_quality(plots, out_dir, [("近似重复率", facts.duplicate_rate), ("知识覆盖率", facts.coverage)])
     card_plots.plot_usage(plots, out_dir, facts.stats.get("usage_by_role") or {}, facts.stats.get("currency", ""))
+    for name in set(card_plots.PLOT_NAMES) - set(plots.files):  # an earlier card's, in this folder
+        (out_dir / f"{name}.png").unlink(missing_ok=True)
     path = out_dir / CARD_FILE
     path.write_text(render_card(facts, plots, license), encoding="utf-8")
     log.info("dataset card: %s (%d plots)", path, len(plots.files))

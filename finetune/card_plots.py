@@ -57,6 +57,10 @@ def font_family() -> list[str]:
     return [font_manager.FontProperties(fname=str(path)).get_name(), "DejaVu Sans"]
 
 
+PLOT_NAMES = ("card_samples_by_field", "card_lengths", "card_rejections", "card_quality", "card_usage")
+"""Every plot a card may have; one with nothing to show is not drawn."""
+
+
 @dataclass
 class Plots:
     """The PNGs written (name → path) and any glyph matplotlib could not draw, per plot."""

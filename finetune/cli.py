@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 
 from agents.console import make_console
-from agents.errors import InputError
+from agents.errors import InputError, output_file, output_folder
 
 app = typer.Typer(help="Fine-tune with XTuner: setup, config, validate, train, convert, merge, chat, eval.",
                   no_args_is_help=True)
@@ -92,8 +92,7 @@ def config(
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, save_steps=save_steps,
         evaluation_freq=evaluation_freq,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_config(spec), encoding="utf-8")
+    output_file(out, example="config.py").write_text(render_config(spec), encoding="utf-8")
     console.print(f"wrote {out}: {spec.family} → template {spec.prompt_template}, "
                   f"{'LoRA fp32 (CPU smoke)' if spec.cpu_smoke else 'QLoRA 4-bit'}, {tokens_comment(spec)}")
 
@@ -149,10 +148,9 @@ def train(
 ) -> None:
     """`python -m xtuner.tools.train` with the XTuner environment; its logs stream, its exit code is ours."""
     from finetune.runner import stream, train_command
+    from finetune.validate import require_config
 
-    if not config_path.is_file():
-        raise InputError(f"config {config_path} does not exist: write one with "
-                         f"`zaoshu finetune config … --out {shlex.quote(str(config_path))}`")
+    require_config(config_path)
     code = stream(train_command(_python(venv), config_path, work_dir, deepspeed=deepspeed, resume=resume, seed=seed), _echo)
     _exit_on_failure(code, "training")
 
@@ -224,26 +222,29 @@ def evaluate(
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server serving both models."),
     base_name: Optional[str] = typer.Option(None, help="Served name of the base model (with --base-url)."),
     tuned_name: Optional[str] = typer.Option(None, help="Served name of the fine-tuned model (with --base-url)."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate the first N questions only."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate the first N questions only."),
     max_new_tokens: int = typer.Option(256),
     venv: Path = VENV,
 ) -> None:
     """Answer the test split with the base and the fine-tuned model, judge both, write the before/after table."""
-    from agents.llm import make_client
+    from agents.llm import close_clients, make_client
     from agents.settings import load_settings
     from finetune.evaluate import EndpointAnswerer, LocalAnswerer, load_items, run_eval, write_report
     from finetune.judge import make_llm_judge
 
+    output_folder(out)  # before the answering and judging: a file in the way lost them all at the end
     items = load_items(test, limit)
     settings = load_settings()
-    judge = make_llm_judge(make_client(settings.for_role("critic").require_endpoint()))
+    clients = {"judge": make_client(settings.for_role("critic").require_endpoint())}
+    judge = make_llm_judge(clients["judge"])
     if base_url:
         if not (base_name and tuned_name):
             raise InputError("with --base-url, name both served models: --base-name BASE --tuned-name TUNED")
         role = settings.for_role("answerer")
         endpoint = {"base_url": base_url, "api_key": role.api_key, "preset": None}
-        base = EndpointAnswerer(make_client(role.model_copy(update={**endpoint, "model": base_name})), max_new_tokens)
-        after = EndpointAnswerer(make_client(role.model_copy(update={**endpoint, "model": tuned_name})), max_new_tokens)
+        clients["base"] = make_client(role.model_copy(update={**endpoint, "model": base_name}))
+        clients["tuned"] = make_client(role.model_copy(update={**endpoint, "model": tuned_name}))
+        base, after = EndpointAnswerer(clients["base"], max_new_tokens), EndpointAnswerer(clients["tuned"], max_new_tokens)
     else:
         if model is None or (adapter is None and tuned is None):
             raise InputError("name the models: --model BASE with --adapter ADAPTER or --tuned MERGED (or use --base-url)")
@@ -254,7 +255,14 @@ def evaluate(
         base = LocalAnswerer(python, model, template, max_new_tokens=max_new_tokens)
         after = LocalAnswerer(python, tuned or model, template, adapter=None if tuned else adapter,
                               max_new_tokens=max_new_tokens)
-    report = asyncio.run(run_eval(items, base, after, judge))
+
+    async def evaluate_and_close():  # closed: aiohttp printed "Unclosed connector" for each client at exit
+        try:
+            return await run_eval(items, base, after, judge)
+        finally:
+            await close_clients(clients)
+
+    report = asyncio.run(evaluate_and_close())
     md, js = write_report(report, out)
     console.print(report.markdown())
     console.print(f"wrote {md} and {js}")

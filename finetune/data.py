@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from agents.errors import InputError
 from finetune import formats
-from finetune.export import read_records
+from finetune.export import read_records, refuse_non_utf8
 
 DataFormat = Literal["xtuner", "openai"]
 
@@ -50,10 +50,11 @@ def is_pretraining(records: list[dict[str, Any]]) -> bool:
 
 
 def detect_format(path: Path) -> DataFormat:
-    """The format of the first valid record; InputError when the file is missing, empty or neither."""
+    """The format of the first valid record; InputError when the file is missing, not UTF-8, empty or neither."""
     if not path.is_file():
         raise InputError(f"data file {path} does not exist: export a run first (`zaoshu export …`)")
-    records, _ = read_records(path)
+    records, bad = read_records(path)
+    refuse_non_utf8(path, bad)  # XTuner reads UTF-8: training would stop at the first such line
     for _, record in records[:1000]:
         if fmt := record_format(record):
             return fmt

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agents.errors import InputError
+from agents.errors import InputError, output_file, output_folder
 from agents.schemas import Sample
 from finetune.formats import (FORMATS, LLAMA_FACTORY_FORMATS, dataset_info_entry, detect_format, from_record,
                               preference_format, to_format)
-from graphs.ledger import BadLine, jsonl_lines
+from graphs.ledger import NOT_UTF8, BadLine, jsonl_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +55,22 @@ def read_records(path: Path) -> tuple[list[tuple[int, Any]], list[BadLine]]:
         return list(enumerate(data, start=1)), []
     bad: list[BadLine] = []
     return list(jsonl_lines(path, bad)), bad
+
+
+def refuse_non_utf8(path: Path, bad: Sequence[BadLine]) -> None:
+    """InputError when lines of `path` are not UTF-8 (a file saved as GBK, say): every reader after this one,
+    XTuner's included, reads UTF-8, so the whole file wants converting rather than its lines skipping.
+
+    >>> refuse_non_utf8(Path("t.jsonl"), [BadLine(1, "not UTF-8 text"), BadLine(3, "not UTF-8 text")])
+    Traceback (most recent call last):
+    agents.errors.InputError: t.jsonl: lines 1, 3 are not UTF-8 text; convert the file, e.g. `iconv -f gbk -t utf-8 t.jsonl > t.utf8.jsonl`
+    """
+    lines = [b.line for b in bad if b.reason == NOT_UTF8]
+    if lines:
+        shown = ", ".join(map(str, lines[:10])) + ("…" if len(lines) > 10 else "")
+        raise InputError(f"{path}: line{'s' if len(lines) > 1 else ''} {shown} {'are' if len(lines) > 1 else 'is'} "
+                         f"not UTF-8 text; convert the file, e.g. `iconv -f gbk -t utf-8 {path} > "
+                         f"{path.with_suffix('.utf8' + path.suffix)}`")
 
 
 def read_samples(path: Path, *, recipe: str = "imported") -> tuple[list[Sample], list[BadLine]]:
@@ -121,15 +137,16 @@ class ExportReport:
     balanced: str = ""  # with --balance: what was kept of what
 
 
-def accepted_paths(run_dir: Path) -> list[Path]:
+def accepted_paths(run_dir: Path, command: str = "export") -> list[Path]:
     """The accepted.jsonl files of a run: its own, or one per shard (`--shard i/n`); none for a run that
-    accepted nothing. A folder is a run by its ledgers or stats.json, its own or a shard's."""
+    accepted nothing. A folder is a run by its ledgers or stats.json, its own or a shard's; `command`
+    (export, card) is the one the error for a file names."""
     from graphs.rundir import LEDGERS, run_ledgers
 
     run_dir = Path(run_dir)
     if run_dir.is_file():
-        raise InputError(f"{run_dir} is a file, and export reads a run folder (runs/<recipe>/<run-name>/): "
-                         f"zaoshu merge {run_dir} --out FOLDER, then export FOLDER")
+        raise InputError(f"{run_dir} is a file, and {command} reads a run folder (runs/<recipe>/<run-name>/): "
+                         f"zaoshu merge {run_dir} --out FOLDER, then zaoshu {command} FOLDER")
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
     if not any(run_ledgers(run_dir, name) for name in (*LEDGERS, "stats.json")):
@@ -138,11 +155,11 @@ def accepted_paths(run_dir: Path) -> list[Path]:
     return run_ledgers(run_dir, "accepted.jsonl")
 
 
-def read_run_samples(run_dir: Path) -> tuple[list[Sample], list[BadLine]]:
+def read_run_samples(run_dir: Path, command: str = "export") -> tuple[list[Sample], list[BadLine]]:
     """Every accepted Sample of a run, all shards read as one run; unusable lines become `BadLine`s."""
     samples: list[Sample] = []
     bad: list[BadLine] = []
-    for path in accepted_paths(run_dir):
+    for path in accepted_paths(run_dir, command):
         more, more_bad = read_samples(path)
         samples += more
         bad += more_bad
@@ -170,7 +187,7 @@ def export_run(run_dir: Path, fmt: str, split: float | None = None, seed: int = 
 
         samples, review = apply_review(run_dir, samples, bad)
     if not samples:
-        why = (" (no line of accepted.jsonl is usable)" if bad
+        why = (f" (no line of accepted.jsonl is usable: {bad[0]}{'; …' if len(bad) > 1 else ''})" if bad
                else " (the reviewer rejected them)" if review.get("dropped") else "")
         raise InputError(f"{run_dir} has no accepted samples{why}: nothing to export as {fmt}")
     note = ""
@@ -303,6 +320,8 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
         if any(path.resolve() == target.resolve() for path in paths):
             raise InputError(f"the merge output {target} is also an input; choose another --out")
         samples, bad = read_run_samples(source) if source.is_dir() else read_samples(source)
+        if not source.is_dir():
+            refuse_non_utf8(source, bad)  # a file saved as GBK, say: converted, none of its lines is lost
         report.read[str(source)] = len(samples)
         if bad:
             report.bad_lines[str(source)] = bad
@@ -313,8 +332,12 @@ def merge_runs(inputs: Sequence[Path], out: Path, dedup: bool = True) -> MergeRe
                 continue
             seen.add(key)
             merged.append(sample)
+    if not merged:  # a wrong input (a GBK file, an empty run) must not empty an earlier merge
+        raise InputError(f"no usable sample in {', '.join(map(str, inputs))}: nothing to merge; {target} is left as it was")
     if target.name == "accepted.jsonl":
+        output_folder(target.parent)
         _refuse_a_recipe_run(target.parent)
+    output_file(target, example="accepted.jsonl")
     report.written = write_records(target, (s.model_dump(mode="json") for s in merged))
     log.info("merged %d inputs into %s: %d written, %d duplicates", len(inputs), target, report.written, report.duplicates)
     return report

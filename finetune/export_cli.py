@@ -57,7 +57,8 @@ def export(
                                        "without the decisions of `zaoshu review` (review.jsonl)."),
     balance: str | None = typer.Option(None, "--balance", help="Draw the same number of samples for each value "
                                        "of this meta field, e.g. tag (docqa)."),
-    per_tag: int = typer.Option(50, "--per-tag", min=1, help="With --balance: samples per value (at most)."),
+    per_tag: int | None = typer.Option(None, "--per-tag", min=1, help="With --balance: samples per value, at most "
+                                       "(default 50)."),
 ) -> None:
     """Export a run's accepted samples to XTuner, OpenAI, Alpaca, ShareGPT or pretraining records, or the
     critic's decisions to preference data (dpo, kto, xtuner-dpo)."""
@@ -69,13 +70,21 @@ def export(
     if with_reasoning and fmt == "pretrain":
         raise InputError("--with-reasoning does nothing for --format pretrain: a pretraining record is the text "
                          "alone; leave it out, or choose xtuner, openai, sharegpt, alpaca or a preference format")
+    if balance is not None and fmt in PREFERENCE_FORMATS:
+        raise InputError(f"--balance does nothing for --format {fmt}: it draws samples of {', '.join(FORMATS)}; "
+                         f"leave it out, or choose one of those")
+    if per_tag is not None and balance is None:
+        raise InputError(f"--per-tag {per_tag} does nothing without --balance FIELD (e.g. --balance tag)")
+    if skip_artifacts and fmt not in PREFERENCE_FORMATS:
+        raise InputError(f"--skip-artifacts does nothing for --format {fmt}: it leaves out sent-back drafts, which "
+                         f"only {', '.join(PREFERENCE_FORMATS)} write; leave it out, or choose one of those")
     console = _console()
     common = dict(split=split, seed=seed, keep_meta=keep_meta, as_json=as_json, with_reasoning=with_reasoning,
                   ignore_review=ignore_review)
     if fmt in PREFERENCE_FORMATS:
         report = export_preferences(run_dir, fmt, skip_artifacts=skip_artifacts, **common)
     else:
-        report = export_run(run_dir, fmt, balance=balance, per_tag=per_tag, **common)
+        report = export_run(run_dir, fmt, balance=balance, per_tag=per_tag or 50, **common)
     _warn_bad(console, str(run_dir), report.bad_lines)
     if any(report.review.values()):
         console.print("review.jsonl: {edited} edited, {dropped} rejected by the reviewer (dropped), "

@@ -262,6 +262,15 @@ class PreferenceReport(ExportReport):
     drafts: int = 0
 
 
+def _ids_with_records(fmt: str, accepted: list[Sample], rejected: list[Sample], skip_artifacts: bool) -> set[str]:
+    """The ids of the samples that give at least one record of `fmt` (kto: every accepted sample, and a
+    rejected one with a draft; dpo, xtuner-dpo: a sample with a pair)."""
+    if fmt == "kto":
+        return {s.id for s in accepted} | {s.id for s in rejected
+                                           if kto_records([], [s], skip_artifacts=skip_artifacts)}
+    return {p.sample.id for p in preference_pairs(accepted, skip_artifacts=skip_artifacts)}
+
+
 def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, seed: int = 42,
                        keep_meta: bool = False, as_json: bool = False, with_reasoning: bool = False,
                        skip_artifacts: bool = False, ignore_review: bool = False) -> PreferenceReport:
@@ -289,9 +298,6 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     if not drafts:
         raise InputError(f"{run_dir} keeps no critic drafts (meta.drafts): it was made before zaoshu kept them, "
                          f"so it has no preference data")
-    ids = sorted({s.id for s in accepted} | {s.id for s in rejected})
-    parts = {"all": set(ids)} if split is None else dict(zip(("train", "test"), map(set, seeded_split(ids, split, seed))))
-
     def rows(keep: set[str]) -> list[dict[str, Any]]:
         mine = [s for s in accepted if s.id in keep]
         if fmt == "kto":
@@ -301,10 +307,14 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
         return [to_record(p, with_reasoning=with_reasoning, keep_meta=keep_meta)
                 for p in preference_pairs(mine, skip_artifacts=skip_artifacts)]
 
-    built = {name: rows(keep) for name, keep in parts.items()}
-    if not any(built.values()):
+    # the split is over the samples that give records: over every sample, a test side of samples without a
+    # pair was an empty test file
+    ids = sorted(_ids_with_records(fmt, accepted, rejected, skip_artifacts))
+    if not ids:
         raise InputError(f"{run_dir}: the critic sent no draft back that a later revision fixed"
                          f"{' (artifact-only drafts skipped)' if skip_artifacts else ''}: no {fmt} records")
+    parts = {"all": set(ids)} if split is None else dict(zip(("train", "test"), map(set, seeded_split(ids, split, seed))))
+    built = {name: rows(keep) for name, keep in parts.items()}
     report = PreferenceReport(fmt=fmt, out_dir=run_dir / "exports" / fmt, bad_lines=problems, drafts=drafts,
                               review=review)
     write_export(report, built, as_json=as_json, info_entry=(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.errors import InputError
 from graphs.config import describe
@@ -20,6 +20,9 @@ from finetune.presets import get_preset, resolve_family
 
 class TrainSpec(BaseModel):
     """Everything the generated config says, each field one line of it."""
+
+    # `lr = inf` is a NameError when XTuner loads the config (and nan trains nothing): finite numbers only
+    model_config = ConfigDict(allow_inf_nan=False)
 
     preset: str
     model: Path = Field(description="Base model folder (Hugging Face format).")

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agents.errors import InputError
+from finetune.formats import preference_format
 
 SCRIPT = Path(__file__).resolve().parent / "xtuner_validate.py"
 
@@ -46,13 +47,41 @@ class ValidationReport(BaseModel):
         return [f"{self.unit} {w['line']}: {w['reason']}" for w in self.warnings]
 
 
-def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
-    """Validate `data` against `config` with XTuner's code in the environment of `python`."""
+def _has_lines(data: Path, what: str, fmt: str) -> list:
+    """InputError for a file that is missing, not UTF-8, or holds nothing but blank lines (or an empty JSON array)."""
+    from finetune.export import read_records, refuse_non_utf8
+
     if not data.is_file():
         raise InputError(f"data file {data} does not exist")
+    records, bad = read_records(data)
+    refuse_non_utf8(data, bad)  # XTuner's reader stops at the first such line, blaming the config
+    if not records and not bad:
+        raise InputError(f"{data} holds no {what}: nothing to validate; export a run first "
+                         f"(`zaoshu export RUN --format {fmt}`)")
+    return [record for _, record in records]
+
+
+def require_config(config: Path) -> None:
+    """InputError unless `config` is a file (an XTuner config from `zaoshu finetune config`)."""
+    if config.is_dir():
+        raise InputError(f"config {config} is a folder: give the .py file `zaoshu finetune config … --out` wrote "
+                         f"(e.g. {config / 'config.py'})")
     if not config.is_file():
         raise InputError(f"config {config} does not exist: write one with "
                          f"`zaoshu finetune config … --out {shlex.quote(str(config))}`")
+
+
+def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
+    """Validate `data` against `config` with XTuner's code in the environment of `python`."""
+    records = _has_lines(data, "records", "xtuner")
+    pairs = {preference_format(record) for record in records}
+    if pairs == {"xtuner-dpo"}:  # the validator called every pair "neither format: regenerate the config"
+        raise InputError(f"{data} holds preference pairs (xtuner-dpo), not SFT records: check them with "
+                         f"`zaoshu finetune validate-dpo {shlex.quote(str(data))} --tokenizer MODEL_DIR`")
+    if pairs == {"dpo"}:
+        raise InputError(f"{data} holds LLaMA-Factory preference pairs (dpo), which XTuner does not read: "
+                         f"export the run with --format xtuner-dpo for XTuner's DPO, or --format xtuner for SFT")
+    require_config(config)
     with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(
@@ -69,8 +98,7 @@ def validate_preference_file(data: Path, tokenizer: Path, python: Path, max_leng
                              timeout: float = 3600) -> ValidationReport:
     """Validate an `xtuner-dpo` export with XTuner's preference loader and tokenizer (`tokenizer`: a model
     or tokenizer folder with a chat template) in the environment of `python`."""
-    if not data.is_file():
-        raise InputError(f"data file {data} does not exist")
+    _has_lines(data, "pairs", "xtuner-dpo")
     with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(

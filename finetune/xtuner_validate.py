@@ -70,6 +70,13 @@ def read_examples(data_path: str) -> list[tuple[int, object]]:
         return examples
 
 
+def is_pretraining(example: dict) -> bool:
+    """An incremental-pretraining record (`zaoshu export --format pretrain`): one turn, empty input, no system."""
+    conv = example.get("conversation")
+    return (isinstance(conv, list) and len(conv) == 1 and isinstance(conv[0], dict)
+            and not conv[0].get("input") and not conv[0].get("system"))
+
+
 def validate(config_path: str, data_path: str) -> dict:
     from mmengine.config import Config
     from xtuner.dataset.map_fns import openai_map_fn, template_map_fn
@@ -81,6 +88,8 @@ def validate(config_path: str, data_path: str) -> dict:
     max_length = int(cfg.max_length)
     map_fn = cfg.train_dataset.get("dataset_map_fn")
     expects = "xtuner" if map_fn is None else "openai"
+    # `finetune config` on pretraining data writes template_map_fn=None: the text is learnt with no chat template
+    pretraining = cfg.train_dataset.get("template_map_fn") is None
     tokenizer = BUILDER.build(cfg.tokenizer)
     errors: list[dict] = []
     warnings: list[dict] = []
@@ -113,8 +122,13 @@ def validate(config_path: str, data_path: str) -> dict:
         if reason := check_shape(example):
             bad(reason)
             continue
+        if pretraining and not is_pretraining(example):
+            bad("a chat record (an input or a system prompt), but the config is incremental pretraining "
+                "(template_map_fn=None): its system prompt would be dropped and no chat template applied; "
+                "regenerate the config for this file with `zaoshu finetune config`")
+            continue
         try:
-            mapped = template_map_fn(copy.deepcopy(example), template)
+            mapped = copy.deepcopy(example) if pretraining else template_map_fn(copy.deepcopy(example), template)
             full = encode_fn(copy.deepcopy(mapped), tokenizer, 10**9)
             encoded = encode_fn(mapped, tokenizer, max_length)
         except Exception as exc:  # noqa: BLE001 - XTuner's error becomes the record's reason

@@ -71,6 +71,10 @@ def cut_torn_tail(path: Path) -> None:
         f.truncate(0)
 
 
+NOT_UTF8 = "not UTF-8 text"
+"""The reason of a line that is not UTF-8 (a file saved as GBK, say)."""
+
+
 @dataclass(frozen=True)
 class BadLine:
     """A line that could not be used, with its 1-based line number (item number for a .json array) and,
@@ -106,7 +110,7 @@ def jsonl_lines(path: Path, bad: list[BadLine] | None = None, *,
             try:
                 value = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError:
-                reason = "not UTF-8 text"
+                reason = NOT_UTF8
             except json.JSONDecodeError as exc:
                 reason = f"invalid JSON ({json_problem(exc)})"
             else:

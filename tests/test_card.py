@@ -171,3 +171,83 @@ def test_card_names_the_file_of_each_unreadable_line_of_a_sharded_run(tmp_path):
     card = (tmp_path / "run/DATASET_CARD.md").read_text(encoding="utf-8")
     listed = [line.removeprefix("- 无法读取的行：") for line in card.splitlines() if line.startswith("- 无法读取的行：")]
     assert sorted(line.split(" (")[0] for line in listed) == torn
+
+
+def test_the_card_of_a_run_on_the_recipes_own_index_counts_its_coverage(tmp_path, monkeypatch):
+    """A recipe run with no index_dir builds its index beside the run (runs/<recipe>/index); its card said
+    the knowledge coverage was unknown, "the run's config names no knowledge index (index_dir)"."""
+    from knowledge.index import KnowledgeBase
+
+    run = run_wulewule(tmp_path, monkeypatch, index_dir=False)
+    assert zaoshu("card", run) == 0
+    with KnowledgeBase.open(tmp_path / "index") as kb:
+        total = kb.stats()["chunks"]
+    used = {src["chunk_id"] for s in accepted(run) for src in s["meta"].get("sources") or []}
+    card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert f"- 知识覆盖率：样本引用了知识库 {total} 个片段中的 {len(used)} 个（{len(used) / total:.1%}）" in card
+
+
+def test_the_cards_count_of_fixed_drafts_is_the_dpo_export_s(tmp_path, monkeypatch, capsys):
+    """The card counted the reason codes of sent-back drafts (a draft later accepted word for word counted,
+    a draft with two codes twice) and said they export as preference data: 8, where `--format dpo` wrote 6."""
+    run = run_wulewule(tmp_path, monkeypatch)
+    assert zaoshu("export", run, "--format", "dpo") == 0
+    written = len((run / "exports" / "dpo" / "all.jsonl").read_text(encoding="utf-8").splitlines())
+    sent_back = sum(d["decision"] != "accept" for s in accepted(run) for d in s["meta"]["drafts"])
+    assert 0 < written < sent_back  # this run has drafts that are no pair
+    assert zaoshu("card", run) == 0
+    card = (run / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert f"- 退回后改好的草稿：{written} 份，可导出为偏好数据" in card
+
+
+def test_the_card_counts_the_samples_export_writes_after_review(tmp_path, capsys):
+    """With review.jsonl rejecting 2 of 12 samples, `zaoshu export` wrote 10 records and the card said 12."""
+    from agents.schemas import Sample, Turn
+    from graphs.review_ledger import ReviewEntry
+
+    samples = [Sample(id=f"s{i:02d}", recipe="demo", kind="qa", turns=[Turn(input=f"问{i}", output=f"答{i}。")],
+                      meta={"aspect": "甲" if i < 6 else "乙"}) for i in range(12)]
+    (tmp_path / "accepted.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in samples), encoding="utf-8")
+    review = [ReviewEntry(id="s00", action="reject", reason="UNGROUNDED", rev=1, base_rev=0),
+              ReviewEntry(id="s01", action="reject", reason="UNGROUNDED", rev=1, base_rev=0),
+              ReviewEntry(id="s07", action="edit", turn=0, output="改过的答案。", rev=1, base_rev=0)]
+    (tmp_path / "review.jsonl").write_text("".join(e.model_dump_json() + "\n" for e in review), encoding="utf-8")
+    assert zaoshu("export", tmp_path) == 0
+    assert "all: 10 records" in capsys.readouterr().out
+    assert zaoshu("card", tmp_path) == 0
+    card = (tmp_path / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "**10** 条样本" in card and "- 方面（aspect）：2 个取值，乙 6、甲 4" in card
+    assert "人工审阅（`review.jsonl`，已计入上面的样本数）：修改 1 条，审阅者拒绝 2 条，从被拒绝的样本中收回 0 条。" in card
+
+
+def test_a_second_card_in_the_same_folder_lists_only_its_own_plots(tmp_path, capsys):
+    """`zaoshu card a --out docs` then `zaoshu card b --out docs`: b has no rejection, yet its line listed
+    a's card_rejections.png, left in docs/ beside a card that does not show it."""
+    from agents.schemas import Sample, Turn
+
+    def make_run(name: str, rejected: str) -> Path:
+        run = tmp_path / name
+        run.mkdir()
+        sample = Sample(id=name, recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")], meta={"aspect": "甲"})
+        (run / "accepted.jsonl").write_text(sample.model_dump_json() + "\n", encoding="utf-8")
+        (run / "rejected.jsonl").write_text(rejected, encoding="utf-8")
+        return run
+
+    docs = tmp_path / "docs"
+    assert zaoshu("card", make_run("a", '{"id": "r1", "codes": ["UNGROUNDED"]}\n'), "--out", docs) == 0
+    assert "card_rejections.png" in capsys.readouterr().out
+    assert zaoshu("card", make_run("b", ""), "--out", docs) == 0
+    listed = " ".join(capsys.readouterr().out.split())
+    assert "card_rejections" not in listed and "card_rejections" not in (docs / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert not (docs / "card_rejections.png").exists()
+    assert f"(plots: {', '.join(sorted(p.name for p in docs.glob('card_*.png')))})" in listed
+
+
+def test_card_of_a_file_names_the_card_command(tmp_path, capsys):
+    """`zaoshu card runs/x/accepted.jsonl` said "export reads a run folder … then export FOLDER"."""
+    data = tmp_path / "accepted.jsonl"
+    data.write_text("", encoding="utf-8")
+    assert zaoshu("card", data) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data} is a file, and card reads a run folder (runs/<recipe>/<run-name>/): "
+        f"zaoshu merge {data} --out FOLDER, then zaoshu card FOLDER")

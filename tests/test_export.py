@@ -365,3 +365,93 @@ def test_with_reasoning_for_pretraining_is_a_one_line_error(run, capsys):
     assert zaoshu("export", run, "--format", "pretrain", "--with-reasoning") == 1
     assert "--with-reasoning does nothing for --format pretrain" in capsys.readouterr().err
     assert not (run / "exports" / "pretrain").exists()
+
+
+@pytest.mark.parametrize("command", ["card", "merge"])
+def test_an_out_that_is_a_file_is_one_line_and_leaves_the_file(run, tmp_path, command, capsys):
+    """`--out notes.txt` (a file) or a folder under it was a FileExistsError traceback."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("我的笔记\n", encoding="utf-8")
+    assert zaoshu(command, run, "--out", notes) == 1
+    err = capsys.readouterr().err
+    assert f"error: --out {notes} is a file, not a folder" in " ".join(err.split()) and "Traceback" not in err
+    assert zaoshu(command, run, "--out", notes / "sub") == 1
+    assert f"error: --out {notes / 'sub'}: {notes} is a file, not a folder" in " ".join(capsys.readouterr().err.split())
+    assert notes.read_text(encoding="utf-8") == "我的笔记\n"
+
+
+def test_merge_into_a_folder_named_like_a_jsonl_file_is_one_line(run, tmp_path, capsys):
+    folder = tmp_path / "merged.jsonl"
+    folder.mkdir()
+    assert zaoshu("merge", run, "--out", folder) == 1
+    assert f"error: --out {folder} is a folder; give a file path" in " ".join(capsys.readouterr().err.split())
+    assert list(folder.parent.glob(".merged.jsonl.*")) == []  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--format", "dpo", "--balance", "aspect"], "--balance does nothing for --format dpo"),
+    (["--format", "xtuner", "--skip-artifacts"], "--skip-artifacts does nothing for --format xtuner"),
+    (["--per-tag", "3"], "--per-tag 3 does nothing without --balance FIELD (e.g. --balance tag)"),
+])
+def test_an_export_flag_the_format_ignores_is_one_line(run, args, said, capsys):
+    """`--format dpo --balance aspect` wrote every pair, unbalanced, and said nothing (so did --skip-artifacts
+    for a sample format, and --per-tag without --balance)."""
+    assert zaoshu("export", run, *args) == 1
+    assert capsys.readouterr().err.startswith(f"error: {said}")
+    assert not (run / "exports").exists()
+
+
+def test_per_tag_with_balance_still_draws_and_defaults_to_50(run, capsys):
+    assert zaoshu("export", run, "--balance", "aspect", "--per-tag", "2") == 0
+    assert "all: 4 records" in capsys.readouterr().out
+    assert zaoshu("export", run, "--balance", "aspect") == 0
+    assert "at most 50 for each of 2 values" in capsys.readouterr().out
+
+
+def test_a_merge_that_reads_nothing_leaves_the_earlier_merge(run, tmp_path, capsys):
+    """`zaoshu merge notes_gbk.jsonl --out merged` (a GBK file, or a run that accepted nothing) said
+    'wrote 0 samples to merged/accepted.jsonl': the 10 samples merged there before were gone."""
+    merged = tmp_path / "merged"
+    assert zaoshu("merge", run, "--out", merged) == 0
+    before = (merged / "accepted.jsonl").read_bytes()
+    gbk = tmp_path / "notes.jsonl"
+    gbk.write_bytes((json.dumps({"instruction": "问", "output": "答。"}, ensure_ascii=False) + "\n").encode("gbk"))
+    empty = write_run(tmp_path / "runs" / "demo" / "r0", [])
+    capsys.readouterr()
+    assert zaoshu("merge", gbk, "--out", merged) == 1
+    assert capsys.readouterr().err.strip() == (f"error: {gbk}: line 1 is not UTF-8 text; convert the file, e.g. "
+                                               f"`iconv -f gbk -t utf-8 {gbk} > {tmp_path / 'notes.utf8.jsonl'}`")
+    assert zaoshu("merge", empty, "--out", merged) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: no usable sample in {empty}: nothing to merge; {merged / 'accepted.jsonl'} is left as it was")
+    assert (merged / "accepted.jsonl").read_bytes() == before
+
+
+def test_a_run_with_no_usable_line_says_why(tmp_path, capsys):
+    """accepted.jsonl saved as GBK: the error said only 'no line of accepted.jsonl is usable', not why."""
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = "".join(s.model_dump_json() + "\n" for s in make_samples(2))
+    (run / "accepted.jsonl").write_bytes(lines.replace("问题", "問題").encode("gbk"))
+    assert zaoshu("export", run) == 1
+    assert capsys.readouterr().err.strip() == (f"error: {run} has no accepted samples (no line of accepted.jsonl "
+                                               f"is usable: line 1: not UTF-8 text; …): nothing to export as xtuner")
+
+
+def test_a_preference_split_puts_pairs_on_both_sides(tmp_path, capsys):
+    """2 of 10 samples have a sent-back draft: `--format dpo --split 0.9` split all 10 samples, and the
+    one test sample had no pair: 'test: 0 records' (an empty test file)."""
+    from agents.schemas import draft_context
+
+    samples = make_samples(10)
+    for s in (samples[2], samples[3]):  # samples[1] is the test side of an all-sample split (seed 42)
+        turn = s.turns[0]
+        s.meta["drafts"] = [{"turn": 0, "text": "以下是回答：" + turn.output, "decision": "revise",
+                             "codes": ["PREAMBLE"], "by": "rules", "context": draft_context([], turn.input)}]
+    run = write_run(tmp_path / "run", samples)
+    for fmt in ("dpo", "xtuner-dpo"):
+        assert zaoshu("export", run, "--format", fmt, "--split", "0.9") == 0
+        assert [len(read_jsonl(run / "exports" / fmt / f"{side}.jsonl")) for side in ("train", "test")] == [1, 1]
+    assert zaoshu("export", run, "--format", "kto", "--split", "0.9") == 0
+    kto = [read_jsonl(run / "exports" / "kto" / f"{side}.jsonl") for side in ("train", "test")]
+    assert len(kto[0]) + len(kto[1]) == 12 and all(kto)

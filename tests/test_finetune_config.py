@@ -238,3 +238,112 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, flag, value, exp
     assert isinstance(result.exception, InputError)  # the root CLI prints it as one red line
     assert str(result.exception) == expected
     assert not (tmp_path / "a.py").exists()
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_cli_config_out_that_cannot_be_a_file_is_one_line(tmp_path, where, capsys):
+    """`--out` naming a folder (IsADirectoryError) or a path under a file (FileExistsError) was a traceback."""
+    from tests.test_reasoning import zaoshu
+
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    out = tmp_path if where == "folder" else data / "cfg.py"
+    code = zaoshu("finetune", "config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"),
+                  "--data", data, "--out", out)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "Traceback" not in err
+    assert (f"error: --out {out} is a folder; give a file path, e.g. {out / 'config.py'}" if where == "folder"
+            else f"error: --out {out}: {data} is a file, not a folder") in err
+    assert len(data.read_text(encoding="utf-8").splitlines()) == 3
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--warmup-ratio", "--lora-dropout"])
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_cli_config_refuses_a_number_that_is_not_finite(tmp_path, flag, value, capsys):
+    """`--lr inf` wrote `lr = inf`, a NameError when XTuner loaded the config at `finetune train`."""
+    from tests.test_reasoning import zaoshu
+
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3))
+    out = tmp_path / "cfg.py"
+    code = zaoshu("finetune", "config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"),
+                  "--data", data, "--out", out, flag, value)
+    assert code == 1
+    assert capsys.readouterr().err.strip() == f"error: Invalid value for '{flag}': {value}. Input should be a finite number"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command,content,said", [
+    ("validate", "\n\n", "records"), ("validate", "[]", "records"), ("validate-dpo", "", "pairs")])
+def test_validate_an_empty_file_says_it_is_empty(tmp_path, monkeypatch, capsys, command, content, said):
+    """An empty export said 'error: train.jsonl: 0 of 0 records are bad: fix them (or re-export)'."""
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    data = tmp_path / ("train.json" if content == "[]" else "train.jsonl")
+    data.write_text(content, encoding="utf-8")
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text("", encoding="utf-8")
+    args = ["--config", cfg] if command == "validate" else ["--tokenizer", tmp_path]
+    assert zaoshu("finetune", command, data, *args) == 1
+    fmt = "xtuner" if command == "validate" else "xtuner-dpo"
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data} holds no {said}: nothing to validate; export a run first (`zaoshu export RUN --format {fmt}`)")
+
+
+@pytest.mark.parametrize("command", ["config", "validate"])
+def test_a_gbk_file_is_named_not_utf8(tmp_path, monkeypatch, capsys, command):
+    """A training file saved as GBK: config said it 'holds no XTuner or OpenAI records: export it with …',
+    validate said 'the validator could not run with cfg.py: UnicodeDecodeError …', blaming the config."""
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    data = tmp_path / "train.jsonl"
+    data.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in xtuner_records(3)).encode("gbk"))
+    cfg = tmp_path / "cfg.py"
+    if command == "config":
+        args = ["config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"), "--data", data, "--out", cfg]
+    else:
+        cfg.write_text("", encoding="utf-8")
+        args = ["validate", data, "--config", cfg]
+    assert zaoshu("finetune", *args) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data}: lines 1, 2, 3 are not UTF-8 text; convert the file, e.g. "
+        f"`iconv -f gbk -t utf-8 {data} > {tmp_path / 'train.utf8.jsonl'}`")
+    assert command == "validate" or not cfg.exists()
+
+
+@pytest.mark.parametrize("fmt,said", [
+    ("xtuner-dpo", "holds preference pairs (xtuner-dpo), not SFT records: check them with "
+                   "`zaoshu finetune validate-dpo {data} --tokenizer MODEL_DIR`"),
+    ("dpo", "holds LLaMA-Factory preference pairs (dpo), which XTuner does not read: export the run with "
+            "--format xtuner-dpo for XTuner's DPO, or --format xtuner for SFT")])
+def test_validate_a_preference_file_points_to_the_right_check(tmp_path, monkeypatch, capsys, fmt, said):
+    """`finetune validate exports/xtuner-dpo/all.jsonl --config cfg.py`: every pair was 'record is neither
+    format but the config expects xtuner: regenerate the config' — the config was not the problem."""
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    pair = ({"prompt": [{"role": "user", "content": "问"}], "chosen": [{"role": "assistant", "content": "好。"}],
+             "rejected": [{"role": "assistant", "content": "坏。"}]} if fmt == "xtuner-dpo" else
+            {"conversations": [{"from": "human", "value": "问"}], "chosen": {"from": "gpt", "value": "好。"},
+             "rejected": {"from": "gpt", "value": "坏。"}})
+    data = write_jsonl(tmp_path / "all.jsonl", [pair, pair])
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text("", encoding="utf-8")
+    assert zaoshu("finetune", "validate", data, "--config", cfg) == 1
+    assert " ".join(capsys.readouterr().err.split()) == f"error: {data} " + said.format(data=data)
+
+
+def test_train_given_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    """`zaoshu finetune train work_dirs/run` (a folder) said 'config work_dirs/run does not exist'."""
+    from tests.test_reasoning import zaoshu
+
+    assert zaoshu("finetune", "train", tmp_path) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: config {tmp_path} is a folder: give the .py file `zaoshu finetune config … --out` wrote "
+        f"(e.g. {tmp_path / 'config.py'})")

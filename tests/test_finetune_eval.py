@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+
+import pytest
+
 from agents.llm import ChatReply
 
 from finetune.evaluate import EndpointAnswerer, EvalItem, load_items, run_eval, write_report
@@ -68,3 +71,67 @@ async def test_endpoint_answerer_sends_system_and_question():
     assert answers == ["答案一", "答案二"]
     assert client.calls[0][0] == [{"role": "system", "content": "系统"}, {"role": "user", "content": "甲"}]
     assert client.calls[1][0] == [{"role": "user", "content": "乙"}] and client.calls[1][3] == 64
+
+
+def eval_args(tmp_path, server, *more):
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"conversation": [{"input": f"问{i}", "output": f"答{i}。"}]},
+                                       ensure_ascii=False) + "\n" for i in range(4)), encoding="utf-8")
+    return ["finetune", "eval", "--test", test, "--base-url", server.base_url, "--base-name", "base",
+            "--tuned-name", "tuned", *more]
+
+
+def test_eval_out_that_is_a_file_stops_before_any_answer(tmp_path, monkeypatch, capsys):
+    """`--out notes.txt` (a file): every question was answered by both models and judged, then a
+    FileExistsError traceback lost it all."""
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_reasoning import zaoshu
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x", encoding="utf-8")
+    with FakeOpenAI(reply=lambda request: "答0。") as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "judge")
+        monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
+        assert zaoshu(*eval_args(tmp_path, server, "--out", notes)) == 1
+        assert server.requests == []
+    assert capsys.readouterr().err.strip() == (f"error: --out {notes} is a file, not a folder; "
+                                               f"give a folder (it is made if missing)")
+
+
+@pytest.mark.parametrize("limit", ["0", "-2"])
+def test_eval_limit_below_one_is_refused(tmp_path, monkeypatch, capsys, limit):
+    """`--limit 0` evaluated all 4 questions, `--limit -2` the first 2 (a Python slice)."""
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_reasoning import zaoshu
+
+    with FakeOpenAI(reply=lambda request: "答0。") as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "judge")
+        monkeypatch.setenv("ZAOSHU_API_KEY", "sk-test-not-a-real-key-0000")
+        assert zaoshu(*eval_args(tmp_path, server, "--out", tmp_path / "ev", "--limit", limit)) == 2
+        assert server.requests == []
+    assert "Invalid value for '--limit'" in capsys.readouterr().err and not (tmp_path / "ev").exists()
+
+
+def test_eval_closes_its_clients(tmp_path):
+    """Each eval against a server ended with aiohttp's 'Unclosed connector' / 'Unclosed client session'
+    lines on stderr, one set per client."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.fake_openai import FakeOpenAI
+    from tests.recipe_replies import reply
+
+    repo = Path(__file__).resolve().parents[1]
+    with FakeOpenAI(reply=reply) as server:
+        env = {**os.environ, "ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": "judge",
+               "ZAOSHU_API_KEY": "sk-test-not-a-real-key-0000", "PYTHONPATH": str(repo)}
+        args = [str(a) for a in eval_args(tmp_path, server, "--out", tmp_path / "ev")]
+        proc = subprocess.run([sys.executable, "-m", "zaoshu_cli", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {tmp_path / 'ev' / 'eval.md'}" in " ".join(proc.stdout.split())
+    assert "Unclosed" not in proc.stderr, proc.stderr

@@ -241,3 +241,25 @@ def test_real_presets_build_their_qlora_config(xtuner_env, tmp_path):
     for path in configs:
         assert built[path][:5] == ["BitsAndBytesConfig", True, "nf4", True, "torch.float16"]
         assert built[path][5] == "<|im_start|>user\n{input}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_validate_against_a_pretraining_config_refuses_chat_records(xtuner_env, tmp_path):
+    """`finetune config` on a pretrain export writes template_map_fn=None; validating the chat export against
+    that config said "all 8 records encode" (with the chat template it never applies), while training would
+    learn each answer without its system prompt or template."""
+    model = tmp_path / "tiny-qwen2"
+    subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), "qwen2", str(model)], check=True,
+                   capture_output=True, timeout=300)
+    run = make_run(tmp_path, n=8)
+    pretrain = export_run(run, "pretrain").files["all"]
+    chat = export_run(run, "xtuner").files["all"]
+    cfg = tmp_path / "pretrain_cfg.py"
+    code, out = run_cli("config", "--preset", "tiny", "--model", str(model), "--data", str(pretrain), "--out", str(cfg),
+                        "--cpu-smoke")
+    assert code == 0, out
+    code, out = run_cli("validate", str(pretrain), "--config", str(cfg))
+    assert code == 0 and f"{pretrain}: all 8 records encode" in " ".join(out.split()), out
+    result = CliRunner().invoke(app, ["validate", str(chat), "--config", str(cfg), "--venv", str(VENV)])
+    assert isinstance(result.exception, InputError) and "8 of 8 records are bad" in str(result.exception)
+    assert ("line 1: a chat record (an input or a system prompt), but the config is incremental pretraining "
+            "(template_map_fn=None)") in " ".join(result.output.split())

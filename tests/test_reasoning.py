@@ -63,9 +63,10 @@ async def test_langchain_client_reads_reasoning_content_from_provider_messages()
 # ---------------------------------------------------------------- a real run, then its exports
 
 
-def run_wulewule(tmp_path: Path, monkeypatch, script: str = "reply") -> Path:
+def run_wulewule(tmp_path: Path, monkeypatch, script: str = "reply", index_dir: bool = True) -> Path:
     """A small wulewule run against the local server playing a reasoning model the critic sends back once
-    (`script`: `reply`, or `leaky_reply`, whose reasoning on a revision talks about the feedback)."""
+    (`script`: `reply`, or `leaky_reply`, whose reasoning on a revision talks about the feedback);
+    without `index_dir` the recipe builds its own index, beside the run."""
     from graphs.execute import execute
     from graphs.session import RunRequest
     from recipes.wulewule.recipe import Wulewule
@@ -74,7 +75,9 @@ def run_wulewule(tmp_path: Path, monkeypatch, script: str = "reply") -> Path:
     revise_replies.reset()
     config = yaml.safe_load((REPO / "recipes/wulewule/wulewule.yaml").read_text(encoding="utf-8"))
     config.update(knowledge_folder=str(REPO / "knowledge/bases/wulewule"), embedder="hash",
-                  aspects=config["aspects"][:3], questions_per_aspect=2, index_dir=str(tmp_path / "index"))
+                  aspects=config["aspects"][:3], questions_per_aspect=2)
+    if index_dir:
+        config["index_dir"] = str(tmp_path / "kb-index")
     path = tmp_path / "wulewule.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     with FakeOpenAI(reply=getattr(revise_replies, script)) as server:
