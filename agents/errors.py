@@ -87,7 +87,6 @@ def pydantic_problem(error: Mapping[str, Any]) -> str:
     return error["msg"]
 
 
-
 def _file_above(path: Path, flag: str) -> None:
     """InputError when a folder above `path` is a file: nothing can be written under it."""
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
