@@ -154,6 +154,21 @@ def test_cli_user_mistakes_are_one_red_line(tmp_path, bad_file):
     assert result.exit_code == 1 and result.output.strip() == "error: input file not found: [bold]rows.jsonl"
 
 
+@pytest.mark.parametrize("text, why", [
+    ("", "the file has no rows"),
+    ('{"question": "a", "answer": "b"}\n{"question": "c", "answer": "d"}\n',
+     "2 bad rows (line 1: missing field `instruction`; line 2: missing field `instruction`)"),
+])
+def test_cli_a_file_with_no_usable_row_says_why(tmp_path, text, why):
+    """A file of rows with other field names said only 'no usable rows (2 bad rows)': the reasons were
+    printed for the rows skipped beside good ones, never for a file where every row is bad."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: no usable rows in {rows}: {why}"
+
+
 @pytest.mark.parametrize("yaml_text, message", [
     ("spilt: 0.5\n", "unknown key 'spilt' — did you mean 'split'?"),
     ("split: abc\n", "key 'split': Input should be a valid number"),

@@ -187,7 +187,7 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
     if bad:
         log.warning("%s: %d bad rows skipped (lines %s)", input_path, len(bad), ", ".join(str(b.line) for b in bad))
     if not samples:
-        raise InputError(f"no usable rows in {input_path} ({len(bad)} bad rows)")
+        raise InputError(f"no usable rows in {input_path}: {_why_none(bad)}")
     train, test = seeded_split(samples, split, seed, key=lambda s: s.id)
 
     critic = asyncio.run(_judge_all(samples, judge, concurrency)) if judge else None
@@ -209,6 +209,20 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
         stats["critic"] = {"judged": critic.judged, "flagged": len(critic.flagged), "errors": len(critic.errors)}
     (out_dir / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return ConvertReport(rows=len(samples) + len(bad), bad=bad, counts=counts, files=files, critic=critic)
+
+
+def _why_none(bad: Sequence[BadLine], shown: int = 3) -> str:
+    """Why a file gave no sample: it is empty, or its first bad rows with their reasons.
+
+    >>> _why_none([])
+    'the file has no rows'
+    >>> _why_none([BadLine(n, "missing field `instruction`") for n in (1, 2, 3, 4)])
+    '4 bad rows (line 1: missing field `instruction`; line 2: missing field `instruction`; line 3: missing field `instruction`; 1 more)'
+    """
+    if not bad:
+        return "the file has no rows"
+    more = f"; {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"{len(bad)} bad row{'s' if len(bad) > 1 else ''} ({'; '.join(map(str, bad[:shown]))}{more})"
 
 
 async def _judge_all(samples: Sequence[Sample], judge: Judge, concurrency: int) -> CriticReport:
