@@ -269,3 +269,19 @@ def test_an_error_goes_to_stderr_so_a_redirected_stdout_does_not_hide_it(tmp_pat
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert result.returncode == 1 and result.stdout == ""  # it was on stdout
     assert result.stderr.strip() == f"error: input file not found: {tmp_path / 'missing.jsonl'}"
+
+
+@pytest.mark.parametrize("out", ["taken.jsonl", "taken.jsonl/sub"])
+def test_cli_an_out_that_is_a_file_is_one_line_before_the_critic_is_paid(bad_file, tmp_path, monkeypatch, out):
+    """`--out` naming a file (or a folder under one) ended in a FileExistsError traceback after the
+    critic had judged every row: the paid verdicts were lost. Now it is one line, and no call is made."""
+    taken = tmp_path / "taken.jsonl"
+    taken.write_text("mine\n", encoding="utf-8")
+    with FakeOpenAI(reply=lambda req: "{}") as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / out), "--critic"])
+        requests = list(server.requests)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == f"error: --out {tmp_path / out}: {taken} is a file, not a folder"
+    assert requests == [] and taken.read_text(encoding="utf-8") == "mine\n"

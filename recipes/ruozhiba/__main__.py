@@ -11,6 +11,7 @@ Defaults come from recipes/ruozhiba/ruozhiba.yaml; flags override them.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -71,6 +72,15 @@ def _make_judge(config: RuozhibaConfig):
     return LLMJudge(client, attempts=settings.structured_attempts), settings
 
 
+def _check_out(out: Path) -> None:
+    """`InputError` when the output folder cannot be made: it, or a folder above it, is a file."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: no permission to write in {existing}")
+
+
 @app.command()
 def main(
     input_path: Path = typer.Option(..., "--input", "-i", help="COIG-CQIA JSONL file (instruction/input/output rows)."),
@@ -104,6 +114,7 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     out = out or Path("runs") / "ruozhiba" / (run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
     if not input_path.is_file():
         raise InputError(f"input file not found: {input_path}")
+    _check_out(out)  # before the critic's paid calls: a folder that cannot be made lost every verdict
 
     judge, resolved = None, {"input": str(input_path), "out": str(out), "format": fmt, "split": split,
                              "seed": seed, "system": system, "critic": critic}
