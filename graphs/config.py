@@ -13,9 +13,11 @@ composition root (graphs/session.py) reads them.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import types
 import typing
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +28,8 @@ from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError, pydantic_problem
 from agents.settings import LLMFields
+
+log = logging.getLogger(__name__)
 
 
 #: The most work items one run holds. A run lists every item in memory before its first call (graphs/execute.py),
@@ -82,6 +86,31 @@ def _turn_range(value: tuple[int, int]) -> tuple[int, int]:
 
 #: A recipe's [low, high] turns per dialogue: [4, 2] crashed the item listing (randint), [0, 0] made no turn at all.
 TurnRange = Annotated[tuple[int, int], AfterValidator(_turn_range)]
+
+
+def _label(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank_label", "Input should name something, not be blank")
+    return value.strip()
+
+
+#: A name in a recipe's lists (an area, an emotion, a scene, a role), without the spaces around it: the seed's
+#: '工作升职 ' reached the prompts and inputs with its space, and a blank entry made items about nothing.
+Label = Annotated[str, AfterValidator(_label)]
+
+
+def unique_labels(values: list[str], what: str) -> list[str]:
+    """The labels of a list once each, in order; a repeat is logged (the seed's emotions list 同情 twice and
+    wrote every 同情 dialogue twice).
+
+    >>> unique_labels(["开心", "同情", "难过", "同情"], "emotions")
+    ['开心', '同情', '难过']
+    """
+    repeats = [e for e, n in Counter(values).items() if n > 1]
+    if repeats:
+        log.warning("%s listed more than once, de-duplicated: %s (%d entries → %d %s)",
+                    what, "、".join(repeats), len(values), len(set(values)), what)
+    return list(dict.fromkeys(values))
 
 
 class Strict(BaseModel):

@@ -705,3 +705,33 @@ def test_a_turn_range_upside_down_is_one_line_before_the_run_folder(tmp_path, re
     assert result.returncode == 1 and not (tmp_path / "run").exists()
     assert result.stderr.strip() == (f"error: {config}: key '{key}': Input should be a range [low, high] with "
                                      f"1 ≤ low ≤ high, e.g. [2, 4]")
+
+
+@pytest.mark.parametrize("recipe, changes, items, warning", [
+    ("emollm", {"areas": ["工作", "学业 ", "工作", "学业"], "emotions": ["焦虑", "同情", "同情"]}, 4,
+     "areas listed more than once, de-duplicated: 工作、学业 (4 entries → 2 areas)"),
+    ("tianji", {"roles": [{"name": "奶奶 ", "relation": "elder"}, "奶奶"], "scenes": ["生日", " 生日", "春节"]}, 2,
+     "roles listed more than once, de-duplicated: 奶奶 (2 entries → 1 roles)"),
+])
+def test_a_label_listed_twice_or_with_spaces_is_one_item(tmp_path, recipe, changes, items, warning):
+    """Only emollm's emotions were de-duplicated: an area, role or scene listed twice made two items of one id
+    (the second written to the ledger again), and '学业 ' with its space another cell (seed: '工作升职 ')."""
+    config = tianji_yaml(tmp_path, **changes) if recipe == "tianji" else recipe_yaml(tmp_path, recipe, **changes)
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run", recipe=recipe, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"dry run: {items} work items" in result.stdout
+    assert warning in result.stderr
+
+
+@pytest.mark.parametrize("recipe, key, value, where", [
+    ("emollm", "areas", ["工作", " "], "areas.1"),
+    ("tianji", "scenes", ["生日", ""], "scenes.1"),
+    ("tianji", "roles", [{"name": "", "relation": "elder"}], "roles.0.Role.name"),
+])
+def test_a_blank_label_is_one_line_before_any_call(tmp_path, recipe, key, value, where):
+    """A blank area made items about nothing that were accepted and exported to by_scene/_/."""
+    config = tianji_yaml(tmp_path, **{key: value}) if recipe == "tianji" else recipe_yaml(tmp_path, recipe, **{key: value})
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run", recipe=recipe, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key '{where}'")
+    assert "not be blank" in result.stderr

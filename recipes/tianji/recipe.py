@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from graphs.config import RecipeConfig, Strict, fits_a_run
+from graphs.config import Label, RecipeConfig, Strict, fits_a_run, unique_labels
 from graphs.state import WorkItem
 from recipes.base import Recipe
 
@@ -41,7 +41,7 @@ class Style(Strict):
 
 
 class Role(Strict):
-    name: str
+    name: Label
     relation: Literal["elder", "peer", "junior"] | None = None
     sibling: bool | None = None
 
@@ -53,8 +53,8 @@ class Exclusion(Strict):
 
 
 class TianjiConfig(RecipeConfig):
-    roles: list[Role | str] = Field(min_length=1)
-    scenes: list[str] = Field(min_length=1)
+    roles: list[Role | Label] = Field(min_length=1)
+    scenes: list[Label] = Field(min_length=1)
     styles: dict[str, Style] = Field(min_length=1)
     input_templates: list[str] = Field(default_factory=list)
     random_constraints: list[str] = Field(default_factory=list)
@@ -76,8 +76,8 @@ class Tianji(Recipe):
     config_model = TianjiConfig
 
     def items(self, config: TianjiConfig) -> Iterator[WorkItem]:
-        roles = [r.name if isinstance(r, Role) else r for r in config.roles]
-        scenes = [s.strip() for s in config.scenes]
+        roles = unique_labels([r.name if isinstance(r, Role) else r for r in config.roles], "roles")
+        scenes = unique_labels(config.scenes, "scenes")
         styles = list(config.styles)
         humanize = config.humanize_inputs
         for variant in range(config.variants_per_cell):
