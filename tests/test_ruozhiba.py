@@ -285,3 +285,18 @@ def test_cli_an_out_that_is_a_file_is_one_line_before_the_critic_is_paid(bad_fil
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == f"error: --out {tmp_path / out}: {taken} is a file, not a folder"
     assert requests == [] and taken.read_text(encoding="utf-8") == "mine\n"
+
+
+def test_cli_a_question_asked_twice_is_kept_once_never_in_train_and_test(tmp_path):
+    """Rows with the same instruction and input became samples of one id: the split put copies in train
+    and in test, so the test set graded the model on questions it trained on."""
+    rows = [{"instruction": "同一个问题？", "input": "", "output": "同一个回答。"}] * 10
+    rows += [{"instruction": f"问题{i}？", "input": "", "output": f"回答{i}。"} for i in range(10)]
+    path = tmp_path / "dup.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert f"{path} line 2: the same instruction and input as line 1 — skipped" in result.output
+    assert "read 20 rows" in result.output and "11 converted, 9 bad rows skipped" in result.output
+    texts = {name: (tmp_path / "o" / f"{name}.jsonl").read_text(encoding="utf-8") for name in ("train", "test")}
+    assert texts["train"].count("同一个问题") + texts["test"].count("同一个问题") == 1

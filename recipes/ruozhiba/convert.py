@@ -59,14 +59,25 @@ def row_to_sample(row: Any, *, line: int, system: str = "") -> Sample:
 
 
 def read_cqia(path: Path, *, system: str = "") -> tuple[list[Sample], list[BadLine]]:
-    """Read a COIG-CQIA JSONL file: the usable rows as Samples, every other row as a `BadLine` (sorted by line)."""
+    """Read a COIG-CQIA JSONL file: the usable rows as Samples, every other row as a `BadLine` (sorted by line).
+
+    A row asking what an earlier row asks (same instruction and input, so the same id) is a `BadLine`: kept,
+    it could land in train and in test, and the test set would grade the model on a question it trained on.
+    """
     records, bad = read_records(path)
-    samples = []
+    samples: list[Sample] = []
+    first: dict[str, int] = {}
     for number, row in records:
         try:
-            samples.append(row_to_sample(row, line=number, system=system))
+            sample = row_to_sample(row, line=number, system=system)
         except InputError as exc:
             bad.append(BadLine(number, str(exc)))
+            continue
+        if sample.id in first:
+            bad.append(BadLine(number, f"the same instruction and input as line {first[sample.id]}"))
+            continue
+        first[sample.id] = number
+        samples.append(sample)
     return samples, sorted(bad, key=lambda b: b.line)
 
 
