@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError, pydantic_problem
@@ -171,7 +172,28 @@ class SelfCognition(Strict):
     name: str = ""
     author: str = ""
     questions: list[str] = Field(default_factory=list)
-    answers: list[str] = Field(default_factory=list)
+    answers: list[str] = Field(default_factory=list, description="Templates with {name} and {author}.")
+
+    @field_validator("answers")
+    @classmethod
+    def _placeholders(cls, answers: list[str]) -> list[str]:
+        """An answer `str.format` cannot fill ({nam}, {0}, a lone brace) ended the run in a KeyError
+        traceback as it wrote the records, after the run folder was made."""
+        for answer in answers:
+            try:
+                answer.format(name="", author="")
+            except (KeyError, IndexError, ValueError) as exc:
+                problem = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else \
+                    "a positional placeholder {}" if isinstance(exc, IndexError) else str(exc)
+                raise ValueError(f"{problem} in {answer!r}: the placeholders are {{name}} and {{author}} "
+                                 f"(write a brace itself as {{{{ or }}}})") from None
+        return answers
+
+    @model_validator(mode="after")
+    def _answers_for_questions(self) -> SelfCognition:
+        if self.questions and not self.answers:
+            raise ValueError("self_cognition has questions but no answers")
+        return self
 
 
 class RecipeConfig(Strict):

@@ -735,3 +735,23 @@ def test_a_blank_label_is_one_line_before_any_call(tmp_path, recipe, key, value,
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key '{where}'")
     assert "not be blank" in result.stderr
+
+
+@pytest.mark.parametrize("recipe", ["emollm", "wulewule"])
+@pytest.mark.parametrize("self_cognition, says", [
+    ({"name": "心晴", "questions": ["你是谁？"], "answers": ["我是{nam}。"]}, "unknown placeholder {nam} in '我是{nam}。'"),
+    ({"name": "心晴", "questions": ["你是谁？"], "answers": ["我是{name。"]}, "in '我是{name。'"),
+    ({"name": "心晴", "questions": ["你是谁？"], "answers": []}, "self_cognition has questions but no answers"),
+])
+def test_a_self_cognition_answer_that_cannot_be_filled_is_one_line_before_the_run_folder(tmp_path, recipe,
+                                                                                         self_cognition, says):
+    """A typo in an answer template ({nam}) passed --dry-run, then ended the run in a KeyError traceback as it
+    wrote the records, leaving its run folder 'preparing'; answers: [] was caught there too, after the folder."""
+    config = recipe_yaml(tmp_path, recipe, self_cognition=self_cognition)
+    for args in (["--dry-run"], []):
+        result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", *args, recipe=recipe,
+                     timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key 'self_cognition")
+        assert says in result.stderr
+        assert not (tmp_path / "o").exists()
