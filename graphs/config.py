@@ -28,6 +28,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
 from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError, pydantic_problem
+from agents.context import placeholders
 from agents.settings import LLMFields
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,14 @@ def unique_labels(values: list[str], what: str) -> list[str]:
         log.warning("%s listed more than once, de-duplicated: %s (%d entries → %d %s)",
                     what, "、".join(repeats), len(values), len(set(values)), what)
     return list(dict.fromkeys(values))
+
+
+def prompt_inputs() -> dict[str, frozenset[str]]:
+    """Every prompt a recipe's `prompts:` block may override, with the placeholders it may use."""
+    from agents import answerer, asker, critic, docqa, responder
+
+    return {name: inputs for module in (asker, answerer, critic, docqa, responder)
+            for name, inputs in module.PROMPT_INPUTS.items()}
 
 
 class Strict(BaseModel):
@@ -213,6 +222,26 @@ class RecipeConfig(Strict):
     self_cognition: SelfCognition | None = None
 
     _source: Path = PrivateAttr(default=Path("recipe.yaml"))
+
+    @field_validator("prompts")
+    @classmethod
+    def _known_prompts(cls, prompts: dict[str, str]) -> dict[str, str]:
+        """A misspelt prompt name was silently ignored (the built-in prompt ran), and an unknown placeholder was
+        found only at the first item, as a fatal error after the run folder was made."""
+        inputs = prompt_inputs()
+        for name, text in prompts.items():
+            if name not in inputs:
+                near = difflib.get_close_matches(name, inputs, n=1, cutoff=0.6)
+                raise ValueError(f"unknown prompt {name!r}" + (f" — did you mean {near[0]!r}?" if near else
+                                 f" (prompts: {', '.join(sorted(inputs))})"))
+            try:
+                unknown = placeholders(text) - inputs[name]
+            except ValueError as exc:  # a lone brace
+                raise ValueError(f"{name}: {exc} (write a brace itself as {{{{ or }}}})") from None
+            if unknown:
+                raise ValueError(f"{name} uses unknown placeholders {sorted(unknown)}; available: "
+                                 f"{', '.join(sorted(inputs[name]))}")
+        return prompts
 
     def set_source(self, path: Path) -> None:
         self._source = Path(path)

@@ -755,3 +755,20 @@ def test_a_self_cognition_answer_that_cannot_be_filled_is_one_line_before_the_ru
         assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key 'self_cognition")
         assert says in result.stderr
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("prompts, says", [
+    ({"STYLED_REPLY_PROMT": "写一段祝福：{request}"}, "unknown prompt 'STYLED_REPLY_PROMT' — did you mean "
+                                                    "'STYLED_REPLY_PROMPT'?"),
+    ({"STYLED_REPLY_PROMPT": "写{foo}"}, "STYLED_REPLY_PROMPT uses unknown placeholders ['foo']; available: "),
+    ({"STYLED_REPLY_PROMPT": "写{request"}, "STYLED_REPLY_PROMPT: expected '}' before end of string"),
+])
+def test_a_wrong_prompt_override_is_one_line_before_the_run_folder(tmp_path, prompts, says):
+    """A misspelt prompt name was ignored without a word (the built-in prompt ran); an unknown placeholder
+    stopped the run as 'fatal' at its first item, after the folder was made, saying 'resume with' a command
+    that could not help."""
+    config = tianji_yaml(tmp_path, prompts=prompts)
+    result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key 'prompts': {says}")
+    assert not (tmp_path / "o").exists()
