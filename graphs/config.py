@@ -177,6 +177,27 @@ class RulesConfig(Strict):
     allow_english: bool = False
 
 
+def fillable(template: str, names: tuple[str, ...]) -> str:
+    """`template` when `str.format` can fill it with `names`; else a ValueError saying why, for the YAML's reader.
+
+    >>> fillable("祝{role}{scene}", ("role", "scene"))
+    '祝{role}{scene}'
+    >>> fillable("祝{rol}", ("role", "scene"))
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown placeholder {rol} in '祝{rol}': the placeholders are {role} and {scene} (write a brace itself as {{ or }})
+    """
+    try:
+        template.format(**dict.fromkeys(names, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        problem = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else \
+            "a positional placeholder {}" if isinstance(exc, IndexError) else str(exc)
+        allowed = " and ".join(f"{{{n}}}" for n in names)
+        raise ValueError(f"{problem} in {template!r}: the placeholders are {allowed} "
+                         f"(write a brace itself as {{{{ or }}}})") from None
+    return template
+
+
 class SelfCognition(Strict):
     name: str = ""
     author: str = ""
@@ -189,13 +210,7 @@ class SelfCognition(Strict):
         """An answer `str.format` cannot fill ({nam}, {0}, a lone brace) ended the run in a KeyError
         traceback as it wrote the records, after the run folder was made."""
         for answer in answers:
-            try:
-                answer.format(name="", author="")
-            except (KeyError, IndexError, ValueError) as exc:
-                problem = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else \
-                    "a positional placeholder {}" if isinstance(exc, IndexError) else str(exc)
-                raise ValueError(f"{problem} in {answer!r}: the placeholders are {{name}} and {{author}} "
-                                 f"(write a brace itself as {{{{ or }}}})") from None
+            fillable(answer, ("name", "author"))
         return answers
 
     @model_validator(mode="after")

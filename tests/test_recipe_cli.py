@@ -772,3 +772,16 @@ def test_a_wrong_prompt_override_is_one_line_before_the_run_folder(tmp_path, pro
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key 'prompts': {says}")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_input_template_with_a_typo_is_one_line_not_a_traceback_or_failed_items(tmp_path):
+    """input_templates: ['祝{rol}{scene}'] ended --dry-run in a KeyError traceback, and a run marked every
+    item it fell to 'failed' after paying for nothing."""
+    config = tianji_yaml(tmp_path, input_templates=["祝{rol}{scene}"])
+    for args in (["--dry-run"], []):
+        result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", *args, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: {config}: key 'input_templates': unknown placeholder {{rol}} in '祝{{rol}}{{scene}}': "
+            "the placeholders are {role} and {scene} (write a brace itself as {{ or }})")
+        assert not (tmp_path / "o").exists()

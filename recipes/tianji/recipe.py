@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from graphs.config import Label, RecipeConfig, Strict, fits_a_run, unique_labels
+from graphs.config import Label, RecipeConfig, Strict, fillable, fits_a_run, unique_labels
 from graphs.state import WorkItem
 from recipes.base import Recipe
 
@@ -62,6 +62,11 @@ class TianjiConfig(RecipeConfig):
     variants_per_cell: int = Field(default=1, ge=1, description="Items per role × scene × style cell.")
     humanize_inputs: bool = False
     few_shot_k: int = Field(default=3, ge=0)
+
+    @field_validator("input_templates")
+    @classmethod
+    def _fillable(cls, templates: list[str]) -> list[str]:  # a typo ({rol}) failed every item it fell to
+        return [fillable(t, ("role", "scene")) for t in templates]
 
     @field_validator("variants_per_cell")
     @classmethod
