@@ -300,3 +300,15 @@ def test_cli_a_question_asked_twice_is_kept_once_never_in_train_and_test(tmp_pat
     assert "read 20 rows" in result.output and "11 converted, 9 bad rows skipped" in result.output
     texts = {name: (tmp_path / "o" / f"{name}.jsonl").read_text(encoding="utf-8") for name in ("train", "test")}
     assert texts["train"].count("同一个问题") + texts["test"].count("同一个问题") == 1
+
+
+def test_cli_critic_names_the_lines_it_could_not_judge(bad_file, tmp_path, monkeypatch):
+    """'1 could not be judged' named no row: the warning naming it was logged below the CLI's ERROR level."""
+    accept = {"reasons": ["回答正确"], "decision": "accept", "reason_codes": [], "scores": {}, "feedback": None}
+    with FakeOpenAI(reply=lambda req: json.dumps(accept, ensure_ascii=False)) as server:
+        server.add_rule("猛犸", "我觉得这个回答还行。")  # never the JSON verdict, however often it is asked
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c"), "--critic"])
+    assert result.exit_code == 0, result.output
+    assert "critic: 2 judged, 0 flagged" in result.output and "1 could not be judged (lines 7)" in result.output

@@ -136,8 +136,9 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
         console.print(f"{name}: {report.counts[name]} → {report.files[name]}")
     if report.critic is not None:
         c = report.critic
+        unjudged = ", ".join(str(sample.meta.get("source_line")) for sample, _ in c.errors)
         console.print(f"critic: {c.judged} judged, {len(c.flagged)} flagged → {report.files['flagged']}, "
-                      f"{len(c.errors)} could not be judged")
+                      f"{len(c.errors)} could not be judged" + (f" (lines {unjudged})" if c.errors else ""))
 
 
 if __name__ == "__main__":
