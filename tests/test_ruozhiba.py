@@ -312,3 +312,19 @@ def test_cli_critic_names_the_lines_it_could_not_judge(bad_file, tmp_path, monke
         result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c"), "--critic"])
     assert result.exit_code == 0, result.output
     assert "critic: 2 judged, 0 flagged" in result.output and "1 could not be judged (lines 7)" in result.output
+
+
+def test_cli_a_conversion_without_critic_leaves_no_earlier_flagged_file(bad_file, tmp_path, monkeypatch):
+    """Rerun without --critic into the same folder, the earlier run's flagged.jsonl stayed beside train/test
+    it never judged, while stats.json and config.resolved.yaml said no critic ran."""
+    revise = {"reasons": ["有争议"], "decision": "revise", "reason_codes": ["UNGROUNDED"], "scores": {},
+              "feedback": "改"}
+    with FakeOpenAI(reply=lambda req: json.dumps(revise, ensure_ascii=False)) as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        judged = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c"), "--critic"])
+    assert judged.exit_code == 0 and len((tmp_path / "c/flagged.jsonl").read_text().splitlines()) == 3
+    again = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c")])
+    assert again.exit_code == 0, again.output
+    assert not (tmp_path / "c/flagged.jsonl").exists()
+    assert f"removed {tmp_path / 'c/flagged.jsonl'}: an earlier --critic conversion's" in again.output

@@ -134,6 +134,8 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
                   + (f" (lines {', '.join(str(b.line) for b in report.bad)})" if report.bad else ""))
     for name in ("train", "test"):
         console.print(f"{name}: {report.counts[name]} → {report.files[name]}")
+    for path in report.removed:
+        console.print(f"removed {path}: an earlier --critic conversion's, and this one was not judged")
     if report.critic is not None:
         c = report.critic
         unjudged = ", ".join(str(sample.meta.get("source_line")) for sample, _ in c.errors)

@@ -181,6 +181,7 @@ class ConvertReport:
     counts: dict[str, int]
     files: dict[str, Path]
     critic: CriticReport | None = None
+    removed: list[Path] = field(default_factory=list)
 
 
 def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: float = 0.7, seed: int = 42,
@@ -208,9 +209,13 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
     counts = {name: write_records(files[name], (to_format(s, fmt) for s in part))
               for name, part in (("train", train), ("test", test))}
     write_records(out_dir / "accepted.jsonl", (s.model_dump(mode="json") for s in samples))
+    removed = []
     if critic is not None:
         files["flagged"] = out_dir / "flagged.jsonl"
         write_records(files["flagged"], (_flag_record(s, v) for s, v in critic.flagged))
+    elif (out_dir / "flagged.jsonl").exists():  # an earlier --critic conversion's: these samples were not judged
+        (out_dir / "flagged.jsonl").unlink()
+        removed.append(out_dir / "flagged.jsonl")
     stats = {
         "input": str(input_path), "format": fmt, "split": split, "seed": seed,
         "rows": len(samples) + len(bad), "accepted": len(samples), **counts,
@@ -219,7 +224,8 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
     if critic is not None:
         stats["critic"] = {"judged": critic.judged, "flagged": len(critic.flagged), "errors": len(critic.errors)}
     (out_dir / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return ConvertReport(rows=len(samples) + len(bad), bad=bad, counts=counts, files=files, critic=critic)
+    return ConvertReport(rows=len(samples) + len(bad), bad=bad, counts=counts, files=files, critic=critic,
+                         removed=removed)
 
 
 def _why_none(bad: Sequence[BadLine], shown: int = 3) -> str:
