@@ -123,6 +123,20 @@ def prompt_inputs() -> dict[str, frozenset[str]]:
             for name, inputs in module.PROMPT_INPUTS.items()}
 
 
+def _length_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 0 <= low <= high or high < 1:
+        raise PydanticCustomError("length_range", "Input should be a range [min, max] of characters with "
+                                  "0 ≤ min ≤ max and max ≥ 1, e.g. [20, 300], not {value}",
+                                  {"value": list(value)})
+    return value
+
+
+#: [min, max] characters of an answer or a dialogue turn: [200, 10] or [0, 0] rejected every sample of the run
+#: (TOO_SHORT / TOO_LONG) after it was paid for.
+LengthRange = Annotated[tuple[int, int], AfterValidator(_length_range)]
+
+
 class Strict(BaseModel):
     """A YAML block: unknown keys are refused."""
 
@@ -289,7 +303,7 @@ class KnowledgeRecipeConfig(RecipeConfig):
         default=None, min_length=1, description="JSON/JSONL/CSV fields that hold text (--text-field); "
                                                 "default: the index's own, else text, content, output.")
     top_k: int = Field(default=4, ge=1)
-    answer_length: tuple[int, int] | None = None
+    answer_length: LengthRange | None = None
     answerer: AnswererConfig = Field(default_factory=AnswererConfig)
 
     @property

@@ -785,3 +785,17 @@ def test_an_input_template_with_a_typo_is_one_line_not_a_traceback_or_failed_ite
             f"error: {config}: key 'input_templates': unknown placeholder {{rol}} in '祝{{rol}}{{scene}}': "
             "the placeholders are {role} and {scene} (write a brace itself as {{ or }})")
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("recipe, key", [("emollm", "turn_length"), ("wulewule", "answer_length")])
+@pytest.mark.parametrize("value", [[200, 10], [0, 0]])
+def test_a_length_range_no_text_can_meet_is_one_line_before_any_call(tmp_path, recipe, key, value):
+    """turn_length: [200, 10] (or [0, 0]) ran every dialogue and rejected each one TOO_SHORT / TOO_LONG after it
+    was paid for; tianji's style ranges were checked, these were not."""
+    config = recipe_yaml(tmp_path, recipe, **{key: value})
+    result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", recipe=recipe, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {config}: key '{key}': Input should be a range [min, max] of characters with 0 ≤ min ≤ max and "
+        f"max ≥ 1, e.g. [20, 300], not {value}")
+    assert not (tmp_path / "o").exists()

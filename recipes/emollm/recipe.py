@@ -11,7 +11,7 @@ from rich.console import Console
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import Label, RecipeConfig, Strict, TurnRange, fits_a_run, unique_labels
+from graphs.config import Label, LengthRange, RecipeConfig, Strict, TurnRange, fits_a_run, unique_labels
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
@@ -42,7 +42,7 @@ class EmoLLMConfig(RecipeConfig):
     counsellor_few_shot: list[Exchange] = Field(default_factory=list)
     few_shot_k: int = Field(default=3, ge=0)
     dialogues_per_scene: int = Field(default=1, ge=1, description="Dialogues per area × emotion cell.")
-    turn_length: tuple[int, int] | None = None
+    turn_length: LengthRange | None = None
 
     @field_validator("dialogues_per_scene")
     @classmethod
