@@ -799,3 +799,19 @@ def test_a_length_range_no_text_can_meet_is_one_line_before_any_call(tmp_path, r
         f"error: {config}: key '{key}': Input should be a range [min, max] of characters with 0 ≤ min ≤ max and "
         f"max ≥ 1, e.g. [20, 300], not {value}")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("styles, says", [
+    ({"小红书": {"suffix": "，小红书风格", "max_chars": 10}},
+     "style 小红书: min_chars 15 is above max_chars 10 (min_chars is the style's default where the YAML sets none)"),
+    ({"幽默": {"suffix": "，幽默风格", "min_chars": 3000}},
+     "style 幽默: min_chars 3000 is above max_chars 2000 (max_chars is the style's default where the YAML sets none)"),
+])
+def test_a_style_bound_that_crosses_its_default_is_one_line_before_any_call(tmp_path, styles, says):
+    """Only a style setting both bounds was checked: `max_chars: 10` alone on 小红书 (default minimum 15) rejected
+    every wish of the style TOO_SHORT or TOO_LONG after it was paid for."""
+    config = tianji_yaml(tmp_path, styles=styles)
+    result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {config}: key 'styles': {says}: no wish can meet it"
+    assert not (tmp_path / "o").exists()
