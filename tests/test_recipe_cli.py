@@ -815,3 +815,17 @@ def test_a_style_bound_that_crosses_its_default_is_one_line_before_any_call(tmp_
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"error: {config}: key 'styles': {says}: no wish can meet it"
     assert not (tmp_path / "o").exists()
+
+
+def test_min_chars_zero_lets_a_short_wish_through(tmp_path):
+    """`min_chars: 0` was read as 'not set' (`or`), so the style's default minimum (10) rejected a short wish."""
+    def short(req):
+        return ACCEPT if "- decision" in req.system else {"text": "祝您生日快乐！"}
+
+    styles = {"正常": {"suffix": "", "min_chars": 0, "max_chars": 120}}
+    config = tianji_yaml(tmp_path, styles=styles, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=short) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "o", "--judge", "off", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "accepted 1 · rejected 0" in result.stdout
+    assert [s["turns"][0]["output"] for s in read_jsonl(tmp_path / "o" / "accepted.jsonl")] == ["祝您生日快乐！"]
