@@ -829,3 +829,14 @@ def test_min_chars_zero_lets_a_short_wish_through(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "accepted 1 · rejected 0" in result.stdout
     assert [s["turns"][0]["output"] for s in read_jsonl(tmp_path / "o" / "accepted.jsonl")] == ["祝您生日快乐！"]
+
+
+def test_an_exclusion_naming_no_listed_scene_is_warned_about(tmp_path):
+    """compat_exclusions with a typo (生曰 for 生日) excluded nothing, without a word: the run made and paid
+    for the very cells the user had excluded."""
+    config = tianji_yaml(tmp_path, compat_exclusions=[{"role": "奶奶", "scene": "生曰", "reason": "测试"}])
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert ("compat_exclusions 1 (奶奶 × 生曰): scene '生曰' is not in scenes, so it excludes nothing — did you "
+            "mean '生日'?") in result.stderr
+    assert "dry run: 6 work items" in result.stdout

@@ -6,6 +6,8 @@ ROLE_SCENE_MISMATCH before any model call, so the ledger says why nothing was ma
 
 from __future__ import annotations
 
+import difflib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from graphs.config import Label, RecipeConfig, Strict, fillable, fits_a_run, unique_labels
 from graphs.state import WorkItem
 from recipes.base import Recipe
+
+log = logging.getLogger(__name__)
 
 
 class Example(Strict):
@@ -84,6 +88,20 @@ class TianjiConfig(RecipeConfig):
     @classmethod
     def _fillable(cls, templates: list[str]) -> list[str]:  # a typo ({rol}) failed every item it fell to
         return [fillable(t, ("role", "scene")) for t in templates]
+
+    @model_validator(mode="after")
+    def _exclusions_name_cells(self) -> TianjiConfig:
+        """An exclusion whose role or scene is in no list (a typo, 新婚 for 新婚快乐) excluded nothing, silently."""
+        names = {"role": [r.name if isinstance(r, Role) else r for r in self.roles], "scene": self.scenes}
+        for n, ex in enumerate(self.compat_exclusions):
+            for what in ("role", "scene"):
+                value = getattr(ex, what).strip()
+                if value not in names[what]:
+                    near = difflib.get_close_matches(value, names[what], n=1, cutoff=0.5)
+                    log.warning("compat_exclusions %d (%s × %s): %s %r is not in %ss, so it excludes nothing%s",
+                                n + 1, ex.role, ex.scene, what, value, what,
+                                f" — did you mean {near[0]!r}?" if near else "")
+        return self
 
     @field_validator("variants_per_cell")
     @classmethod
