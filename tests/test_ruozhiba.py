@@ -328,3 +328,16 @@ def test_cli_a_conversion_without_critic_leaves_no_earlier_flagged_file(bad_file
     assert again.exit_code == 0, again.output
     assert not (tmp_path / "c/flagged.jsonl").exists()
     assert f"removed {tmp_path / 'c/flagged.jsonl'}: an earlier --critic conversion's" in again.output
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "accepted.jsonl"])
+def test_cli_an_out_that_holds_the_input_under_an_output_name_is_refused(bad_file, tmp_path, name):
+    """`-i data/train.jsonl -o data` wrote the converted split over the user's input file: the rows were gone."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = data / name
+    rows.write_text(BAD_ROWS, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(data)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --out {data} would write {name} over the input {rows}: choose another --out"
+    assert rows.read_text(encoding="utf-8") == BAD_ROWS and sorted(p.name for p in data.iterdir()) == [name]

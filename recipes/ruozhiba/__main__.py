@@ -72,8 +72,15 @@ def _make_judge(config: RuozhibaConfig):
     return LLMJudge(client, attempts=settings.structured_attempts), settings
 
 
-def _check_out(out: Path) -> None:
-    """`InputError` when the output folder cannot be made: it, or a folder above it, is a file."""
+OUTPUTS = ("train.jsonl", "test.jsonl", "accepted.jsonl", "flagged.jsonl", "stats.json", "config.resolved.yaml")
+
+
+def _check_out(out: Path, input_path: Path) -> None:
+    """`InputError` when the output folder cannot be made (it, or a folder above it, is a file), or when
+    the conversion would write over its own input (`-i data/train.jsonl -o data`)."""
+    for name in OUTPUTS:
+        if (out / name).exists() and (out / name).samefile(input_path):
+            raise InputError(f"--out {out} would write {name} over the input {input_path}: choose another --out")
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():
         raise InputError(f"--out {out}: {existing} is a file, not a folder")
@@ -114,7 +121,7 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     out = out or Path("runs") / "ruozhiba" / (run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
     if not input_path.is_file():
         raise InputError(f"input file not found: {input_path}")
-    _check_out(out)  # before the critic's paid calls: a folder that cannot be made lost every verdict
+    _check_out(out, input_path)  # before the critic's paid calls: a folder that cannot be made lost every verdict
 
     judge, resolved = None, {"input": str(input_path), "out": str(out), "format": fmt, "split": split,
                              "seed": seed, "system": system, "critic": critic}
