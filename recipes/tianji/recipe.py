@@ -91,16 +91,16 @@ class TianjiConfig(RecipeConfig):
 
     @model_validator(mode="after")
     def _exclusions_name_cells(self) -> TianjiConfig:
-        """An exclusion whose role or scene is in no list (a typo, 新婚 for 新婚快乐) excluded nothing, silently."""
+        """An exclusion whose role or scene is a typo of a listed one (生曰 for 生日) excluded nothing, silently.
+        One naming nothing like a listed name is left alone: the lists were cut down, the exclusion kept."""
         names = {"role": [r.name if isinstance(r, Role) else r for r in self.roles], "scene": self.scenes}
         for n, ex in enumerate(self.compat_exclusions):
             for what in ("role", "scene"):
                 value = getattr(ex, what).strip()
-                if value not in names[what]:
-                    near = difflib.get_close_matches(value, names[what], n=1, cutoff=0.5)
-                    log.warning("compat_exclusions %d (%s × %s): %s %r is not in %ss, so it excludes nothing%s",
-                                n + 1, ex.role, ex.scene, what, value, what,
-                                f" — did you mean {near[0]!r}?" if near else "")
+                near = difflib.get_close_matches(value, names[what], n=1, cutoff=0.5)
+                if value not in names[what] and near:
+                    log.warning("compat_exclusions %d (%s × %s): %s %r is not in %ss, so it excludes nothing — "
+                                "did you mean %r?", n + 1, ex.role, ex.scene, what, value, what, near[0])
         return self
 
     @field_validator("variants_per_cell")
