@@ -190,6 +190,9 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
     configuration, and without `--fresh`: anything else would mix two datasets in one ledger.
     """
     if out is not None:
+        existing = next(p for p in (out, *out.parents) if p.exists())
+        if not existing.is_dir():  # it ended in a FileExistsError / NotADirectoryError traceback
+            raise InputError(f"--out {out}: {existing} is a file, not a folder: choose another --out")
         held = held_run(out)
         if held is None:
             return out

@@ -840,3 +840,14 @@ def test_an_exclusion_naming_no_listed_scene_is_warned_about(tmp_path):
     assert ("compat_exclusions 1 (奶奶 × 生曰): scene '生曰' is not in scenes, so it excludes nothing — did you "
             "mean '生日'?") in result.stderr
     assert "dry run: 6 work items" in result.stdout
+
+
+@pytest.mark.parametrize("out", ["notes.txt", "notes.txt/run"])
+def test_an_out_that_is_a_file_is_one_line(tmp_path, out):
+    """`--out` naming a file (or a folder under one) ended in a FileExistsError / NotADirectoryError traceback."""
+    (tmp_path / "notes.txt").write_text("mine\n", encoding="utf-8")
+    for args in (["--dry-run"], []):
+        result = run(tmp_path, CLOSED, "--config", str(tianji_yaml(tmp_path)), "--out", out, *args, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip() == f"error: --out {out}: notes.txt is a file, not a folder: choose another --out"
+        assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine\n"
