@@ -341,3 +341,13 @@ def test_cli_an_out_that_holds_the_input_under_an_output_name_is_refused(bad_fil
     assert result.exit_code == 1
     assert result.output.strip() == f"error: --out {data} would write {name} over the input {rows}: choose another --out"
     assert rows.read_text(encoding="utf-8") == BAD_ROWS and sorted(p.name for p in data.iterdir()) == [name]
+
+
+def test_cli_json_lines_under_a_json_name_convert(tmp_path):
+    """COIG-CQIA rows saved as ruozhiba.json (JSON Lines, one row a line) stopped at 'not valid UTF-8 JSON:
+    Extra data: line 2 column 1': the reader took a .json file for one JSON array only."""
+    rows = tmp_path / "ruozhiba.json"
+    rows.write_text(BAD_ROWS, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert f"read 9 rows from {rows}: 3 converted, 6 bad rows skipped (lines 2, 4, 5, 6, 8, 9)" in result.output
