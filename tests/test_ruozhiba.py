@@ -351,3 +351,28 @@ def test_cli_json_lines_under_a_json_name_convert(tmp_path):
     result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert f"read 9 rows from {rows}: 3 converted, 6 bad rows skipped (lines 2, 4, 5, 6, 8, 9)" in result.output
+
+
+def test_a_ctrl_c_during_the_critic_says_what_happened(bad_file, tmp_path):
+    """Ctrl-C while the critic judged ended the command at 130 without a word: nothing said that nothing was
+    written, nor that the verdicts so far were gone."""
+    import signal
+    import time
+
+    accept = {"reasons": ["对"], "decision": "accept", "reason_codes": [], "scores": {}, "feedback": None}
+    with FakeOpenAI(reply=lambda req: json.dumps(accept, ensure_ascii=False), latency=30) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_"))}
+        env.update(PYTHONPATH=str(REPO), ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-judge")
+        proc = subprocess.Popen([sys.executable, "-m", "recipes.ruozhiba", "--input", str(bad_file), "--out",
+                                 str(tmp_path / "o"), "--critic"], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 60
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip() == ("interrupted: the conversion did not finish; rerun the same command to write it (the "
+                           "critic judges every row again: its verdicts are written with the split)")
+    assert not (tmp_path / "o").exists()

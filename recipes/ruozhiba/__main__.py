@@ -107,6 +107,11 @@ def main(
     except ZaoshuError as exc:  # on stderr, as every zaoshu command says it: `> log` must not hide it
         make_console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # it ended at 130 with no word, the critic's verdicts so far gone with it
+        again = " (the critic judges every row again: its verdicts are written with the split)" if critic else ""
+        make_console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[red]interrupted[/]: the conversion did not finish; rerun the same command to write it{again}")
+        raise typer.Exit(130) from None
 
 
 def _run(console: Console, input_path: Path, out: Path | None, run_name: str | None, fmt: str | None,
