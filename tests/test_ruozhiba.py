@@ -376,3 +376,16 @@ def test_a_ctrl_c_during_the_critic_says_what_happened(bad_file, tmp_path):
     assert err.strip() == ("interrupted: the conversion did not finish; rerun the same command to write it (the "
                            "critic judges every row again: its verdicts are written with the split)")
     assert not (tmp_path / "o").exists()
+
+
+def test_runs_list_and_show_give_a_conversion_its_status(bad_file, tmp_path):
+    """A conversion under runs/ruozhiba/ listed and showed as 'status ?': its stats.json had no status."""
+    from tests.test_cli import zaoshu
+
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--run-name", "t1"])
+    assert result.exit_code == 0, result.output
+    listed = zaoshu("runs", "list", cwd=tmp_path)
+    row = next(line for line in listed.stdout.splitlines() if "ruozhiba" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:4] == ["ruozhiba", "t1", "completed", "3"]
+    shown = zaoshu("runs", "show", "runs/ruozhiba/t1", cwd=tmp_path)
+    assert shown.stdout.startswith("runs/ruozhiba/t1  status completed  accepted 3  rejected 0"), shown.stderr

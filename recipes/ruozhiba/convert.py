@@ -216,8 +216,8 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
     elif (out_dir / "flagged.jsonl").exists():  # an earlier --critic conversion's: these samples were not judged
         (out_dir / "flagged.jsonl").unlink()
         removed.append(out_dir / "flagged.jsonl")
-    stats = {
-        "input": str(input_path), "format": fmt, "split": split, "seed": seed,
+    stats = {  # recipe and status as a generated run's, for `zaoshu runs list / show` (they said 'status ?')
+        "recipe": RECIPE, "status": "completed", "input": str(input_path), "format": fmt, "split": split, "seed": seed,
         "rows": len(samples) + len(bad), "accepted": len(samples), **counts,
         "bad_rows": [{"line": b.line, "reason": b.reason} for b in bad],
     }
