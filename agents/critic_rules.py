@@ -40,7 +40,9 @@ def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | Non
     for name, cfg in (recipe.get("styles") or {}).items():
         cfg = cfg or {}
         low, high = limits.get(name, DEFAULT_LENGTH)
-        limits[name] = (int(cfg.get("min_chars") or low), int(cfg.get("max_chars") or high))
+        # `is None`, not `or`: min_chars: 0 (any length) fell back to the style's default minimum
+        limits[name] = (low if cfg.get("min_chars") is None else int(cfg["min_chars"]),
+                        high if cfg.get("max_chars") is None else int(cfg["max_chars"]))
         if "emoji" in cfg:
             if cfg["emoji"]:
                 emoji[name] = (int(cfg["emoji"][0]), int(cfg["emoji"][1]))

@@ -48,7 +48,13 @@ def read_records(path: Path) -> tuple[list[tuple[int, Any]], list[BadLine]]:
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                raise InputError(f"{path} is not valid UTF-8 JSON: {exc}") from exc
+            # one JSON value, then another: JSON Lines under a .json name, as datasets are often named
+            bad: list[BadLine] = []
+            return list(jsonl_lines(path, bad)), bad
+        except UnicodeDecodeError as exc:
             raise InputError(f"{path} is not valid UTF-8 JSON: {exc}") from exc
         if not isinstance(data, list):
             raise InputError(f"{path} must hold a JSON array of records")

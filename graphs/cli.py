@@ -71,7 +71,8 @@ def runs_list(root: Path = RUNS_ROOT, as_json: bool = typer.Option(False, "--jso
         table.add_column(column)
     for run in runs:
         s = read_run_stats(run)
-        table.add_row(run.parent.name, run.name, run_status(run, s, long=False), str(s.get("accepted", 0)),
+        status = run_status(run, s, long=False) if s else "unreadable"  # its stats.json: a warning names it
+        table.add_row(run.parent.name, run.name, status, str(s.get("accepted", 0)),
                       str(s.get("rejected", 0)), str(s.get("failed", 0)),
                       f"{s.get('input_tokens', 0):,}/{s.get('output_tokens', 0):,}",
                       f"{s.get('currency', '¥')}{s.get('cost', 0):.4f}", f"{s.get('duration_s', 0):.0f}s")
@@ -156,8 +157,9 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
     name = f"[bold]{escape(str(run))}[/]"
     if not s:  # e.g. `zaoshu merge --out`: samples, but no run made them here
         n = summary["lines"]
+        what = "an unreadable stats.json" if (run / "stats.json").exists() else "no stats.json"
         console.print(f"{name}  accepted {n['accepted']}  rejected {n['rejected']}  "
-                      "(ledger lines; no stats.json, so no status, failures, tokens or cost)", highlight=False)
+                      f"(ledger lines; {what}, so no status, failures, tokens or cost)", highlight=False)
     else:
         console.print(f"{name}  status {run_status(run, s)}  accepted {s.get('accepted', 0)}  "
                       f"rejected {s.get('rejected', 0)}  failed {s.get('failed', 0)}  "

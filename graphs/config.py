@@ -13,19 +13,25 @@ composition root (graphs/session.py) reads them.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import types
 import typing
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from agents.errors import InputError, pydantic_problem
+from agents.context import placeholders
 from agents.settings import LLMFields
+
+log = logging.getLogger(__name__)
 
 
 #: The most work items one run holds. A run lists every item in memory before its first call (graphs/execute.py),
@@ -84,6 +90,53 @@ def _turn_range(value: tuple[int, int]) -> tuple[int, int]:
 TurnRange = Annotated[tuple[int, int], AfterValidator(_turn_range)]
 
 
+def _label(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank_label", "Input should name something, not be blank")
+    return value.strip()
+
+
+#: A name in a recipe's lists (an area, an emotion, a scene, a role), without the spaces around it: the seed's
+#: '工作升职 ' reached the prompts and inputs with its space, and a blank entry made items about nothing.
+Label = Annotated[str, AfterValidator(_label)]
+
+
+def unique_labels(values: list[str], what: str) -> list[str]:
+    """The labels of a list once each, in order; a repeat is logged (the seed's emotions list 同情 twice and
+    wrote every 同情 dialogue twice).
+
+    >>> unique_labels(["开心", "同情", "难过", "同情"], "emotions")
+    ['开心', '同情', '难过']
+    """
+    repeats = [e for e, n in Counter(values).items() if n > 1]
+    if repeats:
+        log.warning("%s listed more than once, de-duplicated: %s (%d entries → %d %s)",
+                    what, "、".join(repeats), len(values), len(set(values)), what)
+    return list(dict.fromkeys(values))
+
+
+def prompt_inputs() -> dict[str, frozenset[str]]:
+    """Every prompt a recipe's `prompts:` block may override, with the placeholders it may use."""
+    from agents import answerer, asker, critic, docqa, responder
+
+    return {name: inputs for module in (asker, answerer, critic, docqa, responder)
+            for name, inputs in module.PROMPT_INPUTS.items()}
+
+
+def _length_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 0 <= low <= high or high < 1:
+        raise PydanticCustomError("length_range", "Input should be a range [min, max] of characters with "
+                                  "0 ≤ min ≤ max and max ≥ 1, e.g. [20, 300], not {value}",
+                                  {"value": list(value)})
+    return value
+
+
+#: [min, max] characters of an answer or a dialogue turn: [200, 10] or [0, 0] rejected every sample of the run
+#: (TOO_SHORT / TOO_LONG) after it was paid for.
+LengthRange = Annotated[tuple[int, int], AfterValidator(_length_range)]
+
+
 class Strict(BaseModel):
     """A YAML block: unknown keys are refused."""
 
@@ -138,11 +191,47 @@ class RulesConfig(Strict):
     allow_english: bool = False
 
 
+def fillable(template: str, names: tuple[str, ...]) -> str:
+    """`template` when `str.format` can fill it with `names`; else a ValueError saying why, for the YAML's reader.
+
+    >>> fillable("祝{role}{scene}", ("role", "scene"))
+    '祝{role}{scene}'
+    >>> fillable("祝{rol}", ("role", "scene"))
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown placeholder {rol} in '祝{rol}': the placeholders are {role} and {scene} (write a brace itself as {{ or }})
+    """
+    try:
+        template.format(**dict.fromkeys(names, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        problem = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else \
+            "a positional placeholder {}" if isinstance(exc, IndexError) else str(exc)
+        allowed = " and ".join(f"{{{n}}}" for n in names)
+        raise ValueError(f"{problem} in {template!r}: the placeholders are {allowed} "
+                         f"(write a brace itself as {{{{ or }}}})") from None
+    return template
+
+
 class SelfCognition(Strict):
     name: str = ""
     author: str = ""
     questions: list[str] = Field(default_factory=list)
-    answers: list[str] = Field(default_factory=list)
+    answers: list[str] = Field(default_factory=list, description="Templates with {name} and {author}.")
+
+    @field_validator("answers")
+    @classmethod
+    def _placeholders(cls, answers: list[str]) -> list[str]:
+        """An answer `str.format` cannot fill ({nam}, {0}, a lone brace) ended the run in a KeyError
+        traceback as it wrote the records, after the run folder was made."""
+        for answer in answers:
+            fillable(answer, ("name", "author"))
+        return answers
+
+    @model_validator(mode="after")
+    def _answers_for_questions(self) -> SelfCognition:
+        if self.questions and not self.answers:
+            raise ValueError("self_cognition has questions but no answers")
+        return self
 
 
 class RecipeConfig(Strict):
@@ -162,6 +251,26 @@ class RecipeConfig(Strict):
     self_cognition: SelfCognition | None = None
 
     _source: Path = PrivateAttr(default=Path("recipe.yaml"))
+
+    @field_validator("prompts")
+    @classmethod
+    def _known_prompts(cls, prompts: dict[str, str]) -> dict[str, str]:
+        """A misspelt prompt name was silently ignored (the built-in prompt ran), and an unknown placeholder was
+        found only at the first item, as a fatal error after the run folder was made."""
+        inputs = prompt_inputs()
+        for name, text in prompts.items():
+            if name not in inputs:
+                near = difflib.get_close_matches(name, inputs, n=1, cutoff=0.6)
+                raise ValueError(f"unknown prompt {name!r}" + (f" — did you mean {near[0]!r}?" if near else
+                                 f" (prompts: {', '.join(sorted(inputs))})"))
+            try:
+                unknown = placeholders(text) - inputs[name]
+            except ValueError as exc:  # a lone brace
+                raise ValueError(f"{name}: {exc} (write a brace itself as {{{{ or }}}})") from None
+            if unknown:
+                raise ValueError(f"{name} uses unknown placeholders {sorted(unknown)}; available: "
+                                 f"{', '.join(sorted(inputs[name]))}")
+        return prompts
 
     def set_source(self, path: Path) -> None:
         self._source = Path(path)
@@ -194,7 +303,7 @@ class KnowledgeRecipeConfig(RecipeConfig):
         default=None, min_length=1, description="JSON/JSONL/CSV fields that hold text (--text-field); "
                                                 "default: the index's own, else text, content, output.")
     top_k: int = Field(default=4, ge=1)
-    answer_length: tuple[int, int] | None = None
+    answer_length: LengthRange | None = None
     answerer: AnswererConfig = Field(default_factory=AnswererConfig)
 
     @property

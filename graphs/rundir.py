@@ -142,7 +142,7 @@ class RunDir:
         _atomic_write(self.stats_path, json.dumps(data, ensure_ascii=False, indent=2))
 
     def read_stats(self) -> dict[str, Any]:
-        return json.loads(self.stats_path.read_text(encoding="utf-8")) if self.stats_path.exists() else {}
+        return load_stats(self.stats_path) or {}
 
     def close(self) -> None:
         for ledger in self._ledgers.values():
@@ -151,6 +151,25 @@ class RunDir:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def load_stats(path: Path) -> dict[str, Any] | None:
+    """A stats.json as a dict; None when there is none, or it cannot be read as a JSON object (an empty or
+    half-written file after a crash or a full disk: a warning names it, and the run's ledgers still stand).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s cannot be read (%s): its run's status, tokens and cost are unknown", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s holds a JSON %s, not an object: its run's status, tokens and cost are unknown",
+                    path, type(data).__name__)
+        return None
+    return data
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -171,6 +190,9 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
     configuration, and without `--fresh`: anything else would mix two datasets in one ledger.
     """
     if out is not None:
+        existing = next(p for p in (out, *out.parents) if p.exists())
+        if not existing.is_dir():  # it ended in a FileExistsError / NotADirectoryError traceback
+            raise InputError(f"--out {out}: {existing} is a file, not a folder: choose another --out")
         held = held_run(out)
         if held is None:
             return out
@@ -187,8 +209,7 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
     base = root / recipe
     if not fresh and base.exists():
         for run in sorted((p for p in base.iterdir() if p.is_dir()), reverse=True):
-            stats = run / "stats.json"
-            if stats.exists() and json.loads(stats.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
+            if (load_stats(run / "stats.json") or {}).get("fingerprint") == fingerprint:
                 return run
     name = new_run_name()
     path, n = base / name, 2
@@ -200,11 +221,8 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
 def held_run(folder: Path) -> dict[str, Any] | None:
     """The stats.json of the run in `folder` (its own, or a shard's), or None when it holds no run."""
     for stats in [folder / "stats.json", *sorted(folder.glob(f"{SHARDS}/*/stats.json"))]:
-        if stats.is_file():
-            try:
-                return json.loads(stats.read_text(encoding="utf-8"))
-            except ValueError:
-                continue
+        if (data := load_stats(stats)) is not None:
+            return data
     return None
 
 
@@ -302,8 +320,7 @@ def read_run_stats(run_dir: Path) -> dict[str, Any]:
     (`shard_stats`): the run's own copy leaves out what a shard still running, or killed, has done."""
     if shard_dirs(run_dir):
         return shard_stats(run_dir)
-    path = Path(run_dir) / "stats.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return load_stats(Path(run_dir) / "stats.json") or {}
 
 
 def shard_stats(run_dir: Path) -> dict[str, Any]:
@@ -313,8 +330,7 @@ def shard_stats(run_dir: Path) -> dict[str, Any]:
     of the n that has no folder yet (the run is not whole until every shard has run)."""
     found = {}
     for p in shard_dirs(run_dir):
-        if (p / "stats.json").is_file():
-            stats = json.loads((p / "stats.json").read_text(encoding="utf-8"))
+        if (stats := load_stats(p / "stats.json")) is not None:
             if stats.get("status") in ("preparing", "running") and not lock_held(p):
                 stats["status"] = "stopped"
             found[p.name] = stats

@@ -178,3 +178,38 @@ def test_runs_show_counts_a_sample_whose_source_file_cannot_be_read_as_changed(t
     capsys.readouterr()
     assert zaoshu_here("runs", "show", run, "--json") == 0
     assert json.loads(capsys.readouterr().out)["stale"] == {"deleted": 0, "changed": 1, "current": 1}
+
+
+@pytest.mark.parametrize("text", ["", '{"status": "compl', "[]"])
+def test_runs_list_and_show_with_an_unreadable_stats_json_name_it_and_go_on(tmp_path, text):
+    """One empty or half-written stats.json (a crash, a full disk) made `runs list` a JSONDecodeError
+    traceback that hid every other run, and `runs show` of that run another."""
+    good = tmp_path / "runs" / "tianji" / "20261121-000000"
+    broken = tmp_path / "runs" / "tianji" / "20261122-000000"
+    for run in (good, broken):
+        run.mkdir(parents=True)
+    (good / "stats.json").write_text(json.dumps({"status": "completed", "accepted": 7}), encoding="utf-8")
+    (broken / "stats.json").write_text(text, encoding="utf-8")
+    (broken / "accepted.jsonl").write_text('{"id": "a"}\n{"id": "b"}\n', encoding="utf-8")
+    listed = zaoshu("runs", "list", "--root", str(tmp_path / "runs"))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in listed.stdout.splitlines()
+            if "tianji" in line}
+    assert rows == {good.name: "completed", broken.name: "unreadable"}
+    assert f"{broken / 'stats.json'} " in listed.stderr and "Traceback" not in listed.stderr
+    shown = zaoshu("runs", "show", str(broken))
+    assert shown.returncode == 0, shown.stderr
+    assert "accepted 2  rejected 0  (ledger lines; an unreadable stats.json" in shown.stdout
+
+
+def test_a_new_run_is_not_stopped_by_an_old_runs_unreadable_stats_json(tmp_path):
+    """Without --out a run looks through runs/<recipe>/ for one to resume: an old run's empty stats.json
+    ended every later command of the recipe, --dry-run included, in a JSONDecodeError traceback."""
+    old = tmp_path / "runs" / "tianji" / "20261121-000000"
+    old.mkdir(parents=True)
+    (old / "stats.json").write_text("", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_"))}
+    result = subprocess.run([sys.executable, "-m", "recipes.tianji", "--limit", "2", "--dry-run"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env={**env, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert "dry run: 2 work items" in result.stdout

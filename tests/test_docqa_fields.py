@@ -206,3 +206,23 @@ def test_a_record_with_no_text_is_said_not_dropped_silently(tmp_path):
             "are used)") in lines, made.stdout
     assert ("bad line docs/faq.jsonl: line 2: no text in fields text, content, output (skipped, the good lines "
             "are used)") in lines, made.stdout
+
+
+@pytest.mark.parametrize("args, says", [
+    (["", "--knowledge", "docs"], "NAME is blank"),
+    (["a/b", "--knowledge", "docs"], "NAME 'a/b' holds a path separator"),
+    (["hr.yaml", "--knowledge", "docs"], "NAME 'hr.yaml' is a file name"),
+    (["hr", "--knowledge", "docs", "--out", "docs", "--force"], "--out docs is a folder: give the YAML file, "
+                                                                 "e.g. --out docs/hr.yaml"),
+])
+def test_zaoshu_new_refuses_a_name_or_out_it_cannot_write_in_one_line(tmp_path, args, says):
+    """`zaoshu new hr.yaml` wrote hr.yaml.yaml, `""` a hidden .yaml, `a/b` a/b.yaml with its index in
+    runs/docqa/index-a/b/; `--out` a folder ended in an IsADirectoryError traceback after the model call."""
+    from tests.test_cli import zaoshu
+
+    _folder(tmp_path)
+    result = zaoshu("new", *args, cwd=tmp_path, env={"ZAOSHU_BASE_URL": "http://127.0.0.1:9/v1",
+                                                     "ZAOSHU_MODEL": "m"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(f"error: {says}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"]

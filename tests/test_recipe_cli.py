@@ -705,3 +705,149 @@ def test_a_turn_range_upside_down_is_one_line_before_the_run_folder(tmp_path, re
     assert result.returncode == 1 and not (tmp_path / "run").exists()
     assert result.stderr.strip() == (f"error: {config}: key '{key}': Input should be a range [low, high] with "
                                      f"1 ≤ low ≤ high, e.g. [2, 4]")
+
+
+@pytest.mark.parametrize("recipe, changes, items, warning", [
+    ("emollm", {"areas": ["工作", "学业 ", "工作", "学业"], "emotions": ["焦虑", "同情", "同情"]}, 4,
+     "areas listed more than once, de-duplicated: 工作、学业 (4 entries → 2 areas)"),
+    ("tianji", {"roles": [{"name": "奶奶 ", "relation": "elder"}, "奶奶"], "scenes": ["生日", " 生日", "春节"]}, 2,
+     "roles listed more than once, de-duplicated: 奶奶 (2 entries → 1 roles)"),
+])
+def test_a_label_listed_twice_or_with_spaces_is_one_item(tmp_path, recipe, changes, items, warning):
+    """Only emollm's emotions were de-duplicated: an area, role or scene listed twice made two items of one id
+    (the second written to the ledger again), and '学业 ' with its space another cell (seed: '工作升职 ')."""
+    config = tianji_yaml(tmp_path, **changes) if recipe == "tianji" else recipe_yaml(tmp_path, recipe, **changes)
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run", recipe=recipe, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"dry run: {items} work items" in result.stdout
+    assert warning in result.stderr
+
+
+@pytest.mark.parametrize("recipe, key, value, where", [
+    ("emollm", "areas", ["工作", " "], "areas.1"),
+    ("tianji", "scenes", ["生日", ""], "scenes.1"),
+    ("tianji", "roles", [{"name": "", "relation": "elder"}], "roles.0.Role.name"),
+])
+def test_a_blank_label_is_one_line_before_any_call(tmp_path, recipe, key, value, where):
+    """A blank area made items about nothing that were accepted and exported to by_scene/_/."""
+    config = tianji_yaml(tmp_path, **{key: value}) if recipe == "tianji" else recipe_yaml(tmp_path, recipe, **{key: value})
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run", recipe=recipe, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key '{where}'")
+    assert "not be blank" in result.stderr
+
+
+@pytest.mark.parametrize("recipe", ["emollm", "wulewule"])
+@pytest.mark.parametrize("self_cognition, says", [
+    ({"name": "心晴", "questions": ["你是谁？"], "answers": ["我是{nam}。"]}, "unknown placeholder {nam} in '我是{nam}。'"),
+    ({"name": "心晴", "questions": ["你是谁？"], "answers": ["我是{name。"]}, "in '我是{name。'"),
+    ({"name": "心晴", "questions": ["你是谁？"], "answers": []}, "self_cognition has questions but no answers"),
+])
+def test_a_self_cognition_answer_that_cannot_be_filled_is_one_line_before_the_run_folder(tmp_path, recipe,
+                                                                                         self_cognition, says):
+    """A typo in an answer template ({nam}) passed --dry-run, then ended the run in a KeyError traceback as it
+    wrote the records, leaving its run folder 'preparing'; answers: [] was caught there too, after the folder."""
+    config = recipe_yaml(tmp_path, recipe, self_cognition=self_cognition)
+    for args in (["--dry-run"], []):
+        result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", *args, recipe=recipe,
+                     timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key 'self_cognition")
+        assert says in result.stderr
+        assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("prompts, says", [
+    ({"STYLED_REPLY_PROMT": "写一段祝福：{request}"}, "unknown prompt 'STYLED_REPLY_PROMT' — did you mean "
+                                                    "'STYLED_REPLY_PROMPT'?"),
+    ({"STYLED_REPLY_PROMPT": "写{foo}"}, "STYLED_REPLY_PROMPT uses unknown placeholders ['foo']; available: "),
+    ({"STYLED_REPLY_PROMPT": "写{request"}, "STYLED_REPLY_PROMPT: expected '}' before end of string"),
+])
+def test_a_wrong_prompt_override_is_one_line_before_the_run_folder(tmp_path, prompts, says):
+    """A misspelt prompt name was ignored without a word (the built-in prompt ran); an unknown placeholder
+    stopped the run as 'fatal' at its first item, after the folder was made, saying 'resume with' a command
+    that could not help."""
+    config = tianji_yaml(tmp_path, prompts=prompts)
+    result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {config}: key 'prompts': {says}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_input_template_with_a_typo_is_one_line_not_a_traceback_or_failed_items(tmp_path):
+    """input_templates: ['祝{rol}{scene}'] ended --dry-run in a KeyError traceback, and a run marked every
+    item it fell to 'failed' after paying for nothing."""
+    config = tianji_yaml(tmp_path, input_templates=["祝{rol}{scene}"])
+    for args in (["--dry-run"], []):
+        result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", *args, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: {config}: key 'input_templates': unknown placeholder {{rol}} in '祝{{rol}}{{scene}}': "
+            "the placeholders are {role} and {scene} (write a brace itself as {{ or }})")
+        assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("recipe, key", [("emollm", "turn_length"), ("wulewule", "answer_length")])
+@pytest.mark.parametrize("value", [[200, 10], [0, 0]])
+def test_a_length_range_no_text_can_meet_is_one_line_before_any_call(tmp_path, recipe, key, value):
+    """turn_length: [200, 10] (or [0, 0]) ran every dialogue and rejected each one TOO_SHORT / TOO_LONG after it
+    was paid for; tianji's style ranges were checked, these were not."""
+    config = recipe_yaml(tmp_path, recipe, **{key: value})
+    result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", recipe=recipe, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {config}: key '{key}': Input should be a range [min, max] of characters with 0 ≤ min ≤ max and "
+        f"max ≥ 1, e.g. [20, 300], not {value}")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("styles, says", [
+    ({"小红书": {"suffix": "，小红书风格", "max_chars": 10}},
+     "style 小红书: min_chars 15 is above max_chars 10 (min_chars is the style's default where the YAML sets none)"),
+    ({"幽默": {"suffix": "，幽默风格", "min_chars": 3000}},
+     "style 幽默: min_chars 3000 is above max_chars 2000 (max_chars is the style's default where the YAML sets none)"),
+])
+def test_a_style_bound_that_crosses_its_default_is_one_line_before_any_call(tmp_path, styles, says):
+    """Only a style setting both bounds was checked: `max_chars: 10` alone on 小红书 (default minimum 15) rejected
+    every wish of the style TOO_SHORT or TOO_LONG after it was paid for."""
+    config = tianji_yaml(tmp_path, styles=styles)
+    result = run(tmp_path, CLOSED, "--config", str(config), "--limit", "1", "--out", "o", timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {config}: key 'styles': {says}: no wish can meet it"
+    assert not (tmp_path / "o").exists()
+
+
+def test_min_chars_zero_lets_a_short_wish_through(tmp_path):
+    """`min_chars: 0` was read as 'not set' (`or`), so the style's default minimum (10) rejected a short wish."""
+    def short(req):
+        return ACCEPT if "- decision" in req.system else {"text": "祝您生日快乐！"}
+
+    styles = {"正常": {"suffix": "", "min_chars": 0, "max_chars": 120}}
+    config = tianji_yaml(tmp_path, styles=styles, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=short) as server:
+        result = run(tmp_path, server, "--config", str(config), "--out", "o", "--judge", "off", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "accepted 1 · rejected 0" in result.stdout
+    assert [s["turns"][0]["output"] for s in read_jsonl(tmp_path / "o" / "accepted.jsonl")] == ["祝您生日快乐！"]
+
+
+def test_an_exclusion_naming_no_listed_scene_is_warned_about(tmp_path):
+    """compat_exclusions with a typo (生曰 for 生日) excluded nothing, without a word: the run made and paid
+    for the very cells the user had excluded."""
+    config = tianji_yaml(tmp_path, compat_exclusions=[{"role": "奶奶", "scene": "生曰", "reason": "测试"}])
+    result = run(tmp_path, CLOSED, "--config", str(config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert ("compat_exclusions 1 (奶奶 × 生曰): scene '生曰' is not in scenes, so it excludes nothing — did you "
+            "mean '生日'?") in result.stderr
+    assert "dry run: 6 work items" in result.stdout
+
+
+@pytest.mark.parametrize("out", ["notes.txt", "notes.txt/run"])
+def test_an_out_that_is_a_file_is_one_line(tmp_path, out):
+    """`--out` naming a file (or a folder under one) ended in a FileExistsError / NotADirectoryError traceback."""
+    (tmp_path / "notes.txt").write_text("mine\n", encoding="utf-8")
+    for args in (["--dry-run"], []):
+        result = run(tmp_path, CLOSED, "--config", str(tianji_yaml(tmp_path)), "--out", out, *args, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip() == f"error: --out {out}: notes.txt is a file, not a folder: choose another --out"
+        assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine\n"

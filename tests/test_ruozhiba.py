@@ -154,6 +154,21 @@ def test_cli_user_mistakes_are_one_red_line(tmp_path, bad_file):
     assert result.exit_code == 1 and result.output.strip() == "error: input file not found: [bold]rows.jsonl"
 
 
+@pytest.mark.parametrize("text, why", [
+    ("", "the file has no rows"),
+    ('{"question": "a", "answer": "b"}\n{"question": "c", "answer": "d"}\n',
+     "2 bad rows (line 1: missing field `instruction`; line 2: missing field `instruction`)"),
+])
+def test_cli_a_file_with_no_usable_row_says_why(tmp_path, text, why):
+    """A file of rows with other field names said only 'no usable rows (2 bad rows)': the reasons were
+    printed for the rows skipped beside good ones, never for a file where every row is bad."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: no usable rows in {rows}: {why}"
+
+
 @pytest.mark.parametrize("yaml_text, message", [
     ("spilt: 0.5\n", "unknown key 'spilt' — did you mean 'split'?"),
     ("split: abc\n", "key 'split': Input should be a valid number"),
@@ -254,3 +269,123 @@ def test_an_error_goes_to_stderr_so_a_redirected_stdout_does_not_hide_it(tmp_pat
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert result.returncode == 1 and result.stdout == ""  # it was on stdout
     assert result.stderr.strip() == f"error: input file not found: {tmp_path / 'missing.jsonl'}"
+
+
+@pytest.mark.parametrize("out", ["taken.jsonl", "taken.jsonl/sub"])
+def test_cli_an_out_that_is_a_file_is_one_line_before_the_critic_is_paid(bad_file, tmp_path, monkeypatch, out):
+    """`--out` naming a file (or a folder under one) ended in a FileExistsError traceback after the
+    critic had judged every row: the paid verdicts were lost. Now it is one line, and no call is made."""
+    taken = tmp_path / "taken.jsonl"
+    taken.write_text("mine\n", encoding="utf-8")
+    with FakeOpenAI(reply=lambda req: "{}") as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / out), "--critic"])
+        requests = list(server.requests)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == f"error: --out {tmp_path / out}: {taken} is a file, not a folder"
+    assert requests == [] and taken.read_text(encoding="utf-8") == "mine\n"
+
+
+def test_cli_a_question_asked_twice_is_kept_once_never_in_train_and_test(tmp_path):
+    """Rows with the same instruction and input became samples of one id: the split put copies in train
+    and in test, so the test set graded the model on questions it trained on."""
+    rows = [{"instruction": "同一个问题？", "input": "", "output": "同一个回答。"}] * 10
+    rows += [{"instruction": f"问题{i}？", "input": "", "output": f"回答{i}。"} for i in range(10)]
+    path = tmp_path / "dup.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert f"{path} line 2: the same instruction and input as line 1 — skipped" in result.output
+    assert "read 20 rows" in result.output and "11 converted, 9 bad rows skipped" in result.output
+    texts = {name: (tmp_path / "o" / f"{name}.jsonl").read_text(encoding="utf-8") for name in ("train", "test")}
+    assert texts["train"].count("同一个问题") + texts["test"].count("同一个问题") == 1
+
+
+def test_cli_critic_names_the_lines_it_could_not_judge(bad_file, tmp_path, monkeypatch):
+    """'1 could not be judged' named no row: the warning naming it was logged below the CLI's ERROR level."""
+    accept = {"reasons": ["回答正确"], "decision": "accept", "reason_codes": [], "scores": {}, "feedback": None}
+    with FakeOpenAI(reply=lambda req: json.dumps(accept, ensure_ascii=False)) as server:
+        server.add_rule("猛犸", "我觉得这个回答还行。")  # never the JSON verdict, however often it is asked
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        result = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c"), "--critic"])
+    assert result.exit_code == 0, result.output
+    assert "critic: 2 judged, 0 flagged" in result.output and "1 could not be judged (lines 7)" in result.output
+
+
+def test_cli_a_conversion_without_critic_leaves_no_earlier_flagged_file(bad_file, tmp_path, monkeypatch):
+    """Rerun without --critic into the same folder, the earlier run's flagged.jsonl stayed beside train/test
+    it never judged, while stats.json and config.resolved.yaml said no critic ran."""
+    revise = {"reasons": ["有争议"], "decision": "revise", "reason_codes": ["UNGROUNDED"], "scores": {},
+              "feedback": "改"}
+    with FakeOpenAI(reply=lambda req: json.dumps(revise, ensure_ascii=False)) as server:
+        monkeypatch.setenv("ZAOSHU_BASE_URL", server.base_url)
+        monkeypatch.setenv("ZAOSHU_MODEL", "fake-judge")
+        judged = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c"), "--critic"])
+    assert judged.exit_code == 0 and len((tmp_path / "c/flagged.jsonl").read_text().splitlines()) == 3
+    again = CliRunner().invoke(app, ["--input", str(bad_file), "--out", str(tmp_path / "c")])
+    assert again.exit_code == 0, again.output
+    assert not (tmp_path / "c/flagged.jsonl").exists()
+    assert f"removed {tmp_path / 'c/flagged.jsonl'}: an earlier --critic conversion's" in again.output
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "accepted.jsonl"])
+def test_cli_an_out_that_holds_the_input_under_an_output_name_is_refused(bad_file, tmp_path, name):
+    """`-i data/train.jsonl -o data` wrote the converted split over the user's input file: the rows were gone."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = data / name
+    rows.write_text(BAD_ROWS, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(data)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --out {data} would write {name} over the input {rows}: choose another --out"
+    assert rows.read_text(encoding="utf-8") == BAD_ROWS and sorted(p.name for p in data.iterdir()) == [name]
+
+
+def test_cli_json_lines_under_a_json_name_convert(tmp_path):
+    """COIG-CQIA rows saved as ruozhiba.json (JSON Lines, one row a line) stopped at 'not valid UTF-8 JSON:
+    Extra data: line 2 column 1': the reader took a .json file for one JSON array only."""
+    rows = tmp_path / "ruozhiba.json"
+    rows.write_text(BAD_ROWS, encoding="utf-8")
+    result = CliRunner().invoke(app, ["--input", str(rows), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert f"read 9 rows from {rows}: 3 converted, 6 bad rows skipped (lines 2, 4, 5, 6, 8, 9)" in result.output
+
+
+def test_a_ctrl_c_during_the_critic_says_what_happened(bad_file, tmp_path):
+    """Ctrl-C while the critic judged ended the command at 130 without a word: nothing said that nothing was
+    written, nor that the verdicts so far were gone."""
+    import signal
+    import time
+
+    accept = {"reasons": ["对"], "decision": "accept", "reason_codes": [], "scores": {}, "feedback": None}
+    with FakeOpenAI(reply=lambda req: json.dumps(accept, ensure_ascii=False), latency=30) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_"))}
+        env.update(PYTHONPATH=str(REPO), ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-judge")
+        proc = subprocess.Popen([sys.executable, "-m", "recipes.ruozhiba", "--input", str(bad_file), "--out",
+                                 str(tmp_path / "o"), "--critic"], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 60
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip() == ("interrupted: the conversion did not finish; rerun the same command to write it (the "
+                           "critic judges every row again: its verdicts are written with the split)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_runs_list_and_show_give_a_conversion_its_status(bad_file, tmp_path):
+    """A conversion under runs/ruozhiba/ listed and showed as 'status ?': its stats.json had no status."""
+    from tests.test_cli import zaoshu
+
+    result = CliRunner().invoke(app, ["--input", str(bad_file), "--run-name", "t1"])
+    assert result.exit_code == 0, result.output
+    listed = zaoshu("runs", "list", cwd=tmp_path)
+    row = next(line for line in listed.stdout.splitlines() if "ruozhiba" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:4] == ["ruozhiba", "t1", "completed", "3"]
+    shown = zaoshu("runs", "show", "runs/ruozhiba/t1", cwd=tmp_path)
+    assert shown.stdout.startswith("runs/ruozhiba/t1  status completed  accepted 3  rejected 0"), shown.stderr

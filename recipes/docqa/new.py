@@ -41,7 +41,10 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
     from recipes.docqa.tags import derive_tree
 
     console = make_console()
+    _check_name(name)
     path = out or Path(f"{name}.yaml")
+    if path.is_dir():  # before the GA-pairs call: it ended in an IsADirectoryError after it, with --force
+        raise InputError(f"--out {path} is a folder: give the YAML file, e.g. --out {path / (name + '.yaml')}")
     if path.exists() and not force:
         raise InputError(f"{path} exists; choose another --out or pass --force")
     for folder in knowledge:
@@ -71,6 +74,20 @@ def new(name: str = typer.Argument(..., help="The dataset's name; the YAML is NA
         console.print(line, highlight=False, soft_wrap=True)
     console.print(f"run it:  python -m recipes.docqa --config {path}   (add --dry-run to see the plan first)",
                   highlight=False)
+
+
+def _check_name(name: str) -> None:
+    """`InputError` for a NAME that is no dataset name: blank (it wrote a hidden `.yaml`), with a path separator
+    (`a/b` wrote a/b.yaml and kept its index in runs/docqa/index-a/b/), or a file name (`hr.yaml.yaml`)."""
+    example = "e.g. `zaoshu new hr-handbook --knowledge docs`"
+    if not name.strip():
+        raise InputError(f"NAME is blank: give the dataset a name, {example}")
+    if "/" in name or "\\" in name:
+        raise InputError(f"NAME {name!r} holds a path separator: give a plain name, and the YAML's folder with "
+                         f"--out DIR/NAME.yaml")
+    if name.lower().endswith((".yaml", ".yml")):
+        raise InputError(f"NAME {name!r} is a file name: give the dataset's name alone (the YAML is NAME.yaml), "
+                         f"or the file with --out")
 
 
 def _ga_pairs(digest: str, count: int) -> tuple[list[dict[str, str]] | None, str]:

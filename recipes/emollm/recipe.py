@@ -3,8 +3,6 @@ counsellor; outputs merged and as `{area}/{emotion}.jsonl`, plus self-cognition 
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,24 +11,10 @@ from rich.console import Console
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphs.config import RecipeConfig, Strict, TurnRange, fits_a_run
+from graphs.config import Label, LengthRange, RecipeConfig, Strict, TurnRange, fits_a_run, unique_labels
 from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
-log = logging.getLogger(__name__)
-
-
-def unique_emotions(emotions: list[str]) -> list[str]:
-    """The seed lists 同情 twice (28 entries, 27 emotions): keep the first of each, say so.
-
-    >>> unique_emotions(["开心", "同情", "难过", "同情"])
-    ['开心', '同情', '难过']
-    """
-    repeats = [e for e, n in Counter(emotions).items() if n > 1]
-    if repeats:
-        log.warning("emotions listed more than once, de-duplicated: %s (%d entries → %d emotions)",
-                    "、".join(repeats), len(emotions), len(set(emotions)))
-    return list(dict.fromkeys(emotions))
 
 
 def file_name(label: str) -> str:
@@ -50,20 +34,21 @@ class Exchange(Strict):
 
 
 class EmoLLMConfig(RecipeConfig):
-    areas: list[str] = Field(min_length=1)
-    emotions: list[str] = Field(min_length=1)
+    areas: list[Label] = Field(min_length=1)
+    emotions: list[Label] = Field(min_length=1)
     counsellor_system_prompt: str | None = None
     seeker_instruction: str | None = None
     turns: TurnRange = (3, 6)
     counsellor_few_shot: list[Exchange] = Field(default_factory=list)
     few_shot_k: int = Field(default=3, ge=0)
     dialogues_per_scene: int = Field(default=1, ge=1, description="Dialogues per area × emotion cell.")
-    turn_length: tuple[int, int] | None = None
+    turn_length: LengthRange | None = None
 
     @field_validator("dialogues_per_scene")
     @classmethod
     def _fits_a_run(cls, value: int, info: ValidationInfo) -> int:  # distinct emotions, as `items` lists them
-        return fits_a_run("dialogues_per_scene", value, info.data, areas=len, emotions=lambda e: len(set(e)))
+        return fits_a_run("dialogues_per_scene", value, info.data, areas=lambda a: len(set(a)),
+                         emotions=lambda e: len(set(e)))
 
 
 class EmoLLM(Recipe):
@@ -73,11 +58,12 @@ class EmoLLM(Recipe):
     config_model = EmoLLMConfig
 
     def items(self, config: EmoLLMConfig) -> Iterator[WorkItem]:
-        emotions = unique_emotions(config.emotions)
+        emotions = unique_labels(config.emotions, "emotions")
+        areas = unique_labels(config.areas, "areas")
         turns = list(config.turns)
         for n in range(config.dialogues_per_scene):
             for emotion in emotions:
-                for area in config.areas:
+                for area in areas:
                     key = {"area": area, "emotion": emotion, "n": n}
                     yield WorkItem.for_recipe(self.name, "dialogue", key=key, payload={**key, "turns": turns})
 

@@ -11,6 +11,7 @@ Defaults come from recipes/ruozhiba/ruozhiba.yaml; flags override them.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -71,6 +72,22 @@ def _make_judge(config: RuozhibaConfig):
     return LLMJudge(client, attempts=settings.structured_attempts), settings
 
 
+OUTPUTS = ("train.jsonl", "test.jsonl", "accepted.jsonl", "flagged.jsonl", "stats.json", "config.resolved.yaml")
+
+
+def _check_out(out: Path, input_path: Path) -> None:
+    """`InputError` when the output folder cannot be made (it, or a folder above it, is a file), or when
+    the conversion would write over its own input (`-i data/train.jsonl -o data`)."""
+    for name in OUTPUTS:
+        if (out / name).exists() and (out / name).samefile(input_path):
+            raise InputError(f"--out {out} would write {name} over the input {input_path}: choose another --out")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: no permission to write in {existing}")
+
+
 @app.command()
 def main(
     input_path: Path = typer.Option(..., "--input", "-i", help="COIG-CQIA JSONL file (instruction/input/output rows)."),
@@ -90,6 +107,11 @@ def main(
     except ZaoshuError as exc:  # on stderr, as every zaoshu command says it: `> log` must not hide it
         make_console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # it ended at 130 with no word, the critic's verdicts so far gone with it
+        again = " (the critic judges every row again: its verdicts are written with the split)" if critic else ""
+        make_console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[red]interrupted[/]: the conversion did not finish; rerun the same command to write it{again}")
+        raise typer.Exit(130) from None
 
 
 def _run(console: Console, input_path: Path, out: Path | None, run_name: str | None, fmt: str | None,
@@ -104,6 +126,7 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     out = out or Path("runs") / "ruozhiba" / (run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
     if not input_path.is_file():
         raise InputError(f"input file not found: {input_path}")
+    _check_out(out, input_path)  # before the critic's paid calls: a folder that cannot be made lost every verdict
 
     judge, resolved = None, {"input": str(input_path), "out": str(out), "format": fmt, "split": split,
                              "seed": seed, "system": system, "critic": critic}
@@ -123,10 +146,13 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
                   + (f" (lines {', '.join(str(b.line) for b in report.bad)})" if report.bad else ""))
     for name in ("train", "test"):
         console.print(f"{name}: {report.counts[name]} → {report.files[name]}")
+    for path in report.removed:
+        console.print(f"removed {path}: an earlier --critic conversion's, and this one was not judged")
     if report.critic is not None:
         c = report.critic
+        unjudged = ", ".join(str(sample.meta.get("source_line")) for sample, _ in c.errors)
         console.print(f"critic: {c.judged} judged, {len(c.flagged)} flagged → {report.files['flagged']}, "
-                      f"{len(c.errors)} could not be judged")
+                      f"{len(c.errors)} could not be judged" + (f" (lines {unjudged})" if c.errors else ""))
 
 
 if __name__ == "__main__":

@@ -59,14 +59,25 @@ def row_to_sample(row: Any, *, line: int, system: str = "") -> Sample:
 
 
 def read_cqia(path: Path, *, system: str = "") -> tuple[list[Sample], list[BadLine]]:
-    """Read a COIG-CQIA JSONL file: the usable rows as Samples, every other row as a `BadLine` (sorted by line)."""
+    """Read a COIG-CQIA JSONL file: the usable rows as Samples, every other row as a `BadLine` (sorted by line).
+
+    A row asking what an earlier row asks (same instruction and input, so the same id) is a `BadLine`: kept,
+    it could land in train and in test, and the test set would grade the model on a question it trained on.
+    """
     records, bad = read_records(path)
-    samples = []
+    samples: list[Sample] = []
+    first: dict[str, int] = {}
     for number, row in records:
         try:
-            samples.append(row_to_sample(row, line=number, system=system))
+            sample = row_to_sample(row, line=number, system=system)
         except InputError as exc:
             bad.append(BadLine(number, str(exc)))
+            continue
+        if sample.id in first:
+            bad.append(BadLine(number, f"the same instruction and input as line {first[sample.id]}"))
+            continue
+        first[sample.id] = number
+        samples.append(sample)
     return samples, sorted(bad, key=lambda b: b.line)
 
 
@@ -170,6 +181,7 @@ class ConvertReport:
     counts: dict[str, int]
     files: dict[str, Path]
     critic: CriticReport | None = None
+    removed: list[Path] = field(default_factory=list)
 
 
 def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: float = 0.7, seed: int = 42,
@@ -187,7 +199,7 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
     if bad:
         log.warning("%s: %d bad rows skipped (lines %s)", input_path, len(bad), ", ".join(str(b.line) for b in bad))
     if not samples:
-        raise InputError(f"no usable rows in {input_path} ({len(bad)} bad rows)")
+        raise InputError(f"no usable rows in {input_path}: {_why_none(bad)}")
     train, test = seeded_split(samples, split, seed, key=lambda s: s.id)
 
     critic = asyncio.run(_judge_all(samples, judge, concurrency)) if judge else None
@@ -197,18 +209,37 @@ def convert(input_path: Path, out_dir: Path, *, fmt: str = "openai", split: floa
     counts = {name: write_records(files[name], (to_format(s, fmt) for s in part))
               for name, part in (("train", train), ("test", test))}
     write_records(out_dir / "accepted.jsonl", (s.model_dump(mode="json") for s in samples))
+    removed = []
     if critic is not None:
         files["flagged"] = out_dir / "flagged.jsonl"
         write_records(files["flagged"], (_flag_record(s, v) for s, v in critic.flagged))
-    stats = {
-        "input": str(input_path), "format": fmt, "split": split, "seed": seed,
+    elif (out_dir / "flagged.jsonl").exists():  # an earlier --critic conversion's: these samples were not judged
+        (out_dir / "flagged.jsonl").unlink()
+        removed.append(out_dir / "flagged.jsonl")
+    stats = {  # recipe and status as a generated run's, for `zaoshu runs list / show` (they said 'status ?')
+        "recipe": RECIPE, "status": "completed", "input": str(input_path), "format": fmt, "split": split, "seed": seed,
         "rows": len(samples) + len(bad), "accepted": len(samples), **counts,
         "bad_rows": [{"line": b.line, "reason": b.reason} for b in bad],
     }
     if critic is not None:
         stats["critic"] = {"judged": critic.judged, "flagged": len(critic.flagged), "errors": len(critic.errors)}
     (out_dir / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return ConvertReport(rows=len(samples) + len(bad), bad=bad, counts=counts, files=files, critic=critic)
+    return ConvertReport(rows=len(samples) + len(bad), bad=bad, counts=counts, files=files, critic=critic,
+                         removed=removed)
+
+
+def _why_none(bad: Sequence[BadLine], shown: int = 3) -> str:
+    """Why a file gave no sample: it is empty, or its first bad rows with their reasons.
+
+    >>> _why_none([])
+    'the file has no rows'
+    >>> _why_none([BadLine(n, "missing field `instruction`") for n in (1, 2, 3, 4)])
+    '4 bad rows (line 1: missing field `instruction`; line 2: missing field `instruction`; line 3: missing field `instruction`; 1 more)'
+    """
+    if not bad:
+        return "the file has no rows"
+    more = f"; {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"{len(bad)} bad row{'s' if len(bad) > 1 else ''} ({'; '.join(map(str, bad[:shown]))}{more})"
 
 
 async def _judge_all(samples: Sequence[Sample], judge: Judge, concurrency: int) -> CriticReport:

@@ -6,15 +6,19 @@ ROLE_SCENE_MISMATCH before any model call, so the ledger says why nothing was ma
 
 from __future__ import annotations
 
+import difflib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from graphs.config import RecipeConfig, Strict, fits_a_run
+from graphs.config import Label, RecipeConfig, Strict, fillable, fits_a_run, unique_labels
 from graphs.state import WorkItem
 from recipes.base import Recipe
+
+log = logging.getLogger(__name__)
 
 
 class Example(Strict):
@@ -41,7 +45,7 @@ class Style(Strict):
 
 
 class Role(Strict):
-    name: str
+    name: Label
     relation: Literal["elder", "peer", "junior"] | None = None
     sibling: bool | None = None
 
@@ -53,8 +57,8 @@ class Exclusion(Strict):
 
 
 class TianjiConfig(RecipeConfig):
-    roles: list[Role | str] = Field(min_length=1)
-    scenes: list[str] = Field(min_length=1)
+    roles: list[Role | Label] = Field(min_length=1)
+    scenes: list[Label] = Field(min_length=1)
     styles: dict[str, Style] = Field(min_length=1)
     input_templates: list[str] = Field(default_factory=list)
     random_constraints: list[str] = Field(default_factory=list)
@@ -62,6 +66,42 @@ class TianjiConfig(RecipeConfig):
     variants_per_cell: int = Field(default=1, ge=1, description="Items per role × scene × style cell.")
     humanize_inputs: bool = False
     few_shot_k: int = Field(default=3, ge=0)
+
+    @field_validator("styles")
+    @classmethod
+    def _lengths(cls, styles: dict[str, Style]) -> dict[str, Style]:
+        """The range the rules apply, a style's own bound or else its default (小红书 15-300): `max_chars: 10`
+        alone on 小红书 made [15, 10], and every wish of the style was rejected after it was paid for."""
+        from agents.rules.base import DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS
+
+        for name, style in styles.items():
+            low, high = DEFAULT_LENGTH_LIMITS.get(name, DEFAULT_LENGTH)
+            own_low, own_high = style.min_chars, style.max_chars
+            low, high = low if own_low is None else own_low, high if own_high is None else own_high
+            if low > high:
+                default = "min_chars" if own_low is None else "max_chars"
+                raise ValueError(f"style {name}: min_chars {low} is above max_chars {high} ({default} is the "
+                                 f"style's default where the YAML sets none): no wish can meet it")
+        return styles
+
+    @field_validator("input_templates")
+    @classmethod
+    def _fillable(cls, templates: list[str]) -> list[str]:  # a typo ({rol}) failed every item it fell to
+        return [fillable(t, ("role", "scene")) for t in templates]
+
+    @model_validator(mode="after")
+    def _exclusions_name_cells(self) -> TianjiConfig:
+        """An exclusion whose role or scene is a typo of a listed one (生曰 for 生日) excluded nothing, silently.
+        One naming nothing like a listed name is left alone: the lists were cut down, the exclusion kept."""
+        names = {"role": [r.name if isinstance(r, Role) else r for r in self.roles], "scene": self.scenes}
+        for n, ex in enumerate(self.compat_exclusions):
+            for what in ("role", "scene"):
+                value = getattr(ex, what).strip()
+                near = difflib.get_close_matches(value, names[what], n=1, cutoff=0.5)
+                if value not in names[what] and near:
+                    log.warning("compat_exclusions %d (%s × %s): %s %r is not in %ss, so it excludes nothing — "
+                                "did you mean %r?", n + 1, ex.role, ex.scene, what, value, what, near[0])
+        return self
 
     @field_validator("variants_per_cell")
     @classmethod
@@ -76,8 +116,8 @@ class Tianji(Recipe):
     config_model = TianjiConfig
 
     def items(self, config: TianjiConfig) -> Iterator[WorkItem]:
-        roles = [r.name if isinstance(r, Role) else r for r in config.roles]
-        scenes = [s.strip() for s in config.scenes]
+        roles = unique_labels([r.name if isinstance(r, Role) else r for r in config.roles], "roles")
+        scenes = unique_labels(config.scenes, "scenes")
         styles = list(config.styles)
         humanize = config.humanize_inputs
         for variant in range(config.variants_per_cell):
