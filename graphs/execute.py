@@ -142,15 +142,25 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
                              fail_fast=request.fail_fast(config))
         started = time.time()
 
-        written = 0.0
+        written, trailing = 0.0, None
 
         def checkpoint(runner) -> None:
             """stats.json current while the run goes, so a kill -9 loses no spending: at most every
-            CHECKPOINT_S (one write takes ~1 ms; a fast endpoint finishes hundreds of items a second)."""
-            nonlocal written
-            if time.monotonic() - written < CHECKPOINT_S:
-                return
-            written = time.monotonic()
+            CHECKPOINT_S (one write takes ~1 ms; a fast endpoint finishes hundreds of items a second), and
+            what finished since the last write is written at the end of the interval, not when the next
+            item finishes (a kill meanwhile lost it)."""
+            nonlocal trailing
+            wait = written + CHECKPOINT_S - time.monotonic()
+            if wait <= 0:
+                write_running(runner)
+            elif trailing is None:
+                trailing = asyncio.get_running_loop().call_later(wait, write_running, runner)
+
+        def write_running(runner) -> None:
+            nonlocal written, trailing
+            if trailing is not None:
+                trailing.cancel()
+            written, trailing = time.monotonic(), None
             _write_stats(run, usage, None, config.recipe, print_, started=started, status="running",
                          currency=settings.for_role("asker").currency, earlier=earlier, failed=runner.failed)
 

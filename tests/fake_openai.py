@@ -267,6 +267,11 @@ class FakeOpenAI:
         self._ready.set()
         await stop.wait()
         await runner.cleanup()
+        # a reply still waiting out its latency (its client killed): cancelled, not left pending at close
+        rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def start(self) -> FakeOpenAI:
         def run():

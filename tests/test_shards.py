@@ -140,7 +140,9 @@ def test_a_sharded_runs_stats_carry_the_usage_per_role_summed_over_its_shards(tm
 def test_runs_show_and_list_count_a_shard_that_is_running_or_was_killed(tmp_path):
     """The run's own stats.json is the shards' sum as of the last shard that ended: with shard 2 killed
     mid-run, `runs show` said 'status completed  accepted 4' over ledgers holding 7 samples. Readers now sum
-    the shards' stats.json (each kept current as its items finish) when they read."""
+    the shards' stats.json (each kept current as its items finish) when they read. The items that finished
+    in the last stats interval before the kill were written only when the next item finished: with four in
+    flight, stats.json said 5 accepted over ledgers holding 8."""
     with FakeOpenAI(reply=reply, latency=0.3) as server:
         config = tianji_yaml(tmp_path, roles=[{"name": n, "relation": r} for n, r in
                                               [("奶奶", "elder"), ("同事", "peer"), ("爷爷", "elder"), ("朋友", "peer")]],
@@ -150,14 +152,15 @@ def test_runs_show_and_list_count_a_shard_that_is_running_or_was_killed(tmp_path
         assert sh(tmp_path, "--config", str(config), "--out", out, "--shard", "1/2").returncode == 0
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
         proc = subprocess.Popen([sys.executable, "-m", "recipes.tianji", "--config", str(config), "--out", out,
-                                 "--shard", "2/2", "--concurrency", "1"], cwd=tmp_path,
+                                 "--shard", "2/2", "--concurrency", "4"], cwd=tmp_path,
                                 env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ledger = tmp_path / out / "shards/2-of-2/accepted.jsonl"
         deadline = time.monotonic() + 60
         while not (ledger.exists() and ledger.read_text(encoding="utf-8").count("\n") >= 2):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.6)  # one stats interval (graphs.execute.CHECKPOINT_S)
+        server.latency = 8  # no item finishes from the next call on: what did is in stats.json one interval later
+        time.sleep(1.5)  # the call in flight (0.3 s) and one stats interval (graphs.execute.CHECKPOINT_S)
         proc.kill()
         proc.wait(timeout=30)
     accepted = len(ids(tmp_path / out))
