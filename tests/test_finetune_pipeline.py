@@ -79,6 +79,23 @@ def xtuner_env() -> Path:
     return VENV / "bin" / "python"
 
 
+def tiny_model(xtuner_env: Path, root: Path, family: str = "qwen2") -> Path:
+    """A tiny random model of `family` (tests/tiny_models.py), made with the XTuner environment's transformers."""
+    model = root / f"tiny-{family}"
+    subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), family, str(model)], check=True,
+                   capture_output=True, timeout=300)
+    return model
+
+
+def config_and_validate(train: Path, cfg: Path, model: Path, n: int) -> None:
+    """`finetune config --cpu-smoke` for `train`, then `finetune validate` of it against that config: all n encode."""
+    code, out = run_cli("config", "--preset", "tiny", "--model", str(model), "--data", str(train), "--out", str(cfg),
+                        "--cpu-smoke")
+    assert code == 0, out
+    code, out = run_cli("validate", str(train), "--config", str(cfg))
+    assert code == 0 and f"{train}: all {n} records encode" in " ".join(out.split()), out
+
+
 def make_run(root: Path, n: int = 16) -> Path:
     run = root / "runs" / "wulewule" / "r1"
     run.mkdir(parents=True)
@@ -97,18 +114,11 @@ def test_validate_reads_the_files_that_config_and_xtuner_accept(xtuner_env, tmp_
     load_dataset("json") reads it; validate read it line by line: "74 of 74 records are bad" for 8 records.
     A file saved with a UTF-8 BOM (Windows Notepad's "UTF-8"), JSONL or JSON, is read by config and by
     XTuner too; validate called its first record bad ("Unexpected UTF-8 BOM")."""
-    model = tmp_path / "tiny-qwen2"
-    subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), "qwen2", str(model)], check=True,
-                   capture_output=True, timeout=300)
+    model = tiny_model(xtuner_env, tmp_path)
     train = export_run(make_run(tmp_path, n=8), "xtuner", as_json=True).files["all"]
     assert train.suffix == ".json"
     cfg = tmp_path / "cfg.py"
-    code, out = run_cli("config", "--preset", "tiny", "--model", str(model), "--data", str(train), "--out", str(cfg),
-                        "--cpu-smoke")
-    assert code == 0, out
-
-    code, out = run_cli("validate", str(train), "--config", str(cfg))
-    assert code == 0 and f"{train}: all 8 records encode" in " ".join(out.split()), out
+    config_and_validate(train, cfg, model, 8)
 
     records = json.loads(train.read_text(encoding="utf-8"))
     records[1]["conversation"][0]["output"] = ""
@@ -151,9 +161,7 @@ print(json.dumps({"merged_vs_adapter": (lm - lp).abs().max().item(), "adapter_vs
 
 @pytest.mark.parametrize("family", ["qwen2", "internlm2"])
 def test_cpu_pipeline(xtuner_env, tmp_path, family):
-    model = tmp_path / f"tiny-{family}"
-    subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), family, str(model)], check=True,
-                   capture_output=True, timeout=300)
+    model = tiny_model(xtuner_env, tmp_path, family)
 
     exported = export_run(make_run(tmp_path), "xtuner", split=0.75, seed=42)
     train, test = exported.files["train"], exported.files["test"]
@@ -247,18 +255,12 @@ def test_validate_against_a_pretraining_config_refuses_chat_records(xtuner_env, 
     """`finetune config` on a pretrain export writes template_map_fn=None; validating the chat export against
     that config said "all 8 records encode" (with the chat template it never applies), while training would
     learn each answer without its system prompt or template."""
-    model = tmp_path / "tiny-qwen2"
-    subprocess.run([str(xtuner_env), str(REPO / "tests" / "tiny_models.py"), "qwen2", str(model)], check=True,
-                   capture_output=True, timeout=300)
+    model = tiny_model(xtuner_env, tmp_path)
     run = make_run(tmp_path, n=8)
     pretrain = export_run(run, "pretrain").files["all"]
     chat = export_run(run, "xtuner").files["all"]
     cfg = tmp_path / "pretrain_cfg.py"
-    code, out = run_cli("config", "--preset", "tiny", "--model", str(model), "--data", str(pretrain), "--out", str(cfg),
-                        "--cpu-smoke")
-    assert code == 0, out
-    code, out = run_cli("validate", str(pretrain), "--config", str(cfg))
-    assert code == 0 and f"{pretrain}: all 8 records encode" in " ".join(out.split()), out
+    config_and_validate(pretrain, cfg, model, 8)
     result = CliRunner().invoke(app, ["validate", str(chat), "--config", str(cfg), "--venv", str(VENV)])
     assert isinstance(result.exception, InputError) and "8 of 8 records are bad" in str(result.exception)
     assert ("line 1: a chat record (an input or a system prompt), but the config is incremental pretraining "
