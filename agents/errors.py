@@ -87,10 +87,21 @@ def pydantic_problem(error: Mapping[str, Any]) -> str:
     return error["msg"]
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The file standing where `path` or a folder above it would be (the nearest of them that exists), or None.
+
+    >>> import tempfile; tmp = Path(tempfile.mkdtemp()); (tmp / "a.txt").write_text("x")
+    1
+    >>> file_in_the_way(tmp / "a.txt" / "run") == tmp / "a.txt", file_in_the_way(tmp / "new" / "run")
+    (True, None)
+    """
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def _file_above(path: Path, flag: str) -> None:
     """InputError when a folder above `path` is a file: nothing can be written under it."""
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
+    if (blocker := file_in_the_way(path.parent)) is not None:
         raise InputError(f"{flag} {path}: {blocker} is a file, not a folder")
 
 

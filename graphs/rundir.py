@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from agents.errors import InputError
+from agents.errors import InputError, file_in_the_way
 from graphs.ledger import BadLine, Ledger, cut_torn_tail, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,8 @@ def resolve_run_dir(root: Path, recipe: str, out: Path | None, fresh: bool, fing
     configuration, and without `--fresh`: anything else would mix two datasets in one ledger.
     """
     if out is not None:
-        existing = next(p for p in (out, *out.parents) if p.exists())
-        if not existing.is_dir():  # it ended in a FileExistsError / NotADirectoryError traceback
-            raise InputError(f"--out {out}: {existing} is a file, not a folder: choose another --out")
+        if (blocker := file_in_the_way(out)) is not None:  # it ended in a FileExistsError / NotADirectoryError
+            raise InputError(f"--out {out}: {blocker} is a file, not a folder: choose another --out")
         held = held_run(out)
         if held is None:
             return out
