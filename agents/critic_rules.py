@@ -14,7 +14,7 @@ from typing import Any
 from agents.rules import (
     DEFAULT_EMOJI_RANGE, DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS, RULES, RuleContext, RuleHit, TextView, check_sample,
 )
-from agents.rules.base import snippet
+from agents.rules.base import snippet, style_length
 from agents.schemas import Sample
 from agents.context import Context, current_turns, item_of
 
@@ -39,10 +39,7 @@ def rule_context(ctx: Context, item: Any, kind: str, state: dict[str, Any] | Non
     emoji = dict(DEFAULT_EMOJI_RANGE)
     for name, cfg in (recipe.get("styles") or {}).items():
         cfg = cfg or {}
-        low, high = limits.get(name, DEFAULT_LENGTH)
-        # `is None`, not `or`: min_chars: 0 (any length) fell back to the style's default minimum
-        limits[name] = (low if cfg.get("min_chars") is None else int(cfg["min_chars"]),
-                        high if cfg.get("max_chars") is None else int(cfg["max_chars"]))
+        limits[name] = style_length(name, cfg.get("min_chars"), cfg.get("max_chars"))
         if "emoji" in cfg:
             if cfg["emoji"]:
                 emoji[name] = (int(cfg["emoji"][0]), int(cfg["emoji"][1]))

@@ -29,6 +29,17 @@ Scope = Literal["text", "sample"]
 #: (min, max) characters, whitespace not counted. Styles not listed use DEFAULT_LENGTH.
 DEFAULT_LENGTH_LIMITS: dict[str, tuple[int, int]] = {"正常": (10, 200), "严肃": (10, 200), "小红书": (15, 300)}
 DEFAULT_LENGTH: tuple[int, int] = (2, 2000)
+
+
+def style_length(style: str, min_chars: int | None, max_chars: int | None) -> tuple[int, int]:
+    """(min, max) characters of a style: its own bounds where set, its default for the others; `is None`,
+    not `or`: min_chars 0 (any length) is a bound.
+
+    >>> style_length("小红书", None, 10), style_length("正常", 0, None), style_length("诗意", None, None)
+    ((15, 10), (0, 200), (2, 2000))
+    """
+    low, high = DEFAULT_LENGTH_LIMITS.get(style, DEFAULT_LENGTH)
+    return (low if min_chars is None else int(min_chars), high if max_chars is None else int(max_chars))
 #: (min, max) emoji per output. Styles not listed are not checked.
 DEFAULT_EMOJI_RANGE: dict[str, tuple[int, int]] = {"小红书": (1, 2)}
 

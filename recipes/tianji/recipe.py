@@ -72,14 +72,12 @@ class TianjiConfig(RecipeConfig):
     def _lengths(cls, styles: dict[str, Style]) -> dict[str, Style]:
         """The range the rules apply, a style's own bound or else its default (小红书 15-300): `max_chars: 10`
         alone on 小红书 made [15, 10], and every wish of the style was rejected after it was paid for."""
-        from agents.rules.base import DEFAULT_LENGTH, DEFAULT_LENGTH_LIMITS
+        from agents.rules.base import style_length
 
         for name, style in styles.items():
-            low, high = DEFAULT_LENGTH_LIMITS.get(name, DEFAULT_LENGTH)
-            own_low, own_high = style.min_chars, style.max_chars
-            low, high = low if own_low is None else own_low, high if own_high is None else own_high
+            low, high = style_length(name, style.min_chars, style.max_chars)
             if low > high:
-                default = "min_chars" if own_low is None else "max_chars"
+                default = "min_chars" if style.min_chars is None else "max_chars"
                 raise ValueError(f"style {name}: min_chars {low} is above max_chars {high} ({default} is the "
                                  f"style's default where the YAML sets none): no wish can meet it")
         return styles
