@@ -14,7 +14,7 @@ from agents.schemas import Sample, Turn, Verdict
 from finetune.formats import from_record
 from recipes.ruozhiba.__main__ import app
 from recipes.ruozhiba.convert import JudgeError, convert, critic_pass, read_cqia
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import Fault, FakeOpenAI
 
 REPO = Path(__file__).parents[1]
 RAW = Path(__file__).parents[2] / "shared" / "reference" / "ruozhiba" / "ruozhiba_raw.jsonl"
@@ -373,9 +373,73 @@ def test_a_ctrl_c_during_the_critic_says_what_happened(bad_file, tmp_path):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
-    assert err.strip() == ("interrupted: the conversion did not finish; rerun the same command to write it (the "
-                           "critic judges every row again: its verdicts are written with the split)")
+    assert err.strip() == "interrupted: the conversion did not finish; rerun the same command to write it"
     assert not (tmp_path / "o").exists()
+
+
+ACCEPT = json.dumps({"reasons": ["对"], "decision": "accept", "reason_codes": [], "scores": {}, "feedback": None},
+                    ensure_ascii=False)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stopped_critic_keeps_its_verdicts_and_the_rerun_asks_only_the_rest(bad_file, tmp_path, sig):
+    """Ctrl-C (or a kill) while the critic judged lost every verdict paid for so far: the rerun asked the judge
+    about every row again. Now each verdict is kept as it arrives, and the rerun into that folder asks only the
+    rows it has no verdict for. A SIGTERM ended it without a word."""
+    import signal
+    import time
+
+    out = tmp_path / "o"
+    with FakeOpenAI(reply=lambda req: ACCEPT) as server:
+        server.add_rule("猛犸", Fault("slow", delay=60))  # one row's verdict never comes before the stop
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_"))}
+        env.update(PYTHONPATH=str(REPO), ZAOSHU_BASE_URL=server.base_url, ZAOSHU_MODEL="fake-judge")
+        proc = subprocess.Popen([sys.executable, "-m", "recipes.ruozhiba", "--input", str(bad_file), "--out", str(out),
+                                 "--critic"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_lines(out / "verdicts.jsonl")) < 2:
+            time.sleep(0.1)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    how = "interrupted" if sig == "SIGINT" else "stopped by SIGTERM (a kill, or the machine shutting down)"
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip() == (f"{how}: the conversion did not finish; 2 verdicts are kept in {out / 'verdicts.jsonl'}: "
+                           "rerun the same command to judge only the other rows and write the split")
+    assert sorted(p.name for p in out.iterdir()) == ["verdicts.jsonl"]
+
+    with FakeOpenAI(reply=lambda req: ACCEPT) as server:
+        again = _critic(server, bad_file, out, "fake-judge")
+        asked = [r.last_user for r in server.requests]
+    assert again.exit_code == 0, again.output
+    assert f"critic: 2 verdicts of fake-judge in {out / 'verdicts.jsonl'} from an earlier conversion" in again.output
+    assert len(asked) == 1 and "猛犸" in asked[0]
+    assert "critic: 3 judged, 0 flagged" in again.output
+    accepted = [json.loads(line) for line in _lines(out / "accepted.jsonl")]
+    assert [a["meta"]["critic"]["decision"] for a in accepted] == ["accept"] * 3
+
+
+def test_a_verdict_is_reused_only_for_the_same_answer_and_the_same_judge(bad_file, tmp_path):
+    out = tmp_path / "o"
+    with FakeOpenAI(reply=lambda req: ACCEPT) as server:
+        assert _critic(server, bad_file, out, "fake-judge").exit_code == 0
+        assert _critic(server, bad_file, out, "fake-judge").exit_code == 0  # a second split, say: nothing paid
+        assert len(server.requests) == 3
+        bad_file.write_text(BAD_ROWS.replace("不是。", "当然不是，豆浆是黄豆做的。"), encoding="utf-8")
+        edited = _critic(server, bad_file, out, "fake-judge")
+        assert edited.exit_code == 0 and len(server.requests) == 4 and "豆浆是黄豆" in server.requests[-1].last_user
+        other = _critic(server, bad_file, out, "other-judge")
+        assert other.exit_code == 0 and len(server.requests) == 7
+    assert "critic: 3 judged" in other.output and "verdicts of other-judge" not in other.output
+
+
+def _critic(server: FakeOpenAI, rows: Path, out: Path, model: str):
+    env = {"ZAOSHU_BASE_URL": server.base_url, "ZAOSHU_MODEL": model}
+    return CliRunner().invoke(app, ["--input", str(rows), "--out", str(out), "--critic"], env=env)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
 
 
 def test_runs_list_and_show_give_a_conversion_its_status(bad_file, tmp_path):

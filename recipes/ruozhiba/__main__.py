@@ -4,7 +4,9 @@ Convert COIG-CQIA rows (e.g. the 240-row ruozhiba_raw.jsonl) to OpenAI messages 
 conversations and write a seeded train/test split to DIR/train.jsonl and DIR/test.jsonl
 (DIR defaults to runs/ruozhiba/<run-name>/). Bad rows are reported by line number and skipped.
 `--critic` asks the LLM judge configured for the critic role (ZAOSHU_PRESET / ZAOSHU_BASE_URL,
-ZAOSHU_MODEL, ZAOSHU_API_KEY) about every answer and lists the disputed ones in DIR/flagged.jsonl.
+ZAOSHU_MODEL, ZAOSHU_API_KEY) about every answer and lists the disputed ones in DIR/flagged.jsonl;
+each verdict is kept in DIR/verdicts.jsonl as it arrives, so a conversion into DIR again (after a
+Ctrl-C, or for another split) asks the judge only about rows it has no verdict for.
 Defaults come from recipes/ruozhiba/ruozhiba.yaml; flags override them.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -25,6 +28,7 @@ from rich.markup import escape
 from agents.console import make_console
 from agents.errors import InputError, ZaoshuError
 from graphs.config import LLMBlock, Strict, describe
+from recipes.ruozhiba.convert import VERDICTS, RememberedJudge
 
 DEFAULTS_YAML = Path(__file__).with_name("ruozhiba.yaml")
 
@@ -72,7 +76,8 @@ def _make_judge(config: RuozhibaConfig):
     return LLMJudge(client, attempts=settings.structured_attempts), settings
 
 
-OUTPUTS = ("train.jsonl", "test.jsonl", "accepted.jsonl", "flagged.jsonl", "stats.json", "config.resolved.yaml")
+OUTPUTS = ("train.jsonl", "test.jsonl", "accepted.jsonl", "flagged.jsonl", VERDICTS, "stats.json",
+           "config.resolved.yaml")
 
 
 def _check_out(out: Path, input_path: Path) -> None:
@@ -102,16 +107,33 @@ def main(
 ) -> None:
     """Convert COIG-CQIA rows and write a seeded train/test split."""
     console = make_console(highlight=False, soft_wrap=True)
+    previous = signal.signal(signal.SIGTERM, _terminated)  # a kill ended it without a word
     try:
         _run(console, input_path, out, run_name, fmt, split, seed, system, critic, config)
     except ZaoshuError as exc:  # on stderr, as every zaoshu command says it: `> log` must not hide it
         make_console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:  # it ended at 130 with no word, the critic's verdicts so far gone with it
-        again = " (the critic judges every row again: its verdicts are written with the split)" if critic else ""
-        make_console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[red]interrupted[/]: the conversion did not finish; rerun the same command to write it{again}")
+    except Interrupted as stop:
+        make_console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]{stop.how}[/]: {escape(str(stop))}")
         raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or a SIGTERM during the conversion; its text says what was kept and how to go on."""
+
+    def __init__(self, message: str, how: str = "interrupted"):
+        super().__init__(message)
+        self.how = how
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the conversion is, so it stops as a Ctrl-C does."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated()
 
 
 def _run(console: Console, input_path: Path, out: Path | None, run_name: str | None, fmt: str | None,
@@ -123,6 +145,7 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     split = split if split is not None else config.split
     seed = seed if seed is not None else config.seed
     system = system if system is not None else config.system or ""
+    given_out = out is not None
     out = out or Path("runs") / "ruozhiba" / (run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
     if not input_path.is_file():
         raise InputError(f"input file not found: {input_path}")
@@ -131,12 +154,19 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     judge, resolved = None, {"input": str(input_path), "out": str(out), "format": fmt, "split": split,
                              "seed": seed, "system": system, "critic": critic}
     if critic:
-        judge, settings = _make_judge(config)
+        llm_judge, settings = _make_judge(config)
         resolved["llm"] = settings.masked_dump()["resolved"]["critic"]
         console.print(f"critic: {resolved['llm']['model']} at {resolved['llm']['base_url']}")
+        judge = RememberedJudge(llm_judge, out / VERDICTS, resolved["llm"]["model"])
+        if judge.known:
+            console.print(f"critic: {len(judge.known)} verdicts of {resolved['llm']['model']} in {judge.path} "
+                          "from an earlier conversion: rows they judged are not asked again")
 
-    report = convert(input_path, out, fmt=fmt, split=split, seed=seed, system=system, judge=judge,
-                     concurrency=config.critic.concurrency)
+    try:
+        report = convert(input_path, out, fmt=fmt, split=split, seed=seed, system=system, judge=judge,
+                         concurrency=config.critic.concurrency)
+    except KeyboardInterrupt as exc:  # it ended at 130 with no word, the critic's verdicts so far gone with it
+        raise _stopped(exc, judge, out, given_out) from None
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False),
                                               encoding="utf-8")
     for b in report.bad:
@@ -153,6 +183,20 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
         unjudged = ", ".join(str(sample.meta.get("source_line")) for sample, _ in c.errors)
         console.print(f"critic: {c.judged} judged, {len(c.flagged)} flagged → {report.files['flagged']}, "
                       f"{len(c.errors)} could not be judged" + (f" (lines {unjudged})" if c.errors else ""))
+
+
+
+def _stopped(exc: KeyboardInterrupt, judge: RememberedJudge | None, out: Path, given_out: bool) -> Interrupted:
+    """What the user is told when the conversion stops half way: nothing but the verdicts is written, and
+    those are kept for the next conversion into the same folder."""
+    how = "stopped by SIGTERM (a kill, or the machine shutting down)" if isinstance(exc, _Terminated) else "interrupted"
+    message = "the conversion did not finish; "
+    kept = len(judge.known) + judge.written if judge is not None else 0
+    if not kept:
+        return Interrupted(message + "rerun the same command to write it", how)
+    rerun = "rerun the same command" if given_out else f"rerun with --out {out}"
+    return Interrupted(f"{message}{kept} verdicts are kept in {judge.path}: {rerun} "
+                       "to judge only the other rows and write the split", how)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ wrong type — are reported with their line number and skipped; a conversion nev
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -130,6 +131,57 @@ class LLMJudge:
 
     async def aclose(self) -> None:
         close = getattr(self.client, "aclose", None)
+        if close is not None:
+            await close()
+
+
+VERDICTS = "verdicts.jsonl"
+"""Each verdict the judge gave, a JSON line as it arrives, in the output folder: what an interrupted
+conversion paid for, reused by the next one into the same folder (`RememberedJudge`)."""
+
+
+class RememberedJudge:
+    """A `Judge` that first looks in `path` for this row's verdict by this `model` on this very answer — an
+    earlier conversion into the same folder, finished or interrupted, paid for it — and appends every new
+    verdict there as soon as it arrives. `reused` and `written` count both kinds; a torn last line (a kill
+    mid-write) is skipped.
+    """
+
+    def __init__(self, judge: Judge, path: Path, model: str):
+        self.judge, self.path, self.model = judge, Path(path), model
+        self.known: dict[str, Verdict] = {}
+        self.reused = self.written = 0
+        if self.path.is_file():
+            records, _torn = read_records(self.path)
+            for _, record in records:
+                try:
+                    if record["model"] == model:
+                        self.known[record["key"]] = Verdict.model_validate(record["verdict"])
+                except (TypeError, KeyError, ValueError):
+                    continue
+
+    @staticmethod
+    def key(sample: Sample) -> str:
+        """The row's id and its answer: a verdict on an answer the user has since edited is not reused."""
+        turn = sample.turns[-1]
+        return f"{sample.id}:{hashlib.sha256(turn.output.encode('utf-8')).hexdigest()[:16]}"
+
+    async def __call__(self, sample: Sample) -> Verdict:
+        key = self.key(sample)
+        if key in self.known:
+            self.reused += 1
+            return self.known[key]
+        verdict = await self.judge(sample)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = {"key": key, "line": sample.meta.get("source_line"), "model": self.model,
+                "verdict": verdict.model_dump(mode="json")}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.written += 1
+        return verdict
+
+    async def aclose(self) -> None:
+        close = getattr(self.judge, "aclose", None)
         if close is not None:
             await close()
 
