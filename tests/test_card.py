@@ -220,6 +220,32 @@ def test_the_card_counts_the_samples_export_writes_after_review(tmp_path, capsys
     assert "人工审阅（`review.jsonl`，已计入上面的样本数）：修改 1 条，审阅者拒绝 2 条，从被拒绝的样本中收回 0 条。" in card
 
 
+def test_a_rejected_sample_the_reviewer_took_back_is_counted_once_as_accepted(tmp_path, capsys):
+    """The card counted a sample the reviewer took back from rejected.jsonl among the samples and among the
+    rejected ones too (5 samples, 3 rejected of 7 items), and its rejection code in the rejections table."""
+    from agents.schemas import Sample, Turn
+    from graphs.review_ledger import ReviewEntry
+
+    def sample(i: int) -> Sample:
+        return Sample(id=f"s{i}", recipe="demo", kind="qa", turns=[Turn(input=f"问{i}", output=f"答{i}。")])
+
+    (tmp_path / "accepted.jsonl").write_text("".join(sample(i).model_dump_json() + "\n" for i in range(4)),
+                                             encoding="utf-8")
+    rejected = [{"id": f"s{i}", "key": {}, "codes": [code], "sample": sample(i).model_dump(mode="json")}
+                for i, code in ((4, "TOO_SHORT"), (5, "UNGROUNDED"), (6, "UNGROUNDED"))]
+    (tmp_path / "rejected.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected),
+                                             encoding="utf-8")
+    taken_back = ReviewEntry(id="s4", action="accept", rev=1, base_rev=0)
+    (tmp_path / "review.jsonl").write_text(taken_back.model_dump_json() + "\n", encoding="utf-8")
+    assert zaoshu("export", tmp_path) == 0
+    assert "all: 5 records" in capsys.readouterr().out
+    assert zaoshu("card", tmp_path) == 0
+    card = (tmp_path / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "**5** 条样本" in card and "被拒绝 2 条" in card
+    assert "从被拒绝的样本中收回 1 条" in card
+    assert "| TOO_SHORT |" not in card and "| UNGROUNDED | 2 | 0 |" in card
+
+
 def test_a_second_card_in_the_same_folder_lists_only_its_own_plots(tmp_path, capsys):
     """`zaoshu card a --out docs` then `zaoshu card b --out docs`: b has no rejection, yet its line listed
     a's card_rejections.png, left in docs/ beside a card that does not show it."""
