@@ -20,8 +20,9 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/python -m recipes.wulewule $(ARGS)
 
+# two pytest-xdist workers; the Ray tests and the .venv-xtuner tests each stay on one (their xdist_group)
 test: install
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
 
 finetune-env: install
 	$(VENV)/bin/zaoshu finetune setup

@@ -14,6 +14,11 @@ from tests.fake_openai import FakeOpenAI
 
 _LEAKY_PREFIXES = ("ZAOSHU_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_", "SERPER_", "XTUNER_PYTHON")
 
+# The width of the commands' rich output is the tests' own (CliRunner's env, or rich's default off a terminal):
+# pytest-xdist's workers get COLUMNS=80 and LINES=24, and a console made at import would keep them.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
