@@ -291,6 +291,24 @@ def test_validate_an_empty_file_says_it_is_empty(tmp_path, monkeypatch, capsys, 
         f"error: {data} holds no {said}: nothing to validate; export a run first (`zaoshu export RUN --format {fmt}`)")
 
 
+def test_a_file_that_mixes_both_formats_gets_no_config(tmp_path, capsys):
+    """Two exports joined with `cat`, one XTuner and one OpenAI: config wrote the first record's format's config
+    (no map function), and training failed on the first OpenAI record it met."""
+    from tests.test_reasoning import zaoshu
+
+    openai = [{"messages": [{"role": "user", "content": f"问{i}"}, {"role": "assistant", "content": f"答{i}"}]}
+              for i in range(2)]
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3) + openai)
+    cfg = tmp_path / "cfg.py"
+    args = ["config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"), "--data", data, "--out", cfg]
+    assert zaoshu("finetune", *args) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data} mixes XTuner ('conversation') records (the first on line 1) and OpenAI ('messages') records "
+        f"(the first on line 4): XTuner reads one format a file; join them with `zaoshu merge {data} --out merged` "
+        "and export that with one --format")
+    assert not cfg.exists()
+
+
 @pytest.mark.parametrize("command", ["config", "validate"])
 def test_a_gbk_file_is_named_not_utf8(tmp_path, monkeypatch, capsys, command):
     """A training file saved as GBK: config said it 'holds no XTuner or OpenAI records: export it with …',
