@@ -365,3 +365,43 @@ def test_train_given_a_folder_says_it_is_a_folder(tmp_path, capsys):
     assert " ".join(capsys.readouterr().err.split()) == (
         f"error: config {tmp_path} is a folder: give the .py file `zaoshu finetune config … --out` wrote "
         f"(e.g. {tmp_path / 'config.py'})")
+
+
+@pytest.mark.parametrize("args,said", [
+    (["chat", "{model}", "--torch-dtype", "fp64"], "--torch-dtype 'fp64': choose one of fp16, bf16, fp32, auto"),
+    (["merge", "{model}", "{adapter}", "--out", "{out}", "--device", "gpu"],
+     "--device 'gpu': choose one of cuda, cpu, npu, auto"),
+])
+def test_a_value_xtuners_tool_refuses_is_one_line_before_it_starts(tmp_path, monkeypatch, capsys, args, said):
+    """`finetune chat --torch-dtype fp64` started XTuner, which printed its argparse usage and `chat.py: error:
+    argument --torch-dtype: invalid choice` after seconds of imports; merge's --device the same."""
+    import subprocess
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, *a, **k: started.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, *a, **k: started.append(cmd) or 1 / 0)
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+    paths = {"model": fake_model(tmp_path, "qwen2"), "adapter": adapter, "out": tmp_path / "merged"}
+    assert zaoshu("finetune", *(a.format(**paths) for a in args)) == 1
+    assert " ".join(capsys.readouterr().err.split()) == f"error: {said}"
+    assert started == []
+
+
+def test_chat_passes_a_dtype_xtuner_takes(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, *a, **k: started.append(cmd) or 0)
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    assert zaoshu("finetune", "chat", fake_model(tmp_path, "qwen2"), "--torch-dtype", "auto") == 0
+    assert started[0][:3] == [sys.executable, "-m", "xtuner.tools.chat"]
+    assert started[0][started[0].index("--torch-dtype") + 1] == "auto"
