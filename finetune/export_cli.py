@@ -49,7 +49,7 @@ def export(
     as_json: bool = typer.Option(False, "--json/--jsonl", help="Write one JSON array per file instead of JSONL."),
     with_reasoning: bool = typer.Option(False, "--with-reasoning",
                                         help="Put each answer's reasoning in: <think>…</think> before it "
-                                             "(xtuner, sharegpt, alpaca, dpo) or reasoning_content (openai)."),
+                                             "(xtuner, sharegpt, alpaca, dpo, kto, xtuner-dpo) or reasoning_content (openai)."),
     skip_artifacts: bool = typer.Option(False, "--skip-artifacts",
                                         help="dpo / kto / xtuner-dpo: leave out drafts sent back only for "
                                              "artifacts (markup, preamble, punctuation, leaks)."),
