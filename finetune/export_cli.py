@@ -168,8 +168,11 @@ def card(
     """Write a Hugging Face dataset card (DATASET_CARD.md) with PNG plots for a run."""
     from finetune.card import write_card
 
-    path = write_card(run_dir, out, license=license)
-    _console().print(f"dataset card → {path} (plots: {', '.join(sorted(p.name for p in path.parent.glob('card_*.png')))})")
+    card = write_card(run_dir, out, license=license)
+    console = _console()
+    for line in card.bad_lines:
+        console.print(f"[yellow]warning:[/] {escape(line)} (skipped)")
+    console.print(f"dataset card → {card.path} (plots: {', '.join(p.name for p in card.plots)})")
 
 
 def register(app: typer.Typer) -> None:
