@@ -272,8 +272,17 @@ def render_card(facts: RunFacts, plots: Any, license: str = "other") -> str:
     return "\n".join(out) + "\n"
 
 
-def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -> Path:
-    """Write `DATASET_CARD.md` and its `card_*.png` plots into `out` (default: the run folder); its path."""
+@dataclass
+class WrittenCard:
+    """What `write_card` wrote, and the lines of the run it could not read (the card lists them too)."""
+
+    path: Path
+    plots: list[Path]
+    bad_lines: list[str]
+
+
+def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -> WrittenCard:
+    """Write `DATASET_CARD.md` and its `card_*.png` plots into `out` (default: the run folder)."""
     from finetune import card_plots
 
     facts = read_facts(Path(run_dir))
@@ -292,4 +301,4 @@ def write_card(run_dir: Path, out: Path | None = None, license: str = "other") -
     path = out_dir / CARD_FILE
     path.write_text(render_card(facts, plots, license), encoding="utf-8")
     log.info("dataset card: %s (%d plots)", path, len(plots.files))
-    return path
+    return WrittenCard(path, sorted(plots.files.values()), facts.bad_lines)

@@ -33,6 +33,13 @@ VENV = typer.Option(Path(".venv-xtuner"), "--venv", envvar="ZAOSHU_XTUNER_VENV",
                     help="The XTuner environment (XTUNER_PYTHON, when set, wins).")
 
 
+def _one_of(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    """InputError for a value XTuner's tool would refuse, said before the tool starts: XTuner's own usage error
+    came after seconds of imports, in argparse's words, naming its own flag."""
+    if value not in choices:
+        raise InputError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+
+
 def _python(venv: Path) -> Path:
     from finetune.env import find_xtuner_python
 
@@ -178,14 +185,16 @@ def merge(
     base: Path = typer.Argument(..., help="Base model folder."),
     adapter: Path = typer.Argument(..., help="Adapter folder from `finetune convert`."),
     out: Path = typer.Option(..., help="Merged model folder (fp16)."),
-    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: XTuner's choice)."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda | npu | auto (default: XTuner's choice)."),
     max_shard_size: str = typer.Option("2GB"),
     venv: Path = VENV,
 ) -> None:
     """Base + adapter → one model (`xtuner.tools.model_converters.merge`)."""
     from finetune.presets import detect_family
-    from finetune.runner import merge_command, stream
+    from finetune.runner import MERGE_DEVICES, merge_command, stream
 
+    if device is not None:
+        _one_of("--device", device, MERGE_DEVICES)
     detect_family(base)
     if not (adapter / "adapter_config.json").is_file():
         raise InputError(f"{adapter} is not an adapter folder: create it with `zaoshu finetune convert WORK_DIR --out {adapter}`")
@@ -198,15 +207,16 @@ def chat(
     model: Path = typer.Argument(..., help="Merged model, or the base model with --adapter."),
     adapter: Optional[Path] = typer.Option(None),
     system: Optional[str] = typer.Option(None),
-    torch_dtype: str = typer.Option("fp16", help="fp16 | bf16 | fp32 (fp32 on CPU)."),
+    torch_dtype: str = typer.Option("fp16", help="fp16 | bf16 | fp32 (fp32 on CPU) | auto (the model's own)."),
     venv: Path = VENV,
 ) -> None:
     """Interactive chat (`xtuner.tools.chat`) with the template the model was trained with."""
     import subprocess
 
     from finetune.presets import detect_family
-    from finetune.runner import chat_command
+    from finetune.runner import CHAT_DTYPES, chat_command
 
+    _one_of("--torch-dtype", torch_dtype, CHAT_DTYPES)
     family = detect_family(model)
     cmd = chat_command(_python(venv), model, family.template, adapter=adapter, system=system, torch_dtype=torch_dtype)
     raise typer.Exit(subprocess.call(cmd))

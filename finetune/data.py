@@ -12,6 +12,8 @@ Two formats are accepted, one record per line:
 from __future__ import annotations
 
 import random
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,25 +51,44 @@ def is_pretraining(records: list[dict[str, Any]]) -> bool:
     return bool(records) and all(_kind(record) == "pretrain" for record in records)
 
 
-def detect_format(path: Path) -> DataFormat:
-    """The format of the first valid record; InputError when the file is missing, not UTF-8, empty or neither."""
+@dataclass
+class ChatFile:
+    """A training or test file read once: its JSON objects, and the line of each format's first record."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    first_line: dict[DataFormat, int]
+
+    @property
+    def format(self) -> DataFormat:
+        """The one format of its records; InputError when it mixes both: XTuner's config applies one map function
+        (none for XTuner's, `openai_map_fn` for OpenAI's) to every record, and the other kind fails in training."""
+        if len(self.first_line) > 1:
+            unit = "record" if self.path.suffix == ".json" else "line"
+            raise InputError(
+                f"{self.path} mixes XTuner ('conversation') records (the first on {unit} {self.first_line['xtuner']}) "
+                f"and OpenAI ('messages') records (the first on {unit} {self.first_line['openai']}): XTuner reads one "
+                f"format a file; join them with `zaoshu merge {shlex.quote(str(self.path))} --out merged` and export "
+                "that with one --format")
+        return next(iter(self.first_line))
+
+
+def read_chat(path: Path) -> ChatFile:
+    """Read a chat file once; InputError when it is missing, not UTF-8, empty or holds neither format."""
     if not path.is_file():
         raise InputError(f"data file {path} does not exist: export a run first (`zaoshu export …`)")
     records, bad = read_records(path)
     refuse_non_utf8(path, bad)  # XTuner reads UTF-8: training would stop at the first such line
-    for _, record in records[:1000]:
-        if fmt := record_format(record):
-            return fmt
-    raise InputError(
-        f"{path} holds no XTuner ('conversation') or OpenAI ('messages') records: "
-        f"export it with `zaoshu export --format xtuner`"
-    )
-
-
-def load_records(path: Path) -> list[dict[str, Any]]:
-    """All JSON objects of a JSONL file (invalid lines are the validator's business)."""
-    records, _ = read_records(path)
-    return [r for _, r in records if isinstance(r, dict)]
+    first_line: dict[DataFormat, int] = {}
+    for number, record in records:
+        if (fmt := record_format(record)) and fmt not in first_line:
+            first_line[fmt] = number
+    if not first_line:
+        raise InputError(
+            f"{path} holds no XTuner ('conversation') or OpenAI ('messages') records: "
+            f"export it with `zaoshu export --format xtuner`"
+        )
+    return ChatFile(path, [r for _, r in records if isinstance(r, dict)], first_line)
 
 
 def first(record: dict[str, Any], field: Literal["system", "input", "output"]) -> str:

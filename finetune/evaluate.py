@@ -71,10 +71,9 @@ def _cell(text: str, limit: int = 200) -> str:
 
 def load_items(test: Path, limit: int | None = None) -> list[EvalItem]:
     """First turn of each test record: question, reference answer, system prompt."""
-    data_io.detect_format(test)
     items = [
         EvalItem(question=q, reference=data_io.first(r, "output"), system=data_io.first(r, "system"))
-        for r in data_io.load_records(test)
+        for r in data_io.read_chat(test).records
         if (q := data_io.first(r, "input").strip())
     ]
     return items[:limit] if limit else items

@@ -49,7 +49,7 @@ def export(
     as_json: bool = typer.Option(False, "--json/--jsonl", help="Write one JSON array per file instead of JSONL."),
     with_reasoning: bool = typer.Option(False, "--with-reasoning",
                                         help="Put each answer's reasoning in: <think>…</think> before it "
-                                             "(xtuner, sharegpt, alpaca, dpo) or reasoning_content (openai)."),
+                                             "(xtuner, sharegpt, alpaca, dpo, kto, xtuner-dpo) or reasoning_content (openai)."),
     skip_artifacts: bool = typer.Option(False, "--skip-artifacts",
                                         help="dpo / kto / xtuner-dpo: leave out drafts sent back only for "
                                              "artifacts (markup, preamble, punctuation, leaks)."),
@@ -168,8 +168,11 @@ def card(
     """Write a Hugging Face dataset card (DATASET_CARD.md) with PNG plots for a run."""
     from finetune.card import write_card
 
-    path = write_card(run_dir, out, license=license)
-    _console().print(f"dataset card → {path} (plots: {', '.join(sorted(p.name for p in path.parent.glob('card_*.png')))})")
+    card = write_card(run_dir, out, license=license)
+    console = _console()
+    for line in card.bad_lines:
+        console.print(f"[yellow]warning:[/] {escape(line)} (skipped)")
+    console.print(f"dataset card → {card.path} (plots: {', '.join(p.name for p in card.plots)})")
 
 
 def register(app: typer.Typer) -> None:

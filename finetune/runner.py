@@ -102,12 +102,20 @@ def convert_command(python: Path, config: Path, checkpoint: Path, save_dir: Path
     return cmd + (["--fp32"] if fp32 else [])
 
 
+MERGE_DEVICES = ("cuda", "cpu", "npu", "auto")
+"""The `--device` values `xtuner.tools.model_converters.merge` takes."""
+
+
 def merge_command(python: Path, base: Path, adapter: Path, save_dir: Path, *, device: str | None = None,
                   max_shard_size: str = "2GB") -> list[str]:
     """`merge`: base model + adapter → one fp16 model folder."""
     cmd = [str(python), "-m", "xtuner.tools.model_converters.merge", str(base), str(adapter), str(save_dir),
            "--safe-serialization", "--max-shard-size", max_shard_size]
     return cmd + (["--device", device] if device else [])
+
+
+CHAT_DTYPES = ("fp16", "bf16", "fp32", "auto")
+"""The `--torch-dtype` values `xtuner.tools.chat` takes."""
 
 
 def chat_command(python: Path, model: Path, template: str, *, adapter: Path | None = None, system: str | None = None,

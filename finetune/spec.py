@@ -87,13 +87,9 @@ def build_spec(
     """
     chosen = get_preset(preset)
     family = resolve_family(chosen, model)
-    data_format = data_io.detect_format(data)
-    records = data_io.load_records(data)
-    if test is not None:
-        data_io.detect_format(test)
-        eval_records = data_io.load_records(test)
-    else:
-        eval_records = records
+    train = data_io.read_chat(data)
+    data_format, records = train.format, train.records
+    eval_records = data_io.read_chat(test).records if test is not None else records  # any mix: inputs only
     fields: dict[str, object] = {
         k: getattr(chosen, k)
         for k in ("max_length", "pack_to_max_length", "batch_size", "accumulative_counts", "max_epochs", "lr",

@@ -125,8 +125,10 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         # the dedupers know every sample the run accepted, the other shards' included
         ctx = build_context(config, settings, services, usage=usage,
                             accepted=read_ledger(run_path, "accepted.jsonl", []))
-        # the roles this recipe's graph calls (tianji: responder and critic), all of them when nothing is left to run
-        called = {role for item in all_items[:100] for role, calls in calls_per_item(item, ctx).items() if calls}
+        # the roles this recipe's graph calls (tianji: responder and critic); with no item to run (--limit 0),
+        # its first items tell
+        probe = all_items[:100] or list(islice(recipe.work_items(config, run_path), 100))
+        called = {role for item in probe for role, calls in calls_per_item(item, ctx).items() if calls}
         roles = [role for role in ROLES if role in called] or list(ROLES)
         console.print("models: " + "; ".join(
             f"{role} {c.cfg.model} @ {c.cfg.base_url} (key {'***' if c.cfg.api_key else 'none'})"

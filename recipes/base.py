@@ -69,7 +69,7 @@ class Recipe:
         try:
             from finetune.card import write_card
 
-            console.print(f"dataset card → {write_card(run_dir)}", highlight=False)
+            console.print(f"dataset card → {write_card(run_dir).path}", highlight=False)
         except Exception as exc:  # noqa: BLE001 — a plot library or font problem must not lose the run
             log.debug("no dataset card for %s", run_dir, exc_info=True)
             console.print(f"[yellow]warning:[/] no dataset card: {type(exc).__name__}: {exc}", highlight=False)

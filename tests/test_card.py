@@ -126,7 +126,7 @@ def test_card_with_no_stats_and_no_index_still_writes(tmp_path):
     (tmp_path / "accepted.jsonl").write_text(
         Sample(id="x", recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")], meta={"aspect": "测试"})
         .model_dump_json() + "\n{broken\n", encoding="utf-8")
-    card = write_card(tmp_path).read_text(encoding="utf-8")
+    card = write_card(tmp_path).path.read_text(encoding="utf-8")
     assert "**1** 条样本" in card and "stats.json 没有记录各角色的用量。" in card
     assert "无法读取的行：accepted.jsonl: line 2: invalid JSON" in card
 

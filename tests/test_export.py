@@ -455,3 +455,26 @@ def test_a_preference_split_puts_pairs_on_both_sides(tmp_path, capsys):
     assert zaoshu("export", run, "--format", "kto", "--split", "0.9") == 0
     kto = [read_jsonl(run / "exports" / "kto" / f"{side}.jsonl") for side in ("train", "test")]
     assert len(kto[0]) + len(kto[1]) == 12 and all(kto)
+
+
+@pytest.mark.parametrize("command", [["export", "RUN", "--format", "xtuner"], ["export", "RUN", "--format", "kto"],
+                                     ["card", "RUN"], ["merge", "RUN", "--out", "merged"]])
+def test_a_torn_line_is_said_once_in_the_commands_own_words(tmp_path, command):
+    """A torn last line (a kill mid-write) was said twice: as the command's warning and as an unstyled logging
+    line ('accepted.jsonl: 1 unusable lines skipped (lines 2)'); the card said it only that way."""
+    import subprocess
+    import sys
+
+    draft = {"turn": 0, "text": "嗯。", "decision": "revise", "codes": ["TOO_SHORT"], "by": "rules"}  # for kto
+    sample = Sample(id="a1", recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")], meta={"drafts": [draft]})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "accepted.jsonl").write_text(sample.model_dump_json() + "\n" + sample.model_dump_json()[:30],
+                                        encoding="utf-8")
+    args = [str(run) if a == "RUN" else str(tmp_path / a) if a == "merged" else a for a in command]
+    done = subprocess.run([sys.executable, "-m", "zaoshu_cli", *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    said = [line for line in (done.stdout + done.stderr).splitlines() if "line 2" in line or "lines 2" in line]
+    assert len(said) == 1 and said[0].startswith("warning: ") and said[0].endswith("(skipped)"), said
+    assert "accepted.jsonl: line 2: invalid JSON" in said[0]

@@ -291,6 +291,24 @@ def test_validate_an_empty_file_says_it_is_empty(tmp_path, monkeypatch, capsys, 
         f"error: {data} holds no {said}: nothing to validate; export a run first (`zaoshu export RUN --format {fmt}`)")
 
 
+def test_a_file_that_mixes_both_formats_gets_no_config(tmp_path, capsys):
+    """Two exports joined with `cat`, one XTuner and one OpenAI: config wrote the first record's format's config
+    (no map function), and training failed on the first OpenAI record it met."""
+    from tests.test_reasoning import zaoshu
+
+    openai = [{"messages": [{"role": "user", "content": f"问{i}"}, {"role": "assistant", "content": f"答{i}"}]}
+              for i in range(2)]
+    data = write_jsonl(tmp_path / "train.jsonl", xtuner_records(3) + openai)
+    cfg = tmp_path / "cfg.py"
+    args = ["config", "--preset", "tiny", "--model", fake_model(tmp_path, "qwen2"), "--data", data, "--out", cfg]
+    assert zaoshu("finetune", *args) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: {data} mixes XTuner ('conversation') records (the first on line 1) and OpenAI ('messages') records "
+        f"(the first on line 4): XTuner reads one format a file; join them with `zaoshu merge {data} --out merged` "
+        "and export that with one --format")
+    assert not cfg.exists()
+
+
 @pytest.mark.parametrize("command", ["config", "validate"])
 def test_a_gbk_file_is_named_not_utf8(tmp_path, monkeypatch, capsys, command):
     """A training file saved as GBK: config said it 'holds no XTuner or OpenAI records: export it with …',
@@ -347,3 +365,43 @@ def test_train_given_a_folder_says_it_is_a_folder(tmp_path, capsys):
     assert " ".join(capsys.readouterr().err.split()) == (
         f"error: config {tmp_path} is a folder: give the .py file `zaoshu finetune config … --out` wrote "
         f"(e.g. {tmp_path / 'config.py'})")
+
+
+@pytest.mark.parametrize("args,said", [
+    (["chat", "{model}", "--torch-dtype", "fp64"], "--torch-dtype 'fp64': choose one of fp16, bf16, fp32, auto"),
+    (["merge", "{model}", "{adapter}", "--out", "{out}", "--device", "gpu"],
+     "--device 'gpu': choose one of cuda, cpu, npu, auto"),
+])
+def test_a_value_xtuners_tool_refuses_is_one_line_before_it_starts(tmp_path, monkeypatch, capsys, args, said):
+    """`finetune chat --torch-dtype fp64` started XTuner, which printed its argparse usage and `chat.py: error:
+    argument --torch-dtype: invalid choice` after seconds of imports; merge's --device the same."""
+    import subprocess
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, *a, **k: started.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, *a, **k: started.append(cmd) or 1 / 0)
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+    paths = {"model": fake_model(tmp_path, "qwen2"), "adapter": adapter, "out": tmp_path / "merged"}
+    assert zaoshu("finetune", *(a.format(**paths) for a in args)) == 1
+    assert " ".join(capsys.readouterr().err.split()) == f"error: {said}"
+    assert started == []
+
+
+def test_chat_passes_a_dtype_xtuner_takes(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tests.test_reasoning import zaoshu
+
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, *a, **k: started.append(cmd) or 0)
+    monkeypatch.setenv("XTUNER_PYTHON", sys.executable)
+    assert zaoshu("finetune", "chat", fake_model(tmp_path, "qwen2"), "--torch-dtype", "auto") == 0
+    assert started[0][:3] == [sys.executable, "-m", "xtuner.tools.chat"]
+    assert started[0][started[0].index("--torch-dtype") + 1] == "auto"

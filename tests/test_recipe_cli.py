@@ -397,6 +397,19 @@ def test_self_judging_is_warned_at_run_start_unless_the_critic_has_its_own_model
     assert off.returncode == 0 and "critic judges with the same model" not in off.stdout
 
 
+def test_a_run_with_nothing_to_run_names_the_roles_the_recipe_calls(tmp_path):
+    """`--limit 0` listed the asker and the answerer, which tianji never calls, and warned that the critic
+    judged with the same model as them."""
+    config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"])
+    with FakeOpenAI(reply=reply) as server:
+        none = run(tmp_path, server, "--config", str(config), "--out", "a", "--limit", "0")
+        assert server.requests == []
+    assert none.returncode == 0, none.stderr
+    models = next(line for line in none.stdout.splitlines() if line.startswith("models: "))
+    assert models.startswith("models: responder fake-model @") and "asker" not in models and "answerer" not in models
+    assert "the critic judges with the same model as the responder (fake-model" in " ".join(none.stdout.split())
+
+
 CLOSED = type("Closed", (), {"base_url": "http://127.0.0.1:9/v1"})()  # no server: these stop before any call
 
 
