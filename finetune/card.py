@@ -108,13 +108,12 @@ def read_facts(run_dir: Path) -> RunFacts:
     from finetune.export import read_records, read_run_samples
     from finetune.preference import preference_pairs
     from graphs.review_ledger import apply_review
-    from graphs.rundir import read_run_stats, run_ledgers, shard_dirs
+    from graphs.rundir import read_run_stats, run_ledgers
 
     run_dir = Path(run_dir)
     samples, bad = read_run_samples(run_dir, "card")  # every shard; a folder that is not a run is refused
     samples, review = apply_review(run_dir, samples, bad)
-    # a sharded run's: its shards' summed now, one still running (or killed) included
-    stats = read_run_stats(run_dir) if shard_dirs(run_dir) else _read_json(run_dir / "stats.json")
+    stats = read_run_stats(run_dir)  # a sharded run's: its shards' summed now, one still running (or killed) included
     config = _read_yaml(run_dir / "config.resolved.yaml")
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
                      accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad],
@@ -149,17 +148,6 @@ def _in_run(bad: BadLine, run_dir: Path) -> str:
     if path is not None and path.is_relative_to(run_dir):
         path = path.relative_to(run_dir)
     return f"{path}: {bad}" if path is not None else str(bad)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (ValueError, OSError) as exc:
-        log.warning("%s unreadable: %s", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agents.errors import InputError, file_in_the_way
+from agents.errors import InputError, file_in_the_way, pydantic_problem
 from graphs.ledger import BadLine, Ledger, cut_torn_tail, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,36 @@ def load_stats(path: Path) -> dict[str, Any] | None:
         log.warning("%s holds a JSON %s, not an object: its run's status, tokens and cost are unknown",
                     path, type(data).__name__)
         return None
+    try:
+        _StatsShape.model_validate(data)
+    except ValidationError as exc:  # its readers add the numbers up: a traceback, or a resume's budget lost
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        log.warning("%s: key '%s': %s: its run's status, tokens and cost are unknown", path, where,
+                    pydantic_problem(error))
+        return None
     return data
+
+
+class _StatsShape(BaseModel):
+    """What stats.json's readers print or add up (status, counts, tokens, cost, usage per role) has the type
+    they expect; any other key is the writer's business (ruozhiba's `bad_rows`, say)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)  # strict: "12" is no count, True no cost
+
+    recipe: str | None = None
+    status: str | None = None
+    currency: str | None = None
+    accepted: float = 0
+    rejected: float = 0
+    failed: float = 0
+    input_tokens: float = 0
+    output_tokens: float = 0
+    cached_tokens: float = 0
+    cost: float = 0
+    duration_s: float = 0
+    sessions: float = 0
+    usage_by_role: dict[str, dict[str, float]] = {}
 
 
 def _atomic_write(path: Path, text: str) -> None:

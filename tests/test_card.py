@@ -246,6 +246,25 @@ def test_a_rejected_sample_the_reviewer_took_back_is_counted_once_as_accepted(tm
     assert "| TOO_SHORT |" not in card and "| UNGROUNDED | 2 | 0 |" in card
 
 
+def test_a_stats_json_of_the_wrong_shape_is_named_and_the_card_is_written(tmp_path):
+    """usage_by_role.critic a number, not an object: the card was an AttributeError traceback."""
+    import subprocess
+    import sys
+
+    from agents.schemas import Sample, Turn
+
+    sample = Sample(id="s0", recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")])
+    (tmp_path / "accepted.jsonl").write_text(sample.model_dump_json() + "\n", encoding="utf-8")
+    (tmp_path / "stats.json").write_text('{"status": "completed", "usage_by_role": {"critic": 5}}', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "zaoshu_cli", "card", str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (f"{tmp_path / 'stats.json'}: key 'usage_by_role.critic': Input should be a valid "
+                                   "dictionary: its run's status, tokens and cost are unknown")
+    card = (tmp_path / "DATASET_CARD.md").read_text(encoding="utf-8")
+    assert "运行状态：未知" in card and "stats.json 没有记录各角色的用量。" in card
+
+
 def test_a_second_card_in_the_same_folder_lists_only_its_own_plots(tmp_path, capsys):
     """`zaoshu card a --out docs` then `zaoshu card b --out docs`: b has no rejection, yet its line listed
     a's card_rejections.png, left in docs/ beside a card that does not show it."""
