@@ -102,8 +102,27 @@ def setup_env(
     Steps: `python -m venv`, `pip install -c constraints PACKAGES`, the torchvision fix only when
     torch sees no CUDA, then an import check of `xtuner.dataset` (which imports torchvision).
     """
+    from filelock import FileLock, Timeout
+
     packages = PACKAGES if packages is None else packages
     wanted = stamp_text(packages, constraints.read_text(encoding="utf-8"))
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # two setups at once (two terminals, two test workers): the second ran pip in a venv the first had not
+    # finished creating ("No module named pip"); it waits now, and finds the environment built
+    lock = FileLock(venv.parent / f".{venv.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("another `zaoshu finetune setup` is building %s: waiting for it to finish", venv)
+        lock.acquire()
+    try:
+        return _setup_env(venv, base_python, constraints, packages, wanted, run)
+    finally:
+        lock.release()
+
+
+def _setup_env(venv: Path, base_python: str, constraints: Path, packages: list[str], wanted: str,
+               run: Runner) -> bool:
     stamp = venv / STAMP_NAME
     if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == wanted and venv_python(venv).is_file():
         log.info("XTuner environment %s is up to date", venv)

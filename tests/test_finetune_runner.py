@@ -132,3 +132,43 @@ def test_failed_pip_install_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="pip could not install .* run `zaoshu finetune setup` again"):
         xenv.setup_env(venv, run=lambda cmd: 1)
     assert not (venv / xenv.STAMP_NAME).exists()
+
+
+def test_two_setups_at_once_build_the_environment_once(tmp_path):
+    """Two `zaoshu finetune setup` at once (two terminals; two test workers on a fresh clone): the second ran
+    pip in the venv the first was still creating and failed with 'No module named pip'. It waits now."""
+    import os
+    import subprocess
+    import time
+
+    script = f"""
+import logging, sys, time
+from pathlib import Path
+import finetune.env as xenv
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+venv, steps = Path(sys.argv[1]), Path(sys.argv[2])
+def run(cmd):
+    with open(steps, "a") as f:
+        f.write(" ".join(cmd[1:3]) + "\\n")
+    if cmd[1:3] == ["-m", "venv"]:
+        time.sleep(2)  # a real venv takes seconds: the other setup starts meanwhile
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").write_text("")
+    return 0
+xenv.cuda_available = lambda python: True
+xenv.remove_cpu_fix = lambda python: None
+print(xenv.setup_env(venv, run=run))
+"""
+    venv, steps = tmp_path / "venv", tmp_path / "steps.txt"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    first = subprocess.Popen([sys.executable, "-c", script, venv, steps], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not steps.exists() and time.monotonic() < deadline:  # the first is creating the venv
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-c", script, venv, steps], env=env, text=True, capture_output=True,
+                            timeout=60)
+    out, err = first.communicate(timeout=60)
+    assert (out.strip(), second.stdout.strip()) == ("True", "False"), (err, second.stderr)
+    assert f"another `zaoshu finetune setup` is building {venv}: waiting for it to finish" in second.stderr
+    assert steps.read_text().splitlines() == ["-m venv", "-m pip", "-c import xtuner.dataset, xtuner.model"]
