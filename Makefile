@@ -20,9 +20,10 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/python -m recipes.wulewule $(ARGS)
 
-# two pytest-xdist workers; the Ray tests and the .venv-xtuner tests each stay on one (their xdist_group)
+# two pytest-xdist workers, each test file on one of them (its module fixtures, the Ray cluster among them,
+# are made once); not loadgroup: pytest 9 ignores the xdist_group it sets, and the groups were split
 test: install
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 finetune-env: install
 	$(VENV)/bin/zaoshu finetune setup

@@ -24,8 +24,7 @@ from finetune.evaluate import LocalAnswerer, load_items, run_eval, write_report
 from finetune.export import export_run
 from finetune.runner import parse_losses
 
-# one pytest-xdist worker runs the tests that build .venv-xtuner: two would build it at once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("xtuner")]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-xtuner"

@@ -166,7 +166,6 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("xtuner")  # with test_finetune_pipeline.py: one worker builds .venv-xtuner
 def test_xtuner_dpo_passes_xtuner_preference_pipeline(xtuner_env, run, tmp_path):
     """XTuner 0.2.0's own `load_jsonl_dataset` + `preference_dataset.tokenize` on every pair."""
     from finetune.validate import validate_preference_file

@@ -28,8 +28,6 @@ from tests.recipe_replies import reply  # noqa: E402
 from tests.test_recipe_cli import tianji_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# one pytest-xdist worker runs every Ray test: one 2-CPU cluster at a time on a 2-core machine
-pytestmark = pytest.mark.xdist_group("ray")
 
 
 @pytest.fixture(scope="module")

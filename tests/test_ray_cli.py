@@ -19,8 +19,6 @@ from knowledge.ray_cluster import check_address, parse_address
 from tests.test_recipe_cli import tianji_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-# one pytest-xdist worker runs every Ray test: `auto` must find no cluster while test_ray.py has one
-pytestmark = pytest.mark.xdist_group("ray")
 
 
 def closed_port() -> int:
