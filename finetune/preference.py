@@ -178,14 +178,21 @@ def kto_records(accepted: Iterable[Sample], rejected: Iterable[Sample], *, with_
     """LLaMA-Factory's KTO ShareGPT records: every accepted sample whole with `kto_tag: true`; every
     draft the critic sent back or rejected (from accepted and rejected samples) with `kto_tag: false`,
     after the conversation it answered."""
-    records = []
+    return [record for _, record in _kto_rows(accepted, rejected, with_reasoning=with_reasoning,
+                                              skip_artifacts=skip_artifacts, keep_meta=keep_meta)]
+
+
+def _kto_rows(accepted: Iterable[Sample], rejected: Iterable[Sample], *, with_reasoning: bool, skip_artifacts: bool,
+              keep_meta: bool) -> list[tuple[str, dict[str, Any]]]:
+    """`kto_records`, each with the id of the sample it comes from."""
+    records: list[tuple[str, dict[str, Any]]] = []
 
     def add(sample: Sample, turns: list[Turn], tag: bool, extra: dict[str, Any]) -> None:
         record = {"conversations": _sharegpt_history(turns, with_reasoning), "kto_tag": tag, "system": sample.system}
         if keep_meta:
             record["id"] = sample.id
             record["meta"] = {**extra, **sample.meta}
-        records.append(record)
+        records.append((sample.id, record))
 
     for sample in accepted:
         add(sample, sample.turns, True, {})
@@ -262,13 +269,16 @@ class PreferenceReport(ExportReport):
     drafts: int = 0
 
 
-def _ids_with_records(fmt: str, accepted: list[Sample], rejected: list[Sample], skip_artifacts: bool) -> set[str]:
-    """The ids of the samples that give at least one record of `fmt` (kto: every accepted sample, and a
-    rejected one with a draft; dpo, xtuner-dpo: a sample with a pair)."""
+def _rows(fmt: str, accepted: list[Sample], rejected: list[Sample], *, with_reasoning: bool, skip_artifacts: bool,
+          keep_meta: bool) -> list[tuple[str, dict[str, Any]]]:
+    """Every record of `fmt`, in file order, with the id of the sample it comes from (kto: every accepted
+    sample, and the drafts of accepted and rejected ones; dpo, xtuner-dpo: a sample's pairs)."""
     if fmt == "kto":
-        return {s.id for s in accepted} | {s.id for s in rejected
-                                           if kto_records([], [s], skip_artifacts=skip_artifacts)}
-    return {p.sample.id for p in preference_pairs(accepted, skip_artifacts=skip_artifacts)}
+        return _kto_rows(accepted, rejected, with_reasoning=with_reasoning, skip_artifacts=skip_artifacts,
+                         keep_meta=keep_meta)
+    to_record = to_dpo if fmt == "dpo" else to_xtuner_dpo
+    return [(pair.sample.id, to_record(pair, with_reasoning=with_reasoning, keep_meta=keep_meta))
+            for pair in preference_pairs(accepted, skip_artifacts=skip_artifacts)]
 
 
 def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, seed: int = 42,
@@ -298,23 +308,16 @@ def export_preferences(run_dir: Path, fmt: str, *, split: float | None = None, s
     if not drafts:
         raise InputError(f"{run_dir} keeps no critic drafts (meta.drafts): it was made before zaoshu kept them, "
                          f"so it has no preference data")
-    def rows(keep: set[str]) -> list[dict[str, Any]]:
-        mine = [s for s in accepted if s.id in keep]
-        if fmt == "kto":
-            return kto_records(mine, [s for s in rejected if s.id in keep], with_reasoning=with_reasoning,
-                               skip_artifacts=skip_artifacts, keep_meta=keep_meta)
-        to_record = to_dpo if fmt == "dpo" else to_xtuner_dpo
-        return [to_record(p, with_reasoning=with_reasoning, keep_meta=keep_meta)
-                for p in preference_pairs(mine, skip_artifacts=skip_artifacts)]
-
-    # the split is over the samples that give records: over every sample, a test side of samples without a
-    # pair was an empty test file
-    ids = sorted(_ids_with_records(fmt, accepted, rejected, skip_artifacts))
+    rows = _rows(fmt, accepted, rejected, with_reasoning=with_reasoning, skip_artifacts=skip_artifacts,
+                 keep_meta=keep_meta)
+    # the split is over the samples that give records (a sample's records stay on one side): over every sample,
+    # a test side of samples without a pair was an empty test file
+    ids = sorted({sample_id for sample_id, _ in rows})
     if not ids:
         raise InputError(f"{run_dir}: the critic sent no draft back that a later revision fixed"
                          f"{' (artifact-only drafts skipped)' if skip_artifacts else ''}: no {fmt} records")
     parts = {"all": set(ids)} if split is None else dict(zip(("train", "test"), map(set, seeded_split(ids, split, seed))))
-    built = {name: rows(keep) for name, keep in parts.items()}
+    built = {name: [record for sample_id, record in rows if sample_id in keep] for name, keep in parts.items()}
     report = PreferenceReport(fmt=fmt, out_dir=run_dir / "exports" / fmt, bad_lines=problems, drafts=drafts,
                               review=review)
     write_export(report, built, as_json=as_json, info_entry=(
