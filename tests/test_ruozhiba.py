@@ -428,8 +428,11 @@ def test_a_verdict_is_reused_only_for_the_same_answer_and_the_same_judge(bad_fil
         bad_file.write_text(BAD_ROWS.replace("不是。", "当然不是，豆浆是黄豆做的。"), encoding="utf-8")
         edited = _critic(server, bad_file, out, "fake-judge")
         assert edited.exit_code == 0 and len(server.requests) == 4 and "豆浆是黄豆" in server.requests[-1].last_user
+        with open(out / "verdicts.jsonl", "a", encoding="utf-8") as torn:  # a kill in the middle of a write
+            torn.write('{"key": "2b45')
         other = _critic(server, bad_file, out, "other-judge")
         assert other.exit_code == 0 and len(server.requests) == 7
+        assert _critic(server, bad_file, out, "other-judge").exit_code == 0 and len(server.requests) == 7
     assert "critic: 3 judged" in other.output and "verdicts of other-judge" not in other.output
 
 

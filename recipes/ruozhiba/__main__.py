@@ -165,7 +165,7 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
     try:
         report = convert(input_path, out, fmt=fmt, split=split, seed=seed, system=system, judge=judge,
                          concurrency=config.critic.concurrency)
-    except KeyboardInterrupt as exc:  # it ended at 130 with no word, the critic's verdicts so far gone with it
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_terminated): the verdicts so far are in verdicts.jsonl
         raise _stopped(exc, judge, out, given_out) from None
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False),
                                               encoding="utf-8")
@@ -183,7 +183,6 @@ def _run(console: Console, input_path: Path, out: Path | None, run_name: str | N
         unjudged = ", ".join(str(sample.meta.get("source_line")) for sample, _ in c.errors)
         console.print(f"critic: {c.judged} judged, {len(c.flagged)} flagged → {report.files['flagged']}, "
                       f"{len(c.errors)} could not be judged" + (f" (lines {unjudged})" if c.errors else ""))
-
 
 
 def _stopped(exc: KeyboardInterrupt, judge: RememberedJudge | None, out: Path, given_out: bool) -> Interrupted:

@@ -143,14 +143,17 @@ conversion paid for, reused by the next one into the same folder (`RememberedJud
 class RememberedJudge:
     """A `Judge` that first looks in `path` for this row's verdict by this `model` on this very answer — an
     earlier conversion into the same folder, finished or interrupted, paid for it — and appends every new
-    verdict there as soon as it arrives. `reused` and `written` count both kinds; a torn last line (a kill
-    mid-write) is skipped.
+    verdict there as soon as it arrives (`written` counts them). A torn last line (a kill mid-write) is cut,
+    so the next verdict starts a line of its own.
     """
 
     def __init__(self, judge: Judge, path: Path, model: str):
+        from graphs.ledger import cut_torn_tail
+
         self.judge, self.path, self.model = judge, Path(path), model
         self.known: dict[str, Verdict] = {}
-        self.reused = self.written = 0
+        self.written = 0
+        cut_torn_tail(self.path)
         if self.path.is_file():
             records, _torn = read_records(self.path)
             for _, record in records:
@@ -169,7 +172,6 @@ class RememberedJudge:
     async def __call__(self, sample: Sample) -> Verdict:
         key = self.key(sample)
         if key in self.known:
-            self.reused += 1
             return self.known[key]
         verdict = await self.judge(sample)
         self.path.parent.mkdir(parents=True, exist_ok=True)
