@@ -16,6 +16,7 @@ one at the end (`recipes.base.execute`).
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
@@ -166,6 +167,44 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+HUB_LICENSES = (
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
+    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c", "ms-pl",
+    "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl",
+    "lgpl-lr", "deepfloyd-if-license", "llama2", "gemma", "unknown", "other")
+"""The license ids of the Hub's docs (hub-docs, docs/hub/repositories-licenses.md): the Hub shows any other
+id in a card's header as no license it knows. The Hub adds ids now and then, so another id is warned of,
+not refused."""
+
+
+def license_warning(license: str) -> str | None:
+    """One line when `license` is not one of the Hub's ids, else None; it names the id the user likely meant
+    when only case or punctuation is off, or the end is left out (Apache2 → apache-2.0), and the only one.
+
+    >>> license_warning("apache-2.0") is None
+    True
+    >>> license_warning("Apache2")
+    '--license Apache2 is not a license id the Hub knows: did you mean apache-2.0? (the card says Apache2; for a license of your own, say other and add a LICENSE file)'
+    >>> license_warning("llama3")  # newer than this list, maybe: no guess at llama2
+    '--license llama3 is not a license id the Hub knows (the card says llama3; for a license of your own, say other and add a LICENSE file)'
+    """
+    if license in HUB_LICENSES:
+        return None
+
+    def bare(text: str) -> str:
+        return re.sub(r"[^a-z0-9+]", "", text.lower())
+
+    near = [known for known in HUB_LICENSES if bare(known).startswith(bare(license))] if bare(license) else []
+    return (f"--license {license} is not a license id the Hub knows"
+            + (f": did you mean {near[0]}?" if len(near) == 1 else "")
+            + f" (the card says {license}; for a license of your own, say other and add a LICENSE file)")
 
 
 def _header(facts: RunFacts, license: str) -> str:

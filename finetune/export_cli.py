@@ -166,10 +166,12 @@ def card(
     license: str = typer.Option("other", help="The license to put in the card's header (a Hub license id)."),
 ) -> None:
     """Write a Hugging Face dataset card (DATASET_CARD.md) with PNG plots for a run."""
-    from finetune.card import write_card
+    from finetune.card import license_warning, write_card
 
     card = write_card(run_dir, out, license=license)
     console = _console()
+    if warning := license_warning(license):
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     for line in card.bad_lines:
         console.print(f"[yellow]warning:[/] {escape(line)} (skipped)")
     console.print(f"dataset card → {card.path} (plots: {', '.join(p.name for p in card.plots)})")

@@ -265,6 +265,23 @@ def test_a_stats_json_of_the_wrong_shape_is_named_and_the_card_is_written(tmp_pa
     assert "运行状态：未知" in card and "stats.json 没有记录各角色的用量。" in card
 
 
+@pytest.mark.parametrize("license,said", [
+    ("Apache2", "warning: --license Apache2 is not a license id the Hub knows: did you mean apache-2.0? (the card "
+                "says Apache2; for a license of your own, say other and add a LICENSE file)"),
+    ("cc-by-nc-4.0", None),
+])
+def test_a_license_id_the_hub_does_not_know_is_warned_of(tmp_path, capsys, license, said):
+    """`--license Apache2` went into the card's header as it was, and the Hub showed the dataset with no license."""
+    from agents.schemas import Sample, Turn
+
+    sample = Sample(id="s0", recipe="demo", kind="qa", turns=[Turn(input="问", output="答。")])
+    (tmp_path / "accepted.jsonl").write_text(sample.model_dump_json() + "\n", encoding="utf-8")
+    assert zaoshu("card", tmp_path, "--license", license) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == ([" ".join(said.split())] if said else [])
+    assert header((tmp_path / "DATASET_CARD.md").read_text(encoding="utf-8"))["license"] == license
+
+
 def test_a_second_card_in_the_same_folder_lists_only_its_own_plots(tmp_path, capsys):
     """`zaoshu card a --out docs` then `zaoshu card b --out docs`: b has no rejection, yet its line listed
     a's card_rejections.png, left in docs/ beside a card that does not show it."""
