@@ -29,6 +29,8 @@ Scope = Literal["text", "sample"]
 #: (min, max) characters, whitespace not counted. Styles not listed use DEFAULT_LENGTH.
 DEFAULT_LENGTH_LIMITS: dict[str, tuple[int, int]] = {"正常": (10, 200), "严肃": (10, 200), "小红书": (15, 300)}
 DEFAULT_LENGTH: tuple[int, int] = (2, 2000)
+#: (min, max) emoji per output. Styles not listed are not checked.
+DEFAULT_EMOJI_RANGE: dict[str, tuple[int, int]] = {"小红书": (1, 2)}
 
 
 def style_length(style: str, min_chars: int | None, max_chars: int | None) -> tuple[int, int]:
@@ -40,8 +42,6 @@ def style_length(style: str, min_chars: int | None, max_chars: int | None) -> tu
     """
     low, high = DEFAULT_LENGTH_LIMITS.get(style, DEFAULT_LENGTH)
     return (low if min_chars is None else int(min_chars), high if max_chars is None else int(max_chars))
-#: (min, max) emoji per output. Styles not listed are not checked.
-DEFAULT_EMOJI_RANGE: dict[str, tuple[int, int]] = {"小红书": (1, 2)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ from graphs.state import WorkItem
 from recipes.base import Recipe, self_cognition, write_jsonl
 
 
-
 def file_name(label: str) -> str:
     """An area or emotion as one file or folder name: path separators become `_`, and a name that would
     mean this folder or its parent (`.`, `..`) or nothing is `_`.
