@@ -130,9 +130,7 @@ class LLMJudge:
         return result.value
 
     async def aclose(self) -> None:
-        close = getattr(self.client, "aclose", None)
-        if close is not None:
-            await close()
+        await _aclose(self.client)
 
 
 VERDICTS = "verdicts.jsonl"
@@ -183,9 +181,7 @@ class RememberedJudge:
         return verdict
 
     async def aclose(self) -> None:
-        close = getattr(self.judge, "aclose", None)
-        if close is not None:
-            await close()
+        await _aclose(self.judge)
 
 
 async def critic_pass(samples: Sequence[Sample], judge: Judge, *, concurrency: int = 4) -> CriticReport:
@@ -300,9 +296,14 @@ async def _judge_all(samples: Sequence[Sample], judge: Judge, concurrency: int) 
     try:
         return await critic_pass(samples, judge, concurrency=concurrency)
     finally:
-        close = getattr(judge, "aclose", None)
-        if close is not None:
-            await close()
+        await _aclose(judge)
+
+
+async def _aclose(thing: Any) -> None:
+    """Close a judge or a client that holds connections (a plain callable holds none)."""
+    close = getattr(thing, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _flag_record(sample: Sample, verdict: Verdict) -> dict[str, Any]:
