@@ -21,10 +21,9 @@ run: install
 	$(VENV)/bin/python -m recipes.wulewule $(ARGS)
 
 # two pytest-xdist workers, each test file on one of them (its module fixtures, the Ray cluster among them,
-# are made once), in the collection's order: the slow XTuner file first (tests/conftest.py); not loadgroup:
-# pytest 9 ignores the xdist_group suffix it sets, and the groups were split
+# are made once); not loadgroup: pytest 9 ignores the xdist_group suffix it sets, and the groups were split
 test: install
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 finetune-env: install
 	$(VENV)/bin/zaoshu finetune setup

@@ -20,17 +20,6 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test file marked slow as a whole (`pytestmark = pytest.mark.slow`: the XTuner pipeline, which builds
-    .venv-xtuner on a fresh clone, then trains) runs first: `make test` gives each xdist worker whole files in
-    this order, and started last it kept one worker busy alone for minutes at the end."""
-    def whole_file_slow(item: pytest.Item) -> bool:
-        marks = getattr(item.module, "pytestmark", [])
-        return any(mark.name == "slow" for mark in (marks if isinstance(marks, list) else [marks]))
-
-    items.sort(key=lambda item: not whole_file_slow(item))
-
-
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """Remove keys and endpoint settings from the environment; run each test in its own tmp dir."""
