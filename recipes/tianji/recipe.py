@@ -67,6 +67,11 @@ class TianjiConfig(RecipeConfig):
     humanize_inputs: bool = False
     few_shot_k: int = Field(default=3, ge=0)
 
+    @property
+    def role_names(self) -> list[str]:
+        """The roles' names, as listed (a role is a name, or a name with its relation)."""
+        return [r.name if isinstance(r, Role) else r for r in self.roles]
+
     @field_validator("styles")
     @classmethod
     def _lengths(cls, styles: dict[str, Style]) -> dict[str, Style]:
@@ -91,7 +96,7 @@ class TianjiConfig(RecipeConfig):
     def _exclusions_name_cells(self) -> TianjiConfig:
         """An exclusion whose role or scene is a typo of a listed one (生曰 for 生日) excluded nothing, silently.
         One naming nothing like a listed name is left alone: the lists were cut down, the exclusion kept."""
-        names = {"role": [r.name if isinstance(r, Role) else r for r in self.roles], "scene": self.scenes}
+        names = {"role": self.role_names, "scene": self.scenes}
         for n, ex in enumerate(self.compat_exclusions):
             for what in ("role", "scene"):
                 value = getattr(ex, what).strip()
@@ -114,7 +119,7 @@ class Tianji(Recipe):
     config_model = TianjiConfig
 
     def items(self, config: TianjiConfig) -> Iterator[WorkItem]:
-        roles = unique_labels([r.name if isinstance(r, Role) else r for r in config.roles], "roles")
+        roles = unique_labels(config.role_names, "roles")
         scenes = unique_labels(config.scenes, "scenes")
         styles = list(config.styles)
         humanize = config.humanize_inputs
