@@ -119,12 +119,12 @@ def read_facts(run_dir: Path) -> RunFacts:
     facts = RunFacts(name=run_dir.resolve().name, recipe=stats.get("recipe") or (samples[0].recipe if samples else "?"),
                      accepted=samples, stats=stats, config=config, bad_lines=[_in_run(b, run_dir) for b in bad],
                      review=review)
-    taken_back = {s.id for s in samples}  # a rejected sample the reviewer accepted is one of the samples now
+    in_dataset = {s.id for s in samples}  # a rejected sample the reviewer took back is counted as a sample only
     for path in run_ledgers(run_dir, "rejected.jsonl"):
         records, bad_json = read_records(path)
         facts.bad_lines += [_in_run(b, run_dir) for b in bad_json]
         for _, record in records:
-            if record.get("id") in taken_back:
+            if record.get("id") in in_dataset:
                 continue
             facts.rejected += 1
             facts.rejected_codes.update(str(c) for c in (record.get("codes") or ["(none)"]))

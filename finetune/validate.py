@@ -47,8 +47,9 @@ class ValidationReport(BaseModel):
         return [f"{self.unit} {w['line']}: {w['reason']}" for w in self.warnings]
 
 
-def _has_lines(data: Path, what: str, fmt: str) -> list:
-    """InputError for a file that is missing, not UTF-8, or holds nothing but blank lines (or an empty JSON array)."""
+def _records(data: Path, what: str, fmt: str) -> list[Any]:
+    """The JSON values of `data`; InputError for a file that is missing, not UTF-8, or holds nothing but blank
+    lines (or an empty JSON array)."""
     from finetune.export import read_records, refuse_non_utf8
 
     if not data.is_file():
@@ -73,7 +74,7 @@ def require_config(config: Path) -> None:
 
 def validate_file(data: Path, config: Path, python: Path, timeout: float = 3600) -> ValidationReport:
     """Validate `data` against `config` with XTuner's code in the environment of `python`."""
-    records = _has_lines(data, "records", "xtuner")
+    records = _records(data, "records", "xtuner")
     pairs = {preference_format(record) for record in records}
     if pairs == {"xtuner-dpo"}:  # the validator called every pair "neither format: regenerate the config"
         raise InputError(f"{data} holds preference pairs (xtuner-dpo), not SFT records: check them with "
@@ -98,7 +99,7 @@ def validate_preference_file(data: Path, tokenizer: Path, python: Path, max_leng
                              timeout: float = 3600) -> ValidationReport:
     """Validate an `xtuner-dpo` export with XTuner's preference loader and tokenizer (`tokenizer`: a model
     or tokenizer folder with a chat template) in the environment of `python`."""
-    _has_lines(data, "pairs", "xtuner-dpo")
+    _records(data, "pairs", "xtuner-dpo")
     with tempfile.TemporaryDirectory(prefix="zaoshu-validate-") as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(
