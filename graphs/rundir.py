@@ -154,54 +154,6 @@ class RunDir:
             self._lock = None
 
 
-def load_stats(path: Path) -> dict[str, Any] | None:
-    """A stats.json as a dict; None when there is none, or it cannot be read as a JSON object (an empty or
-    half-written file after a crash or a full disk: a warning names it, and the run's ledgers still stand).
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("%s cannot be read (%s): its run's status, tokens and cost are unknown", path, exc)
-        return None
-    if not isinstance(data, dict):
-        log.warning("%s holds a JSON %s, not an object: its run's status, tokens and cost are unknown",
-                    path, type(data).__name__)
-        return None
-    try:
-        _StatsShape.model_validate(data)
-    except ValidationError as exc:  # its readers add the numbers up: a traceback, or a resume's budget lost
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        log.warning("%s: key '%s': %s: its run's status, tokens and cost are unknown", path, where,
-                    pydantic_problem(error))
-        return None
-    return data
-
-
-class _StatsShape(BaseModel):
-    """What stats.json's readers print or add up (status, counts, tokens, cost, usage per role) has the type
-    they expect; any other key is the writer's business (ruozhiba's `bad_rows`, say)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)  # strict: "12" is no count, True no cost
-
-    recipe: str | None = None
-    status: str | None = None
-    currency: str | None = None
-    accepted: float = 0
-    rejected: float = 0
-    failed: float = 0
-    input_tokens: float = 0
-    output_tokens: float = 0
-    cached_tokens: float = 0
-    cost: float = 0
-    duration_s: float = 0
-    sessions: float = 0
-    usage_by_role: dict[str, dict[str, float]] = {}
-
-
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -331,6 +283,54 @@ def read_ledger(run_dir: Path, name: str, bad: list[BadLine] | None = None) -> I
     JSON goes to `bad` (each `BadLine` names its file), or without it stops the read."""
     for path in run_ledgers(run_dir, name):
         yield from read_jsonl(path, bad)
+
+
+def load_stats(path: Path) -> dict[str, Any] | None:
+    """A stats.json as a dict; None when there is none, or it cannot be read as a JSON object (an empty or
+    half-written file after a crash or a full disk: a warning names it, and the run's ledgers still stand).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s cannot be read (%s): its run's status, tokens and cost are unknown", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s holds a JSON %s, not an object: its run's status, tokens and cost are unknown",
+                    path, type(data).__name__)
+        return None
+    try:
+        _StatsShape.model_validate(data)
+    except ValidationError as exc:  # its readers add the numbers up: a traceback, or a resume's budget lost
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        log.warning("%s: key '%s': %s: its run's status, tokens and cost are unknown", path, where,
+                    pydantic_problem(error))
+        return None
+    return data
+
+
+class _StatsShape(BaseModel):
+    """What stats.json's readers print or add up (status, counts, tokens, cost, usage per role) has the type
+    they expect; any other key is the writer's business (ruozhiba's `bad_rows`, say)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)  # strict: "12" is no count, True no cost
+
+    recipe: str | None = None
+    status: str | None = None
+    currency: str | None = None
+    accepted: float = 0
+    rejected: float = 0
+    failed: float = 0
+    input_tokens: float = 0
+    output_tokens: float = 0
+    cached_tokens: float = 0
+    cost: float = 0
+    duration_s: float = 0
+    sessions: float = 0
+    usage_by_role: dict[str, dict[str, float]] = {}
 
 
 def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
