@@ -23,6 +23,7 @@ from agents.errors import InputError, ZaoshuError
 from agents.schemas import Sample, Turn, Verdict
 from finetune.export import BadLine, read_records, seeded_split, write_records
 from finetune.formats import to_format
+from graphs.ledger import cut_torn_tail
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,6 @@ class RememberedJudge:
     """
 
     def __init__(self, judge: Judge, path: Path, model: str):
-        from graphs.ledger import cut_torn_tail
-
         self.judge, self.path, self.model = judge, Path(path), model
         self.known: dict[str, Verdict] = {}
         self.written = 0
