@@ -20,13 +20,14 @@ import argparse
 import asyncio
 import hashlib
 import importlib
+import inspect
 import json
 import random
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,8 @@ class Reasoned:
 
 
 Reply = str | dict | list | Fault | Reasoned
-Script = Callable[[ChatRequest], Reply]
+#: A reply made from the request; a coroutine function may await (to hold one client back while others go on).
+Script = Callable[[ChatRequest], Reply | Awaitable[Reply]]
 
 
 @dataclass
@@ -182,6 +184,8 @@ class FakeOpenAI:
                 await asyncio.sleep(self.latency)
             fault = self._pick_fault()
             answer = self._answer(req)
+            if inspect.isawaitable(answer):
+                answer = await answer
             reasoning = None
             if isinstance(answer, Reasoned):
                 answer, reasoning = answer.answer, answer.reasoning
