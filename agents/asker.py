@@ -210,6 +210,8 @@ def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Se
     if problem is None:
         if asked_key:
             ctx.asked.setdefault(asked_key, []).append(question)
+        if dedup and ctx.dedup_catch_up is not None:
+            ctx.dedup_catch_up()
         hit = ctx.deduper_questions.check(question, key_id=item.id) if dedup and ctx.deduper_questions else None
         if hit is None:
             return None

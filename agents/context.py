@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class Context:
     search: a web search provider (`await search.search(query, k)`) or None (web fallback off).
     huixiangdou: a HuixiangDou client (`await aask(text)`) — when set it answers instead of RAG.
     deduper_questions / deduper_answers: agents.dedup.Deduper or None.
+    dedup_catch_up: called before each dedup check, to add what other writers of the run accepted
+      meanwhile (the other shards running at the same time), or None.
     recipe: the recipe YAML as a dict (system prompt, styles, few-shot, prompts overrides …).
     """
 
@@ -42,6 +45,7 @@ class Context:
     huixiangdou: Any = None
     deduper_questions: Any = None
     deduper_answers: Any = None
+    dedup_catch_up: Callable[[], None] | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
     max_revisions: int = 2
     structured_attempts: int = 3

@@ -334,6 +334,8 @@ async def dedup(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     item = item_of(state)
     turns = list(state.get("turns") or [])
     texts = sample_texts(Sample(id=item.id, recipe=item.recipe, kind="qa", turns=turns)) if turns else {}
+    if ctx.dedup_catch_up is not None:
+        ctx.dedup_catch_up()
     checks = []
     if item.graph != "persona" and ctx.deduper_questions is not None and texts.get("question"):
         checks.append((ctx.deduper_questions, "question", texts["question"]))

@@ -45,8 +45,8 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
     from graphs.registry import GRAPHS, calls_per_item
-    from graphs.rundir import (RunDir, check_shards, merge_shard_stats, read_ledger, resolve_run_dir, shard_of,
-                               shard_path)
+    from graphs.rundir import (OtherShards, RunDir, check_shards, merge_shard_stats, read_ledger, resolve_run_dir,
+                               shard_of, shard_path)
     from graphs.runner import Budget, RunOptions
 
     console = console or make_console()
@@ -122,9 +122,11 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
         recipe.prepare(config, run_path, console)
         usage = Usage()
         # after prepare: a run with no endpoint configured still leaves the recipe's own outputs
-        # the dedupers know every sample the run accepted, the other shards' included
+        # the dedupers know every sample the run accepted, the other shards' included, and what those
+        # accept while this shard runs (made before the run's samples are read: nothing falls between)
+        others = OtherShards(run_path, shard) if shard is not None else None
         ctx = build_context(config, settings, services, usage=usage,
-                            accepted=read_ledger(run_path, "accepted.jsonl", []))
+                            accepted=read_ledger(run_path, "accepted.jsonl", []), others=others)
         # the roles this recipe's graph calls (tianji: responder and critic); with no item to run (--limit 0),
         # its first items tell
         probe = all_items[:100] or list(islice(recipe.work_items(config, run_path), 100))

@@ -125,3 +125,37 @@ def read_jsonl(path: Path, bad: list[BadLine] | None = None, *, whole: bool = Fa
     """Records of a ledger; a line that is not JSON goes to `bad`, or without it stops the read (`jsonl_lines`)."""
     for _, record in jsonl_lines(path, bad, whole=whole):
         yield record
+
+
+class Tail:
+    """The records another process appends to a JSONL file, as it appends them: `new()` returns the whole
+    lines written since the last call (a line still being written waits for its newline; a line that is
+    not JSON is passed over, as its writer's readers report it). `at_end`: start from the file's end now."""
+
+    def __init__(self, path: Path, *, at_end: bool = False):
+        self.path = path
+        self.offset = path.stat().st_size if at_end and path.is_file() else 0
+
+    def new(self) -> list[dict[str, Any]]:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self.offset:  # replaced by a shorter file: read it again (its records are known by id)
+            self.offset = 0
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(size - self.offset)
+        whole = data[:data.rfind(b"\n") + 1]
+        self.offset += len(whole)
+        records = []
+        for line in whole.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records

@@ -30,6 +30,7 @@ is written, and a duplicate becomes a rejection with `DUPLICATE`, as it would ha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agents.dedup import sample_texts
@@ -55,10 +56,11 @@ def learn_accepted(ctx: Any, accepted: list[tuple[str, str | None, str]]) -> Non
 
 
 class RunDedup:
-    """The driver's run-wide dedupers (None: no dedup, e.g. a benchmark graph)."""
+    """The driver's run-wide dedupers (None: no dedup, e.g. a benchmark graph); `catch_up` (a shard's
+    `Context.dedup_catch_up`) adds to them what the other shards accepted, before each review."""
 
-    def __init__(self, questions: Any, answers: Any):
-        self.questions, self.answers = questions, answers
+    def __init__(self, questions: Any, answers: Any, catch_up: Callable[[], None] | None = None):
+        self.questions, self.answers, self.catch_up = questions, answers, catch_up
         self._news: list[tuple[str, str | None, str]] = []
 
     def review(self, item: WorkItem, state: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +69,8 @@ class RunDedup:
         sample = state.get("sample")
         if not sample or (self.questions is None and self.answers is None):
             return state
+        if self.catch_up is not None:
+            self.catch_up()
         texts = texts_of(item.graph, sample)
         checks = [(d, field, texts[field]) for d, field in ((self.questions, "question"), (self.answers, "answer"))
                   if d is not None and texts[field]]

@@ -345,7 +345,8 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
     setup = RecipeSetup(recipe, config, request, run_path)
     with worker_pool(setup, usage, concurrency=options.concurrency, workers=request.workers,
                      address=request.ray_address, name=run.path.name, console=console,
-                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None)),
+                     dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None),
+                                    getattr(ctx, "dedup_catch_up", None)),
                      items=sum(1 for item in items if item.id not in run.finished)) as pool:
 
         async def main() -> RunOutcome:

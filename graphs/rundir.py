@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.errors import InputError, file_in_the_way, pydantic_problem
-from graphs.ledger import BadLine, Ledger, cut_torn_tail, read_jsonl
+from graphs.ledger import BadLine, Ledger, Tail, cut_torn_tail, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,27 @@ def shard_dirs(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+-of-\d+", p.name)]
     return sorted(found, key=lambda p: int(p.name.split("-")[0]))
+
+
+class OtherShards:
+    """What the other shards of a run accept while this one runs (shards may run at the same time, on
+    machines that share the run folder): `new_samples()` returns the samples their accepted.jsonl gained
+    since the last call. Made before the run's samples are read, so what is there then is not repeated.
+    """
+
+    def __init__(self, run_dir: Path, shard: tuple[int, int]):
+        self.run_dir, self.own = Path(run_dir), shard_path(run_dir, shard)
+        self.tails: dict[Path, Tail] = {}
+        self._look(at_end=True)
+
+    def new_samples(self) -> list[dict[str, Any]]:
+        self._look(at_end=False)  # a shard that started since: all of it is new
+        return [record for tail in self.tails.values() for record in tail.new()]
+
+    def _look(self, *, at_end: bool) -> None:
+        for folder in shard_dirs(self.run_dir):
+            if folder != self.own and folder not in self.tails:
+                self.tails[folder] = Tail(folder / "accepted.jsonl", at_end=at_end)
 
 
 def check_shards(run_dir: Path, shard: tuple[int, int] | None) -> None:

@@ -22,9 +22,10 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Iterable, Iterator, Optional, Protocol
 
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -268,23 +269,38 @@ def build_services(config: RecipeConfig, settings: Settings, run_root: Path, con
 
 
 def build_context(config: RecipeConfig, settings: Settings, services: dict[str, Any], *, usage: Any,
-                  accepted: Iterator[dict[str, Any]] = iter(()), pacing_for: Any = None) -> Context:
+                  accepted: Iterable[dict[str, Any]] = (), others: Any = None, pacing_for: Any = None) -> Context:
     """Every client and service a node may use. `accepted` warms the dedupers with earlier samples;
-    `pacing_for` (agents.llm.make_clients) shares one rate budget beyond this process (graphs.ray_pacing)."""
-    from agents.dedup import Deduper, sample_texts
+    `others` (graphs.rundir.OtherShards) feeds them, before each dedup check, what the run's other shards
+    accept while this one runs; `pacing_for` (agents.llm.make_clients) shares one rate budget beyond this
+    process (graphs.ray_pacing)."""
+    from agents.dedup import Deduper
     from agents.llm import make_clients
-    from agents.schemas import Sample
 
     clients = make_clients(settings, usage=usage, pacing_for=pacing_for)
-    dedup_q, dedup_a = Deduper(), Deduper()
-    for record in accepted:
-        texts = sample_texts(Sample.model_validate(record))
+    ctx = Context(clients=clients, deduper_questions=Deduper(), deduper_answers=Deduper(),
+                  **context_fields(config, settings), **services)
+    learn_samples(ctx, accepted)
+    if others is not None:
+        ctx.dedup_catch_up = lambda: learn_samples(ctx, others.new_samples())
+    return ctx
+
+
+def learn_samples(ctx: Context, records: Iterable[dict[str, Any]]) -> None:
+    """Add accepted samples (ledger records) to the Context's dedupers; a record that is not a Sample (a
+    hand-edited line) is passed over: the readers of its ledger report it."""
+    from agents.dedup import sample_texts
+    from agents.schemas import Sample
+
+    for record in records:
+        try:
+            texts = sample_texts(Sample.model_validate(record))
+        except ValidationError:
+            continue
         if texts.get("question"):
-            dedup_q.add(record["id"], texts["question"])
+            ctx.deduper_questions.add(record["id"], texts["question"])
         if texts.get("answer"):
-            dedup_a.add(record["id"], texts["answer"])
-    return Context(clients=clients, deduper_questions=dedup_q, deduper_answers=dedup_a,
-                   **context_fields(config, settings), **services)
+            ctx.deduper_answers.add(record["id"], texts["answer"])
 
 
 def context_fields(config: RecipeConfig, settings: Settings) -> dict[str, Any]:

@@ -432,3 +432,29 @@ def test_a_worker_restarted_after_the_budget_is_reached_starts_no_call():
     worker.ctx, worker.usage, worker.tasks, worker.graph = None, Usage(), set(), None
     asyncio.run(worker.submit([], [], True))
     assert worker.usage.cap is not None and worker.usage.cap(worker.usage)
+
+
+def test_a_ray_shard_rejects_what_a_shard_running_at_once_accepted(tmp_path, cluster):
+    """A shard on Ray and one run locally at the same time, the same greeting every time. The Ray shard asks
+    first, is answered last: its worker accepts its copy after the local shard has written its own, and the
+    driver, before writing, learns the other shard's new samples: DUPLICATE, as in one run."""
+    from tests.test_shards import one_greeting_one_shard_later
+
+    with FakeOpenAI(reply=one_greeting_one_shard_later(held=0)) as server:
+        yaml_path = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"],
+                                variants_per_cell=6, llm={"base_url": server.base_url, "model": "fake-model"})
+        on_ray = subprocess.Popen(recipe(tmp_path, yaml_path, "--out", "run", "--shard", "1/2", "--ray", "--ray-address",
+                                         cluster, "--workers", "1", "--concurrency", "1"),
+                                  cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not any("祝福语" in r.text for r in server.requests):  # the Ray shard's first greeting is held
+            assert on_ray.poll() is None and time.monotonic() < deadline, on_ray.communicate()
+            time.sleep(0.05)
+        local = run(tmp_path, recipe(tmp_path, yaml_path, "--out", "run", "--shard", "2/2", "--concurrency", "1"))
+        out, err = on_ray.communicate(timeout=240)
+    assert on_ray.returncode == 0 and local.returncode == 0, out + err[-2000:] + local.stderr[-2000:]
+    accepted = list(read_ledger(tmp_path / "run", "accepted.jsonl"))
+    rejected = list(read_ledger(tmp_path / "run", "rejected.jsonl"))
+    assert [r["id"] for r in accepted] == [r["id"] for r in read_ledger(tmp_path / "run/shards/2-of-2", "accepted.jsonl")]
+    assert len(accepted) == 1 and len(rejected) == 5
+    assert {r["sample"]["meta"]["duplicate_of"] for r in rejected} == {accepted[0]["id"]}

@@ -231,3 +231,84 @@ def test_a_shard_dedups_against_what_the_runs_other_shards_accepted(tmp_path):
     assert len(ids(tmp_path / "run")) == 1
     rejected = list(read_ledger(tmp_path / "run", "rejected.jsonl"))
     assert len(rejected) == 5 and {tuple(r["codes"]) for r in rejected} == {("DUPLICATE",)}
+
+
+GREETING = ("奶奶，在生日这个特别的日子里，我想认真地对您说一声祝福，愿您身体健康、精神饱满，"
+            "每一天都过得踏实又舒心；有空我们一起吃顿饭，好好聊聊天。")
+
+
+def one_greeting_one_shard_later(held: int = 1, hold_s: float = 1.5):
+    """A script: the model writes the same greeting every time. Each shard sends one request at a time, so
+    the first two greeting requests come from the two shards, both past reading the run's samples; when
+    both have come, one is answered at once and the other (`held`: the first to come, 0, or the second, 1)
+    `hold_s` later, after the other shard has accepted its copy."""
+    import asyncio
+
+    from tests.fake_openai import ChatRequest
+
+    arrived: list[int] = []
+    both = asyncio.Event()
+
+    async def script(req: ChatRequest):
+        if "- text" not in req.system or "祝福语" not in req.text:
+            return reply(req)
+        if len(arrived) < 2:
+            mine = len(arrived)
+            arrived.append(mine)
+            if mine == 1:
+                both.set()
+            try:
+                await asyncio.wait_for(both.wait(), 60)
+            except TimeoutError:  # the other shard never asked: answer anyway, the test says why
+                pass
+            if mine == held:
+                await asyncio.sleep(hold_s)
+        return {"text": GREETING}
+
+    return script
+
+
+def test_shards_running_at_once_reject_each_others_duplicates(tmp_path):
+    """Two shards run at the same time and the model writes one greeting for every item. In one run the
+    first copy is accepted and the rest are DUPLICATE; each shard accepted its own first copy, because a
+    shard knew only the samples the run held when it started, and the dataset had the greeting twice."""
+    with FakeOpenAI(reply=one_greeting_one_shard_later()) as server:
+        config = tianji_yaml(tmp_path, roles=[{"name": "奶奶", "relation": "elder"}], scenes=["生日"],
+                             variants_per_cell=6, llm={"base_url": server.base_url, "model": "fake-model"})
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZAOSHU_", "OPENAI_", "SERPER_"))}
+        procs = [subprocess.Popen([sys.executable, "-m", "recipes.tianji", "--config", str(config), "--out", "run",
+                                   "--shard", shard, "--concurrency", "1"], cwd=tmp_path,
+                                  env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for shard in ("1/2", "2/2")]
+        outputs = [proc.communicate(timeout=180) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out + err[-2000:]
+    shards = [tmp_path / f"run/shards/{i}-of-2" for i in (1, 2)]
+    assert all(ids(shard) + ids(shard, "rejected.jsonl") for shard in shards)  # each shard had items to run
+    accepted = list(read_ledger(tmp_path / "run", "accepted.jsonl"))
+    rejected = list(read_ledger(tmp_path / "run", "rejected.jsonl"))
+    assert len(accepted) == 1 and len(rejected) == 5
+    assert {tuple(r["codes"]) for r in rejected} == {("DUPLICATE",)}
+    assert {r["sample"]["meta"]["duplicate_of"] for r in rejected} == {accepted[0]["id"]}
+
+
+def test_other_shards_give_each_new_whole_line_once_and_a_late_shards_lines_from_its_start(tmp_path):
+    from graphs.rundir import OtherShards
+
+    mine, other, late = (tmp_path / f"run/shards/{i}-of-3" for i in (1, 2, 3))
+    for folder in (mine, other):
+        folder.mkdir(parents=True)
+    (other / "accepted.jsonl").write_text('{"id": "before"}\n', encoding="utf-8")  # read with the run's samples
+    others = OtherShards(tmp_path / "run", (1, 3))
+    assert others.new_samples() == []
+    with open(other / "accepted.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"id": "a"}\n{"id": "b"}\n{"id": "hal')  # the last line is still being written
+        f.flush()
+        assert [r["id"] for r in others.new_samples()] == ["a", "b"]
+        f.write('f"}\nnot json\n')
+    (mine / "accepted.jsonl").write_text('{"id": "mine"}\n', encoding="utf-8")  # this shard's own: never
+    late.mkdir()
+    (late / "accepted.jsonl").write_text('{"id": "late"}\n', encoding="utf-8")  # a shard that started since
+    assert sorted(r["id"] for r in others.new_samples()) == ["half", "late"]
+    assert others.new_samples() == []
