@@ -26,6 +26,9 @@ import logging
 import os
 import re
 import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from agents.errors import InputError
@@ -91,18 +94,55 @@ def join_cluster(address: str | None) -> tuple[Any, bool]:
         raise InputError("--ray needs Ray: pip install 'zaoshu[ray]'") from None
     if ray.is_initialized():
         return ray, False
+    if address not in (None, "auto", "local") and not parse_address(address)[0]:  # a GCS named outright
+        refuse_without_token(ray, address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=False)
     except ConnectionError as exc:  # `auto` with no cluster running, a cluster that went away meanwhile
         cause = exc.__cause__  # an AuthenticationError, or a RuntimeError carrying its traceback as text
         if isinstance(cause, getattr(ray.exceptions, "AuthenticationError", ())) or "InvalidAuthToken" in str(cause):
-            # Ray sends this machine's token to an address named outright only when told to
-            raise InputError(f"the Ray cluster at {address} asks for its auth token: set RAY_AUTH_MODE=token, "
-                             "with the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
-                             "RAY_AUTH_TOKEN") from None
+            raise InputError(token_refused(address)) from None
         if address == "auto" and "Could not find any running Ray instance" in str(exc):
             raise InputError("--ray-address auto: no Ray cluster is running on this machine: start one with "
                              "`ray start --head`, or leave out --ray-address for a local cluster") from None
         raise InputError(f"--ray-address {address}: {str(exc).splitlines()[0]}") from None
     return ray, True
+
+
+def refuse_without_token(ray: Any, address: str) -> None:
+    """Ask the GCS at `address` once, before `ray.init`, whether it takes this machine's auth token (or its
+    lack of one): ray.init asks 20 times, a second apart, each refusal a warning line on stderr."""
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # another Ray: ray.init says it, slowly
+        return
+    try:
+        with quiet_stderr():  # Ray's C++ client logs the refusal it also raises
+            GcsClient(address=address)
+    except getattr(ray.exceptions, "AuthenticationError", ()):
+        raise InputError(token_refused(address)) from None
+    except Exception:  # noqa: BLE001 — anything else is ray.init's to say
+        return
+
+
+def token_refused(address: str) -> str:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":  # Ray sends a token to a named address only then
+        return (f"the Ray cluster at {address} asks for its auth token: set RAY_AUTH_MODE=token, with the "
+                "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+    return (f"the Ray cluster at {address} refused the auth token this machine sent: put the cluster's own "
+            "(its head's ~/.ray/auth_token) in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the length of a `with` (what a C++ library writes there too)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
