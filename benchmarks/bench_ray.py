@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, fake_server, fmt, save, spread
-from graphs.rundir import read_ledger
+from graphs.shards import read_ledger
 
 CELLS = ((128, 0.2), (8, 0.2))
 LONG_ITEMS = 4096  # the `graph` cell at N = 128 again, 32 items per slot: start-up ramp and drain weigh ~4× less

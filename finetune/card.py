@@ -109,7 +109,8 @@ def read_facts(run_dir: Path) -> RunFacts:
     from finetune.export import read_records, read_run_samples
     from finetune.preference import preference_pairs
     from graphs.review_ledger import apply_review
-    from graphs.rundir import read_run_stats, run_ledgers
+    from graphs.rundir import read_run_stats
+    from graphs.shards import run_ledgers
 
     run_dir = Path(run_dir)
     samples, bad = read_run_samples(run_dir, "card")  # every shard; a folder that is not a run is refused

@@ -145,7 +145,7 @@ def accepted_paths(run_dir: Path, command: str = "export") -> list[Path]:
     """The accepted.jsonl files of a run: its own, or one per shard (`--shard i/n`); none for a run that
     accepted nothing. A folder is a run by its ledgers or stats.json, its own or a shard's; `command`
     (export, card) is the one the error for a file names."""
-    from graphs.rundir import LEDGERS, run_ledgers
+    from graphs.shards import LEDGERS, run_ledgers
 
     run_dir = Path(run_dir)
     if run_dir.is_file():
@@ -295,7 +295,7 @@ RECIPE_RUN_FILES = ("stats.json", "config.resolved.yaml", "rejected.jsonl", "fai
 def _refuse_a_recipe_run(folder: Path) -> None:
     """InputError when `folder` is a recipe's run (a merge's own folder holds accepted.jsonl only): merging
     into it would replace the accepted samples its stats.json and ledgers describe."""
-    from graphs.rundir import run_ledgers
+    from graphs.shards import run_ledgers
 
     marks = [name for name in RECIPE_RUN_FILES if run_ledgers(folder, name)]
     if marks:

@@ -239,7 +239,7 @@ def preference_dataset_info(name: str, file: str, fmt: str) -> dict[str, Any]:
 def read_run(run_dir: Path) -> tuple[list[Sample], list[Sample], list[BadLine]]:
     """Accepted samples, the samples kept in rejected.jsonl (records with a `sample`), and the lines skipped."""
     from finetune.export import read_records, read_run_samples
-    from graphs.rundir import run_ledgers
+    from graphs.shards import run_ledgers
 
     accepted, bad = read_run_samples(run_dir)
     rejected: list[Sample] = []

@@ -85,7 +85,8 @@ def summarize_run(run: Path) -> dict:
     one that cannot (e.g. a last line torn by a crash), as export does. `stats` is stats.json, {} for a folder
     without one (a merge's)."""
     from graphs.ledger import BadLine
-    from graphs.rundir import read_ledger, read_run_stats
+    from graphs.rundir import read_run_stats
+    from graphs.shards import read_ledger
 
     stats = read_run_stats(run)
     codes: Counter[str] = Counter()
@@ -143,7 +144,7 @@ def runs_show(run: Path = typer.Argument(..., help="A run folder, e.g. runs/tian
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Counts by reason code and by aspect / scene / style / answer source, tokens, cost, duration."""
     from agents.usage import calls
-    from graphs.rundir import run_ledgers
+    from graphs.shards import run_ledgers
 
     if not run_ledgers(run, "accepted.jsonl") and not (run / "stats.json").exists():
         raise InputError(f"not a run folder: {run} (no stats.json or accepted.jsonl)")

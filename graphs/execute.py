@@ -45,9 +45,9 @@ def execute(recipe: RecipeLike, request: RunRequest, console: Console | None = N
     from graphs.observer import RichTracer
     from graphs.plan import make_plan, render_plan
     from graphs.registry import GRAPHS, calls_per_item
-    from graphs.rundir import (OtherShards, RunDir, check_shards, merge_shard_stats, read_ledger, resolve_run_dir,
-                               shard_of, shard_path)
+    from graphs.rundir import RunDir, merge_shard_stats, resolve_run_dir
     from graphs.runner import Budget, RunOptions
+    from graphs.shards import OtherShards, check_shards, read_ledger, shard_of, shard_path
 
     console = console or make_console()
     if request.ray and (request.interactive or request.trace or request.trace_file):

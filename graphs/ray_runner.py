@@ -58,7 +58,7 @@ class RecipeSetup:
     def __call__(self, pacing_for: Any) -> tuple[Any, Any, Usage]:
         from graphs.config import load_recipe_config
         from graphs.registry import GRAPHS
-        from graphs.rundir import read_ledger
+        from graphs.shards import read_ledger
         from graphs.session import build_context, build_services, resolve_settings
 
         config = load_recipe_config(self.config_data, self.recipe.config_model, Path(self.config_source))

@@ -230,7 +230,7 @@ def apply_review(run_dir: Path, samples: list[Any],
     read rejected.jsonl itself) and skipped; without `bad` it stops the export.
     """
     from agents.schemas import Sample, Turn
-    from graphs.rundir import read_ledger, run_ledgers
+    from graphs.shards import read_ledger, run_ledgers
 
     paths = run_ledgers(run_dir, LEDGER_NAME)  # the run's own, and each shard's (a shard reviewed alone)
     counts = {"edited": 0, "dropped": 0, "added": 0}

@@ -18,14 +18,11 @@ passes over a torn last line, as the run will cut it.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.errors import InputError, file_in_the_way, pydantic_problem
-from graphs.ledger import BadLine, Ledger, Tail, cut_torn_tail, read_jsonl
+from graphs.ledger import Ledger, cut_torn_tail, read_jsonl
+from graphs.shards import SHARDS, shard_dirs
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +153,10 @@ class RunDir:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """Replace `path` whole; the temporary file is this process's own (shards starting or ending at once
+    write the run's config.resolved.yaml and stats.json: one shared temporary name let one replace the
+    file the other was still writing, and the other's replace found nothing)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
@@ -205,105 +206,6 @@ def held_run(folder: Path) -> dict[str, Any] | None:
         if (data := load_stats(stats)) is not None:
             return data
     return None
-
-
-# ---- shards: one run folder, several writers ----------------------------------------------------
-# `--shard i/n` writes its ledgers in <run>/shards/i-of-n/ (own lock, own stats); every reader goes
-# through `run_ledgers` / `read_ledger`, so a sharded run reads as one run.
-
-SHARDS = "shards"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """`"2/4"` → (2, 4): shard 2 of 4, counted from 1.
-
-    >>> parse_shard("1/2")
-    (1, 2)
-    """
-    try:
-        i, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise InputError(f"cannot read --shard {text!r}: write i/n, e.g. 1/4") from None
-    if n < 1 or not 1 <= i <= n:
-        raise InputError(f"--shard {text}: i must be between 1 and n (got {i} of {n})")
-    return i, n
-
-
-def shard_of(item_id: str, n: int) -> int:
-    """The shard (1..n) an item belongs to: a stable hash of its id, the same on every machine.
-
-    >>> shard_of("abc", 1)
-    1
-    """
-    return int(hashlib.sha1(item_id.encode()).hexdigest()[:12], 16) % n + 1
-
-
-def shard_path(run_dir: Path, shard: tuple[int, int]) -> Path:
-    return Path(run_dir) / SHARDS / f"{shard[0]}-of-{shard[1]}"
-
-
-def shard_dirs(run_dir: Path) -> list[Path]:
-    """The shard folders of a run, in order (none for an unsharded run)."""
-    folder = Path(run_dir) / SHARDS
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+-of-\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("-")[0]))
-
-
-class OtherShards:
-    """What the other shards of a run accept while this one runs (shards may run at the same time, on
-    machines that share the run folder): `new_samples()` returns the samples their accepted.jsonl gained
-    since the last call. Made before the run's samples are read, so what is there then is not repeated.
-    """
-
-    def __init__(self, run_dir: Path, shard: tuple[int, int]):
-        self.run_dir, self.own = Path(run_dir), shard_path(run_dir, shard)
-        self.tails: dict[Path, Tail] = {}
-        self._look(at_end=True)
-
-    def new_samples(self) -> list[dict[str, Any]]:
-        self._look(at_end=False)  # a shard that started since: all of it is new
-        return [record for tail in self.tails.values() for record in tail.new()]
-
-    def _look(self, *, at_end: bool) -> None:
-        for folder in shard_dirs(self.run_dir):
-            if folder != self.own and folder not in self.tails:
-                self.tails[folder] = Tail(folder / "accepted.jsonl", at_end=at_end)
-
-
-def check_shards(run_dir: Path, shard: tuple[int, int] | None) -> None:
-    """Refuse to mix shard counts (or sharded and unsharded writers) in one run folder."""
-    run_dir = Path(run_dir)
-    counts = {int(p.name.rsplit("-", 1)[1]) for p in shard_dirs(run_dir)}
-    flat = any((run_dir / name).exists() for name in LEDGERS)
-    if shard is None:
-        if counts:
-            raise InputError(f"{run_dir} is sharded {max(counts)} ways: pass --shard i/{max(counts)}")
-        return
-    n = shard[1]
-    if flat:
-        raise InputError(f"{run_dir} was run without --shard: rerun it without --shard, or choose another --out")
-    if counts - {n}:
-        raise InputError(f"{run_dir} is sharded {max(counts - {n})} ways, not {n}: "
-                         f"pass --shard i/{max(counts - {n})}, or choose another --out")
-
-
-LEDGERS = ("accepted.jsonl", "rejected.jsonl", "failed.jsonl")
-
-
-def run_ledgers(run_dir: Path, name: str) -> list[Path]:
-    """Every file of one ledger in a run (`name` e.g. "accepted.jsonl"): the run's own, then each shard's."""
-    run_dir = Path(run_dir)
-    paths = [run_dir / name, *(p / name for p in shard_dirs(run_dir))]
-    return [p for p in paths if p.is_file()]
-
-
-def read_ledger(run_dir: Path, name: str, bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
-    """The records of one ledger over all shards of a run, as if it were one file; a line that is not
-    JSON goes to `bad` (each `BadLine` names its file), or without it stops the read."""
-    for path in run_ledgers(run_dir, name):
-        yield from read_jsonl(path, bad)
 
 
 def load_stats(path: Path) -> dict[str, Any] | None:
@@ -359,9 +261,7 @@ def merge_shard_stats(run_dir: Path) -> dict[str, Any]:
     dataset card find it."""
     merged = shard_stats(run_dir)
     if merged:
-        tmp = Path(run_dir) / f"stats.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(merged, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.replace(tmp, Path(run_dir) / "stats.json")
+        _atomic_write(Path(run_dir) / "stats.json", json.dumps(merged, ensure_ascii=False, indent=2))
     return merged
 
 

@@ -76,13 +76,13 @@ class RunRequest:
     judge: Optional[str] = None
     fail_fast_k: Optional[int] = None
     keep_going: bool = False
-    shard: Optional[str] = None  # "i/n": this process runs shard i of n (graphs.rundir.parse_shard)
+    shard: Optional[str] = None  # "i/n": this process runs shard i of n (graphs.shards.parse_shard)
     ray: bool = False  # run the items on a Ray cluster (graphs.ray_runner)
     ray_address: Optional[str] = None  # "auto", "ray://host:10001"; None starts a local cluster
     workers: Optional[int] = None  # Ray worker actors (default: the cluster's CPUs, at most 8)
 
     def shard_spec(self) -> Optional[tuple[int, int]]:
-        from graphs.rundir import parse_shard
+        from graphs.shards import parse_shard
 
         return parse_shard(self.shard) if self.shard else None
     knowledge: Optional[list[Path]] = None  # --knowledge DIR … (QA recipes)
@@ -271,7 +271,7 @@ def build_services(config: RecipeConfig, settings: Settings, run_root: Path, con
 def build_context(config: RecipeConfig, settings: Settings, services: dict[str, Any], *, usage: Any,
                   accepted: Iterable[dict[str, Any]] = (), others: Any = None, pacing_for: Any = None) -> Context:
     """Every client and service a node may use. `accepted` warms the dedupers with earlier samples;
-    `others` (graphs.rundir.OtherShards) feeds them, before each dedup check, what the run's other shards
+    `others` (graphs.shards.OtherShards) feeds them, before each dedup check, what the run's other shards
     accept while this one runs; `pacing_for` (agents.llm.make_clients) shares one rate budget beyond this
     process (graphs.ray_pacing)."""
     from agents.dedup import Deduper

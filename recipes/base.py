@@ -62,7 +62,7 @@ class Recipe:
     def after_run(self, config: Any, run_dir: Path, console: Console) -> None:
         """The recipe's `finish`, then the dataset card — a by-product that never fails a run."""
         self.finish(config, run_dir, console)
-        from graphs.rundir import run_ledgers
+        from graphs.shards import run_ledgers
 
         if not run_ledgers(run_dir, "accepted.jsonl"):
             return  # nothing accepted yet (e.g. stopped at the first call): nothing to describe

@@ -22,7 +22,7 @@ import yaml
 
 ray = pytest.importorskip("ray")
 
-from graphs.rundir import read_ledger  # noqa: E402
+from graphs.shards import read_ledger  # noqa: E402
 from tests.fake_openai import FakeOpenAI  # noqa: E402
 from tests.recipe_replies import reply  # noqa: E402
 from tests.test_recipe_cli import tianji_yaml  # noqa: E402

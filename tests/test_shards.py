@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from graphs.rundir import read_ledger, shard_of
+from graphs.shards import read_ledger, shard_of
 from tests.fake_openai import FakeOpenAI
 from tests.recipe_replies import reply
 from tests.test_recipe_cli import tianji_yaml
@@ -294,7 +294,7 @@ def test_shards_running_at_once_reject_each_others_duplicates(tmp_path):
 
 
 def test_other_shards_give_each_new_whole_line_once_and_a_late_shards_lines_from_its_start(tmp_path):
-    from graphs.rundir import OtherShards
+    from graphs.shards import OtherShards
 
     mine, other, late = (tmp_path / f"run/shards/{i}-of-3" for i in (1, 2, 3))
     for folder in (mine, other):

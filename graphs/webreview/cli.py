@@ -45,7 +45,7 @@ def review(
     if not run_dir.is_dir():
         raise InputError(f"run directory not found: {run_dir}")
     if not any((run_dir / f"{name}.jsonl").exists() for name in FILES):
-        from graphs.rundir import shard_dirs
+        from graphs.shards import shard_dirs
 
         if shard_dirs(run_dir):
             raise InputError(f"{run_dir} is sharded: review one shard at a time, e.g. zaoshu review "

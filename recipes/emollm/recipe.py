@@ -78,7 +78,7 @@ class EmoLLM(Recipe):
         """Accepted dialogues again as `exports/by_scene/{area}/{emotion}.jsonl` (XTuner format)."""
         from agents.schemas import Sample
         from finetune.formats import to_xtuner
-        from graphs.rundir import read_ledger
+        from graphs.shards import read_ledger
 
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for record in read_ledger(run_dir, "accepted.jsonl"):
