@@ -103,7 +103,7 @@ def merge(
     dedup: bool = typer.Option(True, "--dedup/--no-dedup", help="Drop samples whose normalized text repeats."),
 ) -> None:
     """Join runs into one accepted.jsonl, dropping exact (normalized-text) duplicates."""
-    from finetune.export import merge_runs
+    from finetune.merge import merge_runs
 
     console = _console()
     report = merge_runs(inputs, out, dedup=dedup)

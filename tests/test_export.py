@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from agents.errors import InputError
 from agents.schemas import Sample, Turn
-from finetune.export import export_run, file_stats, merge_runs, read_samples, seeded_split
+from finetune.export import export_run, file_stats, read_samples, seeded_split
+from finetune.merge import merge_runs
 from finetune.export_cli import register
 from tests.fake_openai import FakeOpenAI
 from tests.recipe_replies import reply
@@ -81,9 +82,11 @@ def test_docstring_examples():
     import doctest
 
     import finetune.export
+    import finetune.merge
 
-    result = doctest.testmod(finetune.export)
-    assert result.failed == 0 and result.attempted >= 5
+    results = [doctest.testmod(module) for module in (finetune.export, finetune.merge)]
+    assert [r.failed for r in results] == [0, 0] and all(r.attempted >= 1 for r in results)
+    assert sum(r.attempted for r in results) >= 5
 
 
 def test_no_split_writes_all_and_replaces_an_earlier_split(run):
