@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class OtherShards:
     def __init__(self, run_dir: Path, shard: tuple[int, int]):
         self.run_dir, self.own = Path(run_dir), shard_path(run_dir, shard)
         self.tails: dict[Path, Tail] = {}
+        self._listed: int | None = None  # the shards folder's mtime when it was last listed
         self._look(at_end=True)
 
     def new_samples(self) -> list[dict[str, Any]]:
@@ -71,6 +73,13 @@ class OtherShards:
         return [record for tail in self.tails.values() for record in tail.new()]
 
     def _look(self, *, at_end: bool) -> None:
+        try:
+            listed = (self.run_dir / SHARDS).stat().st_mtime_ns  # a new shard folder changes it
+        except FileNotFoundError:
+            return
+        if listed == self._listed and time.time() - listed / 1e9 > 2:  # not changed, and not within a coarse
+            return  # mtime's tick of the last listing (a file system may keep whole seconds)
+        self._listed = listed
         for folder in shard_dirs(self.run_dir):
             if folder != self.own and folder not in self.tails:
                 self.tails[folder] = Tail(folder / "accepted.jsonl", at_end=at_end)
