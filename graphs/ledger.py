@@ -1,5 +1,6 @@
 """One append-only JSONL file: `Ledger` writes whole lines, `cut_torn_tail` repairs a line a crash tore,
-`jsonl_lines` / `read_jsonl` read it back, a line that is not JSON named as a `BadLine`.
+`jsonl_lines` / `read_jsonl` read it back, a line that is not JSON named as a `BadLine`, and `Tail`
+follows what another process appends (a shard reading the others' accepted samples as they come).
 
 Each record is one `os.write` of a whole line to a file opened with O_APPEND, so a killed process
 leaves whole lines; a torn last line (power loss) has no newline and was never acknowledged.
