@@ -127,7 +127,7 @@ class _RetryingClient:
                 with attempt:
                     await self.limiter.acquire(estimate)
                     async with self.gate:
-                        self.usage.check_cap(role_cfg.role)  # at the cap no call starts; those in flight finish
+                        await self.usage.check_cap(role_cfg.role)  # at the cap no call starts; those in flight finish
                         try:
                             reply = await self._attempt(messages, json_mode, temperature, max_tokens)
                         except asyncio.CancelledError:  # the request may be out and billed: said, not counted

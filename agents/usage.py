@@ -10,7 +10,8 @@ before each call whether the run's spending cap (`Usage.cap`, set by the runner 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +49,17 @@ class Usage:
     """
 
     roles: dict[str, RoleUsage] = field(default_factory=dict)
-    cap: Callable[[Usage], bool] | None = field(default=None, repr=False, compare=False)
+    #: may return an awaitable (a Ray worker asks the cluster: graphs.ray_runner)
+    cap: Callable[[Usage], bool | Awaitable[bool]] | None = field(default=None, repr=False, compare=False)
 
-    def check_cap(self, role: str) -> None:
+    async def check_cap(self, role: str) -> None:
         """Called by a client just before it sends a request (each attempt: a retry is a new call)."""
-        if self.cap is not None and self.cap(self):
+        if self.cap is None:
+            return
+        reached = self.cap(self)
+        if inspect.isawaitable(reached):
+            reached = await reached
+        if reached:
             raise SpendingCapReached(f"{role}: no call made, the run's spending cap is reached")
 
     def add(self, cfg: LLMConfig, reply: ChatReply) -> None:

@@ -9,7 +9,8 @@ holds the real ones, one pair per endpoint and key (named by a hash of them; the
 leaves the worker). RPM/TPM: every call asks the actor, which spaces the starts for the whole
 cluster. Requests in flight: each worker holds its share of the budget in a local gate (no round
 trip per call); a 429 at any worker halves every share. A budget too small to split is counted in
-the actor, call by call.
+the actor, call by call. Under `--budget`, every worker tells the actor what it has spent before each
+call, and hears whether the cluster together has reached the cap (graphs.ray_runner).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class PacingActor:
         self._limiters: dict[str, RateLimiter] = {}
         self._gates: dict[str, AdaptiveGate] = {}
         self._backoffs: dict[str, int] = {}
+        self._spent: dict[str, float] = {}  # worker (each restart apart) → what it has spent, in the budget's unit
         self.calls = 0
 
     def _limiter(self, key: str, rpm: int, tpm: int) -> RateLimiter:
@@ -66,6 +68,13 @@ class PacingActor:
     async def backoffs(self, key: str, maximum: int) -> int:
         """How many 429s the cluster has seen at this endpoint (workers halve their shares as many times)."""
         return self._backoffs.get(key, 0)
+
+    async def spent(self, worker: str, amount: float, allowance: float) -> bool:
+        """`worker` has spent `amount` so far: whether the cluster together has spent `allowance` (the run's
+        `--budget` less its earlier sessions). Asked before each call, so a worker learns what the others
+        spent up to their own last call, not only what the driver had heard."""
+        self._spent[worker] = amount
+        return sum(self._spent.values()) >= allowance
 
     async def success(self, key: str, maximum: int) -> None:
         self._gate(key, maximum).on_success()

@@ -101,6 +101,8 @@ class ItemWorker:
         # the pacing actor by name, not by handle: a handle argument would make Ray keep the constructor
         # arguments in the object store (and warn that a restart may fail)
         actor = ray.get_actor(pacing, namespace=NAMESPACE)
+        self.pacing = actor
+        self.budget: Any = None  # graphs.runner.Budget, for `--budget` (see `_cluster_spent`)
         self.error: ZaoshuError | None = None
         self.done: list[tuple[str, str, Any]] = []  # (item id, "ok" | "error", state | exception)
         self.tasks: set[asyncio.Task] = set()
@@ -114,13 +116,15 @@ class ItemWorker:
         return self.error
 
     async def submit(self, items: list[WorkItem], accepted: list[tuple[str, str | None, str]] = (),
-                     capped: bool = False) -> None:
+                     capped: bool = False, budget: Any = None) -> None:
         """Start `items`; `accepted` = (id, question, answer) the run accepted since the last batch, so
         this worker's dedupers know what the other workers made; `capped`: the run's spending cap is
-        reached (a worker restarted since `stop_calls` has not heard it)."""
+        reached (a worker restarted since `stop_calls` has not heard it); `budget`: the run's `--budget`."""
         learn_accepted(self.ctx, accepted)
         if capped:
             await self.stop_calls()
+        elif budget is not None and self.usage.cap is None:
+            self.budget, self.usage.cap = budget, self._cluster_spent
         for item in items:
             task = asyncio.create_task(self._run(item))
             self.tasks.add(task)
@@ -152,6 +156,13 @@ class ItemWorker:
         event.clear()
         done, self.done = self.done, []
         return done, self.id, self.usage.as_dict()
+
+    async def _cluster_spent(self, usage: Usage) -> bool:
+        """`Usage.cap` under `--budget`: the pacing actor adds what every worker has spent, as each reported
+        before its last call (one round trip per call). Replies that come back together (a wave) are
+        counted before the next calls start, as in one process; the driver's count came too late for them."""
+        own = self.budget.spent(usage) - self.budget.earlier
+        return await self.pacing.spent.remote(self.id, own, self.budget.amount - self.budget.earlier)
 
     async def usage_now(self) -> tuple[str, dict[str, Any]]:
         return self.id, self.usage.as_dict()
@@ -186,8 +197,10 @@ class WorkerPool:
     every worker starts no call (`ItemWorker.stop_calls`), as the clients of a local run do.
     """
 
-    def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None):
+    def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None,
+                 budget: Any = None):
         self.ray = ray
+        self.budget = budget
         self.workers = workers
         self.slots = [_Slot(w) for w in workers]
         self.usage = usage
@@ -234,7 +247,7 @@ class WorkerPool:
             if slot.outbox or news:
                 batch, slot.outbox = slot.outbox, []
                 # a lost batch shows as the worker's death in poll
-                slot.handle.submit.remote(batch, news, self._capped)
+                slot.handle.submit.remote(batch, news, self._capped, self.budget)
             if slot.pump is None and slot.waiting:
                 slot.pump = asyncio.ensure_future(self._pump(slot))
 
@@ -290,7 +303,7 @@ class WorkerPool:
 @contextmanager
 def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | None = None,
                 address: str | None = None, name: str = "run", console: Console | None = None,
-                dedup: RunDedup | None = None, items: int | None = None) -> Iterator[WorkerPool]:
+                dedup: RunDedup | None = None, items: int | None = None, budget: Any = None) -> Iterator[WorkerPool]:
     """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
     started when none is running and `address` is None. `concurrency` items in flight over all workers;
     no more workers than that, or than `items` (to run), since each builds its own clients."""
@@ -310,7 +323,7 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
                            max_concurrency=16)(ItemWorker)  # calls: submit, poll (items run as tasks)
         handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace=NAMESPACE).remote(setup, pacing_name, n)
                    for i in range(n)]
-        pool = WorkerPool(ray, handles, usage, dedup)
+        pool = WorkerPool(ray, handles, usage, dedup, budget)
         try:
             errors = [e for e in ray.get([w.ready.remote() for w in handles]) if e is not None]
             if errors:  # a worker could not build its Context: the user's mistake, said once
@@ -337,8 +350,9 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
     `ctx` (the driver's Context) lends its dedupers, warmed with the run's accepted samples, to the
     last check before a sample is written (graphs.ray_dedup). `checkpoint(runner)`, as in the local
     run, keeps stats.json current as items finish (their worker's usage has come back with them).
-    The workers' clients do not see the driver's `usage` as they call: `--budget` is checked as their
-    usage comes back (each poll), and then the workers start no call (`WorkerPool._count`). `run_path`:
+    The workers' clients do not see the driver's `usage` as they call: `--budget` is asked of the pacing
+    actor before each call (`ItemWorker._cluster_spent`), and checked again as their usage comes back (each
+    poll), and then the workers start no call (`WorkerPool._count`). `run_path`:
     the run's folder, for a shard too (its parent holds a knowledge recipe's default index)."""
     from graphs.runner import Runner, install_signal_handlers
 
@@ -347,7 +361,7 @@ def run_on_ray(recipe, config, request, run, usage: Usage, options, tracer, item
                      address=request.ray_address, name=run.path.name, console=console,
                      dedup=RunDedup(getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None),
                                     getattr(ctx, "dedup_catch_up", None)),
-                     items=sum(1 for item in items if item.id not in run.finished)) as pool:
+                     items=sum(1 for item in items if item.id not in run.finished), budget=options.budget) as pool:
 
         async def main() -> RunOutcome:
             runner = Runner(None, None, run, usage, options, tracer, invoke=pool.invoke,

@@ -12,7 +12,8 @@
   (`Usage.cap`). Items in flight finish the calls they have started (their cost is real, and
   counted), then end at their next call, cut short and redone next time like interrupted items,
   or are done. So the run spends at most the cap plus the calls in flight. (With Ray the calls
-  happen in the workers: the pool checks `Usage.cap` as their usage comes back and stops their calls.)
+  happen in the workers: each asks the pacing actor what the cluster has spent before each call,
+  and the pool checks `Usage.cap` as their usage comes back and stops their calls.)
 - `checkpoint()`, when given, is called after every item is recorded (execute.py keeps stats.json
   current with it, so a `kill -9` leaves the session's counts and spending behind).
 """

@@ -269,6 +269,23 @@ def test_a_ray_run_stopped_by_its_budget_counts_every_call_the_server_answered(t
     assert f"this run has spent {served:,} tokens" in result.stdout
 
 
+def test_a_budget_reached_by_one_wave_of_replies_stops_the_next_calls_on_every_worker(tmp_path, cluster):
+    """All 8 calls in flight come back together (a fixed latency) and pass the budget between them. One process
+    counts them all before its next call and makes none: 8 requests. On Ray each worker saw its own 4 replies,
+    under the cap, and started its 4 next calls before the driver heard from the other: 16 requests, 10,624
+    tokens against 3,000. Each worker now asks the pacing actor, which adds up what every worker had spent at
+    its last call: a worker that asks before the other has reported still goes on (12 requests), none after."""
+    with FakeOpenAI(reply=reply, latency=0.2) as server:
+        result = run(tmp_path, recipe(tmp_path, config(tmp_path, server, roles=4), "--out", "run", "--ray",
+                                      "--ray-address", cluster, "--workers", "2", "--concurrency", "8",
+                                      "--budget", "3k tokens"))
+        served, requests = sum(r.tokens for r in server.requests), len(server.requests)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text(encoding="utf-8"))
+    assert stats["status"] == "budget" and stats["input_tokens"] + stats["output_tokens"] == served
+    assert 8 < requests <= 12  # the first wave, and the next calls of at most one worker's 4 items
+
+
 def test_shards_one_on_ray_one_local_make_the_same_run_as_one_process(tmp_path, cluster):
     from graphs.cli import summarize_run
 
@@ -490,7 +507,7 @@ def test_a_worker_restarted_after_the_budget_is_reached_starts_no_call():
     item = WorkItem.for_recipe("tianji", "persona", key={"role": "奶奶"})
     pool.slots[1].outbox.append(item)
     pool._flush()
-    assert restarted.sent == [("submit", ([item], [], True))]
+    assert restarted.sent == [("submit", ([item], [], True, None))]  # capped; no --budget given
 
     worker = ItemWorker.__new__(ItemWorker)  # its side: a capped batch caps its calls before it starts them
     worker.ctx, worker.usage, worker.tasks, worker.graph = None, Usage(), set(), None
