@@ -46,7 +46,7 @@ def texts_of(graph: str, sample: dict[str, Any]) -> dict[str, str]:
 
 
 def learn_accepted(ctx: Any, accepted: list[tuple[str, str | None, str]]) -> None:
-    """Add what the run accepted elsewhere to this Context's dedupers (a worker's)."""
+    """Add what the run accepted elsewhere to this Context's dedupers (a worker's; a shard's: graphs.session.learn_samples)."""
     questions, answers = getattr(ctx, "deduper_questions", None), getattr(ctx, "deduper_answers", None)
     for sample_id, question, answer in accepted:
         if questions is not None and question:

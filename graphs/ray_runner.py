@@ -92,7 +92,7 @@ class ItemWorker:
     one is done): two actor calls per batch instead of one per item, the same items in flight.
     """
 
-    def __init__(self, setup: Any, pacing: str, workers: int):
+    def __init__(self, setup: Any, pacing: str, workers: int, budget: Any = None):
         import ray
 
         from graphs.ray_pacing import ray_pacing_for
@@ -102,7 +102,7 @@ class ItemWorker:
         # arguments in the object store (and warn that a restart may fail)
         actor = ray.get_actor(pacing, namespace=NAMESPACE)
         self.pacing = actor
-        self.budget: Any = None  # graphs.runner.Budget, for `--budget` (see `_cluster_spent`)
+        self.budget = budget  # the run's graphs.runner.Budget (`--budget`), or None
         self.error: ZaoshuError | None = None
         self.done: list[tuple[str, str, Any]] = []  # (item id, "ok" | "error", state | exception)
         self.tasks: set[asyncio.Task] = set()
@@ -111,20 +111,20 @@ class ItemWorker:
             self.graph, self.ctx, self.usage = setup(ray_pacing_for(actor, workers))
         except ZaoshuError as exc:  # a user mistake (no endpoint, bad key…): one line at the driver
             self.error, self.usage = exc, Usage()
+        if budget is not None:
+            self.usage.cap = self._cluster_spent
 
     async def ready(self) -> ZaoshuError | None:
         return self.error
 
     async def submit(self, items: list[WorkItem], accepted: list[tuple[str, str | None, str]] = (),
-                     capped: bool = False, budget: Any = None) -> None:
+                     capped: bool = False) -> None:
         """Start `items`; `accepted` = (id, question, answer) the run accepted since the last batch, so
         this worker's dedupers know what the other workers made; `capped`: the run's spending cap is
-        reached (a worker restarted since `stop_calls` has not heard it); `budget`: the run's `--budget`."""
+        reached (a worker restarted since `stop_calls` has not heard it)."""
         learn_accepted(self.ctx, accepted)
         if capped:
             await self.stop_calls()
-        elif budget is not None and self.usage.cap is None:
-            self.budget, self.usage.cap = budget, self._cluster_spent
         for item in items:
             task = asyncio.create_task(self._run(item))
             self.tasks.add(task)
@@ -159,8 +159,8 @@ class ItemWorker:
 
     async def _cluster_spent(self, usage: Usage) -> bool:
         """`Usage.cap` under `--budget`: the pacing actor adds what every worker has spent, as each reported
-        before its last call (one round trip per call). Replies that come back together (a wave) are
-        counted before the next calls start, as in one process; the driver's count came too late for them."""
+        before its last call (one round trip per call), where the driver heard it only as items finished.
+        A worker that asks before another has reported its last replies still starts its call."""
         own = self.budget.spent(usage) - self.budget.earlier
         return await self.pacing.spent.remote(self.id, own, self.budget.amount - self.budget.earlier)
 
@@ -197,10 +197,8 @@ class WorkerPool:
     every worker starts no call (`ItemWorker.stop_calls`), as the clients of a local run do.
     """
 
-    def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None,
-                 budget: Any = None):
+    def __init__(self, ray: Any, workers: list[Any], usage: Usage, dedup: RunDedup | None = None):
         self.ray = ray
-        self.budget = budget
         self.workers = workers
         self.slots = [_Slot(w) for w in workers]
         self.usage = usage
@@ -247,7 +245,7 @@ class WorkerPool:
             if slot.outbox or news:
                 batch, slot.outbox = slot.outbox, []
                 # a lost batch shows as the worker's death in poll
-                slot.handle.submit.remote(batch, news, self._capped, self.budget)
+                slot.handle.submit.remote(batch, news, self._capped)
             if slot.pump is None and slot.waiting:
                 slot.pump = asyncio.ensure_future(self._pump(slot))
 
@@ -306,7 +304,8 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
                 dedup: RunDedup | None = None, items: int | None = None, budget: Any = None) -> Iterator[WorkerPool]:
     """Workers (and the pacing actor) on a Ray cluster for the length of a `with`; a local cluster is
     started when none is running and `address` is None. `concurrency` items in flight over all workers;
-    no more workers than that, or than `items` (to run), since each builds its own clients."""
+    no more workers than that, or than `items` (to run), since each builds its own clients. `budget`: the
+    run's `--budget`, which each worker asks the pacing actor about before each call."""
     from knowledge.ray_cluster import join_cluster
 
     ray, started_here = join_cluster(address)
@@ -321,9 +320,9 @@ def worker_pool(setup: Any, usage: Usage, *, concurrency: int, workers: int | No
         # max_restarts: a dead worker comes back (its items are sent again by WorkerPool.invoke)
         actor = ray.remote(num_cpus=min(1.0, cpus / n), max_restarts=-1, max_task_retries=0,
                            max_concurrency=16)(ItemWorker)  # calls: submit, poll (items run as tasks)
-        handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace=NAMESPACE).remote(setup, pacing_name, n)
-                   for i in range(n)]
-        pool = WorkerPool(ray, handles, usage, dedup, budget)
+        handles = [actor.options(name=f"zaoshu-worker-{name}-{i}", namespace=NAMESPACE)
+                   .remote(setup, pacing_name, n, budget) for i in range(n)]
+        pool = WorkerPool(ray, handles, usage, dedup)
         try:
             errors = [e for e in ray.get([w.ready.remote() for w in handles]) if e is not None]
             if errors:  # a worker could not build its Context: the user's mistake, said once

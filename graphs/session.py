@@ -287,20 +287,20 @@ def build_context(config: RecipeConfig, settings: Settings, services: dict[str, 
 
 
 def learn_samples(ctx: Context, records: Iterable[dict[str, Any]]) -> None:
-    """Add accepted samples (ledger records) to the Context's dedupers; a record that is not a Sample (a
-    hand-edited line) is passed over: the readers of its ledger report it."""
+    """Add accepted samples (ledger records) to the Context's dedupers (graphs.ray_dedup.learn_accepted); a
+    record that is not a Sample (a hand-edited line) is passed over: the readers of its ledger report it."""
     from agents.dedup import sample_texts
     from agents.schemas import Sample
+    from graphs.ray_dedup import learn_accepted
 
+    accepted = []
     for record in records:
         try:
             texts = sample_texts(Sample.model_validate(record))
         except ValidationError:
             continue
-        if texts.get("question"):
-            ctx.deduper_questions.add(record["id"], texts["question"])
-        if texts.get("answer"):
-            ctx.deduper_answers.add(record["id"], texts["answer"])
+        accepted.append((record["id"], texts.get("question"), texts.get("answer")))
+    learn_accepted(ctx, accepted)
 
 
 def context_fields(config: RecipeConfig, settings: Settings) -> dict[str, Any]:

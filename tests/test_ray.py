@@ -507,7 +507,7 @@ def test_a_worker_restarted_after_the_budget_is_reached_starts_no_call():
     item = WorkItem.for_recipe("tianji", "persona", key={"role": "奶奶"})
     pool.slots[1].outbox.append(item)
     pool._flush()
-    assert restarted.sent == [("submit", ([item], [], True, None))]  # capped; no --budget given
+    assert restarted.sent == [("submit", ([item], [], True))]
 
     worker = ItemWorker.__new__(ItemWorker)  # its side: a capped batch caps its calls before it starts them
     worker.ctx, worker.usage, worker.tasks, worker.graph = None, Usage(), set(), None
