@@ -17,6 +17,7 @@ chunk knows its section number, so retrieval can score whole sections as well as
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,12 +38,12 @@ CHINESE_SEPARATORS = [
     "",
 ]
 
-_HEADING = re.compile(
-    r"^(?:#{1,6}[ \t]+(?P<md>.+?)[ \t#]*"
-    r"|(?P<cn>(?:第[零〇一二三四五六七八九十百千万两\d０-９]+[回章节卷篇部集幕]|附录|序章|楔子|尾声|后记)"
-    r"(?:[ \t\u3000:：].{0,50})?))$",
+# A chapter line: 「第二回　…」「第一章 总则」「附录」 (Markdown headings are found by markdown-it, below).
+_CHAPTER = re.compile(
+    r"^(?:第[零〇一二三四五六七八九十百千万两\d０-９]+[回章节卷篇部集幕]|附录|序章|楔子|尾声|后记)(?:[ \t\u3000:：].{0,50})?$",
     re.MULTILINE,
 )
+_LINE_END = re.compile(r"\r\n?|\n")  # as markdown-it counts lines
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class Chunk:
     title: str | None = None
     record: int | None = None
     section: int = 0
+    marks: tuple[tuple[int, int, str], ...] = ()  # (offset in the file, level, title) of the headings in it
 
 
 CHAPTER_LEVEL = 7  # a chapter line (「第二章」) ranks below every markdown heading level
@@ -65,13 +67,54 @@ CHAPTER_LEVEL = 7  # a chapter line (「第二章」) ranks below every markdown
 
 def outline(text: str) -> list[tuple[int, int, str]]:
     """(offset, level, title) of the headings: a markdown heading at its level (`#` is 1), a chapter line
-    at CHAPTER_LEVEL.
+    at CHAPTER_LEVEL. A line in a fenced code block is no heading (a shell or Python `# comment`), and a
+    title is the heading's words, without its markup (`**`, backticks, links).
 
-    >>> outline("# 手册\\n## 安装\\n第一章 总则\\n")
-    [(0, 1, '手册'), (5, 2, '安装'), (11, 7, '第一章 总则')]
+    >>> outline("# 手册\\n## **安装**\\n```bash\\n# 启动服务\\n```\\n第一章 总则\\n")
+    [(0, 1, '手册'), (5, 2, '安装'), (34, 7, '第一章 总则')]
     """
-    return [(m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")) if m.group("md") else CHAPTER_LEVEL,
-             (m.group("md") or m.group("cn")).strip()) for m in _HEADING.finditer(text)]
+    blocks, _ = _markdown()
+    marks, fences, line_starts = [], [], None
+    level = 0
+    for token in blocks.parse(text):
+        if token.type == "fence":
+            fences.append(token.map)
+        elif token.type == "heading_open":
+            level = int(token.tag[1])
+        elif level:
+            if title := _plain(token.content):
+                line_starts = line_starts or _line_starts(text)
+                marks.append((line_starts[token.map[0]], level, title))
+            level = 0
+    chapters = list(_CHAPTER.finditer(text))
+    if chapters and fences:
+        line_starts = line_starts or _line_starts(text)
+        fenced = [(line_starts[a], line_starts[b] if b < len(line_starts) else len(text)) for a, b in fences]
+        chapters = [m for m in chapters if not any(a <= m.start() < b for a, b in fenced)]
+    marks.extend((m.start(), CHAPTER_LEVEL, m.group(0).strip()) for m in chapters)
+    return sorted(marks)
+
+
+@functools.cache
+def _markdown():
+    """markdown-it parsers: one for the blocks that matter here (ATX headings, fenced code), one for a
+    heading's inline markup."""
+    from markdown_it import MarkdownIt
+
+    blocks = MarkdownIt("zero").enable(["heading", "fence"]).disable("inline")  # paragraphs stay unparsed
+    inline = MarkdownIt("zero").enable(["emphasis", "backticks", "link", "image", "escape", "entity"])
+    return blocks, inline
+
+
+def _plain(markdown: str) -> str:
+    """A heading's words: **粗体** → 粗体, `code` → code, [文字](url) → 文字, ![alt](src) → alt."""
+    _, inline = _markdown()
+    tokens = inline.parseInline(markdown)[0].children or []
+    return "".join(t.content for t in tokens if t.type in ("text", "code_inline", "image")).strip()
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in _LINE_END.finditer(text))]
 
 
 def headings(text: str) -> list[tuple[int, str]]:
@@ -125,9 +168,10 @@ def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0]
         elif doc.title:
             title = doc.title
         section = max(section, 0)
-        marks = headings(doc.text)
-        positions = [pos for pos, _ in marks]
-        segments = _sections(doc.text, marks, chunk_size) if by_section else [(0, len(doc.text), None)]
+        marks = outline(doc.text)
+        positions = [pos for pos, _, _ in marks]
+        segments = _sections(doc.text, [(pos, title) for pos, _, title in marks], chunk_size) if by_section \
+            else [(0, len(doc.text), None)]
         for seg_start, seg_end, seg_title in segments:
             if seg_title is not None and doc.record is None and (seg_start > 0 or index > 0):
                 section += 1
@@ -139,12 +183,15 @@ def iter_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0]
                 chunk_title = title
                 if not by_section:
                     at = bisect.bisect_right(positions, local) - 1
-                    chunk_title = marks[at][1] if at >= 0 else title
+                    chunk_title = marks[at][2] if at >= 0 else title
+                inside = marks[bisect.bisect_left(positions, seg_start + local):
+                               bisect.bisect_left(positions, seg_start + end)]
                 yield Chunk(segment[local:end], doc.source, index, doc.start + seg_start + local,
-                            doc.start + seg_start + end, chunk_title, doc.record, section)
+                            doc.start + seg_start + end, chunk_title, doc.record, section,
+                            tuple((doc.start + pos, level, heading) for pos, level, heading in inside))
                 index += 1
         if not by_section and marks and doc.record is None:
-            title = marks[-1][1]
+            title = marks[-1][2]
 
 
 def index_chunks(docs: Iterable[Document], *, chunk_size: int = RETRIEVAL_SIZE[0],

@@ -262,3 +262,16 @@ def test_an_unreadable_file_is_skipped_and_said_in_the_corpus_line(tmp_path, unr
     assert sum(1 for ledger in ("accepted", "rejected") for _ in read_jsonl(tmp_path / f"run/{ledger}.jsonl")) == 2
     stats = json.loads((tmp_path / "run/stats.json").read_text(encoding="utf-8"))
     assert stats["chunks"]["files_skipped"] == {"cannot read: Permission denied": 1}
+
+
+def test_a_tutorial_with_code_gets_its_own_title_and_clean_tags(tmp_path):
+    """A Markdown tutorial quoting shell code: the document keeps its `#` title (a `# comment` in the
+    code is no heading above it), and the tags the model chooses from carry no Markdown markup."""
+    from tests.test_knowledge_splitter import GUIDE_MD
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/guide.md").write_text(GUIDE_MD, encoding="utf-8")
+    plan = docqa(tmp_path, None, "--dry-run").stdout
+    tags = plan.split("<tags>\n", 1)[1].split("\n</tags>", 1)[0].splitlines()
+    assert tags == ["数据制作教程", "数据制作教程/一、前言", "数据制作教程/2. 开启huixiangdou服务",
+                    "数据制作教程/三、最终数据格式"], plan

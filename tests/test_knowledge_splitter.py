@@ -60,3 +60,38 @@ def test_records_keep_their_index_and_title() -> None:
     chunks = split_documents(docs)
     assert [(c.chunk_index, c.record, c.title, c.start, c.end) for c in chunks] == [
         (0, 0, "一", 0, 8), (1, 3, None, 0, 2)]
+
+
+GUIDE_MD = """# 数据制作教程
+
+## **一、前言**
+
+本教程讲怎样调用模型接口批量生成问答数据，并用茴香豆的检索服务给出回答。
+
+### 2. **开启`huixiangdou`服务**
+
+先启动服务，再用下面的命令测试接口是否可用：
+
+```bash
+# cURL 测试状态回调接口
+curl -X POST http://127.0.0.1:23333/huixiangdou_inference
+# cURL 测试同步接口
+curl -X POST http://127.0.0.1:23333/huixiangdou_stream
+```
+
+## 三、[最终数据格式](https://example.com/format)
+
+每条数据是一行 JSON。
+"""
+
+
+def test_a_comment_in_a_code_block_is_no_heading_and_titles_lose_their_markup() -> None:
+    """Tutorials and manuals quote shell and Python code: its `# comment` lines are not headings, so
+    no section is cut there and no title is made of them; `**bold**`, `code` and links in a heading
+    are its words only."""
+    assert [t for _, t in headings(GUIDE_MD)] == ["数据制作教程", "一、前言", "2. 开启huixiangdou服务", "三、最终数据格式"]
+    chunks = split_documents([Document(GUIDE_MD, "guide.md")], by_section=True)
+    code = next(c for c in chunks if "curl" in c.text)
+    assert "# cURL 测试状态回调接口" in code.text and "huixiangdou_stream" in code.text  # one section, not cut
+    assert code.title == "2. 开启huixiangdou服务"
+    assert [t for c in chunks for _, _, t in c.marks] == [t for _, t in headings(GUIDE_MD)]

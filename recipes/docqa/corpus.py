@@ -22,7 +22,7 @@ from typing import Any
 from agents.errors import InputError
 from knowledge.loaders import cannot_read, empty_reason, iter_entry, nested, scan_folder
 from knowledge.readers import DEFAULT_TEXT_FIELDS, Unreadable, field_flags
-from knowledge.splitter import RETRIEVAL_SIZE, Chunk, headings, index_chunks, outline
+from knowledge.splitter import RETRIEVAL_SIZE, Chunk, headings, index_chunks
 from knowledge.sync import file_sha256
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,8 @@ def document_title(chunks: list[Chunk], name: str) -> str:
     >>> title("售后条例\\n\\n第一章 总则\\n适用。\\n第二章 保修\\n一年。"), title("第一章 保修\\n保修一年。")
     ('售后条例', '第一章 保修')
     """
-    marks = {(c.record, c.start + offset): (level, heading)  # overlapping chunks see a heading twice
-             for c in chunks for offset, level, heading in outline(c.text)}
+    marks = {(c.record, offset): (level, heading)  # overlapping chunks see a heading twice
+             for c in chunks for offset, level, heading in c.marks}
     levels = [level for _, (level, _) in sorted(marks.items())]
     if levels and all(level > levels[0] for level in levels[1:]):
         return min(marks.items())[1][1]
@@ -187,5 +187,5 @@ def scan_corpus(folders: list[Path], chunk_size: int = RETRIEVAL_SIZE[0], overla
                 corpus.chunks.append(DocChunk(
                     hash=chunk_hash(source, c.text), chunk_id=f"{source}#{c.chunk_index}", source=source,
                     path=str(entry.path.resolve()), file_sha=sha, index=c.chunk_index, text=c.text,
-                    heading=c.title, doc_title=title, inner=[h for _, h in headings(c.text)]))
+                    heading=c.title, doc_title=title, inner=[h for _, _, h in c.marks]))
     return corpus
