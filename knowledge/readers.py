@@ -177,7 +177,8 @@ def _read_docx(path: Path, source: str) -> Iterator[Document]:
 
 
 def _html_to_text(data: bytes) -> str:
-    """HTML to text with h1–h6 kept as markdown headings so chunks know their section."""
+    """HTML to text with h1–h6 kept as markdown headings so chunks know their section, and <pre> code
+    fenced as it was written (its `# comment` lines are not headings)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(decode_bytes(data), "html.parser")
@@ -186,9 +187,17 @@ def _html_to_text(data: bytes) -> str:
     for level in range(1, 7):
         for tag in soup.find_all(f"h{level}"):
             tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+    code = []
+    for tag in soup.find_all("pre"):  # kept out of the whitespace clean-up below
+        code.append(tag.get_text().strip("\n"))
+        tag.replace_with(f"\n\n{_CODE}{len(code) - 1}{_CODE}\n\n")
     text = soup.get_text("\n")
     text = re.sub(r"[ \t\u3000]*\n[ \t\u3000]*", "\n", text)
+    text = re.sub(f"{_CODE}(\\d+){_CODE}", lambda m: f"```\n{code[int(m.group(1))]}\n```", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_CODE = "\ue000"  # a private-use character: where a <pre> block goes back
 
 
 def _jsonl_records(path: Path, problems: list[str]) -> Iterator[tuple[str, Any]]:

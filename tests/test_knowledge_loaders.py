@@ -77,6 +77,20 @@ def test_markdown_html_docx_pdf(tmp_path: Path) -> None:
     assert texts["f.pdf"] == "孙悟空大闹天宫。\n\n第二页内容。"
 
 
+def test_html_code_keeps_its_lines_and_its_comments_are_no_headings(tmp_path: Path) -> None:
+    """A saved documentation page: its <pre> code comes out fenced, with its indentation, so a `# comment`
+    in it is no heading (no section is cut there, no docqa tag is made of it)."""
+    from knowledge.splitter import headings
+
+    (tmp_path / "deploy.html").write_text(
+        "<html><body><h1>部署指南</h1><p>先装好依赖。</p>"
+        "<pre><code># 安装依赖\npip install zaoshu\nif True:\n    print('ok')\n</code></pre>"
+        "<h2>启动</h2><p>运行命令即可。</p></body></html>", encoding="utf-8")
+    text = _texts(load_folder(tmp_path))["deploy.html"]
+    assert "```\n# 安装依赖\npip install zaoshu\nif True:\n    print('ok')\n```" in text, text
+    assert [t for _, t in headings(text)] == ["部署指南", "启动"]
+
+
 def test_json_jsonl_csv_records_with_configurable_fields(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text(
         json.dumps({"conversation": [{"system": "你是悟了悟了", "input": "天命人是谁？", "output": "玩家操控的角色。"}]},
