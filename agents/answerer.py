@@ -258,8 +258,15 @@ def answer_messages(ctx: Context, state: dict[str, Any]) -> tuple[list[dict[str,
 async def answer(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     """Write (or revise, given `feedback`) the answer to the question in progress."""
     ctx: Context = runtime.context
-    item = item_of(state)
     messages, name = answer_messages(ctx, state)
+    return await answer_with(ctx, runtime, state, messages, name)
+
+
+async def answer_with(ctx: Context, runtime: Any, state: dict[str, Any], messages: list[dict[str, str]],
+                      name: str) -> dict[str, Any]:
+    """Ask the answerer with these messages (a recipe may add to `answer_messages`'s) and make the state
+    update: the draft, and the prompt it was written from (for the critic's rules)."""
+    item = item_of(state)
     result = await ask_structured(client(ctx, "answerer"), messages, Answer, attempts=ctx.structured_attempts)
     attempts = state.get("attempts", 0) + 1
     prov = provenance(ctx, "answerer", "answer", name, ANSWER_PROMPT)

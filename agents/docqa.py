@@ -273,14 +273,7 @@ async def answer_doc(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
     messages, name = answerer.answer_messages(ctx, state)
     note = fill(ctx, "GA_ANSWER_NOTE", **ga_of(ctx, item))
     messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n{note}"}
-    result = await ask_structured(client(ctx, "answerer"), messages, answerer.Answer, attempts=ctx.structured_attempts)
-    attempts = state.get("attempts", 0) + 1
-    prov = provenance(ctx, "answerer", "answer", name, answerer.ANSWER_PROMPT)
-    if not result.ok:
-        return rejected([result.code], raw=result.raw, attempts=attempts, meta={**prov, "failed_step": "answer"})
-    emit(runtime, "answered", item.id, attempt=attempts)
-    return {"draft": result.value.answer.strip(), "draft_reasoning": result.reasoning or None, "attempts": attempts,
-            "meta": {**prov, "used_passages": result.value.used_passages}}
+    return await answerer.answer_with(ctx, runtime, state, messages, name)
 
 
 async def propose_ga_pairs(chat_client: Any, documents: str, count: int, *, attempts: int = 3,

@@ -275,3 +275,28 @@ def test_a_tutorial_with_code_gets_its_own_title_and_clean_tags(tmp_path):
     tags = plan.split("<tags>\n", 1)[1].split("\n</tags>", 1)[0].splitlines()
     assert tags == ["数据制作教程", "数据制作教程/一、前言", "数据制作教程/2. 开启huixiangdou服务",
                     "数据制作教程/三、最终数据格式"], plan
+
+
+MODELS_MD = """# 用大模型造数据
+
+## 模型选择
+
+我们用文心一言和通义千问两个中文大模型来生成多轮对话数据。文心一言生成的对话语气更加温和，通义千问生成的对话内容更加具体。两个模型的输出合并以后再统一清洗和去重。
+
+## 生成步骤
+
+先为每个场景写好提示词，再分别调用文心一言和通义千问的接口批量生成。每个场景生成二十条对话，生成失败的场景会在第二天自动重试。
+"""
+
+
+def test_an_answer_about_documents_that_name_llms_is_no_ai_self_reference(tmp_path):
+    """A tutorial about making data with 文心一言 and 通义千问: an answer that names them from the passages
+    is content, not the model speaking of itself (every such answer was rejected AI_SELF_REFERENCE)."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/models.md").write_text(MODELS_MD, encoding="utf-8")
+    with FakeOpenAI(reply=reply) as server:
+        docqa(tmp_path, server, "--out", "run")
+    accepted = list(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    rejected = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
+    assert not [r for r in rejected if "AI_SELF_REFERENCE" in r["codes"]], rejected
+    assert any(name in s["turns"][0]["output"] for s in accepted for name in ("文心一言", "通义千问")), accepted

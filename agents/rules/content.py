@@ -121,11 +121,16 @@ def refusal(view: TextView, ctx: RuleContext) -> RuleHit | None:
     return hit("refusal", f"输出是拒答「{snippet(view.text, m.span())}」，请直接完成任务。", m.span())
 
 
+# Names of chat models: the model speaking of itself, or of another vendor's model, unless the prompt
+# (the passages an answer was written from, a greeting's instructions) or the question names it too.
+_MODEL_NAMES = r"ChatGPT|OpenAI|GPT-?[34]|通义千问|文心一言|language model"
 _AI_SELF = re.compile(
-    r"作为(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|机器人|虚拟助手|智能助手|AI助手|程序)"
-    r"|我(?:只)?是(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|虚拟助手|智能助手|AI助手)"
+    r"作为(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|机器人|虚拟助手|智能助手|AI助手|程序|"
+    + _MODEL_NAMES + r")"
+    r"|我(?:只)?是(?:一[个名款])?(?:AI|人工智能|语言模型|大语言模型|大模型|聊天机器人|虚拟助手|智能助手|AI助手|"
+    + _MODEL_NAMES + r")"
     r"|我(?:并)?没有(?:真实的|真正的)?(?:个人)?(?:情感|感情|意识|身体|肉体)"
-    r"|ChatGPT|OpenAI|GPT-?[34]|通义千问|文心一言|as an AI|language model"
+    r"|as an AI"
     # an assistant's service voice, which a person writing a wish or a counsellor never uses
     r"|我[^。！？；\n]{0,6}(?:为|给)(?:您|你)提供(?:支持|帮助|服务|信息|建议|解答)"
     r"|(?:很|非常)?(?:高兴|乐意|荣幸)(?:能)?(?:为|帮)(?:您|你)(?:服务|效劳|解答)"
@@ -133,12 +138,33 @@ _AI_SELF = re.compile(
     r"|(?:作为|我是)(?:您|你)的(?:智能)?(?:小)?(?:助手|助理)",
     re.IGNORECASE,
 )
+_MODEL_NAME = re.compile(_MODEL_NAMES, re.IGNORECASE)
+
+
+def _name_form(text: str) -> str:
+    """GPT-4, gpt 4 and GPT4 alike."""
+    return re.sub(r"[\s-]", "", text.lower())
 
 
 @rule("ai_self_reference", ReasonCode.AI_SELF_REFERENCE,
-      "模型自称 AI / 语言模型、提到别家模型，或用助手的服务腔（我在这里为您提供支持、很高兴为您服务）")  # fmt: skip
+      "模型自称 AI / 语言模型、提到别家模型（提示词和问题里都没有的），或用助手的服务腔（我在这里为您提供支持、很高兴为您服务）")  # fmt: skip
 def ai_self_reference(view: TextView, ctx: RuleContext) -> RuleHit | None:
+    """A model name the passages or the question hold is what the answer is about.
+
+    >>> A = RuleContext(kind="answer", prompt="<passage>用文心一言生成对话数据。</passage>")
+    >>> ai_self_reference(TextView("文心一言可以生成对话数据。"), A) is None
+    True
+    >>> ai_self_reference(TextView("GPT4 也能做到。"), RuleContext(prompt="<passage>GPT-4 的价格</passage>")) is None
+    True
+    >>> ai_self_reference(TextView("我是文心一言，可以生成对话数据。"), A).code.value
+    'AI_SELF_REFERENCE'
+    >>> ai_self_reference(TextView("ChatGPT祝你新年快乐！"), RuleContext(kind="greeting")).code.value
+    'AI_SELF_REFERENCE'
+    """
     m = _AI_SELF.search(view.text)
+    if m is None and (names := list(_MODEL_NAME.finditer(view.text))):
+        given = _name_form(f"{ctx.prompt or ''}\n{ctx.question or ''}")
+        m = next((n for n in names if _name_form(n.group(0)) not in given), None)
     if m is None:
         return None
     return hit("ai_self_reference", f"不要自称 AI 或语言模型（「{snippet(view.text, m.span())}」）。", m.span())
