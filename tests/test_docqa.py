@@ -300,3 +300,25 @@ def test_an_answer_about_documents_that_name_llms_is_no_ai_self_reference(tmp_pa
     rejected = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
     assert not [r for r in rejected if "AI_SELF_REFERENCE" in r["codes"]], rejected
     assert any(name in s["turns"][0]["output"] for s in accepted for name in ("文心一言", "通义千问")), accepted
+
+
+def test_an_answer_that_speaks_to_its_audience_is_no_prompt_leak(tmp_path):
+    """The GA pair is data in the answerer's prompt: 「对于准备考核的学生来说，…」 repeats the audience, not an
+    instruction (12 characters shared with the prompt were rejected PROMPT_LEAK)."""
+    def to_the_audience(req):
+        if "- pairs" in req.system:
+            return {"pairs": [{"genre": "考前复习", "audience": "第一次接触这些内容的新手"},
+                              {"genre": "上岗培训", "audience": "需要照着一步步做的安装师傅"}]}
+        answer = reply(req)
+        if "- answer" in req.system:
+            audience = re.search(r"提问者是\W*(\w+)", req.system).group(1)
+            answer = {**answer, "answer": f"对于{audience}来说，{answer['answer']}"}
+        return answer
+
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=to_the_audience) as server:
+        docqa(tmp_path, server, "--out", "run", "--limit", "4")
+    accepted = list(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    rejected = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
+    assert not [r for r in rejected if "PROMPT_LEAK" in r["codes"]], rejected
+    assert any(s["turns"][0]["output"].startswith("对于") for s in accepted)
