@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from agents.schemas import ReasonCode
 from agents.structured import ask_structured
@@ -66,8 +67,22 @@ NO_PASSAGES = "（没有检索到资料：请凭可靠的常识回答，不确�
 
 
 class Answer(BaseModel):
+    """`used_passages` is bookkeeping (meta only): what is not a passage number is dropped rather than the
+    answer rejected.
+
+    >>> Answer.model_validate({"answer": "在黑风洞。", "used_passages": ["docs/a.md", "2", "[3]", 1]}).used_passages
+    [2, 3, 1]
+    """
+
     answer: str = Field(description="给用户的回答正文。")
     used_passages: list[int] = Field(default_factory=list, description="回答用到的资料编号。")
+
+    @field_validator("used_passages", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: Any) -> list[int]:
+        items = value if isinstance(value, list) else [value]
+        found = (re.fullmatch(r"\s*\[?\s*(\d{1,4})\s*\]?\s*", str(v)) for v in items if not isinstance(v, bool))
+        return [int(m.group(1)) for m in found if m]
 
 
 def fill(ctx: Context, name: str, **values: Any) -> str:

@@ -46,6 +46,17 @@ async def test_accept_path_produces_a_grounded_sample_with_meta():
     assert out["verdict"].decision == "accept" and out["attempts"] == 1
 
 
+async def test_passage_numbers_a_small_model_writes_as_names_do_not_reject_its_answer():
+    """`used_passages` is bookkeeping: a 0.5B model wrote file names there (["docs/a.md", "2"]) and the
+    whole answer was rejected FORMAT. The numbers it gave are kept, the rest dropped."""
+    clients = fake_clients(asker=[question("黑熊精住在哪里？")],
+                           answerer=[{"answer": "黑熊精盘踞在黑风山的黑风洞。", "used_passages": ["01_概览.md", "2", "[3]"]}],
+                           critic=[verdict("accept")])
+    out = await run(context(clients))
+    assert out["status"] == "accepted", out.get("reject_codes")
+    assert out["sample"].meta["used_passages"] == [2, 3]
+
+
 async def test_revise_then_accept_answers_twice_with_the_feedback():
     clients = fake_clients(asker=[question("黑熊精住在哪里？")],
                            answerer=[answer("黑熊精住在黑风山，他有三头六臂。"), answer("黑熊精盘踞在黑风山的黑风洞。")],
