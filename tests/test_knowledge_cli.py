@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -438,3 +439,32 @@ def test_an_index_made_by_an_older_reader_is_read_again_without_rebuild(tmp_path
     third = runner.invoke(app, ["build", str(folder), "--index", str(index)])
     assert "0 added, 0 changed, 0 deleted, 7 unchanged; 0 chunks indexed" in third.stdout
     assert "re-read" not in third.stderr
+
+
+def test_an_index_cut_at_a_code_comment_is_cut_again_by_the_next_build(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index from before headings were found outside code: its Markdown chunks were cut at a shell
+    `# comment` and titled with `**` marks. The next `kb build` reads .md files again, so an existing
+    index gets the new sections and titles without --rebuild."""
+    from knowledge import readers, splitter, sync
+    from tests.test_knowledge_splitter import GUIDE_MD
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "guide.md").write_text(GUIDE_MD, encoding="utf-8")
+    index = tmp_path / "idx"
+    old_headings = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)  # as zaoshu found them before
+    with monkeypatch.context() as old:
+        old.setattr(sync, "READER_VERSIONS", {**readers.READER_VERSIONS, ".md": 2})
+        old.setattr(splitter, "outline", lambda text: [(m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")),
+                                                        m.group(1)) for m in old_headings.finditer(text)])
+        assert runner.invoke(app, ["build", str(folder), "--index", str(index), "--embedder", "hash"]).exit_code == 0
+
+    def titles():
+        found = runner.invoke(app, ["search", "curl 测试 接口", "--index", str(index), "-k", "3", "--json"])
+        return [p["title"] for p in json.loads(found.stdout)["passages"]]
+
+    assert "cURL 测试同步接口" in titles()
+    again = runner.invoke(app, ["build", str(folder), "--index", str(index)])
+    assert "re-read 1 unchanged file (.md 1): this zaoshu reads them better" in again.stderr, again.output
+    assert titles()[0] == "2. 开启huixiangdou服务" and "cURL 测试同步接口" not in titles()
