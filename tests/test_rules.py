@@ -234,6 +234,7 @@ NEGATIVE: list[tuple[str, str, dict]] = [
     ("placeholder", "我们的尺码有XL和M两种。", A),
     ("placeholder", "祝你在新的一年里收获满满（包括体重）！", G),
     ("placeholder", "三乘以三等于九，3×3=9。", A),
+    ("placeholder", "我们用[茴香豆](https://github.com/InternLM/HuixiangDou)的检索功能来提取知识。", A),  # a link
     ("placeholder", "时间：周六下午三点。", A),
     ("placeholder", "祝赵老师教师节快乐，桃李满天下！", G),
     ("english_leak", "祝你早日拿到心仪的offer！", G),
