@@ -166,9 +166,10 @@ _SENTENCE_END = re.compile(r"(?<=[。！!；;])|\n")
 COPY_SHARE = 0.8
 
 
-def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
+def question_problem(question: str, sources: Sequence[str] = (), *, about_sources: bool = False) -> str | None:
     """Why the asker's `question` is no question (one line), or None. Seen from a 0.5B asker: a question
-    with its answer written after it, a sentence of its passage copied out, a statement.
+    with its answer written after it, a sentence of its passage copied out, a statement; and, for a
+    question that must be about its `sources` (`about_sources`), one that holds none of their words.
 
     >>> question_problem("黑熊精住在哪里？", ["黑熊精盘踞黑风山，自称黑风大王，手下小妖众多。"]) is None
     True
@@ -184,6 +185,10 @@ def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
     '问题后面写上了答案'
     >>> question_problem("我卡在第二章了。该怎么打？") is None
     True
+    >>> question_problem("请问，您在处理这种问题时如何理解关键事实与细节？", ["我们用文心一言生成对话数据。"], about_sources=True)
+    '问题里没有资料中的词语，问的不是这段资料'
+    >>> question_problem("文心一言用来做什么？", ["我们用文心一言生成对话数据。"], about_sources=True) is None
+    True
     """
     if ANSWER_IN_QUESTION.search(question):
         return "问题后面写上了答案"
@@ -196,17 +201,39 @@ def question_problem(question: str, sources: Sequence[str] = ()) -> str | None:
     last = [x for x in _SENTENCE_END.split(question.strip()) if x.strip()]
     if not last or not _QUESTION_FORM.search(last[-1]):
         return "不是一个问题：最后一句没有问号、疑问词或请求"
+    if about_sources and sources:
+        texts = [normalize(text) for text in sources]
+        if not any(term in text for term in _terms(norm) for text in texts):
+            return "问题里没有资料中的词语，问的不是这段资料"
     return None
 
 
+#: Character pairs any question may hold whatever it asks about: no sign that it asks about a passage.
+_ASKING = frozenset(pair for word in (
+    "请问 问题 这种 这个 那个 这些 那些 如何 什么 怎么 怎样 为什么 为何 哪些 哪个 哪里 是否 能否 可以 需要 应该 "
+    "时候 情况 方面 一下 一些 一个 有没有 没有 主要 具体 关于 处理 理解 我们 你们 介绍 说明 的话 有什么 是什么").split()
+    for pair in (word[i:i + 2] for i in range(len(word) - 1)))
+
+
+def _terms(norm: str) -> set[str]:
+    """The normalized question's character pairs (Chinese) and words of other scripts, less `_ASKING`."""
+    pairs = {norm[i:i + 2] for i in range(len(norm) - 1) if all(_is_cjk(c) for c in norm[i:i + 2])}
+    return (pairs | set(re.findall(r"[a-z0-9]{2,}", norm))) - _ASKING
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u4e00" <= char <= "\u9fff"
+
+
 def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Sequence[str],
-                 prov: dict[str, Any], *, dedup: bool, asked_key: str | None = None) -> dict[str, Any] | None:
+                 prov: dict[str, Any], *, dedup: bool, asked_key: str | None = None,
+                 about_sources: bool = False) -> dict[str, Any] | None:
     """None when `question` can go on; else the state update that asks again or, after `max_revisions`,
     rejects: NOT_A_QUESTION (`question_problem`) or DUPLICATE (the run's question deduper holds it; with
     `dedup`). A duplicate joins the questions shown as already asked; a non-question joins neither those nor,
     under `asked_key`, the run's `ctx.asked`: a small model shown its broken "question" copies it again."""
     item = item_of(state)
-    problem = question_problem(question, sources)
+    problem = question_problem(question, sources, about_sources=about_sources)
     if problem is None:
         if asked_key:
             ctx.asked.setdefault(asked_key, []).append(question)

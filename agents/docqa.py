@@ -233,8 +233,9 @@ async def ask_doc_question(state: dict[str, Any], runtime: Any) -> dict[str, Any
         return rejected([result.code], raw=result.raw, meta={**prov, "failed_step": "ask"})
     question = result.value.question.strip()
     emit(runtime, "asked", item.id, question=question, followup=False)
-    sources = [p.text for p in context] + [s["text"] for s in item.get("sources") or []]
-    again = asker.vet_question(ctx, state, question, sources, prov, dedup=True, asked_key=key)
+    sources = [p.text for p in context] + [s["text"] for s in item.get("sources") or []] + \
+        ([str(item.get("tag"))] if item.get("tag") else [])
+    again = asker.vet_question(ctx, state, question, sources, prov, dedup=True, asked_key=key, about_sources=True)
     if again is not None:
         return again
     extra = {"question_context": [p.chunk_id for p in context]} if context else {}

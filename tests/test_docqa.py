@@ -322,3 +322,23 @@ def test_an_answer_that_speaks_to_its_audience_is_no_prompt_leak(tmp_path):
     rejected = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
     assert not [r for r in rejected if "PROMPT_LEAK" in r["codes"]], rejected
     assert any(s["turns"][0]["output"].startswith("对于") for s in accepted)
+
+
+def test_a_question_with_no_word_of_its_passage_is_asked_again_then_rejected(tmp_path):
+    """A 0.5B asker wrote 「请问，您在处理这种问题时如何理解关键事实与细节？」 for a passage about making data:
+    it asks nothing of the passage (its answer, 「请提供具体的资料内容」, was accepted by the same model).
+    Such a question is asked again, and the item rejected NOT_A_QUESTION if it stays so."""
+    def off_the_passage(req):
+        if "- question" in req.system and "<passage>" in req.text:
+            return {"question": "请问，您在处理这种问题时如何理解关键事实与细节？"}
+        return reply(req)
+
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=off_the_passage) as server:
+        docqa(tmp_path, server, "--out", "run", "--limit", "6")
+    accepted = list(read_jsonl(tmp_path / "run/accepted.jsonl"))
+    rejected = list(read_jsonl(tmp_path / "run/rejected.jsonl"))
+    chunk_items = [r for r in rejected if r["key"]["kind"] == "chunk"]
+    assert chunk_items and all(r["codes"] == ["NOT_A_QUESTION"] for r in chunk_items), rejected
+    assert all("资料中的词" in r["sample"]["meta"]["question_problem"] for r in chunk_items if r.get("sample"))
+    assert not [s for s in accepted if s["meta"]["item_kind"] == "chunk"]
