@@ -39,6 +39,8 @@ SMALL = {
     "wulewule": lambda c: {**c, "aspects": ["游戏概述", "主要角色", "棍法类型"], "questions_per_aspect": 2,
                            "multi_turn": {"every": 2, "turns": [2, 2]},
                            "knowledge_folder": str(REPO / "knowledge/bases/wulewule")},
+    # a user's own folder (the wulewule Markdown files stand in), no YAML of theirs: tag, chunk and cross-chunk items
+    "docqa": lambda c: {**c, "name": "悟了悟了", "knowledge_folder": str(REPO / "knowledge/bases/wulewule")},
 }
 
 
@@ -103,8 +105,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         if r["exit"] not in (0, None):
             lines.append(f"(the run exited {r['exit']}: {' / '.join(r['stdout'] + r['stderr'])})")
         for sample in r["accepted"][:SHOWN]:
-            meta = {k: sample["meta"][k] for k in ("aspect", "role", "scene", "style", "area", "emotion")
-                    if k in sample["meta"]}
+            meta = {k: sample["meta"][k] for k in ("aspect", "role", "scene", "style", "area", "emotion", "item_kind",
+                                                   "tag", "ga") if k in sample["meta"]}
             lines.append(f"- `{json.dumps(meta, ensure_ascii=False)}`")
             for turn in sample["turns"]:
                 lines.append(f"  - **in:** {turn['input']}")
@@ -125,7 +127,7 @@ def main() -> int:
     parser.add_argument("--base-url", default=os.environ.get("ZAOSHU_SMOKE_BASE_URL"))
     parser.add_argument("--model", default=os.environ.get("ZAOSHU_SMOKE_MODEL", "local"))
     parser.add_argument("--items", type=int, default=4)
-    parser.add_argument("--recipes", default="tianji,emollm,wulewule")
+    parser.add_argument("--recipes", default="tianji,emollm,wulewule,docqa")
     parser.add_argument("--timeout", type=float, default=900, help="Seconds per LLM call (a small CPU model is slow).")
     parser.add_argument("--budget-s", type=float, default=3600, help="Seconds per recipe before giving up.")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave REAL_MODEL.md alone.")
