@@ -27,6 +27,29 @@ PP 棉滤芯建议每三个月更换一次，活性炭滤芯每六个月更换�
 设备报警并且指示灯红色常亮时，说明检测到漏水，机器会自动关闭进水。擦干机箱底部的积水后重新通电即可恢复，若反复报警请联系售后服务热线。
 """
 
+# A Markdown tutorial that quotes shell code: its `# comment` lines are no headings.
+GUIDE_MD = """# 数据制作教程
+
+## **一、前言**
+
+本教程讲怎样调用模型接口批量生成问答数据，并用茴香豆的检索服务给出回答。
+
+### 2. **开启`huixiangdou`服务**
+
+先启动服务，再用下面的命令测试接口是否可用：
+
+```bash
+# cURL 测试状态回调接口
+curl -X POST http://127.0.0.1:23333/huixiangdou_inference
+# cURL 测试同步接口
+curl -X POST http://127.0.0.1:23333/huixiangdou_stream
+```
+
+## 三、[最终数据格式](https://example.com/format)
+
+每条数据是一行 JSON。
+"""
+
 WARRANTY = """保修条款
 
 本产品整机保修一年，增压泵和电路板等主要部件保修三年，保修期从购买发票上的日期开始计算。保修期内因产品质量问题造成的故障，公司提供免费上门维修服务。

@@ -15,7 +15,7 @@ import yaml
 from graphs.ledger import read_jsonl
 from knowledge.index import DB_FILE
 from recipes.docqa.corpus import chunk_hash
-from tests.docqa_corpus import make_corpus, make_second
+from tests.docqa_corpus import GUIDE_MD, make_corpus, make_second
 from tests.docqa_replies import GA, reply
 from tests.fake_openai import FakeOpenAI
 
@@ -267,8 +267,6 @@ def test_an_unreadable_file_is_skipped_and_said_in_the_corpus_line(tmp_path, unr
 def test_a_tutorial_with_code_gets_its_own_title_and_clean_tags(tmp_path):
     """A Markdown tutorial quoting shell code: the document keeps its `#` title (a `# comment` in the
     code is no heading above it), and the tags the model chooses from carry no Markdown markup."""
-    from tests.test_knowledge_splitter import GUIDE_MD
-
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/guide.md").write_text(GUIDE_MD, encoding="utf-8")
     plan = docqa(tmp_path, None, "--dry-run").stdout

@@ -447,7 +447,7 @@ def test_an_index_cut_at_a_code_comment_is_cut_again_by_the_next_build(tmp_path:
     `# comment` and titled with `**` marks. The next `kb build` reads .md files again, so an existing
     index gets the new sections and titles without --rebuild."""
     from knowledge import readers, splitter, sync
-    from tests.test_knowledge_splitter import GUIDE_MD
+    from tests.docqa_corpus import GUIDE_MD
 
     folder = tmp_path / "docs"
     folder.mkdir()

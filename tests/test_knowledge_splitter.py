@@ -6,6 +6,7 @@ from pathlib import Path
 
 from knowledge.readers import Document
 from knowledge.splitter import headings, iter_chunks, split_documents, split_for_pretraining
+from tests.docqa_corpus import GUIDE_MD
 
 CHAPTER = Path("/work/shared/reference/xiyouji/chapters/002.txt").read_text(encoding="utf-8")
 
@@ -60,29 +61,6 @@ def test_records_keep_their_index_and_title() -> None:
     chunks = split_documents(docs)
     assert [(c.chunk_index, c.record, c.title, c.start, c.end) for c in chunks] == [
         (0, 0, "一", 0, 8), (1, 3, None, 0, 2)]
-
-
-GUIDE_MD = """# 数据制作教程
-
-## **一、前言**
-
-本教程讲怎样调用模型接口批量生成问答数据，并用茴香豆的检索服务给出回答。
-
-### 2. **开启`huixiangdou`服务**
-
-先启动服务，再用下面的命令测试接口是否可用：
-
-```bash
-# cURL 测试状态回调接口
-curl -X POST http://127.0.0.1:23333/huixiangdou_inference
-# cURL 测试同步接口
-curl -X POST http://127.0.0.1:23333/huixiangdou_stream
-```
-
-## 三、[最终数据格式](https://example.com/format)
-
-每条数据是一行 JSON。
-"""
 
 
 def test_a_comment_in_a_code_block_is_no_heading_and_titles_lose_their_markup() -> None:
