@@ -159,6 +159,9 @@ POSITIVE: list[tuple[str, str, dict]] = [
     ("echo", "如何敬酒", {"question": "请问如何敬酒？"}),
     ("echo", "游戏背景设定在哪个神话世界呢？", {"question": "游戏背景设定在哪个神话世界？"}),
     ("echo", "Happy birthday", {"question": "happy birthday!"}),
+    # a 0.5B model's answer: the question's request copied out with a new head (Jaccard 0.77)
+    ("echo", "请问你要帮助你生成一段关于学习复习的对话数据，内容要包含以下几个方面：背景信息、问题情境、预期结果和可能的解决方案。",
+     {"question": "我需要你帮我生成一段关于学习复习的对话数据，内容要包含以下几个方面：背景信息、问题情境、预期结果和可能的解决方案。"}),
     ("think_leak", "<think>用户问天命人，先查资料。</think>天命人是玩家操控的角色。", A),
     ("think_leak", "天命人是玩家操控的角色。</think>", A),
     ("think_leak", "<THINK>嗯</THINK>祝您生日快乐！", G),
@@ -280,6 +283,9 @@ NEGATIVE: list[tuple[str, str, dict]] = [
     ("echo", "天命人是玩家在游戏中操控的角色。", {"question": "天命人是谁？"}),
     ("echo", "你好呀，我是EmoLLM，很高兴认识你。", {"question": "你好"}),
     ("echo", "敬酒时要先敬长辈，双手持杯。", {"question": "如何敬酒？"}),
+    ("echo", "天命人的武器是棍。", {"question": "天命人的武器是什么？"}),  # the question's words, one new: the answer
+    ("echo", "在安装净水器之前，需要检查自来水压力在零点一到零点四兆帕之间。",
+     {"question": "在安装净水器之前，需要检查自来水压力在什么范围之内？"}),
     ("echo", "祝姐姐生日快乐", {}),
     ("echo", "祝姐姐生日快乐", {"question": "！！"}),
     ("think_leak", "天命人是玩家操控的角色。", A),

@@ -10,10 +10,15 @@ True
 
 from __future__ import annotations
 
-from agents.rules.base import RuleContext, RuleHit, TextView, char_ngrams, hit, jaccard, normalize, rule
+from agents.rules.base import (RuleContext, RuleHit, TextView, char_ngrams, gram_index, hit, jaccard, normalize,
+                               rule, shared_runs)
 from agents.schemas import ReasonCode
 
 _ECHO_JACCARD = 0.8
+# An answer made of the question copied out, with a few words of its own around it: one run of this many
+# characters copied, and copies making up this share of the answer. 「天命人的武器是棍。」 copies 7 of 8: an answer.
+_ECHO_RUN = 20
+_ECHO_COVER = 0.8
 _MIN_REPEAT_LEN = 6  # 「谢谢」「嗯嗯」 may come twice in a real conversation
 
 
@@ -30,6 +35,9 @@ def echo(view: TextView, ctx: RuleContext) -> RuleHit | None:
         return hit("echo", "回答只是复述了问题，请给出真正的回答。")
     if len(a) <= 2 * len(q) and jaccard(char_ngrams(a), char_ngrams(q)) >= _ECHO_JACCARD:
         return hit("echo", "回答和问题几乎一样，请给出真正的回答。")
+    runs = shared_runs(a, gram_index(q, 3), 3)
+    if runs and max(runs) >= _ECHO_RUN and sum(runs) >= _ECHO_COVER * len(a):
+        return hit("echo", "回答几乎是把问题抄了一遍，请给出真正的回答。")
     return None
 
 
