@@ -166,10 +166,13 @@ _SENTENCE_END = re.compile(r"(?<=[。！!；;])|\n")
 COPY_SHARE = 0.8
 
 
-def question_problem(question: str, sources: Sequence[str] = (), *, about_sources: bool = False) -> str | None:
+def question_problem(question: str, sources: Sequence[str] = (), *, about_sources: bool = False,
+                     withheld: Sequence[str] = ()) -> str | None:
     """Why the asker's `question` is no question (one line), or None. Seen from a 0.5B asker: a question
-    with its answer written after it, a sentence of its passage copied out, a statement; and, for a
-    question that must be about its `sources` (`about_sources`), one that holds none of their words.
+    with its answer written after it, a sentence of its passage copied out, a statement; for a question
+    that must be about its `sources` (`about_sources`), one that holds none of their words; and one that
+    says what its prompt told the asker only to shape it (`withheld`: who asks, what for), unless the
+    sources say it too.
 
     >>> question_problem("黑熊精住在哪里？", ["黑熊精盘踞黑风山，自称黑风大王，手下小妖众多。"]) is None
     True
@@ -189,6 +192,8 @@ def question_problem(question: str, sources: Sequence[str] = (), *, about_source
     '问题里没有资料中的词语，问的不是这段资料'
     >>> question_problem("文心一言用来做什么？", ["我们用文心一言生成对话数据。"], about_sources=True) is None
     True
+    >>> question_problem("请问在学习复习中，文心一言用来做什么？", ["我们用文心一言生成对话数据。"], withheld=["学习复习"])
+    '问题里写出了只用来定口吻的「学习复习」（提问者的身份、用途或提问角度），请直接问内容'
     """
     if ANSWER_IN_QUESTION.search(question):
         return "问题后面写上了答案"
@@ -205,6 +210,8 @@ def question_problem(question: str, sources: Sequence[str] = (), *, about_source
         texts = [normalize(text) for text in sources]
         if not any(term in text for term in _terms(norm) for text in texts):
             return "问题里没有资料中的词语，问的不是这段资料"
+    if said := next((w for w in withheld if w and w in question and not any(w in text for text in sources)), None):
+        return f"问题里写出了只用来定口吻的「{said}」（提问者的身份、用途或提问角度），请直接问内容"
     return None
 
 
@@ -227,13 +234,13 @@ def _is_cjk(char: str) -> bool:
 
 def vet_question(ctx: Context, state: dict[str, Any], question: str, sources: Sequence[str],
                  prov: dict[str, Any], *, dedup: bool, asked_key: str | None = None,
-                 about_sources: bool = False) -> dict[str, Any] | None:
+                 about_sources: bool = False, withheld: Sequence[str] = ()) -> dict[str, Any] | None:
     """None when `question` can go on; else the state update that asks again or, after `max_revisions`,
     rejects: NOT_A_QUESTION (`question_problem`) or DUPLICATE (the run's question deduper holds it; with
     `dedup`). A duplicate joins the questions shown as already asked; a non-question joins neither those nor,
     under `asked_key`, the run's `ctx.asked`: a small model shown its broken "question" copies it again."""
     item = item_of(state)
-    problem = question_problem(question, sources, about_sources=about_sources)
+    problem = question_problem(question, sources, about_sources=about_sources, withheld=withheld)
     if problem is None:
         if asked_key:
             ctx.asked.setdefault(asked_key, []).append(question)

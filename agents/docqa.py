@@ -202,9 +202,20 @@ def question_prompt(ctx: Context, item: Any, avoid: list[str], context: list[Pas
         text = "\n\n".join(p.text[:400] for p in context) or "（无）"
         return "DOC_TAG_QUESTION_PROMPT", fill(ctx, "DOC_TAG_QUESTION_PROMPT", **ga, tag=item.get("tag") or "",
                                                context=text, avoid=tagged(avoid, "q"))
-    angle = ANGLES[int(item.get("n") or 0) % len(ANGLES)]
-    return "DOC_CHUNK_QUESTION_PROMPT", fill(ctx, "DOC_CHUNK_QUESTION_PROMPT", **ga, angle=angle,
+    return "DOC_CHUNK_QUESTION_PROMPT", fill(ctx, "DOC_CHUNK_QUESTION_PROMPT", **ga, angle=angle_of(item),
                                              chunk=sources[0]["text"], avoid=tagged(avoid, "q"))
+
+
+def angle_of(item: Any) -> str:
+    return ANGLES[int(item.get("n") or 0) % len(ANGLES)]
+
+
+def withheld(ctx: Context, item: Any) -> list[str]:
+    """What the question prompt tells the asker but the question must not say: the genre, the audience
+    (「问题里不要写出提问者的身份或问题的用途」) and a chunk question's angle. A 0.5B asker wrote
+    「请问在学习复习中，…」 and 「…应以关键事实与细节为中心…」."""
+    ga = ga_of(ctx, item)
+    return [ga["genre"], ga["audience"], *([angle_of(item)] if item.get("item_kind") == "chunk" else [])]
 
 
 def _asked_key(item: Any) -> str:
@@ -235,7 +246,8 @@ async def ask_doc_question(state: dict[str, Any], runtime: Any) -> dict[str, Any
     emit(runtime, "asked", item.id, question=question, followup=False)
     sources = [p.text for p in context] + [s["text"] for s in item.get("sources") or []] + \
         ([str(item.get("tag"))] if item.get("tag") else [])
-    again = asker.vet_question(ctx, state, question, sources, prov, dedup=True, asked_key=key, about_sources=True)
+    again = asker.vet_question(ctx, state, question, sources, prov, dedup=True, asked_key=key, about_sources=True,
+                               withheld=withheld(ctx, item))
     if again is not None:
         return again
     extra = {"question_context": [p.chunk_id for p in context]} if context else {}

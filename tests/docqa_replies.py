@@ -42,14 +42,15 @@ def reply(req: ChatRequest) -> dict | str:
     if "- question" in system and "提问的人是「" in text:
         audience = re.search(r"提问的人是「(.+?)」", text).group(1)
         angle = re.search(r"从「(.+?)」的角度", text)
+        # as the prompt says, the question does not name who asks, what for, or the angle; they pick its words
         if "<passage id=\"2\">" in text:
             first, second = re.findall(r'<passage id="\d">\n(.*?)\n</passage>', text, re.DOTALL)
-            return {"question": f"作为{audience}，{_snippet(first, audience)}和{_snippet(second, audience)}有什么关系？"}
+            return {"question": f"{_snippet(first, audience)}和{_snippet(second, audience)}有什么关系？"}
         if "请围绕主题「" in text:
             tag = re.search(r"请围绕主题「(.+?)」", text).group(1)
             asked = len(re.findall(r"<q>", text))
-            return {"question": f"作为{audience}，关于{tag}第{asked + 1}个要注意的地方是什么？"}
+            return {"question": f"关于{tag}，第{asked + 1}个要注意的地方是什么？"}
         passage = re.search(r"<passage>\n(.*?)\n</passage>", text, re.DOTALL).group(1)
         salt = f"{audience}{angle.group(1) if angle else ''}"
-        return {"question": f"{audience}想问：{_snippet(passage, salt)}，这是为什么？（{angle.group(1) if angle else ''}）"}
+        return {"question": f"想问：{_snippet(passage, salt)}，这是为什么？"}
     return recipe_replies.reply(req)

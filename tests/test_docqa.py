@@ -340,3 +340,24 @@ def test_a_question_with_no_word_of_its_passage_is_asked_again_then_rejected(tmp
     assert chunk_items and all(r["codes"] == ["NOT_A_QUESTION"] for r in chunk_items), rejected
     assert all("资料中的词" in r["sample"]["meta"]["question_problem"] for r in chunk_items if r.get("sample"))
     assert not [s for s in accepted if s["meta"]["item_kind"] == "chunk"]
+
+
+def test_a_question_that_says_who_asks_or_what_for_is_asked_again(tmp_path):
+    """The prompt gives the genre, the audience and the angle to shape the question and says not to write
+    them into it; a 0.5B asker wrote 「请问在学习复习中，…」. Such a question is asked again."""
+    asked: list[str] = []
+
+    def leaky_first(req):
+        if "- question" in req.system and "<passage>" in req.text:
+            genre = re.search(r"问题会用于「(.+?)」", req.text).group(1)
+            good = reply(req)["question"]
+            asked.append(f"请问在{genre}中，{good}" if not asked else good)
+            return {"question": asked[-1]}
+        return reply(req)
+
+    make_corpus(tmp_path / "docs")
+    with FakeOpenAI(reply=leaky_first) as server:
+        docqa(tmp_path, server, "--out", "run", "--limit", "1")
+    samples = [*read_jsonl(tmp_path / "run/accepted.jsonl"),
+               *(r["sample"] for r in read_jsonl(tmp_path / "run/rejected.jsonl") if r.get("sample"))]
+    assert len(asked) == 2 and [s["turns"][0]["input"] for s in samples] == [asked[1]], (asked, samples)
