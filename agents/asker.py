@@ -19,6 +19,7 @@ Modes (chosen from the work item's payload):
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -192,6 +193,8 @@ def question_problem(question: str, sources: Sequence[str] = (), *, about_source
     '问题里没有资料中的词语，问的不是这段资料'
     >>> question_problem("文心一言用来做什么？", ["我们用文心一言生成对话数据。"], about_sources=True) is None
     True
+    >>> question_problem("滤芯多久换一次？", ["這個產品的濾芯需要定期更換。"], about_sources=True) is None  # 繁體 passage
+    True
     >>> question_problem("请问在学习复习中，文心一言用来做什么？", ["我们用文心一言生成对话数据。"], withheld=["学习复习"])
     '问题里写出了只用来定口吻的「学习复习」（提问者的身份、用途或提问角度），请直接问内容'
     """
@@ -207,8 +210,8 @@ def question_problem(question: str, sources: Sequence[str] = (), *, about_source
     if not last or not _QUESTION_FORM.search(last[-1]):
         return "不是一个问题：最后一句没有问号、疑问词或请求"
     if about_sources and sources:
-        texts = [normalize(text) for text in sources]
-        if not any(term in text for term in _terms(norm) for text in texts):
+        texts = [_simplified(normalize(text)) for text in sources]
+        if not any(term in text for term in _terms(_simplified(norm)) for text in texts):
             return "问题里没有资料中的词语，问的不是这段资料"
     if said := next((w for w in withheld if w and w in question and not any(w in text for text in sources)), None):
         return f"问题里写出了只用来定口吻的「{said}」（提问者的身份、用途或提问角度），请直接问内容"
@@ -226,6 +229,18 @@ def _terms(norm: str) -> set[str]:
     """The normalized question's character pairs (Chinese) and words of other scripts, less `_ASKING`."""
     pairs = {norm[i:i + 2] for i in range(len(norm) - 1) if all(_is_cjk(c) for c in norm[i:i + 2])}
     return (pairs | set(re.findall(r"[a-z0-9]{2,}", norm))) - _ASKING
+
+
+@functools.cache
+def _to_simplified() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def _simplified(text: str) -> str:
+    """Traditional characters as simplified (OpenCC), so a question in either script meets its passage."""
+    return _to_simplified().convert(text)
 
 
 def _is_cjk(char: str) -> bool:
