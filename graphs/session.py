@@ -228,6 +228,8 @@ def build_knowledge(config: KnowledgeRecipeConfig, settings: Settings, run_root:
     reports = [kb.last_report, *(kb.add(folder) for folder in folders[1:])]
     for gone in (item for report in reports for item in report.folders_dropped):  # gone, or out of the YAML
         console.print(f"index {index_dir}: dropped {gone.path}: {gone.reason}", highlight=False)
+    for reread in filter(None, (report.reread_line() for report in reports)):
+        console.print(f"index {index_dir}: {reread}", highlight=False)
     stats = kb.stats()
     without_text = len(stats.get("files_not_indexed", []))  # empty or unreadable: no chunk comes from them
     console.print(f"index {index_dir}: {stats.get('chunks', '?')} chunks from {stats.get('files_with_text', '?')} files"

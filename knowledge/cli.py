@@ -66,11 +66,8 @@ def _print_report(report, kb) -> None:
                   f"{report.deleted} deleted, {report.unchanged} unchanged; {report.chunks_added} chunks indexed "
                   f"({report.chunks_per_second:.1f}/s; {dense}), {report.chunks_deleted} dropped; "
                   f"index now {kb.store.count_chunks()} chunks.", highlight=False)
-    if report.reread:
-        suffixes = ", ".join(f"{suffix} {n}" for suffix, n in sorted(report.reread.items()))
-        total = sum(report.reread.values())
-        err.print(f"  [yellow]re-read[/yellow] {total} unchanged file{'s' * (total != 1)} ({suffixes}): this "
-                  f"zaoshu reads them better than the one that indexed them", highlight=False)
+    if reread := report.reread_line():
+        err.print(f"  [yellow]{reread}[/yellow]", highlight=False)
     for item in report.folders_dropped:
         err.print(f"  [yellow]dropped[/yellow] {item.path}: {item.reason} (zaoshu kb add it again if it comes "
                   f"back)", highlight=False)

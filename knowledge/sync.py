@@ -92,6 +92,19 @@ class BuildReport:
     def chunks_per_second(self) -> float:
         return self.chunks_added / self.seconds if self.seconds else 0.0
 
+    def reread_line(self) -> str | None:
+        """What the files read again by a newer reader were, in one line (None: none were).
+
+        >>> BuildReport("docs", reread={".md": 1}).reread_line()
+        're-read 1 unchanged file (.md 1): this zaoshu reads them better than the one that indexed them'
+        """
+        if not self.reread:
+            return None
+        total = sum(self.reread.values())
+        suffixes = ", ".join(f"{suffix} {n}" for suffix, n in sorted(self.reread.items()))
+        return (f"re-read {total} unchanged file{'s' * (total != 1)} ({suffixes}): this zaoshu reads them better "
+                f"than the one that indexed them")
+
     @property
     def touched(self) -> bool:
         """Whether the index's content changed: files added, changed or deleted, or chunks dropped (a file

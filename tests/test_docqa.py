@@ -361,3 +361,24 @@ def test_a_question_that_says_who_asks_or_what_for_is_asked_again(tmp_path):
     samples = [*read_jsonl(tmp_path / "run/accepted.jsonl"),
                *(r["sample"] for r in read_jsonl(tmp_path / "run/rejected.jsonl") if r.get("sample"))]
     assert len(asked) == 2 and [s["turns"][0]["input"] for s in samples] == [asked[1]], (asked, samples)
+
+
+def test_a_run_over_an_index_a_newer_reader_reads_again_says_so(tmp_path, monkeypatch):
+    """The run re-reads files an older zaoshu indexed (a reader fix, as headings inside code) and says so,
+    as `zaoshu kb build` does: a user comparing the index with the last run sees why chunks moved."""
+    from knowledge.store import Store
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/guide.md").write_text(GUIDE_MD, encoding="utf-8")
+    sh(tmp_path, None, "kb", "build", "docs", "--index", INDEX, "--embedder", "hash")
+    store = Store(tmp_path / INDEX / DB_FILE)
+    readers = store.get_meta("readers")
+    store.set_meta("readers", {root: {**versions, ".md": 2} for root, versions in readers.items()})
+    store.commit()
+    store.close()
+    with FakeOpenAI(reply=reply) as server:
+        out = docqa(tmp_path, server, "--out", "run", "--limit", "1").stdout
+        again = docqa(tmp_path, server, "--out", "run", "--limit", "2").stdout
+    assert (f"index {tmp_path / INDEX}: re-read 1 unchanged file (.md 1): this zaoshu reads them better than the one "
+            "that indexed them") in out, out
+    assert "re-read" not in again  # once
