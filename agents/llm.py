@@ -169,10 +169,10 @@ def _status_error(status: int, body: str, where: str, retry_after: str | None) -
         return LLMNotFound(f"not found (404) at {where}: check the base URL and the model name — {detail}")
     if status == 429:
         return Transient(f"rate limited (429) {detail}", retry_after=parse_retry_after(retry_after), kind="rate_limit")
+    if status in (400, 422, 500) and "response_format" in body:  # llama-cpp-python's server: a 500 validation error
+        return FormatRejected(f"response_format refused ({status}) at {where}: {detail}")
     if status >= 500:
         return Transient(f"server error ({status}) {detail}", kind="server")
-    if status == 400 and "response_format" in body:
-        return FormatRejected(f"response_format refused (400) at {where}: {detail}")
     return LLMError(f"request rejected ({status}) at {where}: {detail}")
 
 

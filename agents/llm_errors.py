@@ -30,8 +30,8 @@ class LLMNotFound(LLMFatalError):
 
 
 class FormatRejected(LLMError):
-    """400 naming `response_format`: the server does not accept this JSON mode (the client then falls
-    back once to prompt-only instructions)."""
+    """400 (422, or llama-cpp-python's 500) naming `response_format`: the server does not accept this JSON
+    mode (the client then falls back once to prompt-only instructions)."""
 
 
 class LLMTimeout(LLMError):

@@ -104,8 +104,10 @@ class FakeOpenAI:
     seed: int = 0
     port: int = 0
     embedding_dim: int = 64
-    #: response_format types answered with HTTP 400 naming response_format (e.g. {"json_object"}).
+    #: response_format types answered with an error naming response_format (e.g. {"json_object"}), with
+    #: `reject_status`: 400 as OpenAI, 422 as a FastAPI server, 500 as llama-cpp-python's server (0.3.x).
     reject_formats: set[str] = field(default_factory=set)
+    reject_status: int = 400
     #: Report prompt tokens shared with an earlier request (the last 256, like a provider's prefix cache
     #: that holds many prefixes) as cached, in DeepSeek's shape
     #: ("deepseek": prompt_cache_hit_tokens / prompt_cache_miss_tokens) or OpenAI's ("openai":
@@ -172,10 +174,15 @@ class FakeOpenAI:
             return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
                                      status=401)
         kind = (body.get("response_format") or {}).get("type")
-        if kind in self.reject_formats:
+        if kind in self.reject_formats and self.reject_status == 400:
             return web.json_response({"error": {"message": f"Invalid value for response_format.type: {kind!r} is "
                                                            "not supported by this model", "type": "invalid_request_error"}},
                                      status=400)
+        if kind in self.reject_formats:  # a request-validation error, as llama-cpp-python's server words it
+            return web.json_response({"error": {"message": "1 validation error:\n  {'type': 'literal_error', 'loc': "
+                                                           "('body', 'response_format', 'type'), 'msg': \"Input should "
+                                                           f"be 'text' or 'json_object'\", 'input': {kind!r}}}",
+                                                "type": "internal_server_error"}}, status=self.reject_status)
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -99,6 +99,21 @@ async def test_a_server_that_refuses_response_format_gets_prompt_mode_once_and_f
     assert len(warnings) == 1 and "refused response_format json_object" in warnings[0]
 
 
+@pytest.mark.parametrize("status", [422, 500])
+async def test_a_validation_error_naming_response_format_is_a_refusal_not_a_server_fault(status, caplog):
+    """llama-cpp-python's server (the one FINDINGS.md runs) answers json_schema with a 500 whose body is a
+    validation error on `response_format.type`: it was retried 5 times as a server fault and the item
+    failed. It is the same refusal as a 400: one request more, in prompt mode, and that mode from then on."""
+    with FakeOpenAI(reply=lambda req: GOOD, reject_formats={"json_schema"}, reject_status=status) as server:
+        client = make_client(cfg(server, json_mode="json_schema"))
+        with caplog.at_level(logging.WARNING, logger="agents.llm"):
+            first = await ask_structured(client, messages("问一"), Questions)
+            second = await ask_structured(client, messages("问二"), Questions)
+    assert first.ok and second.ok
+    assert [(r.body.get("response_format") or {}).get("type") for r in server.requests] == ["json_schema", None, None]
+    assert client.json_mode == "prompt"
+
+
 async def test_a_plain_400_is_not_mistaken_for_a_refused_format():
     from agents.llm_errors import FormatRejected, LLMError
 
