@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agents.errors", "agents.rules.base", "agents.asker", "agents.answerer", "agents.responder", "agents.critic", "agents.judge", "agents.critic_rules", "agents.context",
+MODULES = ["agents.errors", "agents.rules.base", "agents.asker", "agents.questions", "agents.docqa", "agents.answerer", "agents.responder", "agents.critic", "agents.judge", "agents.critic_rules", "agents.context",
            "agents.schemas", "agents.structured", "agents.llm_wire", "agents.usage", "graphs.state", "graphs.qa", "graphs.persona",
            "graphs.dialogue", "graphs.registry", "graphs.rundir", "graphs.shards", "graphs.execute", "graphs.ray_dedup", "graphs.config",
            "finetune.data", "finetune.formats", "finetune.config_gen", "finetune.spec", "finetune.validate",

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["encoding", "readers", "loaders", "splitter", "embeddings", "store", "vectors", "bm25", "calibrate",
-           "index", "huixiangdou", "websearch", "rerank", "fetch", "progress", "ray_cluster"]
+           "index", "huixiangdou", "websearch", "rerank", "fetch", "progress", "ray_cluster", "sync"]
 
 
 @pytest.mark.parametrize("name", MODULES)
