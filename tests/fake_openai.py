@@ -174,15 +174,13 @@ class FakeOpenAI:
             return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
                                      status=401)
         kind = (body.get("response_format") or {}).get("type")
-        if kind in self.reject_formats and self.reject_status == 400:
-            return web.json_response({"error": {"message": f"Invalid value for response_format.type: {kind!r} is "
-                                                           "not supported by this model", "type": "invalid_request_error"}},
-                                     status=400)
-        if kind in self.reject_formats:  # a request-validation error, as llama-cpp-python's server words it
-            return web.json_response({"error": {"message": "1 validation error:\n  {'type': 'literal_error', 'loc': "
-                                                           "('body', 'response_format', 'type'), 'msg': \"Input should "
-                                                           f"be 'text' or 'json_object'\", 'input': {kind!r}}}",
-                                                "type": "internal_server_error"}}, status=self.reject_status)
+        if kind in self.reject_formats:  # at 400 as OpenAI words it; else a validation error, as llama-cpp-python's
+            message = (f"Invalid value for response_format.type: {kind!r} is not supported by this model"
+                       if self.reject_status == 400 else
+                       "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                       f"'msg': \"Input should be 'text' or 'json_object'\", 'input': {kind!r}}}")
+            return web.json_response({"error": {"message": message, "type": "invalid_request_error"}},
+                                     status=self.reject_status)
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
